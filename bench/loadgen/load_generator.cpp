@@ -1,0 +1,477 @@
+#include "load_generator.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "handshake_client.h"
+#include "proc_stats.h"
+#include "protocol/frame.h"
+
+namespace chatws::bench {
+namespace {
+
+namespace proto = chatws::protocol;
+
+constexpr size_t kReadBuffer = 256 * 1024;
+constexpr int kMaxEvents = 1024;
+constexpr size_t kStampLen = 16;  // hex send time (ns) at the start of each payload
+constexpr size_t kSenderLen = 8;  // hex index of the sending connection after it
+constexpr double kDrainSeconds = 2.0;  // after the measurement: let in-flight replies land
+constexpr double kCloseSeconds = 1.0;  // wait this long for the server's close replies
+
+void put_hex(char* out, uint64_t v, size_t digits) {
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = digits; i-- > 0;) {
+    out[i] = kHex[v & 0xF];
+    v >>= 4;
+  }
+}
+
+// Parses `digits` lower-case hex digits; false if any is not one.
+bool get_hex(const char* in, size_t digits, uint64_t& v) {
+  v = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    char ch = in[i];
+    uint64_t d;
+    if (ch >= '0' && ch <= '9') d = uint64_t(ch - '0');
+    else if (ch >= 'a' && ch <= 'f') d = uint64_t(ch - 'a' + 10);
+    else return false;
+    v = (v << 4) | d;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct LoadGenerator::Conn {
+  int fd = -1;
+  uint32_t index = 0;
+  enum State { Idle, Connecting, Handshaking, Open, Closed } state = Idle;
+  std::string key;
+  std::string head;        // handshake response received so far
+  std::string out;         // bytes not yet written
+  size_t out_off = 0;
+  bool dirty = false;
+  bool close_sent = false;
+  int inflight = 0;        // own messages sent and not yet received back
+  FrameReader reader;
+};
+
+LoadGenerator::LoadGenerator(const Options& opts)
+    : opts_(opts), read_buf_(kReadBuffer), mask_state_(std::random_device{}() | 1ull) {
+  payload_template_.assign(opts_.size, 'x');
+}
+
+LoadGenerator::~LoadGenerator() {
+  for (auto& c : conns_)
+    if (c->fd >= 0) ::close(c->fd);
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+bool LoadGenerator::resolve() {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(opts_.host.c_str(), nullptr, &hints, &res) != 0 || !res) {
+    result_.first_error = "cannot resolve " + opts_.host;
+    return false;
+  }
+  std::memcpy(&server_addr_, res->ai_addr, sizeof server_addr_);
+  server_addr_.sin_port = htons(uint16_t(opts_.port));
+  freeaddrinfo(res);
+  return true;
+}
+
+bool LoadGenerator::start_connect(Conn& c) {
+  c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    fail(c, std::string("socket: ") + std::strerror(errno), true);
+    return false;
+  }
+  int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opts_.source_addresses > 1) {
+    // Spread connections over 127.0.0.1..K so that each source address has
+    // its own ephemeral port range; the port is picked at connect().
+    setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(0x7F000001u + c.index % uint32_t(opts_.source_addresses));
+    if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      fail(c, std::string("bind: ") + std::strerror(errno), true);
+      return false;
+    }
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &c;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev) != 0) {
+    fail(c, std::string("epoll_ctl: ") + std::strerror(errno), true);
+    return false;
+  }
+  c.state = Conn::Connecting;
+  ++connecting_;
+  int rc = ::connect(c.fd, reinterpret_cast<sockaddr*>(&server_addr_), sizeof server_addr_);
+  if (rc != 0 && errno != EINPROGRESS) {
+    fail(c, std::string("connect: ") + std::strerror(errno), true);
+    return false;
+  }
+  return true;  // EPOLLOUT reports the outcome
+}
+
+void LoadGenerator::on_connected(Conn& c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) {
+    fail(c, std::string("connect: ") + std::strerror(err), true);
+    return;
+  }
+  c.state = Conn::Handshaking;
+  c.key = make_websocket_key();
+  c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key);
+  mark_dirty(c);
+}
+
+bool LoadGenerator::open_all() {
+  const uint64_t deadline = now_ns() + uint64_t(opts_.connect_timeout_s * 1e9);
+  size_t next = 0;
+  while (true) {
+    // Keep at most connect_batch handshakes in flight so that the server's
+    // listen backlog never overflows (which would turn into SYN retries).
+    while (next < conns_.size() && connecting_ < opts_.connect_batch) {
+      if (!start_connect(*conns_[next])) return false;
+      ++next;
+    }
+    if (next == conns_.size() && connecting_ == 0) break;
+    if (result_.errors) return false;
+    if (now_ns() > deadline) {
+      result_.first_error = "timed out opening connections (" + std::to_string(open_) + " of " +
+                            std::to_string(conns_.size()) + " open)";
+      ++result_.errors;
+      return false;
+    }
+    poll_once(50);
+  }
+  return open_ == int(conns_.size());
+}
+
+void LoadGenerator::mark_dirty(Conn& c) {
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_.push_back(&c);
+  }
+}
+
+void LoadGenerator::flush(Conn& c) {
+  while (c.out_off < c.out.size()) {
+    ssize_t n = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+    if (n > 0) {
+      c.out_off += size_t(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      return;  // EPOLLOUT (edge-triggered) resumes
+    } else {
+      fail(c, std::string("write: ") + std::strerror(errno), c.state != Conn::Closed);
+      return;
+    }
+  }
+  c.out.clear();
+  c.out_off = 0;
+}
+
+void LoadGenerator::flush_dirty() {
+  // One write per connection per loop iteration: everything queued while
+  // handling a batch of events goes out together.
+  for (Conn* c : dirty_) {
+    c->dirty = false;
+    if (c->fd >= 0) flush(*c);
+  }
+  dirty_.clear();
+}
+
+void LoadGenerator::send_data(Conn& c) {
+  const size_t hdr_at = c.out.size();
+  uint8_t mask[4];
+  mask_state_ ^= mask_state_ << 13;
+  mask_state_ ^= mask_state_ >> 7;
+  mask_state_ ^= mask_state_ << 17;
+  std::memcpy(mask, &mask_state_, 4);
+  uint8_t hdr[proto::kMaxFrameHeader];
+  size_t hlen = proto::encode_masked_frame_header(
+      hdr, opts_.binary ? proto::Opcode::Binary : proto::Opcode::Text, opts_.size, mask);
+  c.out.append(reinterpret_cast<char*>(hdr), hlen);
+  c.out.append(payload_template_);
+  char* p = c.out.data() + hdr_at + hlen;
+  put_hex(p, now_ns(), kStampLen);
+  put_hex(p + kStampLen, c.index, kSenderLen);
+  proto::apply_mask(reinterpret_cast<uint8_t*>(p), opts_.size, mask, 0);
+  ++c.inflight;
+  mark_dirty(c);
+}
+
+void LoadGenerator::send_control(Conn& c, uint8_t opcode, std::string_view payload) {
+  uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+  std::string frame =
+      proto::encode_masked_frame(static_cast<proto::Opcode>(opcode), payload, mask);
+  c.out += frame;
+  mark_dirty(c);
+}
+
+void LoadGenerator::fail(Conn& c, const std::string& why, bool is_error) {
+  if (is_error) {
+    ++result_.errors;
+    if (result_.first_error.empty()) result_.first_error = why;
+  }
+  if (c.state == Conn::Connecting || c.state == Conn::Handshaking) --connecting_;
+  if (c.state == Conn::Open) --open_;
+  c.state = Conn::Closed;
+  if (c.fd >= 0) {
+    ::close(c.fd);  // also removes it from the epoll set
+    c.fd = -1;
+  }
+}
+
+void LoadGenerator::on_handshake_bytes(Conn& c, const uint8_t* data, size_t len) {
+  c.head.append(reinterpret_cast<const char*>(data), len);
+  HandshakeCheck hc = check_upgrade_response(c.head, c.key);
+  if (hc.status == HandshakeCheck::Incomplete) return;
+  if (hc.status == HandshakeCheck::Failed) {
+    fail(c, "handshake: " + hc.error, true);
+    return;
+  }
+  c.state = Conn::Open;
+  --connecting_;
+  ++open_;
+  ++result_.opened;
+  std::string rest = c.head.substr(hc.header_bytes);
+  c.head.clear();
+  c.head.shrink_to_fit();
+  if (!rest.empty())
+    on_frames(c, reinterpret_cast<const uint8_t*>(rest.data()), rest.size());
+}
+
+void LoadGenerator::on_message(Conn& c, std::string_view payload) {
+  uint64_t stamp = 0, sender = 0;
+  if (payload.size() != opts_.size || !get_hex(payload.data(), kStampLen, stamp) ||
+      !get_hex(payload.data() + kStampLen, kSenderLen, sender) || sender >= conns_.size()) {
+    ++result_.errors;
+    if (result_.first_error.empty()) result_.first_error = "unexpected message payload";
+    return;
+  }
+  const uint64_t now = now_ns();
+  if (counting()) {
+    ++result_.deliveries;
+    result_.latency.record(now > stamp ? now - stamp : 0);
+  }
+  const bool own = sender == c.index;
+  if (opts_.mode == Mode::Echo && !own) {
+    ++result_.errors;
+    if (result_.first_error.empty()) result_.first_error = "echo carried another connection's message";
+    return;
+  }
+  if (own) {
+    --c.inflight;
+    if (counting()) ++result_.msgs;
+    if (sending_) send_data(c);
+  }
+}
+
+void LoadGenerator::on_frames(Conn& c, const uint8_t* data, size_t len) {
+  bool closed = false;
+  bool ok = c.reader.feed(data, len, [&](FrameReader::Event ev, uint8_t, std::string_view p) {
+    switch (ev) {
+      case FrameReader::Event::Message:
+        on_message(c, p);
+        break;
+      case FrameReader::Event::Ping:
+        send_control(c, 0xA, p);
+        break;
+      case FrameReader::Event::Pong:
+        break;
+      case FrameReader::Event::Close:
+        closed = true;
+        break;
+    }
+  });
+  if (!ok) {
+    fail(c, "frame: " + c.reader.error(), true);
+  } else if (closed) {
+    if (c.close_sent) {
+      fail(c, "", false);  // the reply to our close: done
+    } else {
+      // The server closed on its own: answer, then count it.
+      ++result_.unexpected_closes;
+      if (result_.first_error.empty()) result_.first_error = "server closed a connection";
+      send_control(c, 0x8, std::string_view("\x03\xe8", 2));
+      flush(c);
+      fail(c, "", false);
+    }
+  }
+}
+
+void LoadGenerator::on_readable(Conn& c) {
+  while (c.fd >= 0) {
+    ssize_t n = ::read(c.fd, read_buf_.data(), read_buf_.size());
+    if (n > 0) {
+      if (c.state == Conn::Handshaking) on_handshake_bytes(c, read_buf_.data(), size_t(n));
+      else if (c.state == Conn::Open) on_frames(c, read_buf_.data(), size_t(n));
+      if (size_t(n) < read_buf_.size()) return;  // drained (saves an EAGAIN read)
+    } else if (n == 0) {
+      bool expected = c.close_sent || phase_ == Phase::Closing;
+      if (!expected) {
+        ++result_.unexpected_closes;
+        if (result_.first_error.empty()) result_.first_error = "server closed a connection (EOF)";
+      }
+      fail(c, "", false);
+      return;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN) {
+      return;
+    } else {
+      fail(c, std::string("read: ") + std::strerror(errno), phase_ != Phase::Closing);
+      return;
+    }
+  }
+}
+
+void LoadGenerator::on_event(Conn& c, uint32_t events) {
+  if (c.state == Conn::Connecting) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+    if (c.state != Conn::Handshaking) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
+  if (c.fd >= 0 && (events & EPOLLOUT) && c.out_off < c.out.size()) flush(c);
+}
+
+void LoadGenerator::poll_once(int timeout_ms) {
+  epoll_event evs[kMaxEvents];
+  int n = epoll_wait(epfd_, evs, kMaxEvents, timeout_ms);
+  for (int i = 0; i < n; ++i) on_event(*static_cast<Conn*>(evs[i].data.ptr), evs[i].events);
+  flush_dirty();
+}
+
+void LoadGenerator::drive_until(uint64_t deadline_ns) {
+  while (true) {
+    uint64_t now = now_ns();
+    if (now >= deadline_ns) return;
+    int ms = int(std::min<uint64_t>((deadline_ns - now) / 1000000 + 1, 100));
+    poll_once(ms);
+    if (open_ == 0 && phase_ != Phase::Closing) return;  // nothing left to drive
+  }
+}
+
+void LoadGenerator::close_all() {
+  phase_ = Phase::Closing;
+  for (auto& c : conns_) {
+    if (c->state == Conn::Open) {
+      c->close_sent = true;
+      send_control(*c, 0x8, std::string_view("\x03\xe8", 2));  // 1000 normal closure
+    } else if (c->fd >= 0) {
+      fail(*c, "", false);
+    }
+  }
+  flush_dirty();
+  const uint64_t deadline = now_ns() + uint64_t(kCloseSeconds * 1e9);
+  while (open_ > 0 && now_ns() < deadline) poll_once(20);
+  for (auto& c : conns_)
+    if (c->fd >= 0) fail(*c, "", false);
+}
+
+Result LoadGenerator::run() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0 || !resolve()) {
+    ++result_.errors;
+    if (result_.first_error.empty()) result_.first_error = "epoll_create1 failed";
+    return result_;
+  }
+  conns_.reserve(size_t(opts_.connections));
+  for (int i = 0; i < opts_.connections; ++i) {
+    conns_.push_back(std::make_unique<Conn>());
+    conns_.back()->index = uint32_t(i);
+    conns_.back()->reader.set_max_message(std::max<uint64_t>(opts_.size, 1 << 20) + 1024);
+  }
+
+  std::optional<ProcSample> before_open;
+  if (opts_.server_pid) before_open = sample_process(opts_.server_pid);
+  if (!open_all()) {
+    close_all();
+    return result_;
+  }
+
+  if (opts_.mode == Mode::Idle) {
+    // Hold the connections: answer pings, nothing else. RSS is read at the end.
+    phase_ = Phase::Measuring;
+    const uint64_t t0 = now_ns();
+    const double cpu0 = self_cpu_seconds();
+    auto s0 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
+    drive_until(t0 + uint64_t(opts_.duration_s * 1e9));
+    auto s1 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
+    result_.measured_s = double(now_ns() - t0) / 1e9;
+    result_.loadgen_cpu_s = self_cpu_seconds() - cpu0;
+    if (before_open && s0 && s1) {
+      result_.have_server = true;
+      result_.server_rss_before_kb = before_open->rss_kb;
+      result_.server_rss_kb = s1->rss_kb;
+      result_.server_cpu_s = s1->cpu_s - s0->cpu_s;
+    }
+    close_all();
+    return result_;
+  }
+
+  // Echo: every connection sends; broadcast: the first `publishers` do.
+  phase_ = Phase::Warmup;
+  sending_ = true;
+  const int senders = opts_.mode == Mode::Echo ? opts_.connections : opts_.publishers;
+  for (int i = 0; i < senders; ++i)
+    for (int w = 0; w < opts_.window; ++w) send_data(*conns_[size_t(i)]);
+  flush_dirty();
+  drive_until(now_ns() + uint64_t(opts_.warmup_s * 1e9));
+
+  phase_ = Phase::Measuring;
+  auto s0 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
+  const double cpu0 = self_cpu_seconds();
+  const uint64_t t0 = now_ns();
+  drive_until(t0 + uint64_t(opts_.duration_s * 1e9));
+  const uint64_t t1 = now_ns();
+  const double cpu1 = self_cpu_seconds();
+  auto s1 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
+  result_.measured_s = double(t1 - t0) / 1e9;
+  result_.loadgen_cpu_s = cpu1 - cpu0;
+  if (s0 && s1) {
+    result_.have_server = true;
+    result_.server_cpu_s = s1->cpu_s - s0->cpu_s;
+    result_.server_rss_kb = s1->rss_kb;
+  }
+
+  // Stop sending and let what is in flight arrive, so that the close frames
+  // do not race data (bounded: a server that lost messages cannot hang us).
+  phase_ = Phase::Draining;
+  sending_ = false;
+  const uint64_t drain_deadline = now_ns() + uint64_t(kDrainSeconds * 1e9);
+  auto inflight = [this] {
+    long n = 0;
+    for (auto& c : conns_)
+      if (c->state == Conn::Open) n += c->inflight;
+    return n;
+  };
+  while (inflight() > 0 && now_ns() < drain_deadline && open_ > 0) poll_once(20);
+  close_all();
+  return result_;
+}
+
+}  // namespace chatws::bench

@@ -1,0 +1,84 @@
+// The load generator: one thread, one epoll instance, N WebSocket client
+// connections driven through the echo, broadcast or idle workload.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frame_reader.h"
+#include "latency_histogram.h"
+#include "options.h"
+
+namespace chatws::bench {
+
+struct Result {
+  uint64_t msgs = 0;         // echo: echoes received; broadcast: own messages acknowledged
+  uint64_t deliveries = 0;   // data messages received on all connections
+  double measured_s = 0;     // wall time of the measured interval
+  LatencyHistogram latency;  // send -> receive, measured interval only
+  bool have_server = false;
+  double server_cpu_s = 0;   // server CPU during the measured interval
+  long server_rss_kb = 0;    // server VmRSS at the end of the interval
+  long server_rss_before_kb = 0;  // idle: before any connection was opened
+  double loadgen_cpu_s = 0;  // our own CPU during the measured interval
+  int opened = 0;            // connections whose handshake succeeded
+  uint64_t errors = 0;       // protocol errors, wrong payloads, failed handshakes
+  uint64_t unexpected_closes = 0;
+  std::string first_error;
+};
+
+class LoadGenerator {
+ public:
+  explicit LoadGenerator(const Options& opts);
+  ~LoadGenerator();
+  LoadGenerator(const LoadGenerator&) = delete;
+  LoadGenerator& operator=(const LoadGenerator&) = delete;
+
+  // Runs the whole workload (connect, warm up, measure, close) and returns
+  // the figures. Returns with errors set instead of throwing on a failure.
+  Result run();
+
+ private:
+  struct Conn;
+  enum class Phase { Connecting, Warmup, Measuring, Draining, Closing };
+
+  bool resolve();
+  bool start_connect(Conn& c);
+  bool open_all();
+  void drive_until(uint64_t deadline_ns);
+  void poll_once(int timeout_ms);
+  void on_event(Conn& c, uint32_t events);
+  void on_connected(Conn& c);
+  void on_readable(Conn& c);
+  void on_handshake_bytes(Conn& c, const uint8_t* data, size_t len);
+  void on_frames(Conn& c, const uint8_t* data, size_t len);
+  void on_message(Conn& c, std::string_view payload);
+  void send_data(Conn& c);
+  void send_control(Conn& c, uint8_t opcode, std::string_view payload);
+  void mark_dirty(Conn& c);
+  void flush(Conn& c);
+  void flush_dirty();
+  void fail(Conn& c, const std::string& why, bool is_error);
+  void close_all();
+  bool counting() const { return phase_ == Phase::Measuring; }
+
+  Options opts_;
+  sockaddr_in server_addr_{};
+  int epfd_ = -1;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<Conn*> dirty_;
+  std::vector<uint8_t> read_buf_;
+  std::string payload_template_;
+  Phase phase_ = Phase::Connecting;
+  bool sending_ = false;
+  int connecting_ = 0;        // connect or handshake in progress
+  int open_ = 0;              // handshake done, not closed
+  uint64_t mask_state_;       // xorshift state for frame masks
+  Result result_;
+};
+
+}  // namespace chatws::bench

@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""Run chatws's benchmark comparison and write bench/results/<date>.{json,md,png}.
+
+Every server runs pinned to CPU 0 and the load generator to CPU 1 (taskset),
+so the figures compare what one core of server buys. Each (server, workload)
+is measured --runs times; the report gives the median and the min-max.
+
+    python3 bench/run.py                 # the full comparison, < 10 minutes
+    python3 bench/run.py --quick         # smoke run, about a minute (CI)
+    python3 bench/run.py --servers chatws,websocketpp --workloads echo-32
+
+See BENCHMARKS.md for what each workload means and the targets.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+SERVER_CPU, LOADGEN_CPU = "0", "1"
+READY_TIMEOUT_S = 20.0  # a server must accept TCP connections within this
+STOP_TIMEOUT_S = 8.0  # after SIGTERM, then SIGKILL
+CPP_TARGETS = ["chatws-loadgen", "chatws-bench-server", "websocketpp-bench-server", "beast-bench-server"]
+
+# name, loadgen mode and shape, the figure the target is stated in, and the target.
+WORKLOADS = [
+    dict(name="echo-32", mode="echo", connections=100, size=32, window=16,
+         metric="msgs_per_server_cpu_s", target=5.0),
+    dict(name="echo-4096", mode="echo", connections=100, size=4096, window=16,
+         metric="msgs_per_server_cpu_s", target=3.3),
+    dict(name="broadcast-1000", mode="broadcast", connections=1000, size=64, window=16,
+         publishers=1, metric="deliveries_per_s", target=9.0),
+    dict(name="broadcast-100", mode="broadcast", connections=100, size=64, window=16,
+         publishers=1, metric="deliveries_per_s", target=6.0),
+    dict(name="idle-10000", mode="idle", connections=10000, size=32, window=1,
+         metric="rss_bytes_per_conn", target_max=200.0),
+]
+QUICK_CONNECTIONS = {"idle-10000": 1000}
+BASELINE = "websocketpp"
+
+
+def log(msg: str) -> None:
+    print(f"[run] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ servers
+
+def server_command(name: str, mode: str, port: int, build: Path) -> list[str] | None:
+    """The command line of server `name`, or None if it is not available here."""
+    peers = BENCH / "peers"
+    common = ["--mode", mode, "--port", str(port)]
+    if name == "chatws":
+        exe = build / "bench" / "chatws-bench-server"
+        return [str(exe), *common] if exe.exists() else None
+    if name in ("websocketpp", "beast"):
+        exe = build / "bench" / f"{name}-bench-server"
+        return [str(exe), *common] if exe.exists() else None
+    if name == "node-ws":
+        node_dir = peers / "node"
+        if not shutil.which("node") or not (node_dir / "node_modules" / "ws").exists():
+            return None
+        return ["node", str(node_dir / "server.js"), *common]
+    if name in ("py-websockets", "py-picows"):
+        script = peers / "python" / ("websockets_server.py" if name == "py-websockets" else "picows_server.py")
+        module = "websockets" if name == "py-websockets" else "picows"
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+        return [sys.executable, str(script), *common] if probe.returncode == 0 else None
+    raise ValueError(name)
+
+
+def raise_nofile() -> None:
+    """In the child before exec: one descriptor per connection plus some."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc: subprocess.Popen, port: int, timeout_s: float) -> bool:
+    """Poll a TCP connect to the server's port until it succeeds or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    """One server process pinned to SERVER_CPU; always stopped by stop()."""
+
+    def __init__(self, cmd: list[str], port: int, logfile: Path, pin: bool):
+        self.port = port
+        self.log = open(logfile, "ab")
+        full = (["taskset", "-c", SERVER_CPU] if pin else []) + cmd
+        self.proc = subprocess.Popen(full, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=raise_nofile, cwd=cmd_dir(cmd))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid  # taskset execs the server: same pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.log.close()
+
+
+def cmd_dir(cmd: list[str]) -> str:
+    # The Python peers import their sibling peer_args module.
+    for part in cmd:
+        if part.endswith(".py"):
+            return str(Path(part).parent)
+    return str(BENCH)
+
+
+# ------------------------------------------------------------------ running
+
+def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
+                pin: bool, label: str) -> dict:
+    cmd = (["taskset", "-c", LOADGEN_CPU] if pin else []) + [
+        str(loadgen), "--port", str(port), "--mode", wl["mode"],
+        "--connections", str(wl["connections"]), "--size", str(wl["size"]),
+        "--window", str(wl["window"]), "--publishers", str(wl.get("publishers", 1)),
+        "--duration", str(duration), "--warmup", str(warmup),
+        "--server-pid", str(pid), "--json", "--label", label,
+    ]
+    limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"error": "loadgen timed out"}
+    lines = out.stdout.strip().splitlines()
+    human = lines[0] if lines else ""
+    log(f"  {human}")
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": f"no JSON from loadgen (rc={out.returncode}): {out.stderr.strip()[:300]}"}
+    if out.returncode != 0:
+        result["error"] = result.get("warning") or f"loadgen exit {out.returncode}"
+    result["loadavg_1m"] = os.getloadavg()[0]
+    return result
+
+
+def summarize(runs: list[dict], metric: str) -> dict:
+    good = [r for r in runs if "error" not in r and r.get(metric) is not None]
+    out: dict = {"runs": len(runs), "ok_runs": len(good)}
+    if not good:
+        out["error"] = next((r["error"] for r in runs if "error" in r), "no successful run")
+        return out
+    keys = ["msgs_per_s", "deliveries_per_s", "p50_us", "p99_us", "server_cpu_s",
+            "msgs_per_server_cpu_s", "deliveries_per_server_cpu_s", "server_rss_kb",
+            "rss_bytes_per_conn", "loadgen_cpu_pct", "loadavg_1m"]
+    for k in keys:
+        vals = [r[k] for r in good if r.get(k) is not None]
+        if vals:
+            out[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    warnings = sorted({r["warning"] for r in good if r.get("warning")})
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+def run_all(args, build: Path, results_dir: Path) -> dict:
+    loadgen = build / "bench" / "chatws-loadgen"
+    pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    if not pin:
+        log("fewer than 2 CPUs or no taskset: running unpinned")
+    duration, warmup, runs = (1.0, 0.5, 1) if args.quick else (args.duration, args.warmup, args.runs)
+    servers = args.servers.split(",")
+    wanted = set(args.workloads.split(",")) if args.workloads else None
+    logfile = results_dir / "servers.log"
+    report: dict = {"workloads": {}}
+    for wl in WORKLOADS:
+        if wanted and wl["name"] not in wanted:
+            continue
+        wl = dict(wl)
+        if args.quick:
+            wl["connections"] = QUICK_CONNECTIONS.get(wl["name"], wl["connections"])
+        names = servers
+        if wl["mode"] == "idle" and not args.idle_peers:
+            names = [s for s in servers if s == "chatws"]
+        if wl["mode"] != "echo":
+            # The Python peers are there for the echo comparison of the Python package.
+            names = [s for s in names if not s.startswith("py-")]
+        entry = {"spec": wl, "servers": {}}
+        for name in names:
+            probe = server_command(name, "echo", 1, build)
+            if probe is None:
+                log(f"{wl['name']}: {name} not available, skipped")
+                entry["servers"][name] = {"error": "not available"}
+                continue
+            server_mode = "echo" if wl["mode"] in ("echo", "idle") else "broadcast"
+            log(f"{wl['name']}: {name}")
+            results = []
+            server = None
+            try:
+                for i in range(runs):
+                    # A fresh server for every idle run (its RSS baseline), one per
+                    # workload otherwise.
+                    if server is None or wl["mode"] == "idle":
+                        if server:
+                            server.stop()
+                        port = free_port()
+                        server = Server(server_command(name, server_mode, port, build), port,
+                                        logfile, pin)
+                        if not wait_ready(server.proc, port, READY_TIMEOUT_S):
+                            results.append({"error": "server did not become ready"})
+                            break
+                    results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
+                                               warmup, pin, name))
+            finally:
+                if server:
+                    server.stop()
+            summary = summarize(results, wl["metric"])
+            summary["raw"] = results
+            entry["servers"][name] = summary
+        report["workloads"][wl["name"]] = entry
+    report["settings"] = {"duration_s": duration, "warmup_s": warmup, "runs": runs,
+                          "pinned": pin, "quick": args.quick}
+    return report
+
+
+# ------------------------------------------------------------------ output
+
+def machine_info() -> dict:
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((l.split(":", 1)[1].strip() for l in out.splitlines()
+                      if l.startswith("Model name")), "")
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "python": platform.python_version(), "loadavg_at_start": os.getloadavg()}
+
+
+def ratio(report: dict, wl_name: str, server: str) -> float | None:
+    entry = report["workloads"].get(wl_name)
+    if not entry:
+        return None
+    metric = entry["spec"]["metric"]
+    mine = entry["servers"].get(server, {}).get(metric, {}).get("median")
+    base = entry["servers"].get(BASELINE, {}).get(metric, {}).get("median")
+    if mine is None or not base:
+        return None
+    return mine / base
+
+
+def fmt(v: dict | None, digits: int = 0) -> str:
+    if not v:
+        return "-"
+    m, lo, hi = v["median"], v["min"], v["max"]
+    if lo == hi:
+        return f"{m:,.{digits}f}"
+    return f"{m:,.{digits}f} ({lo:,.{digits}f}-{hi:,.{digits}f})"
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    m = report["machine"]
+    s = report["settings"]
+    lines = [f"# chatws benchmark results, {report['date']}", "",
+             f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; "
+             f"load average at start {m['loadavg_at_start'][0]:.2f}.",
+             f"Server pinned to CPU {SERVER_CPU}, load generator to CPU {LOADGEN_CPU}: "
+             f"{'yes' if s['pinned'] else 'no'}. {s['runs']} run(s) of {s['duration_s']} s "
+             f"measured after {s['warmup_s']} s warm-up; median (min-max).", ""]
+    for name, entry in report["workloads"].items():
+        spec = entry["spec"]
+        lines.append(f"## {name}")
+        lines.append("")
+        if spec["mode"] == "idle":
+            lines.append(f"{spec['connections']} idle connections; server RSS growth per connection.")
+            lines += ["", "| server | bytes/conn | server RSS kB |", "|---|---|---|"]
+            for srv, r in entry["servers"].items():
+                if "error" in r:
+                    lines.append(f"| {srv} | {r['error']} | |")
+                    continue
+                lines.append(f"| {srv} | {fmt(r.get('rss_bytes_per_conn'))} | {fmt(r.get('server_rss_kb'))} |")
+            lines.append("")
+            continue
+        shape = f"{spec['connections']} connections, {spec['size']} B, window {spec['window']}"
+        if spec["mode"] == "broadcast":
+            shape += f", {spec['publishers']} publisher"
+        target = f"target: chatws >= {spec['target']}x {BASELINE} in {spec['metric']}"
+        lines += [f"{spec['mode']}: {shape}; {target}.", "",
+                  "| server | msgs/s | deliveries/s | msgs/server-CPU-s | deliveries/server-CPU-s "
+                  "| p50 us | p99 us | server CPU s | loadgen CPU % | vs " + BASELINE + " |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for srv, r in entry["servers"].items():
+            if "error" in r:
+                lines.append(f"| {srv} | {r['error']} | | | | | | | | |")
+                continue
+            rt = ratio(report, name, srv)
+            lines.append(
+                f"| {srv} | {fmt(r.get('msgs_per_s'))} | {fmt(r.get('deliveries_per_s'))} "
+                f"| {fmt(r.get('msgs_per_server_cpu_s'))} | {fmt(r.get('deliveries_per_server_cpu_s'))} "
+                f"| {fmt(r.get('p50_us'))} | {fmt(r.get('p99_us'))} | {fmt(r.get('server_cpu_s'), 2)} "
+                f"| {fmt(r.get('loadgen_cpu_pct'))} | {'-' if rt is None else f'{rt:.2f}x'} |")
+        warns = [f"{srv}: {w}" for srv, r in entry["servers"].items() for w in r.get("warnings", [])]
+        if warns:
+            lines += [""] + [f"- warning: {w}" for w in warns]
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ensure_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        log("matplotlib missing: pip install matplotlib")
+        rc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"]).returncode
+        return rc == 0
+
+
+def write_plot(report: dict, path: Path) -> None:
+    if not ensure_matplotlib():
+        log("no matplotlib: plot skipped")
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = list(report["workloads"].items())
+    fig, axes = plt.subplots(1, len(entries), figsize=(4.2 * len(entries), 4.2), squeeze=False)
+    for ax, (name, entry) in zip(axes[0], entries):
+        metric = entry["spec"]["metric"]
+        names, meds, lows, highs = [], [], [], []
+        for srv, r in entry["servers"].items():
+            v = r.get(metric)
+            if not v:
+                continue
+            names.append(srv)
+            meds.append(v["median"])
+            lows.append(v["median"] - v["min"])
+            highs.append(v["max"] - v["median"])
+        colors = ["#d62728" if n == "chatws" else "#7f7f7f" for n in names]
+        ax.bar(names, meds, yerr=[lows, highs], color=colors, capsize=3)
+        ax.set_title(name)
+        ax.set_ylabel(metric.replace("_", " ") + (" (lower is better)" if metric.startswith("rss") else ""))
+        ax.tick_params(axis="x", rotation=35)
+    fig.suptitle(f"chatws vs peers, server on 1 core ({report['date']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ setup
+
+def ensure_built(build: Path, servers: list[str]) -> None:
+    missing = [t for t in CPP_TARGETS if not (build / "bench" / t).exists()]
+    if not missing:
+        return
+    log(f"building {', '.join(missing)} in {build}")
+    subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), "-G", "Ninja",
+                    "-DCMAKE_BUILD_TYPE=Release", "-DCHATWS_TESTS=OFF", "-DCHATWS_EXAMPLES=OFF"],
+                   check=True, stdout=subprocess.DEVNULL)
+    for t in missing:
+        # A peer whose library is not installed has no target: not an error.
+        subprocess.run(["cmake", "--build", str(build), "-j2", "--target", t])
+
+
+def ensure_node_deps() -> None:
+    node_dir = BENCH / "peers" / "node"
+    if (node_dir / "node_modules" / "ws").exists() or not shutil.which("npm"):
+        return
+    log("npm ci for the node ws peer")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir,
+                   stdout=subprocess.DEVNULL)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", default=os.environ.get("CHATWS_BENCH_BUILD", str(REPO / "build-bench")))
+    p.add_argument("--servers", default="chatws,websocketpp,beast,node-ws,py-websockets,py-picows")
+    p.add_argument("--workloads", default="", help="comma-separated names (default: all)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--quick", action="store_true", help="1 short run each, 1000 idle connections")
+    p.add_argument("--idle-peers", action="store_true", help="measure the peers' idle RSS too")
+    p.add_argument("--out", default=str(BENCH / "results"))
+    p.add_argument("--no-build", action="store_true")
+    args = p.parse_args()
+
+    build = Path(args.build_dir).resolve()
+    results_dir = Path(args.out)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_build:
+        ensure_built(build, args.servers.split(","))
+    if not (build / "bench" / "chatws-loadgen").exists():
+        log(f"no chatws-loadgen in {build}/bench")
+        return 2
+    if "node-ws" in args.servers:
+        ensure_node_deps()
+
+    started = time.monotonic()
+    report = {"date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine_info()}
+    report.update(run_all(args, build, results_dir))
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M") + ("-quick" if args.quick else "")
+    (results_dir / f"{stamp}.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, results_dir / f"{stamp}.md")
+    write_plot(report, results_dir / f"{stamp}.png")
+    log(f"wrote {results_dir}/{stamp}.json, .md, .png in {report['elapsed_s']} s")
+    failed = [f"{w}/{s}" for w, e in report["workloads"].items() for s, r in e["servers"].items()
+              if "error" in r and r["error"] != "not available"]
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

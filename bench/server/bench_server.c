@@ -1,0 +1,158 @@
+/*
+ * chatws-bench-server: the benchmark (and Autobahn conformance) server,
+ * written in plain C against chatws.h only, as any host program would be.
+ *
+ *   chatws-bench-server --mode echo|broadcast|chat --port N
+ *                       [--host ADDR] [--max-message-size B] [--static-dir DIR]
+ *
+ *   echo       every message goes back to its sender with the same opcode
+ *   broadcast  every message goes to every connection, the sender included
+ *   chat       the built-in chat (subprotocol "json" or "chatws.v1"),
+ *              history in memory
+ *
+ * SIGINT / SIGTERM stop it gracefully (close 1001 to every client).
+ */
+#include <chatws.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum mode { MODE_ECHO, MODE_BROADCAST, MODE_CHAT };
+
+static void on_echo(chatws_server* s, chatws_conn_id conn, const char* data, size_t len,
+                    int is_binary, void* user) {
+  (void)user;
+  /* A full output queue drops or closes per the slow-consumer policy; the
+   * benchmark's windows keep queues short, so the result is not checked. */
+  chatws_send(s, conn, data, len, is_binary ? CHATWS_BINARY : CHATWS_TEXT);
+}
+
+static void on_broadcast(chatws_server* s, chatws_conn_id conn, const char* data, size_t len,
+                         int is_binary, void* user) {
+  (void)conn;
+  (void)user;
+  chatws_broadcast(s, data, len, is_binary ? CHATWS_BINARY : CHATWS_TEXT, 0);
+}
+
+/* Signals are taken by a helper thread (sigwait) rather than a handler, so
+ * that chatws_server_stop() -- an "any thread" call -- runs in a normal
+ * thread context. */
+static void* signal_thread(void* arg) {
+  chatws_server* server = arg;
+  sigset_t set;
+  int sig = 0;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (sigwait(&set, &sig) == 0) chatws_server_stop(server);
+  return NULL;
+}
+
+static void usage(FILE* out) {
+  fputs("usage: chatws-bench-server --mode echo|broadcast|chat --port N [--host ADDR]\n"
+        "                           [--max-message-size B] [--static-dir DIR]\n",
+        out);
+}
+
+int main(int argc, char** argv) {
+  enum mode mode = MODE_ECHO;
+  long port = -1;
+  const char* host = "127.0.0.1";
+  const char* static_dir = NULL;
+  unsigned long long max_message = 16ull << 20;
+  int i;
+
+  for (i = 1; i < argc; ++i) {
+    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(argv[i], "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(argv[i], "--mode") && v) {
+      if (!strcmp(v, "echo")) mode = MODE_ECHO;
+      else if (!strcmp(v, "broadcast")) mode = MODE_BROADCAST;
+      else if (!strcmp(v, "chat")) mode = MODE_CHAT;
+      else { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--port") && v) {
+      char* end = NULL;
+      port = strtol(v, &end, 10);
+      if (*end != '\0' || port < 0 || port > 65535) { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--host") && v) {
+      host = v;
+      ++i;
+    } else if (!strcmp(argv[i], "--max-message-size") && v) {
+      char* end = NULL;
+      max_message = strtoull(v, &end, 10);
+      if (*end != '\0' || max_message == 0) { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--static-dir") && v) {
+      static_dir = v;
+      ++i;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (port < 0) {
+    usage(stderr);
+    return 2;
+  }
+
+  chatws_options opts;
+  chatws_options_init(&opts);
+  opts.host = host;
+  opts.port = (uint16_t)port;
+  opts.static_dir = static_dir;
+  opts.max_message_size = (size_t)max_message;
+  /* Autobahn sends 16 MiB messages in one go; the output queue must hold one
+   * echo of the largest message. */
+  opts.max_output_buffer = (size_t)max_message + (1u << 20);
+  switch (mode) {
+    case MODE_ECHO: opts.on_message = on_echo; break;
+    case MODE_BROADCAST: opts.on_message = on_broadcast; break;
+    case MODE_CHAT:
+      opts.chat = 1;
+      opts.subprotocols = "json,chatws.v1";
+      opts.on_message = on_echo; /* non-chat connections still get an echo */
+      break;
+  }
+
+  /* Block the stop signals in every thread; the helper thread sigwaits. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  chatws_server* server = NULL;
+  int rc = chatws_server_create(&opts, &server);
+  if (rc != CHATWS_OK) {
+    fprintf(stderr, "chatws-bench-server: %s: %s\n", chatws_strerror(rc), chatws_last_error());
+    return 1;
+  }
+  pthread_t sig_thread;
+  if (pthread_create(&sig_thread, NULL, signal_thread, server) != 0) {
+    fprintf(stderr, "chatws-bench-server: cannot start the signal thread\n");
+    chatws_server_destroy(server);
+    return 1;
+  }
+  printf("chatws-bench-server %s: %s mode on %s:%d\n", chatws_version(),
+         mode == MODE_ECHO ? "echo" : mode == MODE_BROADCAST ? "broadcast" : "chat", host,
+         chatws_server_port(server));
+  fflush(stdout);
+
+  rc = chatws_server_run(server);
+  if (rc != CHATWS_OK)
+    fprintf(stderr, "chatws-bench-server: run: %s: %s\n", chatws_strerror(rc), chatws_last_error());
+  /* The loop may end for a reason other than a signal: wake the helper so
+   * that it can be joined. */
+  pthread_kill(sig_thread, SIGTERM);
+  pthread_join(sig_thread, NULL);
+  chatws_server_destroy(server);
+  return rc == CHATWS_OK ? 0 : 1;
+}

@@ -1,0 +1,357 @@
+#include "native_server.h"
+
+#include <string_view>
+#include <utility>
+
+#include "native_callbacks.h"
+#include "native_errors.h"
+
+namespace chatws_py {
+
+// Keeps the chatws_server alive for the duration of one call from any
+// thread: close() waits until no call is in flight before freeing it.
+class UseGuard {
+ public:
+  explicit UseGuard(NativeServer& s) : s_(s) {
+    s_.inflight_.fetch_add(1);
+    if (s_.closing_.load() || s_.server_ == nullptr) {
+      s_.inflight_.fetch_sub(1);
+      raise_error(CHATWS_ESTOPPED, "the server is closed");
+    }
+  }
+  ~UseGuard() { s_.inflight_.fetch_sub(1); }
+  UseGuard(const UseGuard&) = delete;
+  UseGuard& operator=(const UseGuard&) = delete;
+
+ private:
+  NativeServer& s_;
+};
+
+// Marks the calling thread as the one running the loop, so that calls made
+// from inside callbacks skip the GIL release and close() knows to refuse.
+class LoopGuard {
+ public:
+  explicit LoopGuard(NativeServer& s) : s_(s) {
+    std::thread::id none;
+    if (!s_.loop_thread_.compare_exchange_strong(none, std::this_thread::get_id())) {
+      raise_error(CHATWS_ESTATE, none == std::this_thread::get_id()
+                                     ? "the loop is already running on this thread (re-entrant call)"
+                                     : "another thread is running this server's loop");
+    }
+  }
+  ~LoopGuard() { s_.loop_thread_.store(std::thread::id{}); }
+  LoopGuard(const LoopGuard&) = delete;
+  LoopGuard& operator=(const LoopGuard&) = delete;
+
+ private:
+  NativeServer& s_;
+};
+
+namespace {
+
+// The bytes of a message to send: UTF-8 of a str (text) or a contiguous
+// buffer (binary). Holds the buffer export until destroyed (GIL held).
+class Payload {
+ public:
+  explicit Payload(py::handle obj) {
+    if (PyUnicode_Check(obj.ptr())) {
+      Py_ssize_t n = 0;
+      data_ = PyUnicode_AsUTF8AndSize(obj.ptr(), &n);  // cached in the str object
+      if (!data_) throw py::error_already_set();       // e.g. lone surrogates
+      len_ = static_cast<size_t>(n);
+      opcode_ = CHATWS_TEXT;
+      return;
+    }
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) {
+      PyErr_Clear();
+      throw py::type_error("message must be str (text) or a bytes-like object (binary), not " +
+                           std::string(Py_TYPE(obj.ptr())->tp_name));
+    }
+    has_view_ = true;
+    data_ = static_cast<const char*>(view_.buf);
+    len_ = static_cast<size_t>(view_.len);
+    opcode_ = CHATWS_BINARY;
+  }
+  ~Payload() {
+    if (has_view_) PyBuffer_Release(&view_);
+  }
+  Payload(const Payload&) = delete;
+  Payload& operator=(const Payload&) = delete;
+
+  const char* data() const { return data_; }
+  size_t size() const { return len_; }
+  int opcode() const { return opcode_; }
+
+ private:
+  Py_buffer view_{};
+  bool has_view_ = false;
+  const char* data_ = nullptr;
+  size_t len_ = 0;
+  int opcode_ = CHATWS_TEXT;
+};
+
+// The result of a C call made without the GIL: the details of a failure are
+// captured on the calling thread before anything else can overwrite them.
+struct Result {
+  int rc = 0;
+  std::string error;
+};
+
+template <class F>
+Result call_c(F&& f) {
+  Result r;
+  r.rc = f();
+  if (r.rc < 0) r.error = failure_text(r.rc);
+  return r;
+}
+
+// Runs f with the GIL released unless the caller is the loop thread (inside
+// a callback: the call is short and queues nothing cross-thread). Releasing
+// elsewhere also means the loop thread, which may need the GIL for a
+// callback, is never waited on while we hold it.
+template <class F>
+Result call_maybe_released(bool on_loop, F&& f) {
+  if (on_loop) return call_c(std::forward<F>(f));
+  py::gil_scoped_release nogil;
+  return call_c(std::forward<F>(f));
+}
+
+void check(const Result& r) {
+  if (r.rc < 0) raise_error(r.rc, r.error);
+}
+
+// --- options ---------------------------------------------------------------
+
+struct OptionStrings {
+  std::string host, static_dir, subprotocols, allowed_origins, path_prefix, history_path;
+};
+
+template <class T>
+T as_number(const py::handle& v, const char* key) {
+  try {
+    return v.cast<T>();
+  } catch (const py::cast_error&) {
+    throw py::value_error(std::string("option ") + key + " is out of range or not an integer");
+  }
+}
+
+void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    const py::handle v = item.second;
+    if (v.is_none()) continue;  // None: the library's default
+    auto text = [&](std::string* dst, const char** field) {
+      *dst = v.cast<std::string>();
+      *field = dst->c_str();
+    };
+    if (key == "host") text(&s->host, &o->host);
+    else if (key == "port") o->port = as_number<uint16_t>(v, "port");
+    else if (key == "static_dir") text(&s->static_dir, &o->static_dir);
+    else if (key == "subprotocols") text(&s->subprotocols, &o->subprotocols);
+    else if (key == "allowed_origins") text(&s->allowed_origins, &o->allowed_origins);
+    else if (key == "websocket_path_prefix") text(&s->path_prefix, &o->websocket_path_prefix);
+    else if (key == "max_request_size") o->max_request_size = as_number<size_t>(v, "max_request_size");
+    else if (key == "max_message_size") o->max_message_size = as_number<size_t>(v, "max_message_size");
+    else if (key == "max_fragments") o->max_fragments = as_number<size_t>(v, "max_fragments");
+    else if (key == "max_output_buffer") o->max_output_buffer = as_number<size_t>(v, "max_output_buffer");
+    else if (key == "max_connections") o->max_connections = as_number<uint32_t>(v, "max_connections");
+    else if (key == "max_connections_per_ip")
+      o->max_connections_per_ip = as_number<uint32_t>(v, "max_connections_per_ip");
+    else if (key == "slow_consumer_policy")
+      o->slow_consumer_policy = as_number<int>(v, "slow_consumer_policy");
+    else if (key == "handshake_timeout_ms") o->handshake_timeout_ms = as_number<int>(v, "handshake_timeout_ms");
+    else if (key == "idle_timeout_ms") o->idle_timeout_ms = as_number<int>(v, "idle_timeout_ms");
+    else if (key == "close_timeout_ms") o->close_timeout_ms = as_number<int>(v, "close_timeout_ms");
+    else if (key == "drain_timeout_ms") o->drain_timeout_ms = as_number<int>(v, "drain_timeout_ms");
+    else if (key == "chat") o->chat = v.cast<bool>() ? 1 : 0;
+    else if (key == "history_path") text(&s->history_path, &o->history_path);
+    else if (key == "history_size") o->history_size = as_number<uint32_t>(v, "history_size");
+    else if (key == "max_user_length") o->max_user_length = as_number<uint32_t>(v, "max_user_length");
+    else if (key == "max_text_length") o->max_text_length = as_number<uint32_t>(v, "max_text_length");
+    else throw py::key_error("unknown chatws option: " + key);
+  }
+}
+
+}  // namespace
+
+// --- lifetime --------------------------------------------------------------
+
+NativeServer::NativeServer(const py::dict& options, py::object owner_ref, Dispatch dispatch)
+    : owner_ref_(std::move(owner_ref)), dispatch_(std::move(dispatch)) {
+  chatws_options o;
+  chatws_options_init(&o);
+  OptionStrings strings;
+  fill_options(options, &o, &strings);
+  install_callbacks(&o, this);
+  chatws_server* created = nullptr;
+  // Binding and opening the history store may touch the disk.
+  Result r = call_maybe_released(false, [&] { return chatws_server_create(&o, &created); });
+  check(r);
+  server_ = created;
+}
+
+NativeServer::~NativeServer() {
+  try {
+    if (server_ && !running()) close();
+  } catch (py::error_already_set& e) {
+    e.discard_as_unraisable("chatws._native.Server.__del__");
+  }
+}
+
+void NativeServer::close() {
+  if (!server_) return;
+  if (on_loop_thread()) raise_error(CHATWS_ESTATE, "cannot close a server from its own loop thread");
+  closing_.store(true);
+  if (running()) {
+    closing_.store(false);
+    raise_error(CHATWS_ESTATE, "cannot close a server while its loop is running; stop it first");
+  }
+  chatws_server* s = server_;
+  {
+    py::gil_scoped_release nogil;
+    // Calls from other threads that passed their UseGuard finish first.
+    while (inflight_.load() != 0) std::this_thread::yield();
+    chatws_server_destroy(s);  // runs on_close for every open connection
+  }
+  server_ = nullptr;
+  if (pending_) {
+    pending_->discard_as_unraisable("chatws server close");
+    pending_.reset();
+  }
+  dispatch_ = Dispatch{};
+  owner_ref_ = py::none();
+}
+
+PyObject* NativeServer::owner() const {
+  if (!owner_ref_ || owner_ref_.is_none()) return nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* obj = nullptr;
+  if (PyWeakref_GetRef(owner_ref_.ptr(), &obj) <= 0) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  return obj;
+#else
+  PyObject* obj = PyWeakref_GetObject(owner_ref_.ptr());
+  if (!obj || obj == Py_None) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  Py_INCREF(obj);
+  return obj;
+#endif
+}
+
+void NativeServer::callback_failed() {
+  py::error_already_set e;
+  if (e.matches(PyExc_Exception) || pending_) {
+    e.discard_as_unraisable("chatws callback");
+    return;
+  }
+  pending_.emplace(std::move(e));
+}
+
+void NativeServer::refuse_if_closing() {
+  // close() may have looked for a running loop just before this thread
+  // claimed it; one of the two always sees the other.
+  if (closing_.load()) raise_error(CHATWS_ESTOPPED, "the server is closing");
+}
+
+void NativeServer::rethrow_pending() {
+  if (!pending_) return;
+  py::error_already_set e = std::move(*pending_);
+  pending_.reset();
+  throw e;
+}
+
+// --- loop ------------------------------------------------------------------
+
+int NativeServer::port() const { return server_ ? chatws_server_port(server_) : 0; }
+int NativeServer::fd() const { return server_ ? chatws_server_fd(server_) : -1; }
+
+void NativeServer::run(int slice_ms) {
+  UseGuard use(*this);
+  LoopGuard loop(*this);
+  refuse_if_closing();
+  for (;;) {
+    Result r;
+    {
+      py::gil_scoped_release nogil;
+      r = call_c([&] { return chatws_server_poll(server_, slice_ms); });
+    }
+    rethrow_pending();
+    if (r.rc == CHATWS_ESTOPPED) return;
+    check(r);
+    // Lets Python's signal handlers run (main thread only; elsewhere a no-op).
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+py::object NativeServer::poll(int timeout_ms) {
+  UseGuard use(*this);
+  LoopGuard loop(*this);
+  refuse_if_closing();
+  Result r;
+  {
+    py::gil_scoped_release nogil;
+    r = call_c([&] { return chatws_server_poll(server_, timeout_ms); });
+  }
+  rethrow_pending();
+  if (r.rc == CHATWS_ESTOPPED) return py::none();
+  check(r);
+  return py::int_(r.rc);
+}
+
+void NativeServer::stop() {
+  UseGuard use(*this);
+  check(call_maybe_released(on_loop_thread(), [&] { return chatws_server_stop(server_); }));
+}
+
+bool NativeServer::stopped() const { return server_ == nullptr || chatws_server_stopped(server_) != 0; }
+
+bool NativeServer::running() const { return loop_thread_.load() != std::thread::id{}; }
+
+bool NativeServer::on_loop_thread() const { return loop_thread_.load() == std::this_thread::get_id(); }
+
+// --- connections -----------------------------------------------------------
+
+int NativeServer::send(uint64_t id, py::handle data) {
+  Payload p(data);
+  UseGuard use(*this);
+  Result r = call_maybe_released(on_loop_thread(), [&] {
+    return chatws_send(server_, id, p.data(), p.size(), p.opcode());
+  });
+  check(r);
+  return r.rc;
+}
+
+void NativeServer::broadcast(py::handle data, uint64_t exclude) {
+  Payload p(data);
+  UseGuard use(*this);
+  check(call_maybe_released(on_loop_thread(), [&] {
+    return chatws_broadcast(server_, p.data(), p.size(), p.opcode(), exclude);
+  }));
+}
+
+void NativeServer::close_connection(uint64_t id, int code, const std::string& reason) {
+  UseGuard use(*this);
+  check(call_maybe_released(on_loop_thread(), [&] {
+    return chatws_close(server_, id, code, reason.empty() ? nullptr : reason.c_str());
+  }));
+}
+
+size_t NativeServer::connection_count() const {
+  return server_ ? chatws_connection_count(server_) : 0;
+}
+
+void NativeServer::chat_post(const std::string& room, const std::string& user,
+                             const std::string& text) {
+  UseGuard use(*this);
+  // A loop-thread function: the engine refuses it from other threads
+  // (CHATWS_ETHREAD). The history store may write to disk.
+  check(call_maybe_released(on_loop_thread(), [&] {
+    return chatws_chat_post(server_, room.c_str(), user.c_str(), text.c_str());
+  }));
+}
+
+}  // namespace chatws_py

@@ -1,0 +1,353 @@
+/*
+ * chatws.h -- the stable C ABI of libchatws, an embeddable WebSocket chat engine.
+ *
+ * This header is the contract. Everything a host program may rely on is
+ * written here; anything not written here is an implementation detail.
+ *
+ * Threads
+ *   A server's event loop runs on one thread at a time: the thread inside
+ *   chatws_server_run() or chatws_server_poll() (the "loop thread"). Every
+ *   callback runs on the loop thread. Functions marked "any thread" may be
+ *   called from any thread at any time; from a thread other than the loop
+ *   thread they are queued and the loop is woken (eventfd), so their result
+ *   only says whether the request was accepted. Functions marked "loop
+ *   thread" may be called from the loop thread (typically inside a
+ *   callback), or from any single thread while no thread is running the
+ *   loop; otherwise they return CHATWS_ETHREAD.
+ *
+ * Connections
+ *   A connection is named by a chatws_conn_id, a 64-bit number that is never
+ *   reused during a server's life and is never 0. A call with the id of a
+ *   connection that has closed returns CHATWS_ENOCONN; it never crashes.
+ *
+ * Errors
+ *   Functions that can fail return an int: 0 (CHATWS_OK) or a positive
+ *   status on success, a negative CHATWS_E* code on failure.
+ *   chatws_strerror() names a code; chatws_last_error() gives a message with
+ *   details about the last failure on the calling thread. No C++ exception
+ *   ever crosses this interface.
+ *
+ * Strings
+ *   Strings passed in are UTF-8 and are copied before the call returns
+ *   unless stated otherwise. Pointers passed to callbacks are owned by the
+ *   library and are valid only until the callback returns.
+ */
+#ifndef CHATWS_H
+#define CHATWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(CHATWS_BUILDING)
+#    define CHATWS_API __declspec(dllexport)
+#  elif defined(CHATWS_SHARED)
+#    define CHATWS_API __declspec(dllimport)
+#  else
+#    define CHATWS_API
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define CHATWS_API __attribute__((visibility("default")))
+#else
+#  define CHATWS_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- versions */
+
+#define CHATWS_VERSION_MAJOR 0
+#define CHATWS_VERSION_MINOR 1
+#define CHATWS_VERSION_PATCH 0
+#define CHATWS_VERSION_STRING "0.1.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, comparable with chatws_version_number(). */
+#define CHATWS_VERSION_NUMBER \
+  (CHATWS_VERSION_MAJOR * 10000 + CHATWS_VERSION_MINOR * 100 + CHATWS_VERSION_PATCH)
+
+/* The version of the library actually loaded, e.g. "0.1.0". Static string; any thread. */
+CHATWS_API const char* chatws_version(void);
+/* The loaded library's CHATWS_VERSION_NUMBER. Any thread. */
+CHATWS_API int chatws_version_number(void);
+
+/* ------------------------------------------------------------------ errors */
+
+enum {
+  CHATWS_OK = 0,
+  CHATWS_EINVAL = -1,      /* an argument is invalid (NULL handle, bad code, bad option) */
+  CHATWS_ENOMEM = -2,      /* out of memory */
+  CHATWS_ENOCONN = -3,     /* no such connection: it closed, or the id never existed */
+  CHATWS_ETHREAD = -4,     /* a loop-thread function was called from another thread */
+  CHATWS_ESTATE = -5,      /* not allowed now (e.g. run while already running) */
+  CHATWS_ESYSTEM = -6,     /* a system call failed; chatws_last_error() has errno's text */
+  CHATWS_ETOOBIG = -7,     /* message larger than max_message_size */
+  CHATWS_EFULL = -8,       /* the connection's output queue is full: message dropped */
+  CHATWS_ESTOPPED = -9,    /* the server is stopping or stopped */
+  CHATWS_ESTORAGE = -10,   /* the history store failed (disk full, read-only, corrupt) */
+  CHATWS_EINTERNAL = -11   /* an unexpected internal failure (a bug); see chatws_last_error() */
+};
+
+/* Positive (success) status of chatws_send(): queued, but the connection's
+ * output queue is now above its soft limit (a slow reader). */
+#define CHATWS_QUEUED_OVER_LIMIT 1
+
+/* A short static English description of an error code ("unknown error" for
+ * unknown codes). Never NULL. Any thread. */
+CHATWS_API const char* chatws_strerror(int code);
+
+/* Details of the last error returned to the calling thread by any chatws_*
+ * function, or "" if none. Thread-local; valid until the next chatws_* call
+ * on this thread. Never NULL. Any thread. */
+CHATWS_API const char* chatws_last_error(void);
+
+/* ----------------------------------------------------------------- handles */
+
+typedef struct chatws_server chatws_server; /* opaque */
+typedef uint64_t chatws_conn_id;
+
+/* Opcodes for chatws_send() and chatws_broadcast(). */
+#define CHATWS_TEXT 1
+#define CHATWS_BINARY 2
+
+/* Close codes (RFC 6455 section 7.4.1) used by the library. */
+#define CHATWS_CLOSE_NORMAL 1000
+#define CHATWS_CLOSE_GOING_AWAY 1001
+#define CHATWS_CLOSE_PROTOCOL_ERROR 1002
+#define CHATWS_CLOSE_UNSUPPORTED 1003
+#define CHATWS_CLOSE_NO_STATUS 1005   /* reported to on_close only, never sent */
+#define CHATWS_CLOSE_ABNORMAL 1006    /* reported to on_close only: TCP closed without a close frame */
+#define CHATWS_CLOSE_INVALID_DATA 1007
+#define CHATWS_CLOSE_POLICY 1008
+#define CHATWS_CLOSE_TOO_BIG 1009
+#define CHATWS_CLOSE_INTERNAL_ERROR 1011
+#define CHATWS_CLOSE_TRY_AGAIN 1013
+
+/* Slow-consumer policies (chatws_options.slow_consumer_policy). */
+#define CHATWS_SLOW_CLOSE 0 /* close the connection with 1008 "too slow" (default) */
+#define CHATWS_SLOW_DROP 1  /* drop messages for it; chatws_send() returns CHATWS_EFULL */
+
+/* -------------------------------------------------------------- callbacks */
+
+/* A WebSocket handshake completed. */
+typedef void (*chatws_open_cb)(chatws_server* server, chatws_conn_id conn, void* user);
+
+/* A complete message arrived. `data` (not NUL-terminated) is valid until the
+ * callback returns. `is_binary` is 0 for text (already validated as UTF-8),
+ * 1 for binary. */
+typedef void (*chatws_message_cb)(chatws_server* server, chatws_conn_id conn,
+                                  const char* data, size_t len, int is_binary,
+                                  void* user);
+
+/* The connection is gone. `code` is the peer's close code, the code the
+ * library sent, or CHATWS_CLOSE_ABNORMAL (1006) / CHATWS_CLOSE_NO_STATUS
+ * (1005). `reason` is NUL-terminated UTF-8, valid until the callback returns.
+ * After this callback the id is stale. Called once for every connection that
+ * got on_open (including at chatws_server_destroy()). */
+typedef void (*chatws_close_cb)(chatws_server* server, chatws_conn_id conn, int code,
+                                const char* reason, void* user);
+
+/* The connection's output queue, which had gone above the soft limit, has
+ * been fully written to the socket. */
+typedef void (*chatws_drain_cb)(chatws_server* server, chatws_conn_id conn, void* user);
+
+/* Chat moderation (chat mode only): a valid chat message is about to be
+ * stored and broadcast to `room`. Return CHATWS_CHAT_ACCEPT to let it
+ * through, CHATWS_CHAT_REJECT to drop it (the sender receives an error frame
+ * and nobody else sees it). To rewrite it, point msg->user / msg->text at
+ * buffers of the host's that stay valid until the callback returns (they are
+ * copied and re-validated) and return CHATWS_CHAT_ACCEPT. */
+typedef struct chatws_chat_message {
+  const char* room;   /* NUL-terminated room name ("" for the default room) */
+  const char* user;   /* not NUL-terminated; see user_len */
+  size_t user_len;
+  const char* text;   /* not NUL-terminated; see text_len */
+  size_t text_len;
+  int64_t time_ms;    /* server time, ms since the Unix epoch */
+} chatws_chat_message;
+
+#define CHATWS_CHAT_ACCEPT 0
+#define CHATWS_CHAT_REJECT 1
+typedef int (*chatws_chat_cb)(chatws_server* server, chatws_conn_id conn,
+                              chatws_chat_message* msg, void* user);
+
+/* ---------------------------------------------------------------- options */
+
+/* Options for chatws_server_create(). Always initialise with
+ * chatws_options_init(): it sets struct_size, which lets later versions add
+ * fields without breaking programs built against this header. A field left
+ * at its initial value takes the default documented beside it. */
+typedef struct chatws_options {
+  size_t struct_size;           /* set by chatws_options_init(); do not change */
+
+  const char* host;             /* address to bind; default "127.0.0.1" ("::1", "0.0.0.0" ...) */
+  uint16_t port;                /* TCP port; 0 (default) picks a free port, see chatws_server_port() */
+  const char* static_dir;       /* directory served over HTTP GET/HEAD; NULL (default): none */
+  const char* subprotocols;     /* comma-separated, in the server's order of preference, e.g.
+                                   "json"; the first one the client also offers is chosen.
+                                   NULL (default): none negotiated */
+  const char* allowed_origins;  /* comma-separated exact Origin values; a handshake with another
+                                   Origin gets 403. NULL (default): any origin */
+  const char* websocket_path_prefix; /* only request paths that start with this may upgrade
+                                   (others: 404). NULL (default): any path */
+
+  /* Limits. 0 means the default. */
+  size_t max_request_size;      /* request line + headers; default 8192; exceeded: HTTP 431 */
+  size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009 */
+  size_t max_fragments;         /* fragments per message; default 65536; exceeded: close 1009 */
+  size_t max_output_buffer;     /* queued output per connection; default 1 MiB; exceeded:
+                                   slow_consumer_policy applies */
+  uint32_t max_connections;     /* open WebSocket + HTTP connections; default 100000;
+                                   exceeded: HTTP 503 to the new one */
+  uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503 */
+  int slow_consumer_policy;     /* CHATWS_SLOW_CLOSE (default) or CHATWS_SLOW_DROP */
+
+  /* Timeouts in milliseconds. 0 means the default; -1 disables. */
+  int handshake_timeout_ms;     /* whole HTTP request must arrive within; default 10000 */
+  int idle_timeout_ms;          /* no traffic for this long: the server pings, and closes with
+                                   1006 if nothing arrives within another idle period;
+                                   default 60000 */
+  int close_timeout_ms;         /* wait for the peer's close reply; default 5000 */
+  int drain_timeout_ms;         /* graceful stop: wait for close replies and output; default 5000 */
+
+  /* Callbacks; each may be NULL. All run on the loop thread. */
+  chatws_open_cb on_open;
+  chatws_message_cb on_message;
+  chatws_close_cb on_close;
+  chatws_drain_cb on_drain;
+  void* user;                   /* passed to every callback; owned by the host */
+
+  /* Chat mode: when chat != 0, WebSocket connections that negotiate the
+   * "json" subprotocol (the classic wire format) or "chatws.v1" (the richer
+   * one) on "/" or "/rooms/<name>" are handled by the built-in chat: their
+   * messages go to on_chat (moderation), history and the room, not to
+   * on_message. Other connections reach on_message as usual. */
+  int chat;                     /* default 0 */
+  const char* history_path;     /* SQLite file for durable history; NULL (default): in memory */
+  uint32_t history_size;        /* messages kept per room; default 50 */
+  uint32_t max_user_length;     /* characters; default 64 */
+  uint32_t max_text_length;     /* characters; default 4096 */
+  chatws_chat_cb on_chat;       /* moderation hook; NULL: accept all */
+} chatws_options;
+
+/* Fill *opts with defaults and set struct_size. Any thread. */
+CHATWS_API void chatws_options_init(chatws_options* opts);
+
+/* ----------------------------------------------------------------- server */
+
+/* Create a server, bind and listen. On success *out owns a server that the
+ * caller frees with chatws_server_destroy(); the options struct and its
+ * strings may be freed after the call. Returns CHATWS_EINVAL (bad option),
+ * CHATWS_ESYSTEM (bind/listen failed, e.g. address in use), CHATWS_ESTORAGE
+ * (history store unusable) or CHATWS_ENOMEM; then *out is NULL. Any thread. */
+CHATWS_API int chatws_server_create(const chatws_options* opts, chatws_server** out);
+
+/* Close every connection (close 1001, then TCP close; on_close runs for
+ * each), flush history and free the server. NULL is a no-op. Must not be
+ * called while a thread is inside run/poll, nor from a callback. */
+CHATWS_API void chatws_server_destroy(chatws_server* server);
+
+/* The port the server listens on (the real one when 0 was asked). Any thread. */
+CHATWS_API int chatws_server_port(const chatws_server* server);
+
+/* A file descriptor that becomes readable when chatws_server_poll() has work
+ * to do, for hosts that run their own event loop (select/poll/epoll,
+ * asyncio's add_reader). Owned by the server. Any thread. */
+CHATWS_API int chatws_server_fd(const chatws_server* server);
+
+/* Run the loop on the calling thread until chatws_server_stop() completes.
+ * Returns CHATWS_OK after a stop, CHATWS_ESTATE if a thread already runs the
+ * loop, CHATWS_ESYSTEM if epoll fails. */
+CHATWS_API int chatws_server_run(chatws_server* server);
+
+/* Run one loop iteration on the calling thread, waiting at most timeout_ms
+ * for events (0: don't wait, -1: wait indefinitely). Returns the number of
+ * events handled (>= 0), CHATWS_ESTOPPED once the server has stopped,
+ * CHATWS_ESTATE if another thread runs the loop, CHATWS_ESYSTEM. */
+CHATWS_API int chatws_server_poll(chatws_server* server, int timeout_ms);
+
+/* Begin a graceful stop: stop accepting, send close 1001 to every client,
+ * wait up to drain_timeout_ms for their replies and queued output, flush the
+ * history, then run/poll return. Any thread; idempotent. Returns CHATWS_OK or
+ * CHATWS_EINVAL. */
+CHATWS_API int chatws_server_stop(chatws_server* server);
+
+/* Nonzero once the server has fully stopped. Any thread. */
+CHATWS_API int chatws_server_stopped(const chatws_server* server);
+
+/* ---------------------------------------------------------- connections */
+
+/* Send one message (opcode CHATWS_TEXT or CHATWS_BINARY; text must be valid
+ * UTF-8) to a connection. The bytes are copied. Any thread.
+ * From the loop thread returns CHATWS_OK (queued), CHATWS_QUEUED_OVER_LIMIT
+ * (queued above the soft limit), CHATWS_EFULL (dropped: queue full under
+ * CHATWS_SLOW_DROP), CHATWS_ENOCONN, CHATWS_ETOOBIG, CHATWS_EINVAL (bad
+ * opcode or invalid UTF-8 text). From another thread returns CHATWS_OK once
+ * queued for the loop (a stale id is then ignored), or CHATWS_EINVAL,
+ * CHATWS_ETOOBIG, CHATWS_ESTOPPED. */
+CHATWS_API int chatws_send(chatws_server* server, chatws_conn_id conn, const void* data,
+                           size_t len, int opcode);
+
+/* Send one message to every open WebSocket connection except `exclude` (0:
+ * none). The frame is encoded once and shared by all receivers. Any thread.
+ * From the loop thread returns the number of receivers (>= 0); from another
+ * thread returns CHATWS_OK once queued. Errors: CHATWS_EINVAL,
+ * CHATWS_ETOOBIG, CHATWS_ESTOPPED. */
+CHATWS_API int chatws_broadcast(chatws_server* server, const void* data, size_t len,
+                                int opcode, chatws_conn_id exclude);
+
+/* Start the close handshake with `code` (1000-4999 and allowed by RFC 6455
+ * section 7.4) and `reason` (UTF-8, NUL-terminated, at most 123 bytes, may be
+ * NULL). on_close follows once the peer replies or close_timeout_ms passes.
+ * Any thread. Returns CHATWS_OK, CHATWS_ENOCONN (loop thread only),
+ * CHATWS_EINVAL (bad code or reason), CHATWS_ESTOPPED. */
+CHATWS_API int chatws_close(chatws_server* server, chatws_conn_id conn, int code,
+                            const char* reason);
+
+/* Attach a host pointer to a connection (the library never dereferences it).
+ * Loop thread. Returns CHATWS_OK or CHATWS_ENOCONN. */
+CHATWS_API int chatws_conn_set_user_data(chatws_server* server, chatws_conn_id conn,
+                                         void* data);
+/* The pointer set by chatws_conn_set_user_data() (NULL if none or stale).
+ * Loop thread. */
+CHATWS_API void* chatws_conn_user_data(chatws_server* server, chatws_conn_id conn);
+
+/* What is known about a connection. The strings are owned by the library and
+ * valid while the connection is open and the caller stays on the loop thread
+ * (copy them to keep them). Initialise struct_size to sizeof(chatws_conn_info). */
+typedef struct chatws_conn_info {
+  size_t struct_size;           /* set by the caller: sizeof(chatws_conn_info) */
+  const char* remote_address;   /* "127.0.0.1" or "::1" */
+  uint16_t remote_port;
+  const char* path;             /* request target of the upgrade, e.g. "/rooms/lobby" */
+  const char* subprotocol;      /* chosen subprotocol, "" if none */
+  size_t queued_bytes;          /* output waiting to be written */
+} chatws_conn_info;
+
+/* Fill *info for `conn`. Loop thread. Returns CHATWS_OK, CHATWS_ENOCONN,
+ * CHATWS_EINVAL (NULL or struct_size too small), CHATWS_ETHREAD. */
+CHATWS_API int chatws_conn_get_info(chatws_server* server, chatws_conn_id conn,
+                                    chatws_conn_info* info);
+
+/* The number of open WebSocket connections. Any thread (a snapshot). */
+CHATWS_API size_t chatws_connection_count(const chatws_server* server);
+
+/* Copy up to `cap` ids of open WebSocket connections into ids[] (ids may be
+ * NULL when cap is 0). Returns the total number open (may exceed cap), or
+ * CHATWS_ETHREAD. Loop thread. */
+CHATWS_API int chatws_connections(chatws_server* server, chatws_conn_id* ids, size_t cap);
+
+/* ------------------------------------------------------------------ chat */
+
+/* Post a chat message from the host (e.g. a system notice) to `room` (""
+ * for the default room) as if a client had sent it: it passes validation,
+ * is stored and is broadcast. Chat mode only. Loop thread. Returns CHATWS_OK,
+ * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_ESTORAGE. */
+CHATWS_API int chatws_chat_post(chatws_server* server, const char* room, const char* user,
+                                const char* text);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CHATWS_H */

@@ -1,0 +1,372 @@
+// The C ABI over the C++ core. Every entry point catches all exceptions:
+// none may cross into C. Options are read only up to the caller's
+// struct_size, so binaries built against an older header keep working.
+#include "chatws.h"
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/chat_service.h"
+#include "protocol/frame.h"
+#include "server/server.h"
+
+using chatws::ConnId;
+using chatws::protocol::Opcode;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+int set_error(int code, std::string msg) {
+  g_last_error = std::move(msg);
+  return code;
+}
+
+// Runs f, turning any escaping exception into an error code.
+template <class F>
+int guarded(F&& f) noexcept {
+  try {
+    g_last_error.clear();
+    return f();
+  } catch (const std::bad_alloc&) {
+    return set_error(CHATWS_ENOMEM, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(CHATWS_EINTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return set_error(CHATWS_EINTERNAL, "internal error");
+  }
+}
+
+std::vector<std::string> split_list(const char* s) {
+  std::vector<std::string> out;
+  if (!s) return out;
+  std::string_view v(s);
+  while (!v.empty()) {
+    size_t comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+Opcode to_opcode(int opcode) {
+  return opcode == CHATWS_BINARY ? Opcode::Binary
+         : opcode == CHATWS_TEXT ? Opcode::Text
+                                 : Opcode::Continuation;  // rejected as invalid
+}
+
+const char* describe(int rc) { return chatws_strerror(rc); }
+
+}  // namespace
+
+// The handle: the engine, the optional chat, and the host's callbacks.
+struct chatws_server final : chatws::ServerHandler {
+  chatws_options opts{};
+  std::unique_ptr<chatws::Server> server;
+  std::unique_ptr<chatws::chat::ChatService> chat;
+  std::vector<std::string> strings;  // keeps option strings alive
+
+  bool is_chat_conn(ConnId id) const {
+    if (!chat) return false;
+    const chatws::ConnInfo* info = server->info(id);
+    return info && chat->is_chat(info->subprotocol);
+  }
+
+  int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override {
+    return chat ? chat->on_upgrade(path, subprotocol, reason) : 0;
+  }
+  void on_open(ConnId id) override {
+    if (is_chat_conn(id)) chat->on_open(id);
+    if (opts.on_open) opts.on_open(this, id, opts.user);
+  }
+  void on_message(ConnId id, Opcode op, const char* data, size_t len) override {
+    if (is_chat_conn(id)) {
+      chat->on_message(id, op, data, len);
+      return;
+    }
+    if (opts.on_message) opts.on_message(this, id, data, len, op == Opcode::Binary, opts.user);
+  }
+  void on_close(ConnId id, uint16_t code, std::string_view reason) override {
+    if (chat) chat->on_close(id);  // ignores connections it does not know
+    if (opts.on_close) {
+      std::string r(reason);
+      opts.on_close(this, id, code, r.c_str(), opts.user);
+    }
+  }
+  void on_drain(ConnId id) override {
+    if (opts.on_drain) opts.on_drain(this, id, opts.user);
+  }
+  void on_iteration_end() override {
+    if (chat) chat->on_iteration_end();
+  }
+
+  bool moderate(chatws::chat::ChatDraft& d, std::string* reason) {
+    std::string room(d.room);
+    chatws_chat_message m{room.c_str(), d.user.data(), d.user.size(), d.text.data(),
+                          d.text.size(), d.time_ms};
+    int verdict = opts.on_chat(this, d.sender, &m, opts.user);
+    if (verdict != CHATWS_CHAT_ACCEPT) {
+      *reason = "message rejected by the server";
+      return false;
+    }
+    // The host may have pointed user/text at its own buffers: copy them now.
+    if (m.user != d.user.data() || m.user_len != d.user.size())
+      d.user.assign(m.user ? m.user : "", m.user ? m.user_len : 0);
+    if (m.text != d.text.data() || m.text_len != d.text.size())
+      d.text.assign(m.text ? m.text : "", m.text ? m.text_len : 0);
+    return true;
+  }
+};
+
+extern "C" {
+
+const char* chatws_version(void) { return CHATWS_VERSION_STRING; }
+int chatws_version_number(void) { return CHATWS_VERSION_NUMBER; }
+
+const char* chatws_strerror(int code) {
+  switch (code) {
+    case CHATWS_OK: return "success";
+    case CHATWS_EINVAL: return "invalid argument";
+    case CHATWS_ENOMEM: return "out of memory";
+    case CHATWS_ENOCONN: return "no such connection";
+    case CHATWS_ETHREAD: return "called from a thread that is not the loop thread";
+    case CHATWS_ESTATE: return "operation not allowed in the current state";
+    case CHATWS_ESYSTEM: return "system call failed";
+    case CHATWS_ETOOBIG: return "message too big";
+    case CHATWS_EFULL: return "output queue full: message dropped";
+    case CHATWS_ESTOPPED: return "server stopped";
+    case CHATWS_ESTORAGE: return "history storage failed";
+    case CHATWS_EINTERNAL: return "internal error";
+    default: return "unknown error";
+  }
+}
+
+const char* chatws_last_error(void) { return g_last_error.c_str(); }
+
+void chatws_options_init(chatws_options* opts) {
+  if (!opts) return;
+  std::memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+}
+
+int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
+  if (out) *out = nullptr;
+  return guarded([&]() -> int {
+    if (!user_opts || !out) return set_error(CHATWS_EINVAL, "options and out must not be NULL");
+    if (user_opts->struct_size < offsetof(chatws_options, on_open) ||
+        user_opts->struct_size > (size_t{1} << 16))
+      return set_error(CHATWS_EINVAL,
+                       "options.struct_size is invalid: initialise with chatws_options_init()");
+    auto s = std::make_unique<chatws_server>();
+    std::memcpy(&s->opts, user_opts, std::min(user_opts->struct_size, sizeof(chatws_options)));
+    s->opts.struct_size = sizeof(chatws_options);
+    const chatws_options& o = s->opts;
+
+    chatws::ServerConfig cfg;
+    cfg.host = o.host ? o.host : "127.0.0.1";
+    cfg.port = o.port;
+    cfg.static_dir = o.static_dir ? o.static_dir : "";
+    cfg.subprotocols = split_list(o.subprotocols);
+    cfg.allowed_origins = split_list(o.allowed_origins);
+    cfg.websocket_path_prefix = o.websocket_path_prefix ? o.websocket_path_prefix : "";
+    if (o.max_request_size) cfg.max_request_size = o.max_request_size;
+    if (o.max_message_size) cfg.max_message_size = o.max_message_size;
+    if (o.max_fragments) cfg.max_fragments = o.max_fragments;
+    if (o.max_output_buffer) cfg.max_output_buffer = o.max_output_buffer;
+    if (o.max_connections) cfg.max_connections = o.max_connections;
+    cfg.max_connections_per_ip = o.max_connections_per_ip;
+    if (o.slow_consumer_policy != CHATWS_SLOW_CLOSE && o.slow_consumer_policy != CHATWS_SLOW_DROP)
+      return set_error(CHATWS_EINVAL, "slow_consumer_policy must be CHATWS_SLOW_CLOSE or CHATWS_SLOW_DROP");
+    cfg.slow_policy = o.slow_consumer_policy == CHATWS_SLOW_DROP
+                          ? chatws::SlowConsumerPolicy::Drop
+                          : chatws::SlowConsumerPolicy::Close;
+    auto timeout = [](int v, int def) { return v == 0 ? def : (v < 0 ? -1 : v); };
+    cfg.handshake_timeout_ms = timeout(o.handshake_timeout_ms, cfg.handshake_timeout_ms);
+    cfg.idle_timeout_ms = timeout(o.idle_timeout_ms, cfg.idle_timeout_ms);
+    cfg.close_timeout_ms = timeout(o.close_timeout_ms, cfg.close_timeout_ms);
+    cfg.drain_timeout_ms = timeout(o.drain_timeout_ms, cfg.drain_timeout_ms);
+    if (o.chat && cfg.subprotocols.empty()) cfg.subprotocols = {"chatws.v1", "json"};
+
+    std::string err;
+    int code = CHATWS_EINTERNAL;
+    s->server = chatws::Server::create(cfg, s.get(), &err, &code);
+    if (!s->server) return set_error(code, err);
+
+    if (o.chat) {
+      chatws::chat::ChatConfig cc;
+      cc.history_path = o.history_path ? o.history_path : "";
+      if (o.history_size) cc.history_size = o.history_size;
+      if (o.max_user_length) cc.max_user_length = o.max_user_length;
+      if (o.max_text_length) cc.max_text_length = o.max_text_length;
+      s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
+      if (!s->chat) return set_error(code, err);
+      if (o.on_chat) {
+        chatws_server* raw = s.get();
+        s->chat->set_moderator([raw](chatws::chat::ChatDraft& d, std::string* reason) {
+          return raw->moderate(d, reason);
+        });
+      }
+    }
+    // Strings in the options are not kept past this call: clear the copies.
+    s->opts.host = s->opts.static_dir = s->opts.subprotocols = nullptr;
+    s->opts.allowed_origins = s->opts.websocket_path_prefix = s->opts.history_path = nullptr;
+    *out = s.release();
+    return CHATWS_OK;
+  });
+}
+
+void chatws_server_destroy(chatws_server* s) {
+  if (!s) return;
+  try {
+    if (s->chat && s->server) s->chat->flush();
+    // The server's destructor reports every connection closed through the
+    // handler (this object), so the chat must still exist while it runs.
+    s->server.reset();
+    s->chat.reset();
+  } catch (...) {
+  }
+  delete s;
+}
+
+int chatws_server_port(const chatws_server* s) { return s ? int(s->server->port()) : int(CHATWS_EINVAL); }
+int chatws_server_fd(const chatws_server* s) { return s ? s->server->fd() : CHATWS_EINVAL; }
+int chatws_server_stopped(const chatws_server* s) { return s ? s->server->stopped() : 1; }
+
+int chatws_server_run(chatws_server* s) {
+  return guarded([&]() -> int {
+    if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+    int rc = s->server->run();
+    if (rc == CHATWS_ESTATE) return set_error(rc, "another thread is running this server's loop");
+    if (rc < 0) return set_error(rc, std::string("loop failed: ") + describe(rc));
+    return rc;
+  });
+}
+
+int chatws_server_poll(chatws_server* s, int timeout_ms) {
+  return guarded([&]() -> int {
+    if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+    int rc = s->server->poll(timeout_ms);
+    if (rc == CHATWS_ESTATE) return set_error(rc, "another thread is running this server's loop");
+    if (rc < 0 && rc != CHATWS_ESTOPPED) return set_error(rc, std::string("poll failed: ") + describe(rc));
+    return rc;
+  });
+}
+
+int chatws_server_stop(chatws_server* s) {
+  if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+  s->server->stop();
+  return CHATWS_OK;
+}
+
+int chatws_send(chatws_server* s, chatws_conn_id conn, const void* data, size_t len, int opcode) {
+  return guarded([&]() -> int {
+    if (!s || (!data && len)) return set_error(CHATWS_EINVAL, "server or data is NULL");
+    Opcode op = to_opcode(opcode);
+    int rc = s->server->send(conn, op, std::string_view(static_cast<const char*>(data), len));
+    if (rc < 0) {
+      if (rc == CHATWS_EINVAL && op == Opcode::Continuation)
+        return set_error(rc, "opcode must be CHATWS_TEXT or CHATWS_BINARY");
+      if (rc == CHATWS_EINVAL) return set_error(rc, "text message is not valid UTF-8");
+      return set_error(rc, describe(rc));
+    }
+    return rc;
+  });
+}
+
+int chatws_broadcast(chatws_server* s, const void* data, size_t len, int opcode,
+                     chatws_conn_id exclude) {
+  return guarded([&]() -> int {
+    if (!s || (!data && len)) return set_error(CHATWS_EINVAL, "server or data is NULL");
+    Opcode op = to_opcode(opcode);
+    int rc = s->server->broadcast(op, std::string_view(static_cast<const char*>(data), len), exclude);
+    if (rc < 0) {
+      if (rc == CHATWS_EINVAL && op == Opcode::Continuation)
+        return set_error(rc, "opcode must be CHATWS_TEXT or CHATWS_BINARY");
+      if (rc == CHATWS_EINVAL) return set_error(rc, "text message is not valid UTF-8");
+      return set_error(rc, describe(rc));
+    }
+    return rc;
+  });
+}
+
+int chatws_close(chatws_server* s, chatws_conn_id conn, int code, const char* reason) {
+  return guarded([&]() -> int {
+    if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+    if (code < 1000 || code > 4999)
+      return set_error(CHATWS_EINVAL, "close code must be between 1000 and 4999");
+    int rc = s->server->close(conn, uint16_t(code), reason ? reason : "");
+    if (rc == CHATWS_EINVAL)
+      return set_error(rc, "close code not allowed by RFC 6455 7.4, or reason not UTF-8 / over 123 bytes");
+    if (rc < 0) return set_error(rc, describe(rc));
+    return rc;
+  });
+}
+
+int chatws_conn_set_user_data(chatws_server* s, chatws_conn_id conn, void* data) {
+  if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+  if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+  chatws::ConnInfo* info = s->server->mutable_info(conn);
+  if (!info) return set_error(CHATWS_ENOCONN, "no such connection");
+  info->user_data = data;
+  return CHATWS_OK;
+}
+
+void* chatws_conn_user_data(chatws_server* s, chatws_conn_id conn) {
+  if (!s || !s->server->on_loop_thread()) return nullptr;
+  const chatws::ConnInfo* info = s->server->info(conn);
+  return info ? info->user_data : nullptr;
+}
+
+int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info* out) {
+  if (!s || !out) return set_error(CHATWS_EINVAL, "server or info is NULL");
+  if (out->struct_size < offsetof(chatws_conn_info, queued_bytes))
+    return set_error(CHATWS_EINVAL, "info.struct_size must be sizeof(chatws_conn_info)");
+  if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+  const chatws::ConnInfo* info = s->server->info(conn);
+  if (!info) return set_error(CHATWS_ENOCONN, "no such connection");
+  out->remote_address = info->remote_address.c_str();
+  out->remote_port = info->remote_port;
+  out->path = info->path.c_str();
+  out->subprotocol = info->subprotocol.c_str();
+  if (out->struct_size >= offsetof(chatws_conn_info, queued_bytes) + sizeof(size_t))
+    out->queued_bytes = info->queued_bytes;
+  return CHATWS_OK;
+}
+
+size_t chatws_connection_count(const chatws_server* s) {
+  return s ? s->server->connection_count() : 0;
+}
+
+int chatws_connections(chatws_server* s, chatws_conn_id* ids, size_t cap) {
+  return guarded([&]() -> int {
+    if (!s || (!ids && cap)) return set_error(CHATWS_EINVAL, "server or ids is NULL");
+    if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+    std::vector<ConnId> all;
+    s->server->connection_ids(&all);
+    for (size_t i = 0; i < all.size() && i < cap; ++i) ids[i] = all[i];
+    return int(all.size());
+  });
+}
+
+int chatws_chat_post(chatws_server* s, const char* room, const char* user, const char* text) {
+  return guarded([&]() -> int {
+    if (!s || !user || !text) return set_error(CHATWS_EINVAL, "server, user and text are required");
+    if (!s->chat) return set_error(CHATWS_EINVAL, "chat mode is not enabled (options.chat)");
+    if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+    int rc = s->chat->post(room ? room : "", user, text);
+    if (rc == CHATWS_EINVAL) return set_error(rc, "invalid room name, user or text");
+    if (rc < 0) return set_error(rc, describe(rc));
+    return rc;
+  });
+}
+
+}  // extern "C"

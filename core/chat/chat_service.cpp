@@ -1,0 +1,347 @@
+#include "chat/chat_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <utility>
+
+#include "chat/room_path.h"
+
+namespace chatws::chat {
+
+namespace {
+
+constexpr std::string_view kStorageUnavailable = "storage unavailable";
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+bool in_memory_path(const std::string& p) { return p.empty() || p == ":memory:"; }
+
+FrameRef text_frame(std::string_view payload) {
+  return FrameRef(SharedFrame::make(protocol::Opcode::Text, payload));
+}
+
+}  // namespace
+
+bool ChatService::is_chat_subprotocol(std::string_view sp) {
+  return sp == kClassicSubprotocol || sp == kV1Subprotocol;
+}
+
+ChatService::ChatService(Server& server, const ChatConfig& cfg)
+    : server_(server),
+      cfg_(cfg),
+      limits_{cfg.max_user_length, cfg.max_text_length},
+      parser_(limits_) {}
+
+std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfig& cfg_in,
+                                                 std::string* error, int* code) {
+  ChatConfig cfg = cfg_in;
+  const ChatConfig defaults;
+  if (cfg.history_size == 0) cfg.history_size = defaults.history_size;
+  if (cfg.max_user_length == 0) cfg.max_user_length = defaults.max_user_length;
+  if (cfg.max_text_length == 0) cfg.max_text_length = defaults.max_text_length;
+  std::unique_ptr<ChatService> s(new ChatService(server, cfg));
+  if (!in_memory_path(cfg.history_path)) {
+    std::string err;
+    s->store_ = HistoryStore::open(cfg.history_path, &err);
+    if (!s->store_) {
+      if (error) *error = err;
+      if (code) *code = kEStorage;
+      return nullptr;
+    }
+  }
+  if (code) *code = kOk;
+  return s;
+}
+
+ChatService::~ChatService() {
+  // The server may be gone: store what was accepted, send nothing.
+  if (store_ && !pending_.empty()) {
+    std::vector<HistoryStore::Row> rows;
+    for (const Pending& p : pending_) rows.push_back({p.room->name, &p.msg});
+    std::string err;
+    if (!store_->write(rows, &err)) {
+      std::fprintf(stderr, "chatws: chat: %zu message(s) lost at shutdown: history store: %s\n",
+                   rows.size(), err.c_str());
+    }
+  }
+}
+
+int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
+  if (!is_chat(subprotocol)) return 0;
+  RoomPathResult r = room_from_path(path);
+  if (r.status != 0 && reason) *reason = std::move(r.reason);
+  return r.status;
+}
+
+ChatService::Room* ChatService::get_room(std::string_view name, std::string* error) {
+  std::string key(name);
+  if (auto it = rooms_.find(key); it != rooms_.end()) return it->second.get();
+  auto room = std::make_unique<Room>(key, cfg_.history_size);
+  if (store_) {
+    std::vector<ChatMessage> msgs;
+    int64_t max_id = 0;
+    if (!store_->load(name, cfg_.history_size, &msgs, &max_id, error)) return nullptr;
+    for (ChatMessage& m : msgs) room->history.push(std::move(m));
+    room->next_id = max_id + 1;
+  }
+  Room* r = room.get();
+  rooms_.emplace(std::move(key), std::move(room));
+  return r;
+}
+
+void ChatService::maybe_evict(Room* room) {
+  // Without a store the RAM copy is the only one, so it stays.
+  if (!store_ || delivering_ || room->pending != 0 || !room->members.empty()) return;
+  rooms_.erase(room->name);
+}
+
+void ChatService::evict_unused(std::vector<Room*>* rooms) {
+  // Each room once: eviction frees it.
+  std::sort(rooms->begin(), rooms->end());
+  rooms->erase(std::unique(rooms->begin(), rooms->end()), rooms->end());
+  for (Room* r : *rooms) maybe_evict(r);
+}
+
+size_t ChatService::member_count(std::string_view room) const {
+  auto it = rooms_.find(std::string(room));
+  return it == rooms_.end() ? 0 : it->second->members.size();
+}
+
+const FrameRef& ChatService::snapshot_of(Room* room) {
+  if (!room->snapshot) room->snapshot = text_frame(encode_classic_snapshot(room->history));
+  return room->snapshot;
+}
+
+void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
+  server_.send(id, protocol::Opcode::Text, encode_error(f, reason));
+}
+
+void ChatService::send_presence(Room* room, bool joined, ConnId except) {
+  // Copy the receivers: a send may close a connection, and its on_close
+  // would change room->members under the loop.
+  std::vector<ConnId> to;
+  for (const Member& m : room->members) {
+    if (m.format == WireFormat::V1 && m.id != except) to.push_back(m.id);
+  }
+  if (to.empty()) return;
+  FrameRef f = text_frame(encode_v1_presence(joined, room->members.size()));
+  for (ConnId id : to) server_.send_frame(id, f);
+}
+
+void ChatService::on_open(ConnId id) {
+  const ConnInfo* info = server_.info(id);
+  if (!info || !is_chat(info->subprotocol) || conns_.count(id)) return;
+  const WireFormat fmt = info->subprotocol == kV1Subprotocol ? WireFormat::V1 : WireFormat::Classic;
+  RoomPathResult rp = room_from_path(info->path);
+  if (rp.status != 0) {  // the handler did not route on_upgrade to us
+    server_.close(id, 1008, rp.reason.substr(0, 120));
+    return;
+  }
+  std::string err;
+  Room* room = get_room(rp.room, &err);
+  if (!room) {
+    std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", rp.room.c_str(),
+                 err.c_str());
+    server_.close(id, 1011, kStorageUnavailable);
+    return;
+  }
+  conns_[id] = Conn{room, fmt, room->members.size()};
+  room->members.push_back({id, fmt});
+  if (fmt == WireFormat::Classic) {
+    server_.send_frame(id, snapshot_of(room));
+  } else {
+    server_.send(id, protocol::Opcode::Text,
+                 encode_v1_hello(room->name, id, room->members.size(), room->history));
+  }
+  send_presence(room, true, id);
+}
+
+void ChatService::on_close(ConnId id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  Conn c = it->second;
+  conns_.erase(it);
+  Room* room = c.room;
+  // Swap-remove, keeping the moved member's index right.
+  if (c.index + 1 != room->members.size()) {
+    room->members[c.index] = room->members.back();
+    conns_[room->members[c.index].id].index = c.index;
+  }
+  room->members.pop_back();
+  send_presence(room, false, 0);
+  maybe_evict(room);
+}
+
+void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  const WireFormat fmt = it->second.format;
+  if (op != protocol::Opcode::Text) {
+    send_error(id, fmt, "binary messages are not supported");
+    return;
+  }
+  std::string_view user, text;
+  std::string err;
+  if (!parser_.parse(std::string_view(data, len), fmt, &user, &text, &err)) {
+    send_error(id, fmt, err);
+    return;
+  }
+  ChatDraft d;
+  d.sender = id;
+  const std::string room_name = it->second.room->name;  // the moderator may close us
+  d.room = room_name;
+  d.user.assign(user);
+  d.text.assign(text);
+  d.time_ms = now_ms();
+  if (moderator_) {
+    std::string reason;
+    bool accept = false;
+    try {
+      accept = moderator_(d, &reason);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "chatws: chat: moderator threw: %s\n", e.what());
+      reason = "moderation failed";
+    } catch (...) {
+      std::fprintf(stderr, "chatws: chat: moderator threw\n");
+      reason = "moderation failed";
+    }
+    if (!accept) {
+      send_error(id, fmt, reason.empty() ? "message rejected" : reason);
+      return;
+    }
+    err = validate_fields(d.user, d.text, limits_);
+    if (!err.empty()) {
+      send_error(id, fmt, "message rewritten invalid by moderator: " + err);
+      return;
+    }
+  }
+  // Look the room up again: the moderator may have closed connections and
+  // so evicted it.
+  Room* room = get_room(room_name, &err);
+  if (!room) {
+    std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", room_name.c_str(),
+                 err.c_str());
+    send_error(id, fmt, kStorageUnavailable);
+    return;
+  }
+  enqueue(room, id, std::move(d.user), std::move(d.text), d.time_ms);
+}
+
+int ChatService::post(std::string_view room_name, std::string_view user, std::string_view text) {
+  if (!is_valid_room_name(room_name)) return kEInval;
+  if (!validate_fields(user, text, limits_).empty()) return kEInval;
+  std::string err;
+  Room* room = get_room(room_name, &err);
+  if (!room) {
+    std::fprintf(stderr, "chatws: chat: cannot load room '%.*s': history store: %s\n",
+                 static_cast<int>(room_name.size()), room_name.data(), err.c_str());
+    return kEStorage;
+  }
+  enqueue(room, 0, std::string(user), std::string(text), now_ms());
+  // The batch (ours included) is stored as a whole or not at all.
+  return flush();
+}
+
+void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::string text,
+                          int64_t time_ms) {
+  ChatMessage m;
+  m.id = room->next_id++;
+  m.user = std::move(user);
+  m.text = std::move(text);
+  m.time_ms = time_ms;
+  ++room->pending;
+  pending_.push_back({room, sender, std::move(m)});
+}
+
+int ChatService::flush() {
+  const int rc = commit();
+  // A flush re-entered from a send of deliver_ready() (a host callback that
+  // posts) only commits; the outer loop delivers, so that every room's
+  // messages go out in id order.
+  if (!delivering_) deliver_ready();
+  return rc;
+}
+
+int ChatService::commit() {
+  if (pending_.empty()) return kOk;
+  std::vector<Pending> batch;
+  batch.swap(pending_);
+  if (store_) {
+    std::vector<HistoryStore::Row> rows;
+    rows.reserve(batch.size());
+    for (const Pending& p : batch) rows.push_back({p.room->name, &p.msg});
+    std::string err;
+    if (!store_->write(rows, &err)) {
+      std::fprintf(stderr, "chatws: chat: %zu message(s) not stored, not delivered: history store: %s\n",
+                   batch.size(), err.c_str());
+      store_failing_ = true;
+      for (const Pending& p : batch) {
+        --p.room->pending;
+        // Give the ids back: nobody saw them and the store does not hold them.
+        if (p.msg.id < p.room->next_id) p.room->next_id = p.msg.id;
+      }
+      for (const Pending& p : batch) {
+        if (p.sender == 0) continue;
+        auto it = conns_.find(p.sender);
+        if (it != conns_.end()) send_error(p.sender, it->second.format, kStorageUnavailable);
+      }
+      std::vector<Room*> rooms;
+      for (const Pending& p : batch) rooms.push_back(p.room);
+      evict_unused(&rooms);
+      return kEStorage;
+    }
+    if (store_failing_) {
+      std::fprintf(stderr, "chatws: chat: history store writable again\n");
+      store_failing_ = false;
+    }
+  }
+  for (Pending& p : batch) ready_.push_back(std::move(p));
+  return kOk;
+}
+
+void ChatService::deliver_ready() {
+  if (ready_.empty()) return;
+  delivering_ = true;
+  std::vector<Room*> touched;
+  std::vector<Pending> batch;
+  while (!ready_.empty()) {
+    batch.clear();
+    batch.swap(ready_);
+    deliver(batch, &touched);
+  }
+  delivering_ = false;
+  evict_unused(&touched);
+}
+
+void ChatService::deliver(std::vector<Pending>& batch, std::vector<Room*>* touched) {
+  // Receivers per room, copied once per batch: a send may close a
+  // connection, whose on_close changes room->members.
+  std::unordered_map<Room*, std::vector<Member>> receivers;
+  for (Pending& p : batch) {
+    Room* room = p.room;
+    auto [rit, fresh] = receivers.try_emplace(room);
+    if (fresh) {
+      rit->second = room->members;
+      touched->push_back(room);
+    }
+    --room->pending;
+    room->history.push(std::move(p.msg));
+    room->snapshot = FrameRef();
+    const ChatMessage& m = room->history.newest();
+    FrameRef v1;
+    for (const Member& r : rit->second) {
+      if (r.format == WireFormat::Classic) {
+        server_.send_frame(r.id, snapshot_of(room));  // one encoding per message, shared
+      } else {
+        if (!v1) v1 = text_frame(encode_v1_msg(m));
+        server_.send_frame(r.id, v1);
+      }
+    }
+  }
+}
+
+}  // namespace chatws::chat

@@ -1,0 +1,42 @@
+// A room's in-memory history: the last `capacity` messages, oldest to
+// newest, in a fixed ring (no allocation after the first lap except the
+// messages' own strings).
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "chat/message.h"
+
+namespace chatws::chat {
+
+class HistoryRing {
+ public:
+  explicit HistoryRing(size_t capacity) : cap_(capacity ? capacity : 1) {}
+
+  size_t capacity() const { return cap_; }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+
+  // Appends, evicting the oldest message when full.
+  void push(ChatMessage m) {
+    if (items_.size() < cap_) {
+      items_.push_back(std::move(m));
+      return;
+    }
+    items_[head_] = std::move(m);
+    head_ = (head_ + 1) % cap_;
+  }
+
+  // i = 0 is the oldest kept message, size() - 1 the newest.
+  const ChatMessage& at(size_t i) const { return items_[(head_ + i) % items_.size()]; }
+  const ChatMessage& newest() const { return at(size() - 1); }
+
+ private:
+  size_t cap_;
+  size_t head_ = 0;  // index of the oldest once the ring is full
+  std::vector<ChatMessage> items_;
+};
+
+}  // namespace chatws::chat

@@ -1,0 +1,164 @@
+#include "chat/history_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+namespace chatws::chat {
+
+namespace {
+
+constexpr const char* kCreateSchema =
+    "CREATE TABLE IF NOT EXISTS messages("
+    " room TEXT NOT NULL, id INTEGER NOT NULL, user TEXT NOT NULL, text TEXT NOT NULL,"
+    " time INTEGER NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+// Runs a statement that returns one row of one column, e.g. a PRAGMA query.
+bool query_one(sqlite3* db, const char* sql, std::string* text_out, std::string* error) {
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  bool ok = rc == SQLITE_ROW;
+  if (ok) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    text_out->assign(t ? t : "");
+  } else {
+    *error = sqlite3_errmsg(db);
+  }
+  sqlite3_finalize(st);
+  return ok;
+}
+
+}  // namespace
+
+std::string HistoryStore::errmsg() const { return sqlite3_errmsg(db_); }
+
+bool HistoryStore::exec(const char* sql, std::string* error) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) == SQLITE_OK) return true;
+  *error = msg ? msg : errmsg();
+  sqlite3_free(msg);
+  return false;
+}
+
+std::unique_ptr<HistoryStore> HistoryStore::open(const std::string& path, std::string* error) {
+  std::unique_ptr<HistoryStore> s(new HistoryStore());
+  s->path_ = path;
+  auto fail = [&](const std::string& what) {
+    *error = "history database '" + path + "': " + what;
+    return nullptr;
+  };
+  // NOMUTEX: one thread (the loop) uses the connection.
+  int rc = sqlite3_open_v2(path.c_str(), &s->db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    return fail(s->db_ ? s->errmsg() : "cannot open");
+  }
+  sqlite3_extended_result_codes(s->db_, 1);
+  std::string err, val;
+  // EXCLUSIVE before WAL: the WAL index then lives in heap memory (no -shm
+  // file) and the lock, taken below, keeps a second server out.
+  if (!s->exec("PRAGMA locking_mode=EXCLUSIVE", &err)) return fail(err);
+  // The first read of the file: a non-database file fails here.
+  if (!query_one(s->db_, "PRAGMA journal_mode=WAL", &val, &err)) return fail(err);
+  if (val != "wal") return fail("cannot use WAL journal mode (got '" + val + "')");
+  if (!s->exec("PRAGMA synchronous=NORMAL", &err)) return fail(err);
+  if (sqlite3_db_readonly(s->db_, "main") == 1) return fail("opened read-only");
+
+  if (!query_one(s->db_, "PRAGMA user_version", &val, &err)) return fail(err);
+  const int version = std::stoi(val);
+  if (version > kSchemaVersion) {
+    return fail("schema version " + val + " is newer than this library supports (" +
+                std::to_string(kSchemaVersion) + ")");
+  }
+  // BEGIN IMMEDIATE takes the write lock now, so that an unwritable or
+  // already-owned database fails here rather than at the first message.
+  if (!s->exec("BEGIN IMMEDIATE", &err)) return fail(err);
+  if (version == 0 && !s->exec(kCreateSchema, &err)) {
+    s->exec("ROLLBACK", &val);
+    return fail(err);
+  }
+  if (!s->exec("COMMIT", &err)) return fail(err);
+  // Catch a damaged file at start rather than in the middle of a chat.
+  if (!query_one(s->db_, "PRAGMA quick_check", &val, &err)) return fail(err);
+  if (val != "ok") return fail("corrupt: " + val);
+
+  if (sqlite3_prepare_v3(s->db_, "INSERT INTO messages(room, id, user, text, time) VALUES(?1,?2,?3,?4,?5)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &s->insert_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(s->db_,
+                         "SELECT id, user, text, time FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
+                         -1, SQLITE_PREPARE_PERSISTENT, &s->select_last_, nullptr) != SQLITE_OK) {
+    return fail("not a chatws history (" + s->errmsg() + ")");
+  }
+  return s;
+}
+
+HistoryStore::~HistoryStore() {
+  sqlite3_finalize(insert_);
+  sqlite3_finalize(select_last_);
+  sqlite3_close(db_);  // checkpoints the WAL into the main file
+}
+
+bool HistoryStore::load(std::string_view room, size_t limit, std::vector<ChatMessage>* out,
+                        int64_t* max_id, std::string* error) {
+  out->clear();
+  *max_id = 0;
+  sqlite3_stmt* st = select_last_;
+  sqlite3_bind_text(st, 1, room.data(), static_cast<int>(room.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(limit));
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    ChatMessage m;
+    m.id = sqlite3_column_int64(st, 0);
+    m.user.assign(reinterpret_cast<const char*>(sqlite3_column_blob(st, 1)),
+                  static_cast<size_t>(sqlite3_column_bytes(st, 1)));
+    m.text.assign(reinterpret_cast<const char*>(sqlite3_column_blob(st, 2)),
+                  static_cast<size_t>(sqlite3_column_bytes(st, 2)));
+    m.time_ms = sqlite3_column_int64(st, 3);
+    if (out->empty()) *max_id = m.id;
+    out->push_back(std::move(m));
+  }
+  const bool ok = rc == SQLITE_DONE;
+  if (!ok) *error = errmsg();
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (!ok) {
+    out->clear();
+    return false;
+  }
+  // Newest first from the query; history is kept oldest first.
+  std::reverse(out->begin(), out->end());
+  return true;
+}
+
+bool HistoryStore::write(const std::vector<Row>& rows, std::string* error) {
+  if (rows.empty()) return true;
+  if (!exec("BEGIN", error)) return false;
+  for (const Row& r : rows) {
+    sqlite3_stmt* st = insert_;
+    sqlite3_bind_text(st, 1, r.room.data(), static_cast<int>(r.room.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r.msg->id);
+    sqlite3_bind_text(st, 3, r.msg->user.data(), static_cast<int>(r.msg->user.size()), SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r.msg->text.data(), static_cast<int>(r.msg->text.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, r.msg->time_ms);
+    const int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) *error = errmsg();
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+      std::string ignored;
+      if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK", &ignored);
+      return false;
+    }
+  }
+  if (!exec("COMMIT", error)) {
+    // A failed COMMIT may leave the transaction open; end it so the next
+    // batch starts clean.
+    std::string ignored;
+    if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK", &ignored);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace chatws::chat

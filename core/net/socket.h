@@ -1,0 +1,39 @@
+// TCP sockets: the listener, accept with descriptor-exhaustion recovery,
+// peer addresses. Linux-specific, non-blocking throughout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace chatws::net {
+
+// Bind and listen on host:port (IPv4 or IPv6 literal, or "localhost").
+// Returns the fd or -1 with *error set.
+int listen_tcp(const std::string& host, uint16_t port, std::string* error);
+uint16_t local_port(int fd);
+
+struct Accepted {
+  int fd = -1;
+  std::string address;
+  uint16_t port = 0;
+};
+
+// Accepts connections, shedding one when the process runs out of
+// descriptors (EMFILE/ENFILE) so the listener does not spin: a spare
+// descriptor is released, the pending connection accepted and closed, and
+// the spare reopened.
+class Acceptor {
+ public:
+  Acceptor();
+  ~Acceptor();
+  // 1: *out filled; 0: nothing pending; -1: a connection was shed or a
+  // transient error happened (try again later).
+  int accept_one(int listen_fd, Accepted* out);
+  uint64_t shed_count() const { return shed_; }
+
+ private:
+  int spare_ = -1;
+  uint64_t shed_ = 0;
+};
+
+}  // namespace chatws::net

@@ -1,0 +1,82 @@
+// Server-side incremental frame parser: bytes in (any split), events out.
+// No I/O and no allocation except the reassembly buffer of a message that
+// spans several reads or fragments. Unmasks in place, validates text as
+// UTF-8 across fragments, enforces every RFC 6455 rule a server must.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "protocol/frame.h"
+#include "protocol/utf8.h"
+
+namespace chatws::protocol {
+
+struct ParserLimits {
+  uint64_t max_message_size = 16u << 20;  // all fragments of one message
+  size_t max_fragments = 65536;           // frames of one message
+  bool require_mask = true;               // server side: clients must mask
+};
+
+// The events a parser emits. Each returns false to make the parser stop
+// consuming (e.g. the connection is being closed).
+//   bool on_message(Opcode op /* Text or Binary */, const char* data, size_t len);
+//   bool on_ping(const char* data, size_t len);
+//   bool on_pong(const char* data, size_t len);
+//   bool on_close(uint16_t code /* 1005 if no code */, std::string_view reason);
+//   void on_error(uint16_t close_code /* 1002, 1007, 1009 */, const char* reason);
+// After on_close or on_error the parser is finished and consumes nothing more.
+class FrameParser {
+ public:
+  explicit FrameParser(const ParserLimits& limits = {}) : limits_(limits) {}
+
+  // Consume bytes; `data` may be modified (unmasked in place). Returns the
+  // number of bytes consumed: all of them unless a handler returned false or
+  // the parser finished. Message payloads that lie entirely in `data` are
+  // passed to the handler without copying.
+  template <class Handler>
+  size_t consume(uint8_t* data, size_t len, Handler& h);
+
+  bool finished() const { return state_ == State::Done; }
+  // True when no partial frame or message is buffered (idle connection).
+  bool idle() const { return state_ == State::Header && hdr_len_ == 0 && !in_message_; }
+  // Bytes held for a partially received message (for memory accounting).
+  size_t buffered() const { return message_.size(); }
+  // Release the reassembly buffer's memory (call when idle).
+  void shrink() { std::string().swap(message_); }
+
+ private:
+  enum class State : uint8_t { Header, Payload, Done };
+
+  ParserLimits limits_;
+  State state_ = State::Header;
+  uint8_t hdr_[kMaxFrameHeader];
+  uint8_t hdr_len_ = 0;
+
+  // current frame
+  Opcode op_ = Opcode::Continuation;
+  bool fin_ = false;
+  bool masked_ = false;
+  uint8_t mask_[4] = {0, 0, 0, 0};
+  uint64_t remaining_ = 0;   // payload bytes of this frame still to come
+  uint64_t frame_off_ = 0;   // payload bytes of this frame seen so far
+
+  // current (data) message
+  bool in_message_ = false;
+  Opcode msg_op_ = Opcode::Text;
+  size_t fragments_ = 0;
+  uint64_t msg_size_ = 0;
+  Utf8Stream utf8_;
+  std::string message_;      // reassembly buffer for data messages
+  std::string control_;      // reassembly buffer for a split control frame
+
+  // Implementation helpers, defined in frame_parser_impl.h.
+  template <class Handler> bool parse_header(Handler& h, size_t* need);
+  template <class Handler> bool deliver_control(Handler& h, const char* p, size_t n);
+};
+
+}  // namespace chatws::protocol
+
+#include "protocol/frame_parser_impl.h"

@@ -1,0 +1,266 @@
+// Template implementation of FrameParser (included at the end of
+// frame_parser.h; do not include directly).
+//
+// Decisions beyond the letter of RFC 6455:
+// - Non-minimal length encodings (e.g. 5 carried in the 16-bit form) are
+//   accepted. Section 5.2 puts "minimal number of bytes" on the sender; a
+//   receiver gains nothing by rejecting them and the length is validated
+//   against the limits either way.
+// - Limits are decided from the header alone, before any payload byte is
+//   stored: a frame that would take its message over max_message_size is
+//   answered with 1009 as soon as its length field is complete.
+// - A handler returning false stops consume() right after the event that
+//   returned it; the bytes of that frame count as consumed and the parser is
+//   positioned at the next frame, so consume() may be called again with the
+//   rest of the buffer. In practice false means the connection is closing.
+// - After on_close/on_error the parser is Done: it consumes nothing more.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+
+namespace chatws::protocol {
+
+namespace frame_parser_detail {
+
+// How far beyond the bytes that have actually arrived the reassembly buffer
+// may be reserved on the strength of a frame header's announced length.
+// Bounds what a lying header can make us allocate.
+constexpr size_t kReserveSlack = 64 * 1024;
+
+inline bool is_control(Opcode op) { return (static_cast<uint8_t>(op) & 0x08) != 0; }
+
+inline bool is_known_opcode(uint8_t op) {
+  return op <= 0x2 || (op >= 0x8 && op <= 0xA);
+}
+
+// Grows `buf` to hold `add` more bytes. Uses the frame's announced remaining
+// length to avoid repeated reallocation, but never reserves more than
+// max(2 * current size, arrived + kReserveSlack): growth stays geometric and a
+// header announcing a huge payload cannot allocate ahead of the data.
+inline void reserve_for(std::string& buf, size_t add, uint64_t announced_rest) {
+  size_t want = buf.size() + add;
+  if (want <= buf.capacity()) return;
+  uint64_t ideal = buf.size() + announced_rest;
+  uint64_t bound = std::max<uint64_t>(2 * static_cast<uint64_t>(buf.size()), want + kReserveSlack);
+  buf.reserve(static_cast<size_t>(std::max<uint64_t>(want, std::min(ideal, bound))));
+}
+
+}  // namespace frame_parser_detail
+
+template <class Handler>
+bool FrameParser::parse_header(Handler& h, size_t* need) {
+  using namespace frame_parser_detail;
+  auto fail = [&](uint16_t code, const char* why) {
+    state_ = State::Done;
+    h.on_error(code, why);
+    return false;
+  };
+
+  if (hdr_len_ < 2) {
+    *need = 2;
+    return true;
+  }
+  const uint8_t b0 = hdr_[0], b1 = hdr_[1];
+  const uint8_t opcode = b0 & 0x0F;
+  const bool fin = (b0 & 0x80) != 0;
+  const bool masked = (b1 & 0x80) != 0;
+  const uint8_t len7 = b1 & 0x7F;
+
+  // Everything decidable from the first two bytes fails here, before the
+  // rest of the header arrives.
+  if (b0 & 0x70) return fail(1002, "reserved bits set without a negotiated extension");
+  if (!is_known_opcode(opcode)) return fail(1002, "reserved opcode");
+  if (limits_.require_mask && !masked) return fail(1002, "client frame not masked");
+  const Opcode op = static_cast<Opcode>(opcode);
+  if (is_control(op)) {
+    if (!fin) return fail(1002, "fragmented control frame");
+    if (len7 > kMaxControlPayload) return fail(1002, "control frame payload over 125 bytes");
+  } else if (op == Opcode::Continuation) {
+    if (!in_message_) return fail(1002, "continuation frame without a message in progress");
+    if (fragments_ >= limits_.max_fragments) return fail(1009, "too many fragments");
+  } else if (in_message_) {
+    return fail(1002, "new data frame inside a fragmented message");
+  }
+
+  const size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+  const size_t full = 2 + ext + (masked ? 4 : 0);
+  if (hdr_len_ < 2 + ext) {
+    *need = full;
+    return true;
+  }
+  uint64_t len = len7;
+  if (ext) {
+    len = 0;
+    for (size_t i = 0; i < ext; ++i) len = (len << 8) | hdr_[2 + i];
+    if (len >> 63) return fail(1002, "64-bit payload length with the top bit set");
+  }
+  if (!is_control(op)) {
+    // Already-received fragments of this message count towards the limit.
+    const uint64_t so_far = op == Opcode::Continuation ? msg_size_ : 0;
+    if (so_far > limits_.max_message_size || len > limits_.max_message_size - so_far) {
+      return fail(1009, "message too big");
+    }
+  }
+  if (hdr_len_ < full) {
+    *need = full;
+    return true;
+  }
+
+  // Complete and valid header: start the frame.
+  *need = 0;
+  op_ = op;
+  fin_ = fin;
+  masked_ = masked;
+  if (masked) std::memcpy(mask_, hdr_ + 2 + ext, 4);
+  remaining_ = len;
+  frame_off_ = 0;
+  hdr_len_ = 0;
+  state_ = State::Payload;
+  if (!is_control(op)) {
+    if (op != Opcode::Continuation) {
+      in_message_ = true;
+      msg_op_ = op;
+      fragments_ = 0;
+      msg_size_ = 0;
+      utf8_.reset();
+      message_.clear();
+    }
+    ++fragments_;
+    msg_size_ += len;
+  }
+  return true;
+}
+
+template <class Handler>
+bool FrameParser::deliver_control(Handler& h, const char* p, size_t n) {
+  switch (op_) {
+    case Opcode::Ping:
+      return h.on_ping(p, n);
+    case Opcode::Pong:
+      return h.on_pong(p, n);
+    default:
+      break;
+  }
+  // Close (RFC 6455 5.5.1, 7.4): empty, or a valid code plus a UTF-8 reason.
+  state_ = State::Done;
+  if (n == 0) {
+    h.on_close(1005, std::string_view());
+    return false;
+  }
+  if (n == 1) {
+    h.on_error(1002, "close frame with a 1-byte payload");
+    return false;
+  }
+  const uint16_t code = static_cast<uint16_t>((static_cast<uint8_t>(p[0]) << 8) |
+                                              static_cast<uint8_t>(p[1]));
+  if (!is_valid_close_code(code)) {
+    h.on_error(1002, "invalid close code");
+    return false;
+  }
+  if (!is_valid_utf8(p + 2, n - 2)) {
+    h.on_error(1007, "close reason is not valid UTF-8");
+    return false;
+  }
+  h.on_close(code, std::string_view(p + 2, n - 2));
+  return false;
+}
+
+template <class Handler>
+size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
+  using namespace frame_parser_detail;
+  size_t pos = 0;
+  while (state_ != State::Done) {
+    if (state_ == State::Header) {
+      // Gather header bytes (at most 14) into hdr_, re-evaluating after each
+      // addition: parse_header says how many it needs next.
+      size_t need = 2;
+      for (;;) {
+        if (hdr_len_ < need) {
+          const size_t take = std::min(need - hdr_len_, len - pos);
+          if (take == 0) return pos;  // input exhausted before the header
+          std::memcpy(hdr_ + hdr_len_, data + pos, take);
+          hdr_len_ = static_cast<uint8_t>(hdr_len_ + take);
+          pos += take;
+          if (hdr_len_ < need) return pos;  // input exhausted mid-header
+        }
+        if (!parse_header(h, &need)) return pos;
+        if (need == 0) break;
+      }
+      continue;  // a 0-length payload is handled even at the end of input
+    }
+
+    // Payload.
+    const size_t avail = static_cast<size_t>(std::min<uint64_t>(remaining_, len - pos));
+    if (remaining_ > 0 && avail == 0) return pos;
+    uint8_t* p = data + pos;
+
+    if (is_control(op_)) {
+      if (control_.empty() && avail == remaining_) {
+        // Whole control payload in this buffer: deliver in place.
+        if (masked_) apply_mask(p, avail, mask_, 0);
+        pos += avail;
+        state_ = State::Header;
+        if (!deliver_control(h, reinterpret_cast<const char*>(p), avail)) return pos;
+        continue;
+      }
+      if (masked_) apply_mask(p, avail, mask_, frame_off_);
+      control_.append(reinterpret_cast<const char*>(p), avail);  // <= 125 bytes
+      frame_off_ += avail;
+      remaining_ -= avail;
+      pos += avail;
+      if (remaining_ > 0) return pos;
+      state_ = State::Header;
+      // Cleared whatever the handler returns, ready for the next split one.
+      const bool go_on = deliver_control(h, control_.data(), control_.size());
+      control_.clear();
+      if (!go_on) return pos;
+      continue;
+    }
+
+    // Data frame.
+    if (masked_) apply_mask(p, avail, mask_, frame_off_);
+    const bool text = msg_op_ == Opcode::Text;
+    if (fin_ && fragments_ == 1 && frame_off_ == 0 && avail == remaining_) {
+      // Zero-copy: an unfragmented message entirely inside `data`.
+      pos += avail;
+      state_ = State::Header;
+      in_message_ = false;
+      if (text && !is_valid_utf8(reinterpret_cast<const char*>(p), avail)) {
+        state_ = State::Done;
+        h.on_error(1007, "text message is not valid UTF-8");
+        return pos;
+      }
+      if (!h.on_message(msg_op_, reinterpret_cast<const char*>(p), avail)) return pos;
+      continue;
+    }
+
+    // Reassembly: validate text as it arrives so bad UTF-8 fails fast.
+    if (text && !utf8_.feed(reinterpret_cast<const char*>(p), avail)) {
+      state_ = State::Done;
+      h.on_error(1007, "text message is not valid UTF-8");
+      return pos;
+    }
+    reserve_for(message_, avail, remaining_);
+    message_.append(reinterpret_cast<const char*>(p), avail);
+    frame_off_ += avail;
+    remaining_ -= avail;
+    pos += avail;
+    if (remaining_ > 0) return pos;
+    state_ = State::Header;
+    if (!fin_) continue;
+    in_message_ = false;
+    if (text && !utf8_.finish()) {
+      state_ = State::Done;
+      h.on_error(1007, "text message ends inside a UTF-8 sequence");
+      return pos;
+    }
+    // The handler sees the buffer; clear after so capacity is reused.
+    const bool go_on = h.on_message(msg_op_, message_.data(), message_.size());
+    message_.clear();
+    if (!go_on) return pos;
+  }
+  return pos;
+}
+
+}  // namespace chatws::protocol

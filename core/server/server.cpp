@@ -1,0 +1,389 @@
+// Server lifecycle, the loop iteration, cross-thread commands and timers.
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "protocol/utf8.h"
+#include "server/server_impl.h"
+
+namespace chatws {
+
+using protocol::Opcode;
+
+namespace {
+
+int tick_for(const ServerConfig& cfg) {
+  int t = 250;
+  for (int v : {cfg.handshake_timeout_ms, cfg.idle_timeout_ms, cfg.close_timeout_ms,
+                cfg.drain_timeout_ms}) {
+    if (v > 0) t = std::min(t, std::max(10, v / 4));
+  }
+  return t;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ create
+
+std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* handler,
+                                       std::string* error, int* code) {
+  auto fail = [&](int c, std::string msg) -> std::unique_ptr<Server> {
+    if (error) *error = std::move(msg);
+    if (code) *code = c;
+    return nullptr;
+  };
+  if (!handler) return fail(kEInval, "a handler is required");
+  if (cfg.max_message_size == 0 || cfg.max_message_size > (size_t{1} << 31))
+    return fail(kEInval, "max_message_size must be between 1 byte and 2 GiB");
+  if (cfg.max_request_size < 256) return fail(kEInval, "max_request_size must be at least 256");
+  if (cfg.max_output_buffer == 0) return fail(kEInval, "max_output_buffer must be positive");
+
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->handler = handler;
+  impl->upgrade_cfg.subprotocols = cfg.subprotocols;
+  impl->upgrade_cfg.allowed_origins = cfg.allowed_origins;
+  impl->limits.max_message_size = cfg.max_message_size;
+  impl->limits.max_fragments = cfg.max_fragments;
+  impl->tick_ms = tick_for(cfg);
+  if (!cfg.static_dir.empty()) {
+    if (access(cfg.static_dir.c_str(), R_OK | X_OK) != 0)
+      return fail(kEInval, "static_dir '" + cfg.static_dir + "' is not a readable directory");
+    impl->static_files = http::StaticFiles(cfg.static_dir);
+  }
+  std::string err;
+  if (!impl->poller.init(&err)) return fail(kESystem, err);
+  impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err);
+  if (impl->listen_fd < 0) return fail(kESystem, err);
+  impl->port = net::local_port(impl->listen_fd);
+  if (!impl->poller.add_level_read(impl->listen_fd, Impl::kListenToken))
+    return fail(kESystem, std::string("epoll_ctl: ") + std::strerror(errno));
+  impl->now_ms = net::monotonic_ms();
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+Server::Impl::~Impl() {
+  // Destroyed without a graceful stop: tell every client we are going away
+  // (best effort, non-blocking), then report each connection closed.
+  now_ms = net::monotonic_ms();
+  std::vector<Connection*> all;
+  all.reserve(by_id.size());
+  for (auto& [id, c] : by_id) all.push_back(c);
+  for (Connection* c : all) {
+    if (c->state == ConnState::Open) {
+      send_close(c, 1001, "server shutting down");
+      flush(c);
+    }
+    if (c->state != ConnState::Dead) abort(c, c->close_sent ? c->close_code : 1006);
+  }
+  destroy_dead();
+  if (state.load() != LoopState::Stopped) handler->on_iteration_end();
+  if (listen_fd >= 0) ::close(listen_fd);
+}
+
+uint16_t Server::port() const { return impl_->port; }
+int Server::fd() const { return impl_->poller.fd(); }
+bool Server::stopped() const { return impl_->state.load() == LoopState::Stopped; }
+size_t Server::connection_count() const { return impl_->ws_count.load(std::memory_order_relaxed); }
+bool Server::on_loop_thread() const { return impl_->on_loop_thread(); }
+
+bool Server::Impl::on_loop_thread() const {
+  auto me = std::this_thread::get_id();
+  auto running = loop_thread.load(std::memory_order_acquire);
+  if (running == me) return true;
+  return running == std::thread::id() && me == owner_thread;
+}
+
+// -------------------------------------------------------------------- loop
+
+namespace {
+// Marks the calling thread as the loop thread for the scope.
+struct LoopScope {
+  std::atomic<std::thread::id>& slot;
+  bool ok;
+  explicit LoopScope(std::atomic<std::thread::id>& s) : slot(s) {
+    std::thread::id none{};
+    auto me = std::this_thread::get_id();
+    ok = slot.compare_exchange_strong(none, me) || none == me;
+  }
+  ~LoopScope() {
+    if (ok) slot.store(std::thread::id(), std::memory_order_release);
+  }
+};
+}  // namespace
+
+int Server::run() {
+  LoopScope scope(impl_->loop_thread);
+  if (!scope.ok) return kEState;
+  impl_->owner_thread = std::this_thread::get_id();
+  while (impl_->state.load() != LoopState::Stopped) {
+    int rc = impl_->poll_once(-1);
+    if (rc < 0 && rc != kEStopped) return rc;
+  }
+  return kOk;
+}
+
+int Server::poll(int timeout_ms) {
+  LoopScope scope(impl_->loop_thread);
+  if (!scope.ok) return kEState;
+  impl_->owner_thread = std::this_thread::get_id();
+  return impl_->poll_once(timeout_ms);
+}
+
+int Server::Impl::poll_once(int timeout_ms) {
+  if (state.load() == LoopState::Stopped) return kEStopped;
+  now_ms = net::monotonic_ms();
+  run_commands();
+  if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
+
+  if (!dirty.empty() || !read_pending.empty() || !dead.empty()) timeout_ms = 0;
+  net::PollEvent evs[256];
+  int n = poller.wait(evs, 256, timeout_ms);
+  if (n < 0) return kESystem;
+  now_ms = net::monotonic_ms();
+  for (int i = 0; i < n; ++i) on_event(evs[i]);
+
+  // Connections that had more input than one event's budget.
+  if (!read_pending.empty()) {
+    std::vector<Connection*> again;
+    again.swap(read_pending);
+    for (Connection* c : again) {
+      c->read_pending = false;
+      if (c->state != ConnState::Dead) read_ready(c);
+    }
+  }
+  run_commands();
+  if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
+
+  handler->on_iteration_end();
+  flush_all();
+  destroy_dead();
+
+  if (state.load() == LoopState::Stopping) {
+    // Connections whose close is complete and flushed need not linger now.
+    for (auto& [id, c] : by_id)
+      if (c->state == ConnState::Lingering && c->out.empty() && c->shut_done) abort(c, c->close_code);
+    destroy_dead();
+    if (by_id.empty()) {
+      finish_stop();
+    } else if (now_ms >= stop_deadline) {
+      std::vector<Connection*> all;
+      for (auto& [id, c] : by_id) all.push_back(c);
+      for (Connection* c : all)
+        if (c->state != ConnState::Dead) abort(c, c->close_sent ? c->close_code : 1006);
+      destroy_dead();
+      finish_stop();
+    }
+  }
+  update_tick();
+  return n;
+}
+
+void Server::Impl::update_tick() {
+  bool need = !by_id.empty() || state.load() == LoopState::Stopping;
+  poller.set_tick(need ? tick_ms : 0);
+}
+
+void Server::stop() {
+  impl_->stop_requested.store(true);
+  impl_->poller.wake();
+}
+
+void Server::Impl::begin_stop() {
+  state.store(LoopState::Stopping);
+  if (listen_fd >= 0) {
+    poller.remove(listen_fd);
+    ::close(listen_fd);
+    listen_fd = -1;
+  }
+  stop_deadline = now_ms + (cfg.drain_timeout_ms > 0 ? cfg.drain_timeout_ms : 0);
+  std::vector<Connection*> all;
+  for (auto& [id, c] : by_id) all.push_back(c);
+  for (Connection* c : all) {
+    if (c->state == ConnState::Open) {
+      send_close(c, 1001, "server shutting down");
+    } else if (c->state == ConnState::Http) {
+      // Let a response in flight finish, then close.
+      c->state = ConnState::Lingering;
+      c->http.reset();
+      c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+      mark_dirty(c);
+    }
+  }
+}
+
+void Server::Impl::finish_stop() {
+  handler->on_iteration_end();  // e.g. make the chat history durable
+  state.store(LoopState::Stopped);
+  poller.set_tick(0);
+}
+
+// ---------------------------------------------------------------- commands
+
+void Server::Impl::post(Command&& c) {
+  {
+    std::lock_guard<std::mutex> lock(cmd_mu);
+    cmds.push_back(std::move(c));
+  }
+  poller.wake();
+}
+
+void Server::Impl::run_commands() {
+  poller.drain_wake();
+  {
+    std::lock_guard<std::mutex> lock(cmd_mu);
+    if (cmds.empty()) return;
+    cmds_work.swap(cmds);
+  }
+  for (Command& c : cmds_work) {
+    switch (c.kind) {
+      case Command::Send:
+        direct_send(c.id, c.op, c.data);
+        break;
+      case Command::Broadcast: {
+        FrameRef f(SharedFrame::make(c.op, c.data));
+        direct_broadcast(f.get(), c.id);
+        break;
+      }
+      case Command::Close:
+        direct_close(c.id, c.code, c.data);
+        break;
+    }
+  }
+  cmds_work.clear();
+}
+
+// -------------------------------------------------------------- public API
+
+namespace {
+int check_message(const ServerConfig& cfg, Opcode op, std::string_view payload) {
+  if (op != Opcode::Text && op != Opcode::Binary) return kEInval;
+  if (payload.size() > cfg.max_message_size) return kETooBig;
+  if (op == Opcode::Text && !protocol::is_valid_utf8(payload.data(), payload.size()))
+    return kEInval;
+  return kOk;
+}
+}  // namespace
+
+int Server::send(ConnId id, Opcode op, std::string_view payload) {
+  if (int rc = check_message(impl_->cfg, op, payload); rc != kOk) return rc;
+  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
+  if (!impl_->on_loop_thread()) {
+    impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
+    return kOk;
+  }
+  return impl_->direct_send(id, op, payload);
+}
+
+int Server::send_frame(ConnId id, const FrameRef& frame) {
+  if (!impl_->on_loop_thread()) return kEThread;
+  Connection* c = impl_->find_open(id);
+  if (!c) return kENoConn;
+  return impl_->enqueue(c, frame.get());
+}
+
+int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
+  if (int rc = check_message(impl_->cfg, op, payload); rc != kOk) return rc;
+  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
+  if (!impl_->on_loop_thread()) {
+    impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload)});
+    return kOk;
+  }
+  FrameRef f(SharedFrame::make(op, payload));
+  return impl_->direct_broadcast(f.get(), exclude);
+}
+
+int Server::broadcast_frame(const FrameRef& frame, ConnId exclude) {
+  if (!impl_->on_loop_thread()) return kEThread;
+  return impl_->direct_broadcast(frame.get(), exclude);
+}
+
+int Server::close(ConnId id, uint16_t code, std::string_view reason) {
+  if (!protocol::is_valid_close_code(code) || reason.size() > 123 ||
+      !protocol::is_valid_utf8(reason.data(), reason.size()))
+    return kEInval;
+  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
+  if (!impl_->on_loop_thread()) {
+    impl_->post(Command{Command::Close, Opcode::Close, code, id, std::string(reason)});
+    return kOk;
+  }
+  return impl_->direct_close(id, code, reason);
+}
+
+Connection* Server::Impl::find_open(ConnId id) const {
+  auto it = by_id.find(id);
+  if (it == by_id.end() || it->second->state != ConnState::Open) return nullptr;
+  return it->second;
+}
+
+const ConnInfo* Server::info(ConnId id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end() || !it->second->opened || it->second->state == ConnState::Dead)
+    return nullptr;
+  it->second->info.queued_bytes = it->second->out.bytes();
+  return &it->second->info;
+}
+
+ConnInfo* Server::mutable_info(ConnId id) { return const_cast<ConnInfo*>(info(id)); }
+
+void Server::connection_ids(std::vector<ConnId>* out) const {
+  out->clear();
+  out->reserve(impl_->open.size());
+  for (Connection* c : impl_->open) out->push_back(c->id);
+}
+
+// ------------------------------------------------------------------ timers
+
+void Server::Impl::on_tick() {
+  poller.drain_timer();
+  std::vector<Connection*> expired;
+  for (auto& [id, c] : by_id) {
+    switch (c->state) {
+      case ConnState::Http:
+      case ConnState::Closing:
+      case ConnState::Lingering:
+        if (c->deadline_ms && now_ms >= c->deadline_ms) expired.push_back(c);
+        break;
+      case ConnState::Open:
+        if (cfg.idle_timeout_ms > 0 && now_ms - c->last_rx_ms >= cfg.idle_timeout_ms)
+          expired.push_back(c);
+        break;
+      case ConnState::Dead:
+        break;
+    }
+  }
+  for (Connection* c : expired) {
+    switch (c->state) {
+      case ConnState::Http:
+        // Slow or silent client (slowloris): answer 408 and close.
+        respond_and_close(c, 408, "request head not received in time");
+        break;
+      case ConnState::Open:
+        if (!c->ping_outstanding) {
+          // Idle: probe the peer once; no answer within another period closes it.
+          c->ping_outstanding = true;
+          c->last_rx_ms = now_ms;
+          FrameRef ping(SharedFrame::make(Opcode::Ping, "chatws"));
+          enqueue(c, ping.get());
+        } else {
+          abort(c, 1006);
+        }
+        break;
+      case ConnState::Closing:
+      case ConnState::Lingering:
+        abort(c, c->close_code ? c->close_code : 1006);
+        break;
+      case ConnState::Dead:
+        break;
+    }
+  }
+}
+
+}  // namespace chatws

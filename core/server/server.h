@@ -1,0 +1,128 @@
+// The engine: one epoll loop that owns the listening socket, every
+// connection (HTTP and WebSocket), their output queues and the cross-thread
+// command queue. Knows nothing of the chat or of the C ABI above it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/frame.h"
+#include "server/shared_frame.h"
+
+namespace chatws {
+
+using ConnId = uint64_t;
+
+// Return codes shared with the C ABI (same values as CHATWS_* in chatws.h).
+enum Status : int {
+  kOk = 0,
+  kQueuedOverLimit = 1,
+  kEInval = -1,
+  kENoMem = -2,
+  kENoConn = -3,
+  kEThread = -4,
+  kEState = -5,
+  kESystem = -6,
+  kETooBig = -7,
+  kEFull = -8,
+  kEStopped = -9,
+  kEStorage = -10,
+  kEInternal = -11,
+};
+
+enum class SlowConsumerPolicy { Close, Drop };
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string static_dir;                   // empty: no static files
+  std::vector<std::string> subprotocols;    // server preference order
+  std::vector<std::string> allowed_origins; // empty: any
+  std::string websocket_path_prefix;        // empty: any path may upgrade
+  size_t max_request_size = 8192;
+  size_t max_message_size = 16u << 20;
+  size_t max_fragments = 65536;
+  size_t max_output_buffer = 1u << 20;
+  uint32_t max_connections = 100000;
+  uint32_t max_connections_per_ip = 0;
+  SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
+  int handshake_timeout_ms = 10000;   // -1: disabled
+  int idle_timeout_ms = 60000;
+  int close_timeout_ms = 5000;
+  int drain_timeout_ms = 5000;
+};
+
+// Host-facing events. Called on the loop thread. A handler may call any
+// Server method, including close() of the connection being reported.
+class ServerHandler {
+ public:
+  virtual ~ServerHandler() = default;
+  // Before answering an upgrade: return 0 to accept, or an HTTP status
+  // (4xx) to refuse it with *reason as the body (e.g. a bad room name).
+  virtual int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
+    (void)path; (void)subprotocol; (void)reason;
+    return 0;
+  }
+  virtual void on_open(ConnId) {}
+  virtual void on_message(ConnId, protocol::Opcode, const char* data, size_t len) = 0;
+  virtual void on_close(ConnId, uint16_t code, std::string_view reason) { (void)code; (void)reason; }
+  virtual void on_drain(ConnId) {}
+  // Once per loop iteration, after all I/O of the iteration (e.g. to commit a
+  // batch of history). Also called once during a graceful stop.
+  virtual void on_iteration_end() {}
+};
+
+struct ConnInfo {
+  std::string remote_address;
+  uint16_t remote_port = 0;
+  std::string path;
+  std::string subprotocol;
+  size_t queued_bytes = 0;
+  void* user_data = nullptr;
+};
+
+class Server {
+ public:
+  // Binds and listens. On failure returns nullptr and sets *error (and *code).
+  static std::unique_ptr<Server> create(const ServerConfig& cfg, ServerHandler* handler,
+                                        std::string* error, int* code);
+  ~Server();  // closes every connection with 1001 (on_close runs), frees all
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const;
+  int fd() const;  // the epoll fd: readable when poll() has work
+
+  int run();                 // until stop completes
+  int poll(int timeout_ms);  // one iteration
+  void stop();               // any thread
+  bool stopped() const;
+
+  // Any thread (queued when not on the loop thread). See chatws.h for results.
+  int send(ConnId id, protocol::Opcode op, std::string_view payload);
+  int send_frame(ConnId id, const FrameRef& frame);  // loop thread only
+  int broadcast(protocol::Opcode op, std::string_view payload, ConnId exclude);
+  int broadcast_frame(const FrameRef& frame, ConnId exclude);  // loop thread only
+  int close(ConnId id, uint16_t code, std::string_view reason);
+
+  // Loop thread only (or no loop running).
+  bool on_loop_thread() const;
+  const ConnInfo* info(ConnId id) const;      // nullptr when stale
+  ConnInfo* mutable_info(ConnId id);
+  size_t connection_count() const;             // any thread
+  void connection_ids(std::vector<ConnId>* out) const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chatws

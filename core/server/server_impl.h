@@ -1,0 +1,114 @@
+// Server::Impl: the state behind chatws::Server, shared by server.cpp
+// (lifecycle, loop, cross-thread commands, timers) and server_io.cpp
+// (accept, HTTP, WebSocket frames, output).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "http/static_files.h"
+#include "net/poller.h"
+#include "net/socket.h"
+#include "protocol/handshake.h"
+#include "server/connection.h"
+#include "server/server.h"
+
+namespace chatws {
+
+enum class LoopState : uint8_t { Running, Stopping, Stopped };
+
+struct Command {
+  enum Kind : uint8_t { Send, Broadcast, Close } kind;
+  protocol::Opcode op = protocol::Opcode::Text;
+  uint16_t code = 0;
+  ConnId id = 0;  // target (Send, Close) or excluded (Broadcast)
+  std::string data;
+};
+
+struct Server::Impl {
+  static constexpr uint64_t kListenToken = ~uint64_t{0} - 2;
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  static constexpr int kReadsPerEvent = 4;
+
+  ServerConfig cfg;
+  ServerHandler* handler = nullptr;
+  net::Poller poller;
+  net::Acceptor acceptor;
+  int listen_fd = -1;
+  uint16_t port = 0;
+  http::StaticFiles static_files{""};
+  protocol::UpgradeConfig upgrade_cfg;
+  protocol::ParserLimits limits;
+  int tick_ms = 250;
+
+  std::vector<Connection*> by_fd;                   // indexed by fd
+  std::unordered_map<ConnId, Connection*> by_id;    // every live connection
+  std::vector<Connection*> open;                    // WebSocket Open, for broadcast
+  std::vector<Connection*> dirty;                   // output to flush this iteration
+  std::vector<Connection*> dead;                    // destroy at iteration end
+  std::vector<Connection*> read_pending;            // read budget ran out
+  std::unordered_map<std::string, uint32_t> per_ip;
+  ConnId next_id = 1;
+  std::atomic<size_t> ws_count{0};
+
+  std::unique_ptr<uint8_t[]> rbuf{new uint8_t[kReadBufferSize]};
+  int64_t now_ms = 0;
+
+  // Threads.
+  std::atomic<std::thread::id> loop_thread{};
+  std::thread::id owner_thread = std::this_thread::get_id();
+  std::mutex cmd_mu;
+  std::vector<Command> cmds;
+  std::vector<Command> cmds_work;
+
+  std::atomic<bool> stop_requested{false};
+  std::atomic<LoopState> state{LoopState::Running};
+  int64_t stop_deadline = 0;
+
+  Impl() = default;
+  ~Impl();
+
+  // server.cpp
+  bool on_loop_thread() const;
+  int poll_once(int timeout_ms);
+  void run_commands();
+  void post(Command&& c);
+  void on_tick();
+  void begin_stop();
+  void finish_stop();
+  void update_tick();
+  Connection* find_open(ConnId id) const;
+
+  // server_io.cpp
+  void accept_all();
+  void on_event(const net::PollEvent& ev);
+  void read_ready(Connection* c);
+  void on_bytes(Connection* c, uint8_t* data, size_t n);
+  void on_http_bytes(Connection* c, const uint8_t* data, size_t n);
+  void on_ws_bytes(Connection* c, uint8_t* data, size_t n);
+  bool handle_request(Connection* c);
+  bool handle_upgrade(Connection* c, const protocol::HttpRequest& req);
+  void respond_and_close(Connection* c, int status, std::string_view message,
+                         std::string_view extra_headers = {});
+  int enqueue(Connection* c, SharedFrame* f);
+  void send_close(Connection* c, uint16_t code, std::string_view reason);
+  void mark_dirty(Connection* c);
+  void flush(Connection* c);
+  void flush_all();
+  void leave_open(Connection* c);
+  void linger(Connection* c);
+  void report_close(Connection* c);
+  void abort(Connection* c, uint16_t code);
+  void destroy(Connection* c);
+  void destroy_dead();
+  int direct_send(ConnId id, protocol::Opcode op, std::string_view payload);
+  int direct_broadcast(SharedFrame* f, ConnId exclude);
+  int direct_close(ConnId id, uint16_t code, std::string_view reason);
+};
+
+}  // namespace chatws

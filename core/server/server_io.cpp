@@ -1,0 +1,452 @@
+// The I/O paths of the loop: accepting, reading, the HTTP front (static
+// files and the upgrade), WebSocket frames, output and closing.
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "server/server_impl.h"
+
+namespace chatws {
+
+using protocol::Opcode;
+
+// ---------------------------------------------------------------- accepting
+
+void Server::Impl::accept_all() {
+  for (int i = 0; i < 64 && listen_fd >= 0; ++i) {
+    net::Accepted a;
+    int rc = acceptor.accept_one(listen_fd, &a);
+    if (rc == 0) return;
+    if (rc < 0) continue;
+    if (a.fd >= int(by_fd.size())) by_fd.resize(size_t(a.fd) + 1024, nullptr);
+    auto* c = new Connection();
+    c->id = next_id++;
+    c->fd = a.fd;
+    c->info.remote_address = std::move(a.address);
+    c->info.remote_port = a.port;
+    c->last_rx_ms = now_ms;
+    if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
+    c->http = std::make_unique<protocol::HttpRequestParser>(cfg.max_request_size);
+    by_fd[a.fd] = c;
+    by_id.emplace(c->id, c);
+    // The token carries the fd (lookup) and the low id bits (guards against
+    // an event for a descriptor that was closed and reused in this batch).
+    if (!poller.add_edge(a.fd, (uint64_t(uint32_t(c->id)) << 32) | uint32_t(a.fd))) {
+      abort(c, 1006);
+      continue;
+    }
+    if (cfg.max_connections_per_ip > 0) {
+      c->counted_ip = true;
+      uint32_t n = ++per_ip[c->info.remote_address];
+      if (n > cfg.max_connections_per_ip) {
+        respond_and_close(c, 503, "too many connections from this address");
+        continue;
+      }
+    }
+    if (by_id.size() > cfg.max_connections) {
+      // Over the limit: answer right away so the client gets a clear status
+      // and the listener keeps serving.
+      respond_and_close(c, 503, "server is at its connection limit");
+    }
+  }
+}
+
+void Server::Impl::on_event(const net::PollEvent& ev) {
+  if (ev.token == kListenToken) {
+    accept_all();
+    return;
+  }
+  if (ev.token == net::Poller::kWakeToken) {
+    run_commands();
+    return;
+  }
+  if (ev.token == net::Poller::kTimerToken) {
+    on_tick();
+    return;
+  }
+  int fd = int(uint32_t(ev.token));
+  if (fd < 0 || size_t(fd) >= by_fd.size()) return;
+  Connection* c = by_fd[fd];
+  if (!c || uint32_t(c->id) != uint32_t(ev.token >> 32) || c->state == ConnState::Dead) return;
+  if (ev.writable) {
+    c->writable = true;
+    if (!c->out.empty()) flush(c);
+  }
+  if (ev.readable && c->state != ConnState::Dead) read_ready(c);
+}
+
+// ------------------------------------------------------------------ reading
+
+void Server::Impl::read_ready(Connection* c) {
+  for (int i = 0; i < kReadsPerEvent; ++i) {
+    ssize_t n = ::read(c->fd, rbuf.get(), kReadBufferSize);
+    if (n > 0) {
+      c->last_rx_ms = now_ms;
+      c->ping_outstanding = false;
+      on_bytes(c, rbuf.get(), size_t(n));
+      if (c->state == ConnState::Dead) return;
+      if (size_t(n) < kReadBufferSize) return;  // drained (edge-triggered)
+      continue;
+    }
+    if (n == 0) {  // peer closed its side
+      if (c->state == ConnState::Open) {
+        abort(c, 1006);
+      } else {
+        abort(c, c->close_code ? c->close_code : 1006);
+      }
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EINTR) continue;
+    abort(c, 1006);
+    return;
+  }
+  // Budget spent with data possibly left: come back next iteration so one
+  // busy client cannot starve the others.
+  if (!c->read_pending) {
+    c->read_pending = true;
+    read_pending.push_back(c);
+  }
+}
+
+void Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
+  switch (c->state) {
+    case ConnState::Http:
+      on_http_bytes(c, data, n);
+      break;
+    case ConnState::Open:
+    case ConnState::Closing:
+      on_ws_bytes(c, data, n);
+      break;
+    case ConnState::Lingering:
+    case ConnState::Dead:
+      break;  // discarded
+  }
+}
+
+// --------------------------------------------------------------------- HTTP
+
+void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
+  auto r = c->http->feed(reinterpret_cast<const char*>(data), n);
+  // Loop for pipelined keep-alive requests.
+  while (true) {
+    if (r == protocol::HttpRequestParser::Result::Incomplete) return;
+    if (r == protocol::HttpRequestParser::Result::Error) {
+      respond_and_close(c, c->http->error_status(), c->http->error_reason());
+      return;
+    }
+    if (!handle_request(c)) return;  // upgraded or closing
+    c->http->reset_keep_leftover();
+    if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
+    r = c->http->feed(nullptr, 0);
+  }
+}
+
+// Returns true if the connection stays in HTTP keep-alive for another request.
+bool Server::Impl::handle_request(Connection* c) {
+  const protocol::HttpRequest& req = c->http->request();
+  if (protocol::wants_websocket(req)) return handle_upgrade(c, req);
+  if (req.method != "GET" && req.method != "HEAD") {
+    respond_and_close(c, 405, "only GET and HEAD are supported", "Allow: GET, HEAD\r\n");
+    return false;
+  }
+  if (cfg.static_dir.empty()) {
+    respond_and_close(c, 426, "this endpoint only speaks WebSocket",
+                      "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    return false;
+  }
+  bool keep = req.keep_alive() && state.load() == LoopState::Running;
+  http::StaticResponse resp = static_files.serve(req, keep);
+  FrameRef f(SharedFrame::raw(resp.head, resp.body));
+  enqueue(c, f.get());
+  if (!keep) {
+    c->state = ConnState::Lingering;
+    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->http.reset();
+    return false;
+  }
+  return true;
+}
+
+bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& req) {
+  if (state.load() != LoopState::Running) {
+    respond_and_close(c, 503, "server is shutting down");
+    return false;
+  }
+  if (!cfg.websocket_path_prefix.empty() && !req.path.starts_with(cfg.websocket_path_prefix)) {
+    respond_and_close(c, 404, "no WebSocket endpoint at this path");
+    return false;
+  }
+  protocol::UpgradeResult u = protocol::evaluate_upgrade(req, upgrade_cfg);
+  if (u.status != 101) {
+    FrameRef f(SharedFrame::raw(u.response));
+    enqueue(c, f.get());
+    c->state = ConnState::Lingering;
+    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->http.reset();
+    return false;
+  }
+  std::string reason;
+  if (int st = handler->on_upgrade(req.path, u.subprotocol, &reason); st != 0) {
+    respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
+    return false;
+  }
+  c->info.path.assign(req.path);
+  c->info.subprotocol = std::move(u.subprotocol);
+  std::string leftover(c->http->leftover());
+  c->http.reset();
+  FrameRef f(SharedFrame::raw(u.response));
+  enqueue(c, f.get());
+  c->state = ConnState::Open;
+  c->deadline_ms = 0;
+  c->ws = std::make_unique<protocol::FrameParser>(limits);
+  c->opened = true;
+  c->open_index = open.size();
+  open.push_back(c);
+  ws_count.fetch_add(1, std::memory_order_relaxed);
+  handler->on_open(c->id);
+  if (!leftover.empty() && c->state == ConnState::Open)
+    on_ws_bytes(c, reinterpret_cast<uint8_t*>(leftover.data()), leftover.size());
+  return false;
+}
+
+void Server::Impl::respond_and_close(Connection* c, int status, std::string_view message,
+                                     std::string_view extra_headers) {
+  std::string resp = protocol::http_error_response(status, message, extra_headers);
+  FrameRef f(SharedFrame::raw(resp));
+  enqueue(c, f.get());
+  c->state = ConnState::Lingering;
+  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->http.reset();
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+namespace {
+// Adapts parser events to the connection; no virtual call per byte, one
+// (inlined) call per frame.
+struct FrameEvents {
+  Server::Impl* s;
+  Connection* c;
+
+  bool on_message(Opcode op, const char* data, size_t len) {
+    if (c->state != ConnState::Open) return c->state == ConnState::Closing;  // discard
+    s->handler->on_message(c->id, op, data, len);
+    return c->state == ConnState::Open || c->state == ConnState::Closing;
+  }
+  bool on_ping(const char* data, size_t len) {
+    if (c->state == ConnState::Open) {
+      FrameRef pong(SharedFrame::make(Opcode::Pong, std::string_view(data, len)));
+      s->enqueue(c, pong.get());
+    }
+    return c->state == ConnState::Open || c->state == ConnState::Closing;
+  }
+  bool on_pong(const char*, size_t) {
+    c->ping_outstanding = false;
+    return true;
+  }
+  bool on_close(uint16_t code, std::string_view reason) {
+    c->close_received = true;
+    if (!c->close_sent) {
+      // Echo the peer's code (RFC 6455 5.5.1); no code in, no code out.
+      c->close_code = code;
+      c->close_reason.assign(reason);
+      s->send_close(c, code == 1005 ? 0 : code, "");
+    }
+    // Both close frames exchanged: the server closes TCP first (7.1.1).
+    s->linger(c);
+    return false;
+  }
+  void on_error(uint16_t code, const char* reason) {
+    // Fail the connection (7.1.7): our close frame, then TCP close.
+    if (!c->close_sent) s->send_close(c, code, reason);
+    s->linger(c);
+  }
+};
+}  // namespace
+
+void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
+  FrameEvents ev{this, c};
+  c->ws->consume(data, n, ev);
+}
+
+// ------------------------------------------------------------------- output
+
+int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
+  size_t limit = cfg.max_output_buffer;
+  if (!c->out.empty() && c->out.bytes() + f->size() > limit) {
+    if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
+      ++c->dropped;
+      return kEFull;
+    }
+    // Too slow: what it has not started receiving is dropped and it is
+    // closed (a close already queued is kept).
+    if (c->state == ConnState::Open) {
+      c->out.drop_unstarted();
+      send_close(c, 1008, "too slow: output queue full");
+    }
+    return kEFull;
+  }
+  c->out.push(f);
+  mark_dirty(c);
+  if (c->out.bytes() > limit / 2) {
+    c->over_soft = true;
+    return kQueuedOverLimit;
+  }
+  return kOk;
+}
+
+void Server::Impl::mark_dirty(Connection* c) {
+  if (!c->dirty) {
+    c->dirty = true;
+    dirty.push_back(c);
+  }
+}
+
+void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view reason) {
+  std::string payload = code ? protocol::close_payload(code, reason) : std::string();
+  FrameRef f(SharedFrame::make(Opcode::Close, payload));
+  c->out.push(f.get());  // never subject to the output cap
+  mark_dirty(c);
+  c->close_sent = true;
+  if (!c->close_code) {
+    c->close_code = code ? code : 1005;
+    c->close_reason.assign(reason);
+  }
+  if (c->state == ConnState::Open) {
+    leave_open(c);
+    c->state = ConnState::Closing;
+    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  }
+}
+
+void Server::Impl::flush(Connection* c) {
+  while (!c->out.empty() && c->writable) {
+    iovec iov[64];
+    int n = c->out.gather(iov, 64);
+    ssize_t w = ::writev(c->fd, iov, n);
+    if (w > 0) {
+      c->out.consume(size_t(w));
+      continue;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c->writable = false;
+      return;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    abort(c, c->close_sent ? c->close_code : 1006);  // EPIPE, ECONNRESET
+    return;
+  }
+  if (!c->out.empty()) return;
+  if (c->over_soft) {
+    c->over_soft = false;
+    if (c->state == ConnState::Open) handler->on_drain(c->id);
+  }
+  if (c->state == ConnState::Lingering && !c->shut_done) {
+    c->shut_done = true;
+    ::shutdown(c->fd, SHUT_WR);
+  }
+}
+
+void Server::Impl::flush_all() {
+  // Index loop: on_drain may make more connections dirty.
+  for (size_t i = 0; i < dirty.size(); ++i) {
+    Connection* c = dirty[i];
+    c->dirty = false;
+    if (c->state != ConnState::Dead) flush(c);
+  }
+  dirty.clear();
+}
+
+// ----------------------------------------------------------------- closing
+
+void Server::Impl::leave_open(Connection* c) {
+  if (c->open_index == SIZE_MAX) return;
+  Connection* last = open.back();
+  open[c->open_index] = last;
+  last->open_index = c->open_index;
+  open.pop_back();
+  c->open_index = SIZE_MAX;
+  ws_count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The WebSocket is over (close frames exchanged or the connection failed):
+// the host hears about it now; the socket lingers until the peer's FIN.
+void Server::Impl::linger(Connection* c) {
+  leave_open(c);
+  c->state = ConnState::Lingering;
+  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  mark_dirty(c);
+  report_close(c);
+}
+
+void Server::Impl::report_close(Connection* c) {
+  if (!c->opened || c->close_reported) return;
+  c->close_reported = true;
+  handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason);
+}
+
+void Server::Impl::abort(Connection* c, uint16_t code) {
+  if (c->state == ConnState::Dead) return;
+  leave_open(c);
+  if (!c->close_code || !c->close_sent) c->close_code = code;
+  if (code == 1006 && !c->close_received && !c->close_sent) c->close_reason.clear();
+  c->state = ConnState::Dead;
+  dead.push_back(c);
+}
+
+void Server::Impl::destroy(Connection* c) {
+  if (c->dirty) dirty.erase(std::find(dirty.begin(), dirty.end(), c));
+  if (c->read_pending) read_pending.erase(std::find(read_pending.begin(), read_pending.end(), c));
+  poller.remove(c->fd);
+  ::close(c->fd);
+  by_fd[c->fd] = nullptr;
+  by_id.erase(c->id);
+  if (c->counted_ip) {
+    auto it = per_ip.find(c->info.remote_address);
+    if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+  }
+  report_close(c);
+  delete c;
+}
+
+void Server::Impl::destroy_dead() {
+  // on_close may close other connections: index loop over a growing list.
+  for (size_t i = 0; i < dead.size(); ++i) destroy(dead[i]);
+  dead.clear();
+  // Dead connections may still sit in the flush list; it was flushed before.
+}
+
+// ----------------------------------------------------- direct (loop thread)
+
+int Server::Impl::direct_send(ConnId id, Opcode op, std::string_view payload) {
+  Connection* c = find_open(id);
+  if (!c) return kENoConn;
+  FrameRef f(SharedFrame::make(op, payload));
+  return enqueue(c, f.get());
+}
+
+int Server::Impl::direct_broadcast(SharedFrame* f, ConnId exclude) {
+  int n = 0;
+  // Backwards: a receiver closed for being too slow is swap-removed with the
+  // last element, which was already visited.
+  for (size_t i = open.size(); i-- > 0;) {
+    if (i >= open.size()) continue;
+    Connection* c = open[i];
+    if (c->id == exclude) continue;
+    if (enqueue(c, f) >= 0) ++n;
+  }
+  return n;
+}
+
+int Server::Impl::direct_close(ConnId id, uint16_t code, std::string_view reason) {
+  Connection* c = find_open(id);
+  if (!c) return kENoConn;
+  send_close(c, code, reason);
+  return kOk;
+}
+
+}  // namespace chatws

@@ -1,0 +1,64 @@
+// An encoded, immutable WebSocket frame shared by every receiver of a
+// broadcast: encoded once, referenced by each connection's output queue,
+// freed when the last write completes. Intrusive refcount, header and
+// payload contiguous in one block; small blocks are recycled through a
+// per-thread free list so the steady state allocates nothing.
+// Frames live on the loop thread only, so the count is not atomic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "protocol/frame.h"
+
+namespace chatws {
+
+class SharedFrame {
+ public:
+  // Encode an unmasked server frame (FIN set) around `payload`.
+  static SharedFrame* make(protocol::Opcode op, std::string_view payload);
+  // Same, with the payload gathered from two pieces (avoids a copy for
+  // snapshots built in parts).
+  static SharedFrame* make2(protocol::Opcode op, std::string_view a, std::string_view b);
+
+  // Raw bytes with no WebSocket header (HTTP responses share the output path).
+  static SharedFrame* raw(std::string_view a, std::string_view b = {});
+
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  size_t size() const { return size_; }
+  char* mutable_data() { return reinterpret_cast<char*>(this + 1); }
+
+  void ref() { ++refs_; }
+  void unref() {
+    if (--refs_ == 0) destroy();
+  }
+
+ private:
+  SharedFrame(size_t n, uint8_t cls) : size_(n), class_(cls) {}
+  static SharedFrame* allocate(size_t total);
+  void destroy();
+  uint32_t refs_ = 1;
+  uint32_t size_;
+  uint8_t class_;  // size class for the free list, or kUnpooled
+};
+
+// Owning handle (move-only, or copy with ref()).
+class FrameRef {
+ public:
+  FrameRef() = default;
+  explicit FrameRef(SharedFrame* f) : f_(f) {}  // adopts one reference
+  FrameRef(const FrameRef& o) : f_(o.f_) { if (f_) f_->ref(); }
+  FrameRef(FrameRef&& o) noexcept : f_(o.f_) { o.f_ = nullptr; }
+  FrameRef& operator=(FrameRef o) noexcept { std::swap(f_, o.f_); return *this; }
+  ~FrameRef() { if (f_) f_->unref(); }
+  SharedFrame* get() const { return f_; }
+  SharedFrame* operator->() const { return f_; }
+  explicit operator bool() const { return f_ != nullptr; }
+  SharedFrame* release() { auto* f = f_; f_ = nullptr; return f; }
+
+ private:
+  SharedFrame* f_ = nullptr;
+};
+
+}  // namespace chatws

@@ -1,0 +1,125 @@
+"""``python -m chatws``: the chat server with its browser page.
+
+Serves the chat page over HTTP and the chat over WebSocket on the same port
+(subprotocols "chatws.v1" and the classic "json"; rooms at /rooms/<name>).
+Ctrl-C or SIGTERM stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from . import __version__
+from ._errors import Error
+from ._resources import bundled_web_dir
+from ._server import Server
+
+__all__ = ["main", "build_parser"]
+
+
+def _seconds(text: str) -> float:
+    """A timeout argument: seconds, or 'off' to disable."""
+    if text.lower() in ("off", "none", "inf"):
+        return math.inf
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0 (or 'off')")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m chatws",
+        description="Run the chatws chat server: the browser chat page over HTTP and the "
+        "chat over WebSocket, on one port.",
+    )
+    p.add_argument("--version", action="version", version=f"chatws {__version__}")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    static = p.add_mutually_exclusive_group()
+    static.add_argument("--static-dir", type=Path, help="directory to serve over HTTP (default: the bundled chat page)")
+    static.add_argument("--no-static", action="store_true", help="serve no files, WebSocket only")
+    p.add_argument("--history", metavar="PATH", help="SQLite file for durable chat history (default: in memory)")
+    p.add_argument("--history-size", type=_positive, help="messages kept per room (default 50)")
+    p.add_argument("--max-connections", type=_positive, help="open connections (default 100000)")
+    p.add_argument("--max-connections-per-ip", type=_positive, help="per client address (default unlimited)")
+    p.add_argument("--max-message-size", type=_positive, help="bytes per WebSocket message (default 16 MiB)")
+    p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default 1 MiB)")
+    p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default 64)")
+    p.add_argument("--max-text-length", type=_positive, help="characters in a message (default 4096)")
+    p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
+                   help="accept WebSocket handshakes only from this Origin (repeatable; default any)")
+    p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
+                   help="what to do with a client that reads too slowly (default close)")
+    p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping (default 60; 'off')")
+    p.add_argument("--drain-timeout", type=_seconds, help="seconds a graceful stop waits for clients (default 5)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("chatws")
+
+    static_dir: Optional[Path] = None
+    if not args.no_static:
+        static_dir = args.static_dir if args.static_dir is not None else bundled_web_dir()
+        if static_dir is None:
+            log.warning("no chat page is bundled with this installation: serving WebSocket only")
+        elif not static_dir.is_dir():
+            log.error("--static-dir %s is not a directory", static_dir)
+            return 2
+
+    try:
+        server = Server(
+            args.host,
+            args.port,
+            chat=True,
+            static_dir=static_dir,
+            history_path=args.history,
+            history_size=args.history_size,
+            max_connections=args.max_connections,
+            max_connections_per_ip=args.max_connections_per_ip,
+            max_message_size=args.max_message_size,
+            max_output_buffer=args.max_output_buffer,
+            max_user_length=args.max_user_length,
+            max_text_length=args.max_text_length,
+            allowed_origins=args.allowed_origin,
+            slow_consumer_policy=args.slow_consumer,
+            idle_timeout=args.idle_timeout,
+            drain_timeout=args.drain_timeout,
+        )
+    except Error as exc:
+        log.error("cannot start the server: %s", exc)
+        return 1
+
+    with server:
+        # SIGTERM: graceful stop (close 1001 to every client, flush history);
+        # the handler runs on this thread between two loop slices.
+        signal.signal(signal.SIGTERM, lambda signum, frame: server.stop(wait=False))
+        where = server.http_url if static_dir is not None else server.url
+        print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url})", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("chatws: interrupted, closing", file=sys.stderr, flush=True)
+    print("chatws: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Server keyword options -> the chatws_options fields (validated here, so
+that mistakes are reported as Python exceptions naming the argument)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Dict, Iterable, Optional, Union
+
+from ._errors import InvalidArgument
+
+__all__ = ["CHAT_SUBPROTOCOLS", "build_options", "timeout_ms"]
+
+#: The chat's subprotocols in the server's order of preference: the richer
+#: "chatws.v1" (the bundled page) and the classic "json" format.
+CHAT_SUBPROTOCOLS = ("chatws.v1", "json")
+
+_SLOW_POLICIES = {"close": 0, "drop": 1}
+
+StrList = Union[str, Iterable[str], None]
+
+
+def _join(name: str, value: StrList) -> Optional[str]:
+    """A sequence of tokens -> the comma-separated form of chatws_options."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item or "," in item:
+            raise InvalidArgument(f"{name}: each item must be a non-empty str without ',': {item!r}")
+    return ",".join(items) if items else None
+
+
+def timeout_ms(name: str, seconds: Optional[float]) -> Optional[int]:
+    """Seconds (None: library default, math.inf: disabled) -> milliseconds
+    (None, or -1 for disabled)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InvalidArgument(f"{name} must be a number of seconds, None or math.inf")
+    if math.isinf(seconds) and seconds > 0:
+        return -1
+    if not seconds > 0:
+        raise InvalidArgument(f"{name} must be > 0 seconds (math.inf disables it), not {seconds!r}")
+    return max(1, min(int(round(seconds * 1000)), 2**31 - 1))
+
+
+def _limit(name: str, value: Optional[int], maximum: int) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise InvalidArgument(f"{name} must be a positive int (at most {maximum}), not {value!r}")
+    return value
+
+
+def _path(name: str, value: Union[str, "os.PathLike[str]", None]) -> Optional[str]:
+    if value is None:
+        return None
+    return os.fspath(value)
+
+
+def build_options(
+    *,
+    host: str,
+    port: int,
+    static_dir: Union[str, "os.PathLike[str]", None],
+    subprotocols: StrList,
+    allowed_origins: StrList,
+    websocket_path_prefix: Optional[str],
+    max_request_size: Optional[int],
+    max_message_size: Optional[int],
+    max_fragments: Optional[int],
+    max_output_buffer: Optional[int],
+    max_connections: Optional[int],
+    max_connections_per_ip: Optional[int],
+    slow_consumer_policy: str,
+    handshake_timeout: Optional[float],
+    idle_timeout: Optional[float],
+    close_timeout: Optional[float],
+    drain_timeout: Optional[float],
+    chat: bool,
+    history_path: Union[str, "os.PathLike[str]", None],
+    history_size: Optional[int],
+    max_user_length: Optional[int],
+    max_text_length: Optional[int],
+) -> Dict[str, Any]:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
+    if slow_consumer_policy not in _SLOW_POLICIES:
+        raise InvalidArgument(
+            f"slow_consumer_policy must be 'close' or 'drop', not {slow_consumer_policy!r}"
+        )
+    if subprotocols is None and chat:
+        subprotocols = CHAT_SUBPROTOCOLS
+    size_max = 2**63 - 1
+    u32_max = 2**32 - 1
+    return {
+        "host": host,
+        "port": port,
+        "static_dir": _path("static_dir", static_dir),
+        "subprotocols": _join("subprotocols", subprotocols),
+        "allowed_origins": _join("allowed_origins", allowed_origins),
+        "websocket_path_prefix": websocket_path_prefix,
+        "max_request_size": _limit("max_request_size", max_request_size, size_max),
+        "max_message_size": _limit("max_message_size", max_message_size, size_max),
+        "max_fragments": _limit("max_fragments", max_fragments, size_max),
+        "max_output_buffer": _limit("max_output_buffer", max_output_buffer, size_max),
+        "max_connections": _limit("max_connections", max_connections, u32_max),
+        "max_connections_per_ip": _limit("max_connections_per_ip", max_connections_per_ip, u32_max),
+        "slow_consumer_policy": _SLOW_POLICIES[slow_consumer_policy],
+        "handshake_timeout_ms": timeout_ms("handshake_timeout", handshake_timeout),
+        "idle_timeout_ms": timeout_ms("idle_timeout", idle_timeout),
+        "close_timeout_ms": timeout_ms("close_timeout", close_timeout),
+        "drain_timeout_ms": timeout_ms("drain_timeout", drain_timeout),
+        "chat": bool(chat),
+        "history_path": _path("history_path", history_path),
+        "history_size": _limit("history_size", history_size, u32_max),
+        "max_user_length": _limit("max_user_length", max_user_length, u32_max),
+        "max_text_length": _limit("max_text_length", max_text_length, u32_max),
+    }

@@ -1,0 +1,567 @@
+"""Server: a libchatws server driven from Python.
+
+Threads: the loop runs on one thread at a time -- the one in serve_forever(),
+the background thread of start(), or the asyncio loop (chatws.serve()) --
+and every handler runs there. The GIL is released while the loop waits and
+does socket I/O, and taken only to call handlers. send(), broadcast(),
+close() and stop() may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+import weakref
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
+
+from . import _native
+from ._connection import ChatMessage, Connection, Message
+from ._errors import InvalidState, ServerStopped
+from ._handlers import HandlerSlot, bind_overrides
+from ._options import build_options
+
+__all__ = [
+    "Server",
+    "OpenHandler",
+    "MessageHandler",
+    "CloseHandler",
+    "DrainHandler",
+    "ErrorHandler",
+    "ChatHandler",
+    "ChatVerdict",
+]
+
+logger = logging.getLogger("chatws")
+
+OpenHandler = Callable[[Connection], Any]
+MessageHandler = Callable[[Connection, Message], Any]
+CloseHandler = Callable[[Connection, int, str], Any]
+DrainHandler = Callable[[Connection], Any]
+ErrorHandler = Callable[[BaseException, Optional[Connection]], Any]
+#: What an on_chat hook returns: None or True (accept), False (reject), a
+#: str (accept with this text), a ChatMessage or a (user, text) tuple
+#: (accept rewritten).
+ChatVerdict = Union[None, bool, str, ChatMessage, Tuple[str, str]]
+ChatHandler = Callable[[Optional[Connection], ChatMessage], ChatVerdict]
+
+# The loop waits at most this long between checks for Python signals, so
+# Ctrl-C interrupts serve_forever() within about this time.
+_SLICE_MS = 100
+# Extra time allowed beyond the drain timeout for a stopping loop to return.
+_STOP_MARGIN_S = 5.0
+_DEFAULT_DRAIN_S = 5.0
+
+PathArg = Union[str, "os.PathLike[str]", None]
+
+
+class _Runner:
+    """What the finalizer needs to shut a forgotten server down: the native
+    server and the background thread, without a reference to the Server."""
+
+    __slots__ = ("native", "thread", "wait_s")
+
+    def __init__(self, native: _native.Server, wait_s: float) -> None:
+        self.native = native
+        self.thread: Optional[threading.Thread] = None
+        self.wait_s = wait_s
+
+    def shutdown(self) -> None:
+        native = self.native
+        if native.closed:
+            return
+        if native.running():
+            # Only reachable at interpreter exit (a running loop keeps its
+            # Server alive): stop the daemon thread before freeing.
+            try:
+                native.stop()
+            except Exception:  # pragma: no cover - best effort at exit
+                pass
+            thread = self.thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(self.wait_s)
+            if native.running():
+                return
+        native.close()
+
+
+class Server:
+    """A WebSocket (and static HTTP) server on ``host``:``port``.
+
+    The socket is bound when the object is created (``port=0`` picks a free
+    port: see :attr:`port`). Run it with :meth:`serve_forever` (blocking),
+    :meth:`start` (background thread) or ``async with chatws.serve(...)``.
+
+    Handlers (each optional), set by decorator, attribute or keyword::
+
+        server = chatws.Server(port=0)
+
+        @server.on_message
+        def echo(conn, message):        # str for text, bytes for binary
+            conn.send(message)
+
+    - ``on_open(conn)``: a WebSocket handshake completed.
+    - ``on_message(conn, message)``: a complete message arrived.
+    - ``on_close(conn, code, reason)``: the connection is gone (also for
+      connections still open when the server is closed).
+    - ``on_drain(conn)``: a slow reader's output queue has been written out.
+    - ``on_error(exc, conn)``: a handler raised ``exc`` (already logged to the
+      "chatws" logger); the server and the other connections carry on.
+    - ``on_chat(conn, msg)``: chat mode moderation; see :class:`ChatMessage`
+      and ``ChatVerdict``. An exception rejects the message.
+
+    A handler may return a coroutine only in asyncio mode (chatws.serve()),
+    where it runs as a task.
+
+    Sizes are bytes; timeouts are seconds (``None``: the library default,
+    ``math.inf``: disabled). Defaults: max_request_size 8 KiB,
+    max_message_size 16 MiB, max_output_buffer 1 MiB, max_connections
+    100000, handshake_timeout 10, idle_timeout 60, close_timeout 5,
+    drain_timeout 5, history_size 50 (see chatws.h).
+    """
+
+    on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
+    on_message = HandlerSlot[MessageHandler]("on_message(conn, message): str (text) or bytes (binary).")
+    on_close = HandlerSlot[CloseHandler]("on_close(conn, code, reason): the connection is gone.")
+    on_drain = HandlerSlot[DrainHandler]("on_drain(conn): the output queue was written out.")
+    on_error = HandlerSlot[ErrorHandler]("on_error(exc, conn): a handler raised exc.")
+    on_chat = HandlerSlot[ChatHandler]("on_chat(conn, msg) -> verdict: chat moderation hook.")
+
+    _h_open: Optional[OpenHandler] = None
+    _h_message: Optional[MessageHandler] = None
+    _h_close: Optional[CloseHandler] = None
+    _h_drain: Optional[DrainHandler] = None
+    _h_error: Optional[ErrorHandler] = None
+    _h_chat: Optional[ChatHandler] = None
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        static_dir: PathArg = None,
+        subprotocols: Union[str, Iterable[str], None] = None,
+        allowed_origins: Union[str, Iterable[str], None] = None,
+        websocket_path_prefix: Optional[str] = None,
+        max_request_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        max_fragments: Optional[int] = None,
+        max_output_buffer: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        max_connections_per_ip: Optional[int] = None,
+        slow_consumer_policy: str = "close",
+        handshake_timeout: Optional[float] = None,
+        idle_timeout: Optional[float] = None,
+        close_timeout: Optional[float] = None,
+        drain_timeout: Optional[float] = None,
+        chat: bool = False,
+        history_path: PathArg = None,
+        history_size: Optional[int] = None,
+        max_user_length: Optional[int] = None,
+        max_text_length: Optional[int] = None,
+        on_open: Optional[OpenHandler] = None,
+        on_message: Optional[MessageHandler] = None,
+        on_close: Optional[CloseHandler] = None,
+        on_drain: Optional[DrainHandler] = None,
+        on_error: Optional[ErrorHandler] = None,
+        on_chat: Optional[ChatHandler] = None,
+    ) -> None:
+        for name, handler in (
+            ("on_open", on_open),
+            ("on_message", on_message),
+            ("on_close", on_close),
+            ("on_drain", on_drain),
+            ("on_error", on_error),
+            ("on_chat", on_chat),
+        ):
+            if handler is not None:
+                setattr(self, name, handler)
+        bind_overrides(self, Server)
+
+        options = build_options(
+            host=host,
+            port=port,
+            static_dir=static_dir,
+            subprotocols=subprotocols,
+            allowed_origins=allowed_origins,
+            websocket_path_prefix=websocket_path_prefix,
+            max_request_size=max_request_size,
+            max_message_size=max_message_size,
+            max_fragments=max_fragments,
+            max_output_buffer=max_output_buffer,
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            slow_consumer_policy=slow_consumer_policy,
+            handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
+            close_timeout=close_timeout,
+            drain_timeout=drain_timeout,
+            chat=chat,
+            history_path=history_path,
+            history_size=history_size,
+            max_user_length=max_user_length,
+            max_text_length=max_text_length,
+        )
+        self._host = host
+        self._chat = bool(chat)
+        self._conns: Dict[int, Connection] = {}
+        self._lock = threading.Lock()
+        self._loop_active = False
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._close_after_loop = False
+        drain_s = _DEFAULT_DRAIN_S if drain_timeout is None or drain_timeout == float("inf") else drain_timeout
+        self._stop_wait_s = drain_s + _STOP_MARGIN_S
+        # The native server holds module-level dispatch functions and a weak
+        # reference to self: no cycle through the extension object.
+        self._native = _native.Server(
+            options,
+            weakref.ref(self),
+            _dispatch_open,
+            _dispatch_message,
+            _dispatch_close,
+            _dispatch_drain,
+            _dispatch_chat,
+        )
+        self._runner = _Runner(self._native, self._stop_wait_s)
+        self._finalizer = weakref.finalize(self, self._runner.shutdown)
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one when 0 was asked)."""
+        return self._native.port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/`` for clients on this machine (a wildcard host
+        such as 0.0.0.0 is shown as the loopback address)."""
+        return f"ws://{self._netloc()}/"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port/``: where the static files (the chat page) are."""
+        return f"http://{self._netloc()}/"
+
+    def _netloc(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self._host, self._host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    @property
+    def connections(self) -> List[Connection]:
+        """The open WebSocket connections (a snapshot, oldest first)."""
+        return list(self._conns.values())
+
+    def connection(self, conn_id: int) -> Optional[Connection]:
+        """The open connection with this id, or None."""
+        return self._conns.get(conn_id)
+
+    @property
+    def closed(self) -> bool:
+        """True once close() freed the server."""
+        return self._native.closed
+
+    @property
+    def stopped(self) -> bool:
+        """True once a stop has completed (or the server is closed)."""
+        return self._native.stopped()
+
+    @property
+    def running(self) -> bool:
+        """True while some thread runs the loop."""
+        return self._loop_active
+
+    def fileno(self) -> int:
+        """A file descriptor that becomes readable when :meth:`poll` has work
+        (for hosts with their own event loop: select, selectors, ...)."""
+        self._check_open()
+        return self._native.fd
+
+    # ------------------------------------------------------------ messaging
+
+    def broadcast(self, message: Union[str, bytes, bytearray, memoryview],
+                  exclude: Union[Connection, int, None] = None) -> None:
+        """Send ``message`` to every open WebSocket connection except
+        ``exclude`` (a Connection or its id). The frame is encoded once for
+        all. Any thread. Does nothing once the server is stopping."""
+        exclude_id = 0 if exclude is None else (exclude.id if isinstance(exclude, Connection) else int(exclude))
+        try:
+            self._native.broadcast(message, exclude_id)
+        except ServerStopped:
+            pass  # nobody left to receive it
+
+    def post_chat(self, user: str, text: str, room: str = "") -> None:
+        """Chat mode: post a message from the host (e.g. a notice) to
+        ``room`` as if a client had sent it: stored and broadcast. From the
+        loop thread (a handler, or the asyncio loop), or while no loop runs."""
+        self._native.chat_post(room, user, text)
+
+    # ------------------------------------------------------------- the loop
+
+    def serve_forever(self) -> None:
+        """Run the loop on this thread until :meth:`stop` (from any thread,
+        or a handler) has completed. The GIL is released while waiting; on
+        the main thread Ctrl-C raises KeyboardInterrupt within ~0.1 s."""
+        self._claim_loop()
+        try:
+            self._native.run(_SLICE_MS)
+        finally:
+            self._release_loop()
+
+    def start(self) -> Server:
+        """Run the loop on a background (daemon) thread; returns self."""
+        self._claim_loop()
+        thread = threading.Thread(target=self._thread_main, name=f"chatws-{self.port}", daemon=True)
+        self._runner.thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._release_loop()
+            raise
+        return self
+
+    def _thread_main(self) -> None:
+        try:
+            self._native.run(_SLICE_MS)
+        except BaseException:
+            logger.exception("chatws: the server loop failed; stopping the server")
+            self._drain_after_failure()
+        finally:
+            self._release_loop()
+
+    def _drain_after_failure(self) -> None:
+        # A failed loop leaves connections half-served: finish a graceful
+        # stop, bounded, so that clients get their close frames.
+        try:
+            self._native.stop()
+            for _ in range(int(self._stop_wait_s * 1000 / _SLICE_MS) + 1):
+                if self._native.poll(_SLICE_MS) is None:
+                    break
+        except BaseException:
+            logger.exception("chatws: could not stop the server cleanly")
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Run one loop iteration, waiting at most ``timeout`` seconds for
+        events (for hosts with their own loop; see :meth:`fileno`). Returns
+        False once the server has stopped."""
+        self._check_open()
+        return self._native.poll(int(timeout * 1000)) is not None
+
+    def stop(self, wait: bool = True) -> None:
+        """Begin a graceful stop: stop accepting, send close 1001 to every
+        client, wait up to drain_timeout for their replies, then the loop
+        returns. Any thread; idempotent. With ``wait`` (and when not called
+        from the loop thread itself) returns once the loop has returned."""
+        native = self._native
+        if native.closed:
+            return
+        native.stop()
+        if wait and self._loop_active and not native.on_loop_thread():
+            if threading.current_thread() is not self._runner.thread:
+                self._wait_loop_done()
+
+    def close(self) -> None:
+        """Stop if running, close every connection that is still open (their
+        on_close handlers run) and free the server and its port. Idempotent.
+        From a handler, the server is closed once its loop returns."""
+        native = self._native
+        if native.closed:
+            return
+        if native.on_loop_thread():
+            self._close_after_loop = True
+            native.stop()
+            return
+        if self._loop_active:
+            native.stop()
+            self._wait_loop_done()
+        thread = self._runner.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._stop_wait_s)
+        native.close()
+        self._finalizer.detach()
+
+    def _wait_loop_done(self) -> None:
+        if not self._loop_done.wait(self._stop_wait_s):
+            raise InvalidState(f"the server loop did not stop within {self._stop_wait_s:.1f} s")
+
+    def _claim_loop(self) -> None:
+        with self._lock:
+            self._check_open()
+            if self._loop_active:
+                raise InvalidState("the server loop is already running")
+            self._loop_active = True
+            self._loop_done.clear()
+
+    def _release_loop(self) -> None:
+        with self._lock:
+            self._loop_active = False
+            self._loop_done.set()
+        if self._close_after_loop and not self._native.closed:
+            self._close_after_loop = False
+            self.close()
+
+    def _check_open(self) -> None:
+        if self._native.closed:
+            raise ServerStopped("the server is closed")
+
+    # ---------------------------------------------------- context manager
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("running" if self._loop_active else "idle")
+        return f"<chatws.Server {self.url} {state} connections={len(self._conns)}>"
+
+    # ----------------------------------------------------- error handling
+
+    def _report(self, exc: BaseException, conn: Optional[Connection], where: str) -> None:
+        """A handler raised: log it, then tell on_error."""
+        logger.error("chatws: %s handler raised %s: %s", where, type(exc).__name__, exc,
+                     exc_info=(type(exc), exc, exc.__traceback__))
+        hook = self._h_error
+        if hook is None:
+            return
+        try:
+            hook(exc, conn)
+        except Exception:
+            logger.exception("chatws: the on_error handler raised")
+
+    def _spawn(self, result: Any, conn: Optional[Connection], where: str) -> None:
+        """A handler returned something; a coroutine needs asyncio mode."""
+        if inspect.iscoroutine(result):
+            result.close()
+            self._report(
+                TypeError(f"{where} returned a coroutine: async handlers need asyncio mode (chatws.serve())"),
+                conn,
+                where,
+            )
+
+
+# --------------------------------------------------------------- dispatch
+#
+# Called by chatws._native on the loop thread with the GIL held, as
+# fn(server, ...). They never raise (an escaping exception would only be
+# reported as unraisable): handler failures go to Server._report.
+
+
+def _dispatch_open(server: Server, conn_id: int, address: str, port: int, path: str,
+                   subprotocol: str) -> None:
+    conn = Connection(server._native, server, conn_id, (address, port), path, subprotocol)
+    server._conns[conn_id] = conn
+    handler = server._h_open
+    if handler is None:
+        return
+    try:
+        result = handler(conn)
+    except Exception as exc:
+        server._report(exc, conn, "on_open")
+        return
+    if result is not None:
+        server._spawn(result, conn, "on_open")
+
+
+def _dispatch_message(server: Server, conn_id: int, message: Message) -> None:
+    # The per-message path: one dict lookup and the handler call.
+    handler = server._h_message
+    if handler is None:
+        return
+    conn = server._conns.get(conn_id)
+    if conn is None:
+        return
+    try:
+        result = handler(conn, message)
+    except Exception as exc:
+        server._report(exc, conn, "on_message")
+        return
+    if result is not None:
+        server._spawn(result, conn, "on_message")
+
+
+def _dispatch_close(server: Server, conn_id: int, code: int, reason: str) -> None:
+    conn = server._conns.pop(conn_id, None)
+    if conn is None:
+        return
+    conn._closed_with(code, reason)
+    handler = server._h_close
+    if handler is None:
+        return
+    try:
+        result = handler(conn, code, reason)
+    except Exception as exc:
+        server._report(exc, conn, "on_close")
+        return
+    if result is not None:
+        server._spawn(result, conn, "on_close")
+
+
+def _dispatch_drain(server: Server, conn_id: int) -> None:
+    handler = server._h_drain
+    conn = server._conns.get(conn_id)
+    if handler is None or conn is None:
+        return
+    try:
+        result = handler(conn)
+    except Exception as exc:
+        server._report(exc, conn, "on_drain")
+        return
+    if result is not None:
+        server._spawn(result, conn, "on_drain")
+
+
+def _dispatch_chat(server: Server, conn_id: int, room: str, user: str, text: str,
+                   time_ms: int) -> Union[None, bool, Tuple[str, str]]:
+    handler = server._h_chat
+    if handler is None:
+        return None
+    conn = server._conns.get(conn_id)
+    msg = ChatMessage(room, user, text, time_ms)
+    try:
+        return _verdict(handler(conn, msg), msg)
+    except Exception as exc:
+        # Moderation fails closed: a broken hook lets nothing through.
+        server._report(exc, conn, "on_chat")
+        return False
+
+
+def _verdict(result: object, msg: ChatMessage) -> Union[None, bool, Tuple[str, str]]:
+    """The hook's answer -> None (accept), False (reject) or (user, text)."""
+    if result is None or result is True:
+        return None
+    if result is False:
+        return False
+    if isinstance(result, ChatMessage):
+        rewritten = (result.user, result.text)
+    elif isinstance(result, str):
+        rewritten = (msg.user, result)
+    elif isinstance(result, tuple) and len(result) == 2 and all(isinstance(x, str) for x in result):
+        rewritten = (result[0], result[1])
+    else:
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(
+            "on_chat must return None/True (accept), False (reject), a str, a ChatMessage "
+            f"or a (user, text) tuple, not {type(result).__name__}"
+        )
+    return None if rewritten == (msg.user, msg.text) else rewritten
+

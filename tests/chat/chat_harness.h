@@ -1,0 +1,153 @@
+// A real chatws::Server on 127.0.0.1 (port 0) with a ChatService wired the
+// way the C ABI wires it, its loop on a background thread. Tests reach the
+// loop thread through on_loop() (posts, moderator, introspection).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chat/chat_service.h"
+#include "server/server.h"
+
+namespace chatws::test {
+
+// The handler the C ABI installs in chat mode: upgrade checks and chat
+// connections go to the ChatService, everything else would go to the host.
+class ChatRouter : public ServerHandler {
+ public:
+  chat::ChatService* chat = nullptr;
+  Server* server = nullptr;
+  std::atomic<int> non_chat_messages{0};
+
+  int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override {
+    return chat ? chat->on_upgrade(path, subprotocol, reason) : 0;
+  }
+  void on_open(ConnId id) override {
+    if (is_chat(id)) chat->on_open(id);
+  }
+  void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) override {
+    if (is_chat(id)) {
+      chat->on_message(id, op, data, len);
+    } else {
+      ++non_chat_messages;
+    }
+  }
+  void on_close(ConnId id, uint16_t, std::string_view) override {
+    if (chat) chat->on_close(id);  // unknown ids are ignored
+  }
+  void on_iteration_end() override {
+    if (chat) chat->on_iteration_end();
+  }
+
+ private:
+  bool is_chat(ConnId id) const {
+    if (!chat || !server) return false;
+    const ConnInfo* info = server->info(id);
+    return info && chat->is_chat(info->subprotocol);
+  }
+};
+
+class ChatHarness {
+ public:
+  ChatHarness() = default;
+  ~ChatHarness() { stop(); }
+
+  // Creates server + chat and starts the loop thread. On failure returns
+  // false with error()/code().
+  bool start(const chat::ChatConfig& cfg) {
+    ServerConfig sc;
+    sc.host = "127.0.0.1";
+    sc.port = 0;
+    sc.subprotocols = {"chatws.v1", "json"};
+    server_ = Server::create(sc, &router_, &error_, &code_);
+    if (!server_) return false;
+    router_.server = server_.get();
+    chat_ = chat::ChatService::create(*server_, cfg, &error_, &code_);
+    if (!chat_) {
+      server_.reset();
+      return false;
+    }
+    router_.chat = chat_.get();
+    port_ = server_->port();
+    quit_ = false;
+    thread_ = std::thread([this] { loop(); });
+    return true;
+  }
+
+  // Tears down on the loop thread the way chatws_server_destroy() does:
+  // the server first (its on_close/on_iteration_end still reach the chat),
+  // then the chat service.
+  void stop() {
+    if (!thread_.joinable()) return;
+    quit_ = true;
+    thread_.join();
+  }
+
+  uint16_t port() const { return port_; }
+  const std::string& error() const { return error_; }
+  int code() const { return code_; }
+
+  // Runs fn on the loop thread between two iterations and returns its result.
+  template <class F>
+  auto on_loop(F fn) -> decltype(fn(std::declval<chat::ChatService&>())) {
+    using R = decltype(fn(std::declval<chat::ChatService&>()));
+    auto task = std::make_shared<std::packaged_task<R()>>([this, fn] { return fn(*chat_); });
+    auto fut = task->get_future();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      tasks_.push_back([task] { (*task)(); });
+    }
+    // Bounded: a loop that does not pick the task up within 10 s is a bug.
+    if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      throw std::runtime_error("loop thread did not run the task");
+    }
+    return fut.get();
+  }
+
+  // Waits (bounded) until fn(chat) is true on the loop thread.
+  bool wait_for(std::function<bool(chat::ChatService&)> fn, int timeout_ms = 5000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (on_loop(fn)) return true;
+    }
+    return false;
+  }
+
+ private:
+  void loop() {
+    while (!quit_) {
+      server_->poll(5);
+      std::vector<std::function<void()>> run;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        run.swap(tasks_);
+      }
+      for (auto& t : run) t();
+    }
+    server_.reset();
+    router_.chat = nullptr;
+    router_.server = nullptr;
+    chat_.reset();
+  }
+
+  ChatRouter router_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<chat::ChatService> chat_;
+  std::thread thread_;
+  std::atomic<bool> quit_{false};
+  std::mutex mu_;
+  std::vector<std::function<void()>> tasks_;
+  uint16_t port_ = 0;
+  std::string error_;
+  int code_ = 0;
+};
+
+}  // namespace chatws::test

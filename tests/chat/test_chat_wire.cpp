@@ -1,0 +1,177 @@
+// The chat wire formats: every validation rule of a client message, and the
+// exact bytes of every server payload.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "chat/chat_wire.h"
+
+namespace chatws::chat {
+namespace {
+
+struct Case {
+  const char* name;
+  std::string payload;
+  std::string error;  // "" = valid
+};
+
+std::string repeat(std::string_view s, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+TEST(ChatWireParse, ValidationTable) {
+  const std::string e_acute = "\xC3\xA9";
+  const std::vector<Case> cases = {
+      {"plain", R"({"user":"ann","text":"hi"})", ""},
+      {"extra fields ignored", R"({"text":"hi","x":[1,{"y":null}],"user":"ann","z":true})", ""},
+      {"escapes decoded", R"({"user":"a\"b","text":"line\nnext \u00e9 \ud83d\ude00"})", ""},
+      {"whitespace around", " \n{ \"user\" : \"a\" , \"text\" : \"b\" }\t", ""},
+      {"invalid json", R"({"user":"a","text":"b")", "invalid JSON"},
+      {"invalid json trailing", R"({"user":"a","text":"b"} x)", "invalid JSON"},
+      {"invalid json in ignored field", R"({"user":"a","text":"b","x":[1,}})", "invalid JSON"},
+      {"not json at all", "hello", "invalid JSON"},
+      {"empty payload", "", "invalid JSON"},
+      {"array", R"([{"user":"a","text":"b"}])", "message must be a JSON object"},
+      {"string", R"("hi")", "message must be a JSON object"},
+      {"number", "42", "message must be a JSON object"},
+      {"null", "null", "message must be a JSON object"},
+      {"missing user", R"({"text":"b"})", "missing \"user\""},
+      {"missing text", R"({"user":"a"})", "missing \"text\""},
+      {"empty object", "{}", "missing \"user\""},
+      {"user number", R"({"user":1,"text":"b"})", "\"user\" must be a string"},
+      {"user null", R"({"user":null,"text":"b"})", "\"user\" must be a string"},
+      {"text object", R"({"user":"a","text":{"t":"b"}})", "\"text\" must be a string"},
+      {"text array", R"({"user":"a","text":["b"]})", "\"text\" must be a string"},
+      {"text bool", R"({"user":"a","text":true})", "\"text\" must be a string"},
+      {"empty user", R"({"user":"","text":"b"})", "\"user\" must not be empty"},
+      {"empty text", R"({"user":"a","text":""})", "\"text\" must not be empty"},
+      {"user at max", "{\"user\":\"" + repeat(e_acute, 64) + "\",\"text\":\"b\"}", ""},
+      {"user over max", "{\"user\":\"" + repeat("u", 65) + "\",\"text\":\"b\"}",
+       "\"user\" is longer than 64 characters"},
+      {"user over max multibyte", "{\"user\":\"" + repeat(e_acute, 65) + "\",\"text\":\"b\"}",
+       "\"user\" is longer than 64 characters"},
+      {"text at max (4-byte chars)", "{\"user\":\"a\",\"text\":\"" + repeat("\xF0\x9F\x98\x80", 4096) + "\"}", ""},
+      {"text at max (escaped)", "{\"user\":\"a\",\"text\":\"" + repeat("\\u00e9", 4096) + "\"}", ""},
+      {"text over max", "{\"user\":\"a\",\"text\":\"" + repeat("t", 4097) + "\"}",
+       "\"text\" is longer than 4096 characters"},
+      {"invalid utf8", "{\"user\":\"a\",\"text\":\"\xC3\x28\"}", "invalid JSON"},
+      {"lone surrogate escape", R"({"user":"a","text":"\ud800"})", "invalid JSON"},
+      {"huge payload", "{\"user\":\"a\",\"text\":\"b\",\"pad\":\"" + repeat("x", 200000) + "\"}",
+       "message too large"},
+  };
+  MessageParser parser(TextLimits{});
+  for (const Case& c : cases) {
+    std::string_view user, text;
+    std::string error;
+    const bool ok = parser.parse(c.payload, WireFormat::Classic, &user, &text, &error);
+    EXPECT_EQ(ok, c.error.empty()) << c.name << ": " << error;
+    EXPECT_EQ(error, c.error) << c.name;
+  }
+}
+
+TEST(ChatWireParse, FieldsDecoded) {
+  MessageParser parser(TextLimits{});
+  std::string_view user, text;
+  std::string error;
+  ASSERT_TRUE(parser.parse(R"({"user":"a\"b","text":"line\nnext \u00e9 \ud83d\ude00","user2":"x"})",
+                           WireFormat::Classic, &user, &text, &error));
+  EXPECT_EQ(user, "a\"b");
+  EXPECT_EQ(text, "line\nnext \xC3\xA9 \xF0\x9F\x98\x80");
+  // Duplicate keys: the first one wins; NUL survives.
+  ASSERT_TRUE(parser.parse(R"({"user":"first","user":"second","text":"a\u0000b"})", WireFormat::Classic,
+                           &user, &text, &error));
+  EXPECT_EQ(user, "first");
+  EXPECT_EQ(text, std::string("a\0b", 3));
+}
+
+TEST(ChatWireParse, V1Type) {
+  MessageParser parser(TextLimits{});
+  std::string_view user, text;
+  std::string error;
+  EXPECT_TRUE(parser.parse(R"({"type":"msg","user":"a","text":"b"})", WireFormat::V1, &user, &text, &error));
+  EXPECT_TRUE(parser.parse(R"({"user":"a","text":"b"})", WireFormat::V1, &user, &text, &error));
+  EXPECT_FALSE(parser.parse(R"({"type":"typing","user":"a","text":"b"})", WireFormat::V1, &user, &text, &error));
+  EXPECT_EQ(error, "unsupported message type");
+  EXPECT_FALSE(parser.parse(R"({"type":1,"user":"a","text":"b"})", WireFormat::V1, &user, &text, &error));
+  EXPECT_EQ(error, "unsupported message type");
+  // The classic format ignores "type" like any other unknown field.
+  EXPECT_TRUE(parser.parse(R"({"type":"typing","user":"a","text":"b"})", WireFormat::Classic, &user, &text,
+                           &error));
+}
+
+TEST(ChatWireParse, CustomLimits) {
+  MessageParser parser(TextLimits{3, 5});
+  std::string_view user, text;
+  std::string error;
+  EXPECT_TRUE(parser.parse(R"({"user":"abc","text":"12345"})", WireFormat::Classic, &user, &text, &error));
+  EXPECT_FALSE(parser.parse(R"({"user":"abcd","text":"1"})", WireFormat::Classic, &user, &text, &error));
+  EXPECT_EQ(error, "\"user\" is longer than 3 characters");
+  EXPECT_FALSE(parser.parse(R"({"user":"a","text":"123456"})", WireFormat::Classic, &user, &text, &error));
+  EXPECT_EQ(error, "\"text\" is longer than 5 characters");
+}
+
+TEST(ChatWireValidate, HostInput) {
+  TextLimits l;
+  EXPECT_EQ(validate_fields("a", "b", l), "");
+  EXPECT_EQ(validate_fields("a", "\xFF", l), "\"text\" is not valid UTF-8");
+  EXPECT_EQ(validate_fields("\xED\xA0\x80", "b", l), "\"user\" is not valid UTF-8");  // surrogate
+  EXPECT_EQ(validate_fields("", "b", l), "\"user\" must not be empty");
+  EXPECT_EQ(validate_fields("a", "", l), "\"text\" must not be empty");
+  EXPECT_EQ(count_code_points("a\xC3\xA9\xE6\x97\xA5\xF0\x9F\x98\x80"), 4u);
+}
+
+HistoryRing ring_of(size_t cap, int n) {
+  HistoryRing r(cap);
+  for (int i = 1; i <= n; ++i) {
+    r.push(ChatMessage{i, "u" + std::to_string(i), "t" + std::to_string(i), 1000 + i});
+  }
+  return r;
+}
+
+TEST(HistoryRing, KeepsLastN) {
+  HistoryRing r = ring_of(3, 7);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r.at(0).id, 5);
+  EXPECT_EQ(r.at(1).id, 6);
+  EXPECT_EQ(r.at(2).id, 7);
+  EXPECT_EQ(r.newest().id, 7);
+  HistoryRing partial = ring_of(5, 2);
+  ASSERT_EQ(partial.size(), 2u);
+  EXPECT_EQ(partial.at(0).id, 1);
+  EXPECT_EQ(partial.newest().id, 2);
+}
+
+TEST(ChatWireEncode, ClassicSnapshotNewestFirst) {
+  EXPECT_EQ(encode_classic_snapshot(HistoryRing(50)), R"({"msg":[]})");
+  EXPECT_EQ(encode_classic_snapshot(ring_of(2, 3)),
+            R"({"msg":[{"user":"u3","text":"t3","time":1003},{"user":"u2","text":"t2","time":1002}]})");
+  HistoryRing r(50);
+  r.push(ChatMessage{9, "a\"b", "x\ny\x01</script>\xE2\x80\xA8", 1700000000123});
+  EXPECT_EQ(encode_classic_snapshot(r),
+            "{\"msg\":[{\"user\":\"a\\\"b\",\"text\":\"x\\ny\\u0001</script>\\u2028\",\"time\":1700000000123}]}");
+}
+
+TEST(ChatWireEncode, Errors) {
+  EXPECT_EQ(encode_classic_error("\"user\" must be a string"), R"({"error":"\"user\" must be a string"})");
+  EXPECT_EQ(encode_v1_error("invalid JSON"), R"({"type":"error","error":"invalid JSON"})");
+  EXPECT_EQ(encode_error(WireFormat::Classic, "x"), R"({"error":"x"})");
+  EXPECT_EQ(encode_error(WireFormat::V1, "x"), R"({"type":"error","error":"x"})");
+}
+
+TEST(ChatWireEncode, V1Formats) {
+  EXPECT_EQ(encode_v1_hello("lobby", 7, 3, ring_of(2, 3)),
+            R"({"type":"hello","room":"lobby","you":7,"members":3,"history":[)"
+            R"({"id":2,"user":"u2","text":"t2","time":1002},{"id":3,"user":"u3","text":"t3","time":1003}]})");
+  EXPECT_EQ(encode_v1_hello("", 1, 1, HistoryRing(50)),
+            R"({"type":"hello","room":"","you":1,"members":1,"history":[]})");
+  EXPECT_EQ(encode_v1_msg(ChatMessage{42, "ann", "hi \"there\"", 1700000000000}),
+            R"({"type":"msg","id":42,"user":"ann","text":"hi \"there\"","time":1700000000000})");
+  EXPECT_EQ(encode_v1_presence(true, 2), R"({"type":"join","members":2})");
+  EXPECT_EQ(encode_v1_presence(false, 0), R"({"type":"leave","members":0})");
+}
+
+}  // namespace
+}  // namespace chatws::chat
