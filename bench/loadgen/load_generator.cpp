@@ -25,6 +25,7 @@ namespace proto = chatws::protocol;
 
 constexpr size_t kReadBuffer = 256 * 1024;
 constexpr int kMaxEvents = 1024;
+constexpr int kMaxReadsPerEvent = 8;  // fairness: then the next connection's turn
 constexpr size_t kStampLen = 16;  // hex send time (ns) at the start of each payload
 constexpr size_t kSenderLen = 8;  // hex index of the sending connection after it
 constexpr double kDrainSeconds = 2.0;  // after the measurement: let in-flight replies land
@@ -63,6 +64,7 @@ struct LoadGenerator::Conn {
   std::string out;         // bytes not yet written
   size_t out_off = 0;
   bool dirty = false;
+  bool read_pending = false;  // more to read, queued in read_pending_
   bool close_sent = false;
   int inflight = 0;        // own messages sent and not yet received back
   FrameReader reader;
@@ -324,7 +326,16 @@ void LoadGenerator::on_frames(Conn& c, const uint8_t* data, size_t len) {
 }
 
 void LoadGenerator::on_readable(Conn& c) {
-  while (c.fd >= 0) {
+  for (int reads = 0; c.fd >= 0; ++reads) {
+    if (reads == kMaxReadsPerEvent) {
+      // Edge-triggered: no new event comes for bytes already there, so the
+      // connection is queued to be read again after the others had a turn.
+      if (!c.read_pending) {
+        c.read_pending = true;
+        read_pending_.push_back(&c);
+      }
+      return;
+    }
     ssize_t n = ::read(c.fd, read_buf_.data(), read_buf_.size());
     if (n > 0) {
       if (c.state == Conn::Handshaking) on_handshake_bytes(c, read_buf_.data(), size_t(n));
@@ -360,7 +371,15 @@ void LoadGenerator::on_event(Conn& c, uint32_t events) {
 
 void LoadGenerator::poll_once(int timeout_ms) {
   epoll_event evs[kMaxEvents];
-  int n = epoll_wait(epfd_, evs, kMaxEvents, timeout_ms);
+  int n = epoll_wait(epfd_, evs, kMaxEvents, read_pending_.empty() ? timeout_ms : 0);
+  if (!read_pending_.empty()) {
+    std::vector<Conn*> again;
+    again.swap(read_pending_);
+    for (Conn* c : again) {
+      c->read_pending = false;
+      on_readable(*c);
+    }
+  }
   for (int i = 0; i < n; ++i) on_event(*static_cast<Conn*>(evs[i].data.ptr), evs[i].events);
   flush_dirty();
 }

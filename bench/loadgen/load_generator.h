@@ -71,6 +71,7 @@ class LoadGenerator {
   int epfd_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
+  std::vector<Conn*> read_pending_;
   std::vector<uint8_t> read_buf_;
   std::string payload_template_;
   Phase phase_ = Phase::Connecting;

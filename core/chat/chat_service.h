@@ -50,8 +50,8 @@ struct ChatConfig {
 // A message as the moderator sees it. user/text may be rewritten; the
 // rewrite is validated again like a client message.
 struct ChatDraft {
-  ConnId sender = 0;      // 0 for host posts (which are never moderated)
-  std::string_view room;
+  ConnId sender = 0;      // the client's connection
+  std::string_view room;  // "" for the default room; room.data() is NUL-terminated
   std::string user;
   std::string text;
   int64_t time_ms = 0;

@@ -86,7 +86,7 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   const size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
   const size_t full = 2 + ext + (masked ? 4 : 0);
   if (hdr_len_ < 2 + ext) {
-    *need = full;
+    *need = 2 + ext;  // judge the length before waiting for the mask
     return true;
   }
   uint64_t len = len7;

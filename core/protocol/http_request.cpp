@@ -1,5 +1,9 @@
 // Incremental HTTP/1.x request-head parser (RFC 9112 sections 2-3, 5).
 //
+// The size limit counts the whole head, request line through the final
+// CRLFCRLF: a head of exactly max_head_size bytes is accepted, one more byte
+// is a 431, decided as soon as that byte arrives (no terminator needed).
+//
 // Decisions:
 // - Lines must end in CRLF. A bare LF (or a CR not followed by LF) is a 400:
 //   RFC 9112 2.2 only allows accepting a lone LF, and one strict line ending

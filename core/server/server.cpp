@@ -144,6 +144,10 @@ int Server::Impl::poll_once(int timeout_ms) {
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
 
   if (!dirty.empty() || !read_pending.empty() || !dead.empty()) timeout_ms = 0;
+  if (state.load() == LoopState::Stopping) {
+    int cap = by_id.empty() ? 0 : tick_ms;
+    if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;
+  }
   net::PollEvent evs[256];
   int n = poller.wait(evs, 256, timeout_ms);
   if (n < 0) return kESystem;
@@ -211,7 +215,7 @@ void Server::Impl::begin_stop() {
       send_close(c, 1001, "server shutting down");
     } else if (c->state == ConnState::Http) {
       // Let a response in flight finish, then close.
-      c->state = ConnState::Lingering;
+      set_state(c, ConnState::Lingering);
       c->http.reset();
       c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
       mark_dirty(c);

@@ -54,6 +54,7 @@ struct Server::Impl {
   std::vector<Connection*> read_pending;            // read budget ran out
   std::unordered_map<std::string, uint32_t> per_ip;
   ConnId next_id = 1;
+  size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
   std::atomic<size_t> ws_count{0};
 
   std::unique_ptr<uint8_t[]> rbuf{new uint8_t[kReadBufferSize]};
@@ -83,6 +84,11 @@ struct Server::Impl {
   void finish_stop();
   void update_tick();
   Connection* find_open(ConnId id) const;
+
+  void set_state(Connection* c, ConnState s) {
+    lingering += (s == ConnState::Lingering) - (c->state == ConnState::Lingering);
+    c->state = s;
+  }
 
   // server_io.cpp
   void accept_all();

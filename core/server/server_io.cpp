@@ -46,7 +46,7 @@ void Server::Impl::accept_all() {
         continue;
       }
     }
-    if (by_id.size() > cfg.max_connections) {
+    if (by_id.size() - lingering > cfg.max_connections) {
       // Over the limit: answer right away so the client gets a clear status
       // and the listener keeps serving.
       respond_and_close(c, 503, "server is at its connection limit");
@@ -163,7 +163,7 @@ bool Server::Impl::handle_request(Connection* c) {
   FrameRef f(SharedFrame::raw(resp.head, resp.body));
   enqueue(c, f.get());
   if (!keep) {
-    c->state = ConnState::Lingering;
+    set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
     c->http.reset();
     return false;
@@ -184,7 +184,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
   if (u.status != 101) {
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
-    c->state = ConnState::Lingering;
+    set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
     c->http.reset();
     return false;
@@ -200,7 +200,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
   c->http.reset();
   FrameRef f(SharedFrame::raw(u.response));
   enqueue(c, f.get());
-  c->state = ConnState::Open;
+  set_state(c, ConnState::Open);
   c->deadline_ms = 0;
   c->ws = std::make_unique<protocol::FrameParser>(limits);
   c->opened = true;
@@ -218,7 +218,7 @@ void Server::Impl::respond_and_close(Connection* c, int status, std::string_view
   std::string resp = protocol::http_error_response(status, message, extra_headers);
   FrameRef f(SharedFrame::raw(resp));
   enqueue(c, f.get());
-  c->state = ConnState::Lingering;
+  set_state(c, ConnState::Lingering);
   c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
   c->http.reset();
 }
@@ -318,7 +318,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
   }
   if (c->state == ConnState::Open) {
     leave_open(c);
-    c->state = ConnState::Closing;
+    set_state(c, ConnState::Closing);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
   }
 }
@@ -377,7 +377,7 @@ void Server::Impl::leave_open(Connection* c) {
 // the host hears about it now; the socket lingers until the peer's FIN.
 void Server::Impl::linger(Connection* c) {
   leave_open(c);
-  c->state = ConnState::Lingering;
+  set_state(c, ConnState::Lingering);
   c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
   mark_dirty(c);
   report_close(c);
@@ -394,7 +394,7 @@ void Server::Impl::abort(Connection* c, uint16_t code) {
   leave_open(c);
   if (!c->close_code || !c->close_sent) c->close_code = code;
   if (code == 1006 && !c->close_received && !c->close_sent) c->close_reason.clear();
-  c->state = ConnState::Dead;
+  set_state(c, ConnState::Dead);
   dead.push_back(c);
 }
 

@@ -25,12 +25,14 @@
   const room = normaliseRoom(params.get('room'));
   const protocols = protocolsFor(params.get('proto'));
   const wsUrl = socketUrl(room);
+  const roomValid = room === '' || ROOM_NAME.test(room);
 
   // ------------------------------------------------------------ elements
   const $ = (id) => document.getElementById(id);
   const els = {
     roomName: $('room-name'),
     roomHash: document.querySelector('.room-hash'),
+    roomHint: $('room-hint'),
     members: $('members'),
     memberCount: $('member-count'),
     presence: $('presence'),
@@ -188,6 +190,7 @@
     const label = name || '/';
     els.roomName.textContent = label;
     els.roomHash.hidden = !name;
+    els.roomHint.hidden = Boolean(name);
     document.title = label + ' · chatws';
   }
 
@@ -262,6 +265,7 @@
     els.presence.dataset.state = state;
     els.presenceText.textContent = text;
     els.send.disabled = state !== 'connected';
+    if (state !== 'connected') els.members.hidden = true;  // a stale count would mislead
   }
 
   function connect() {
@@ -334,7 +338,11 @@
     if (sock) sock.close(1000, 'page closed');
   });
   window.addEventListener('pageshow', (ev) => {
-    if (ev.persisted && ws === null) { attempt = 0; connect(); }
+    if (ev.persisted && ws === null && roomValid) {
+      attempt = 0;
+      setPresence('connecting', 'connecting');
+      connect();
+    }
   });
 
   // ------------------------------------------------------------ composer
@@ -365,7 +373,7 @@
   showRoom(room);
   afterListChange(false);
   (els.name.value ? els.text : els.name).focus();
-  if (room && !ROOM_NAME.test(room)) {
+  if (!roomValid) {
     setPresence('disconnected', 'not connected');
     showError('Invalid room name: use 1 to 64 letters, digits, ".", "_" or "-".', true);
   } else {

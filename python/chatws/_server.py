@@ -233,6 +233,7 @@ class Server:
             _dispatch_drain,
             _dispatch_chat,
         )
+        self._port = self._native.port
         self._runner = _Runner(self._native, self._stop_wait_s)
         self._finalizer = weakref.finalize(self, self._runner.shutdown)
 
@@ -245,7 +246,7 @@ class Server:
     @property
     def port(self) -> int:
         """The port listened on (the real one when 0 was asked)."""
-        return self._native.port
+        return self._port
 
     @property
     def url(self) -> str:

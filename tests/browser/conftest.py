@@ -26,7 +26,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chat_page import ChatPage  # noqa: E402
-from server_process import REPO_ROOT, ChatServerProcess, ServerUnavailable  # noqa: E402
+from server_process import (REPO_ROOT, ChatServerProcess, ServerUnavailable,  # noqa: E402
+                            server_command_template)
 
 CHROMIUM = os.environ.get("CHATWS_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHATWS_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -40,6 +41,14 @@ CHROME_ARGS = [
     # final the moment its state changes (no transition to catch mid-way).
     "--force-prefers-reduced-motion",
 ]
+
+
+def pytest_report_header(config):
+    try:
+        template, description = server_command_template()
+        return f"chatws chat server: {description}: {template}"
+    except ServerUnavailable as e:
+        return f"chatws chat server: none ({e})"
 
 
 @pytest.fixture(scope="session")

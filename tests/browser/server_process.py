@@ -3,7 +3,8 @@
 Which server: $CHATWS_CHAT_SERVER_CMD (a command line; `{port}`, `{static_dir}`
 and `{history}` are filled in, and when it has no `{port}` the standard flags
 are appended), else the C example binary ($CHATWS_CHAT_SERVER, or
-build/examples/c/chat_server in the checkout), else `python -m chatws`.
+$CHATWS_BUILD_DIR/examples/chat_server with build/ as the default build
+directory), else `python -m chatws`.
 Every one is started as `... --port P --static-dir DIR --history FILE`.
 """
 
@@ -52,14 +53,17 @@ def server_command_template() -> tuple[str, str]:
         if not os.access(binary, os.X_OK):
             raise ServerUnavailable(f"$CHATWS_CHAT_SERVER={binary!r} is not an executable file")
         return f"{shlex.quote(binary)} {STANDARD_FLAGS}", "C example ($CHATWS_CHAT_SERVER)"
-    default_binary = REPO_ROOT / "build" / "examples" / "c" / "chat_server"
-    if os.access(default_binary, os.X_OK):
-        return f"{shlex.quote(str(default_binary))} {STANDARD_FLAGS}", "C example (build/)"
+    # The build directory scripts/test.sh uses ($CHATWS_BUILD_DIR, default build/).
+    build_dir = REPO_ROOT / os.environ.get("CHATWS_BUILD_DIR", "build")
+    for default_binary in (build_dir / "examples" / "chat_server",
+                           build_dir / "examples" / "c" / "chat_server"):
+        if os.access(default_binary, os.X_OK):
+            return f"{shlex.quote(str(default_binary))} {STANDARD_FLAGS}", f"C example ({build_dir})"
 
     if importlib.util.find_spec("chatws") is not None:
         return f"{shlex.quote(sys.executable)} -m chatws {STANDARD_FLAGS}", "python -m chatws"
     raise ServerUnavailable(
-        "no chat server to test against: build examples/c/chat_server (into build/ or set "
+        "no chat server to test against: build the chat_server example (into build/ or set "
         "$CHATWS_CHAT_SERVER), install the chatws Python package, or set $CHATWS_CHAT_SERVER_CMD")
 
 

@@ -8,7 +8,7 @@ DROP_TIMEOUT_S = 5.0
 RECONNECT_TIMEOUT_S = 15.0
 
 
-def test_indicator_and_history_survive_server_restart(open_page, chat_server):
+def test_indicator_and_history_survive_server_restart(open_page, chat_server, artifacts_dir):
     page = open_page(0)
     page.set_name("carol")
     before = ["said before the restart", "and this one too"]
@@ -27,10 +27,13 @@ def test_indicator_and_history_survive_server_restart(open_page, chat_server):
     if status != "reconnecting…":
         assert 1 <= int(status.removeprefix("reconnecting in ").removesuffix("s")) <= 10, status
     assert page.driver.find_element("id", "send").get_attribute("disabled") is not None
+    assert page.member_count() is None  # no stale member count while offline
+    assert page.driver.save_screenshot(str(artifacts_dir / "chat-disconnected.png"))
 
     chat_server.start()  # same port, same history file
     page.wait_state("connected", RECONNECT_TIMEOUT_S)
     page.wait(1, lambda d: is_green(page.dot_rgb()), "dot not green after reconnect")
+    page.wait(2, lambda d: page.member_count() == 1, "member count not back after reconnect")
     # The list was reloaded from the restarted server, and holds each message once.
     page.wait(2, lambda d: page.generation() > generation, "history not resynced")
     assert page.texts() == before

@@ -263,8 +263,7 @@ TEST_F(ChatE2E, RichProtocolHelloMessagesAndPresence) {
   EXPECT_EQ(f.type, "join");
   EXPECT_EQ(f.members, 3);
 
-  ASSERT_TRUE(x.send_text(R"({"type":"msg","user":"xena","text":"a "quoted" <b>line</b>
-2"})"));
+  ASSERT_TRUE(x.send_text(R"({"type":"msg","user":"xena","text":"a \"quoted\" <b>line</b>\n2"})"));
   std::string dx = x.recv_text(), dz = z.recv_text();
   EXPECT_EQ(dx, dz);  // one shared frame
   ASSERT_TRUE(decode_v1(dx, &f)) << dx;

@@ -2,6 +2,7 @@
 // a time, plus limits decided from the header alone.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,42 @@ TEST(FrameParserErrors, EarlyRulesNeedOnlyTwoBytes) {
                           raw({0x09, 0x80}), raw({0x89, 0xFE}), raw({0x80, 0x81})}) {
     EXPECT_EQ(feed_whole(two), Events{error_ev(1002)}) << ::testing::PrintToString(two);
   }
+}
+
+TEST(FrameParserErrors, CorruptedStreamsGiveTheSameEventsHoweverSplit) {
+  // Flip random bytes of a valid stream: whatever the parser decides, it
+  // must decide the same whole, byte at a time and at random cuts, and end
+  // with at most one terminal event.
+  std::mt19937 rng(777);
+  std::string base;
+  for (int i = 0; i < 12; ++i) {
+    std::string p(rng() % 200, '\0');
+    for (auto& c : p) c = static_cast<char>(rng() % 3 ? 'a' + rng() % 26 : rng());
+    Opcode op = i % 4 == 0 ? Opcode::Ping : i % 2 ? Opcode::Text : Opcode::Binary;
+    base += cframe(op, op == Opcode::Ping ? p.substr(0, 125) : p, true);
+    if (i % 5 == 0) base += cframe(Opcode::Text, "frag", false) + cframe(Opcode::Continuation, "x");
+  }
+  int errors = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string s = base;
+    for (int flips = 1 + static_cast<int>(rng() % 3); flips > 0; --flips) {
+      s[rng() % s.size()] = static_cast<char>(rng());
+    }
+    ParserLimits l;
+    l.max_message_size = 1 + rng() % 400;
+    l.max_fragments = 1 + rng() % 3;
+    const Events whole = feed_whole(s, l);
+    ASSERT_EQ(feed_bytewise(s, l), whole) << "trial " << trial;
+    std::vector<size_t> cuts;
+    for (size_t pos = rng() % 30; pos < s.size(); pos += 1 + rng() % 30) cuts.push_back(pos);
+    ASSERT_EQ(feed_pieces(s, cuts, l), whole) << "trial " << trial;
+    for (size_t i = 0; i + 1 < whole.size(); ++i) {
+      ASSERT_TRUE(whole[i].kind != Event::Error && whole[i].kind != Event::Close)
+          << "terminal event followed by more";
+    }
+    errors += !whole.empty() && whole.back().kind == Event::Error;
+  }
+  EXPECT_GT(errors, 50) << "corruption should usually be detected";
 }
 
 }  // namespace

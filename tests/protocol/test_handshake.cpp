@@ -13,7 +13,7 @@ namespace {
 using Result = HttpRequestParser::Result;
 
 TEST(Handshake, AcceptKeyRfcSection1_3Example) {
-  EXPECT_EQ(compute_accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzo=");
+  EXPECT_EQ(compute_accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 TEST(Handshake, AcceptKeyOtherKnownValue) {
@@ -65,7 +65,7 @@ TEST(Handshake, RfcExampleSucceeds) {
             "HTTP/1.1 101 Switching Protocols\r\n"
             "Upgrade: websocket\r\n"
             "Connection: Upgrade\r\n"
-            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzo=\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
             "Sec-WebSocket-Protocol: superchat\r\n"
             "\r\n");
   EXPECT_TRUE(u.error.empty());
@@ -79,7 +79,7 @@ TEST(Handshake, NoCommonSubprotocolStillSucceedsWithoutHeader) {
   EXPECT_EQ(u.status, 101);
   EXPECT_EQ(u.subprotocol, "");
   EXPECT_EQ(u.response.find("Sec-WebSocket-Protocol"), std::string::npos);
-  EXPECT_NE(u.response.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzo=\r\n\r\n"),
+  EXPECT_NE(u.response.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
             std::string::npos);
 }
 

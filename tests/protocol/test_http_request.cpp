@@ -1,6 +1,7 @@
 // HttpRequestParser and HttpRequest helpers.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -180,6 +181,24 @@ INSTANTIATE_TEST_SUITE_P(
         StatusCase{"content_length_conflict",
                    "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n", 400}),
     [](const auto& p) { return std::string(p.param.name); });
+
+TEST(HttpRequest, RandomSplitsGiveTheSameRequest) {
+  std::mt19937 rng(5);
+  const std::string s = kSimple + "\x81\x85rest";
+  for (int trial = 0; trial < 200; ++trial) {
+    HttpRequestParser p;
+    Result r = Result::Incomplete;
+    for (size_t pos = 0; pos < s.size();) {
+      size_t n = std::min<size_t>(1 + rng() % 12, s.size() - pos);
+      r = p.feed(s.data() + pos, n);
+      pos += n;
+    }
+    ASSERT_EQ(r, Result::Complete);
+    EXPECT_EQ(p.request().target, "/chat/room?x=1&y=2");
+    EXPECT_EQ(p.request().headers.size(), 4u);
+    EXPECT_EQ(p.leftover(), "\x81\x85rest");
+  }
+}
 
 // --- the head size limit ----------------------------------------------------
 

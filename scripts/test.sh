@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: ./scripts/test.sh
+#
+# Runs a list of stages (below), each a function, records its status and
+# duration, prints a summary, and exits non-zero if any stage failed. A
+# failed stage does not stop the later ones unless they depend on it (no
+# build: no tests).
+#
+#   CHATWS_STAGES="build ctest"  run only these stages (space-separated)
+#   CHATWS_BUILD_DIR=build       the CMake build directory
+#   CHATWS_JOBS=2                parallel build and test jobs
+#   CHATWS_SKIP_BOOTSTRAP=1      don't install missing packages
+#
+# Adding a stage: write a function stage_<name> that returns non-zero on
+# failure (or $SKIP when it has nothing to do), and add <name> to STAGES.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+BUILD_DIR="${CHATWS_BUILD_DIR:-build}"
+JOBS="${CHATWS_JOBS:-2}"
+PYTHON="${PYTHON:-python3}"
+SKIP=77  # a stage's "nothing to do here"
+
+STAGES=(bootstrap configure build ctest python browser autobahn sanitizers)
+
+# ------------------------------------------------------------------ stages
+
+stage_bootstrap() {
+  [ "${CHATWS_SKIP_BOOTSTRAP:-0}" = 1 ] && return $SKIP
+  "$ROOT/scripts/bootstrap.sh"
+}
+
+stage_configure() {
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCHATWS_TESTS=ON -DCHATWS_EXAMPLES=ON -DCHATWS_INSTALL=ON --log-level=WARNING
+}
+
+stage_build() {
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+stage_ctest() {
+  # The install test is part of ctest (label "install").
+  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 300
+}
+
+# Runs pytest on the directories given that contain tests; exit code 5 ("no
+# tests collected") means there is nothing to run yet, not a failure.
+run_pytest() {
+  local dirs=() d rc
+  for d in "$@"; do
+    [ -d "$d" ] && [ -n "$(find "$d" -name 'test_*.py' -print -quit)" ] && dirs+=("$d")
+  done
+  [ ${#dirs[@]} -eq 0 ] && return $SKIP
+  "$PYTHON" -m pytest -q "${dirs[@]}"
+  rc=$?
+  [ $rc -eq 5 ] && return $SKIP
+  return $rc
+}
+
+stage_python() {
+  [ -f "$ROOT/pyproject.toml" ] || return $SKIP
+  # A persistent build dir makes the extension build incremental; no build
+  # isolation because bootstrap installed scikit-build-core and pybind11.
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation \
+    -C build-dir="$(realpath -m "$BUILD_DIR")/python" "$ROOT" || return 1
+  run_pytest tests/python
+}
+
+stage_browser() {
+  [ -f "$ROOT/pyproject.toml" ] || return $SKIP
+  run_pytest tests/browser
+}
+
+# Hook points for stages owned by others: each runs its script if present.
+stage_autobahn() {
+  [ -x "$ROOT/scripts/autobahn.sh" ] || return $SKIP
+  CHATWS_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/autobahn.sh"
+}
+
+stage_sanitizers() {
+  [ -x "$ROOT/scripts/sanitizers.sh" ] || return $SKIP
+  CHATWS_JOBS="$JOBS" "$ROOT/scripts/sanitizers.sh"
+}
+
+# ----------------------------------------------------------------- driver
+
+# Stages that later stages cannot run without.
+REQUIRED=(configure build)
+
+declare -A STATUS=() DURATION=()
+selected=("${STAGES[@]}")
+if [ -n "${CHATWS_STAGES:-}" ]; then
+  read -r -a selected <<<"$CHATWS_STAGES"
+  for s in "${selected[@]}"; do
+    declare -F "stage_$s" >/dev/null || { echo "unknown stage: $s (known: ${STAGES[*]})" >&2; exit 2; }
+  done
+fi
+
+blocked=""
+for s in "${selected[@]}"; do
+  if [ -n "$blocked" ]; then
+    STATUS[$s]="blocked"
+    DURATION[$s]=0
+    continue
+  fi
+  printf '\n=== %s ===\n' "$s"
+  start=$(date +%s)
+  "stage_$s"
+  rc=$?
+  DURATION[$s]=$(( $(date +%s) - start ))
+  case $rc in
+    0) STATUS[$s]="passed" ;;
+    "$SKIP") STATUS[$s]="skipped" ;;
+    *) STATUS[$s]="FAILED (exit $rc)"
+       for r in "${REQUIRED[@]}"; do [ "$r" = "$s" ] && blocked="$s"; done ;;
+  esac
+done
+
+passed=0 failed=0 skipped=0 total=0
+printf '\n=== summary ===\n'
+for s in "${selected[@]}"; do
+  printf '  %-12s %-18s %4ss\n' "$s" "${STATUS[$s]}" "${DURATION[$s]}"
+  total=$(( total + DURATION[$s] ))
+  case "${STATUS[$s]}" in
+    passed) passed=$((passed + 1)) ;;
+    skipped) skipped=$((skipped + 1)) ;;
+    *) failed=$((failed + 1)) ;;
+  esac
+done
+[ -n "$blocked" ] && echo "  (stages after a failed $blocked did not run)"
+echo "  total ${total}s, ${skipped} skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
