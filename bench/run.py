@@ -33,6 +33,7 @@ BENCH = REPO / "bench"
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 READY_TIMEOUT_S = 20.0  # a server must accept TCP connections within this
 STOP_TIMEOUT_S = 8.0  # after SIGTERM, then SIGKILL
+BUSY_LOADAVG = 1.5  # above this at the start, the report says the machine was busy
 CPP_TARGETS = ["chatws-loadgen", "chatws-bench-server", "websocketpp-bench-server", "beast-bench-server"]
 
 # name, loadgen mode and shape, the figure the target is stated in, and the target.
@@ -180,7 +181,7 @@ def summarize(runs: list[dict], metric: str) -> dict:
         out["error"] = next((r["error"] for r in runs if "error" in r), "no successful run")
         return out
     keys = ["msgs_per_s", "deliveries_per_s", "p50_us", "p99_us", "server_cpu_s",
-            "msgs_per_server_cpu_s", "deliveries_per_server_cpu_s", "server_rss_kb",
+            "server_cpu_pct", "msgs_per_server_cpu_s", "deliveries_per_server_cpu_s", "server_rss_kb",
             "rss_bytes_per_conn", "loadgen_cpu_pct", "loadavg_1m"]
     for k in keys:
         vals = [r[k] for r in good if r.get(k) is not None]
@@ -301,6 +302,11 @@ def write_markdown(report: dict, path: Path) -> None:
              f"Server pinned to CPU {SERVER_CPU}, load generator to CPU {LOADGEN_CPU}: "
              f"{'yes' if s['pinned'] else 'no'}. {s['runs']} run(s) of {s['duration_s']} s "
              f"measured after {s['warmup_s']} s warm-up; median (min-max).", ""]
+    if m["loadavg_at_start"][0] > BUSY_LOADAVG:
+        lines += [f"**Warning: the machine was busy (load average {m['loadavg_at_start'][0]:.1f} on "
+                  f"{m['nproc']} CPUs): servers and load generator shared their cores with other work, "
+                  "so rates and latencies are low and noisy; the per-server-CPU-second figures are the "
+                  "meaningful ones.**", ""]
     for name, entry in report["workloads"].items():
         spec = entry["spec"]
         lines.append(f"## {name}")
@@ -321,7 +327,7 @@ def write_markdown(report: dict, path: Path) -> None:
         target = f"target: chatws >= {spec['target']}x {BASELINE} in {spec['metric']}"
         lines += [f"{spec['mode']}: {shape}; {target}.", "",
                   "| server | msgs/s | deliveries/s | msgs/server-CPU-s | deliveries/server-CPU-s "
-                  f"| p50 us | p99 us | server CPU s | loadgen CPU % | target figure vs {BASELINE} "
+                  f"| p50 us | p99 us | server CPU % | loadgen CPU % | target figure vs {BASELINE} "
                   f"| per-CPU vs {BASELINE} |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for srv, r in entry["servers"].items():
@@ -333,7 +339,7 @@ def write_markdown(report: dict, path: Path) -> None:
             lines.append(
                 f"| {srv} | {fmt(r.get('msgs_per_s'))} | {fmt(r.get('deliveries_per_s'))} "
                 f"| {fmt(r.get('msgs_per_server_cpu_s'))} | {fmt(r.get('deliveries_per_server_cpu_s'))} "
-                f"| {fmt(r.get('p50_us'))} | {fmt(r.get('p99_us'))} | {fmt(r.get('server_cpu_s'), 2)} "
+                f"| {fmt(r.get('p50_us'))} | {fmt(r.get('p99_us'))} | {fmt(r.get('server_cpu_pct'))} "
                 f"| {fmt(r.get('loadgen_cpu_pct'))} | {'-' if rt is None else f'{rt:.2f}x'} "
                 f"| {'-' if rc is None else f'{rc:.2f}x'} |")
         warns = [f"{srv}: {w}" for srv, r in entry["servers"].items() for w in r.get("warnings", [])]
@@ -387,14 +393,15 @@ def write_plot(report: dict, path: Path) -> None:
 
 # ------------------------------------------------------------------ setup
 
-def ensure_built(build: Path, servers: list[str]) -> None:
+def ensure_built(build: Path) -> None:
     missing = [t for t in CPP_TARGETS if not (build / "bench" / t).exists()]
     if not missing:
         return
     log(f"building {', '.join(missing)} in {build}")
-    subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), "-G", "Ninja",
-                    "-DCMAKE_BUILD_TYPE=Release", "-DCHATWS_TESTS=OFF", "-DCHATWS_EXAMPLES=OFF"],
-                   check=True, stdout=subprocess.DEVNULL)
+    if not (build / "CMakeCache.txt").exists():  # an existing tree keeps its settings
+        subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), "-G", "Ninja",
+                        "-DCMAKE_BUILD_TYPE=Release", "-DCHATWS_TESTS=OFF", "-DCHATWS_EXAMPLES=OFF"],
+                       check=True, stdout=subprocess.DEVNULL)
     for t in missing:
         # A peer whose library is not installed has no target: not an error.
         subprocess.run(["cmake", "--build", str(build), "-j2", "--target", t])
@@ -427,7 +434,7 @@ def main() -> int:
     results_dir = Path(args.out)
     results_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_build:
-        ensure_built(build, args.servers.split(","))
+        ensure_built(build)
     if not (build / "bench" / "chatws-loadgen").exists():
         log(f"no chatws-loadgen in {build}/bench")
         return 2

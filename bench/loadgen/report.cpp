@@ -93,6 +93,9 @@ void print_report(FILE* out, const Options& o, const Result& r) {
   field("p99_us", num(p99));
   field("max_us", num(pmax));
   field("server_cpu_s", r.have_server ? num(r.server_cpu_s) : "null");
+  // Below ~90% in echo/broadcast the server was not the bottleneck: it waited
+  // for the load generator or for a CPU shared with other work.
+  field("server_cpu_pct", r.have_server ? num(100.0 * r.server_cpu_s / secs) : "null");
   field("msgs_per_server_cpu_s", cpu_ok ? num(msgs_cpu) : "null");
   field("deliveries_per_server_cpu_s", cpu_ok ? num(deliv_cpu) : "null");
   field("server_rss_kb", r.have_server ? std::to_string(r.server_rss_kb) : "null");

@@ -76,6 +76,7 @@ Server::Impl::~Impl() {
   std::vector<Connection*> all;
   all.reserve(by_id.size());
   for (auto& [id, c] : by_id) all.push_back(c);
+  close_reports.clear();  // reported by destroy() below
   for (Connection* c : all) {
     if (c->state == ConnState::Open) {
       send_close(c, 1001, "server shutting down");
@@ -165,6 +166,7 @@ int Server::Impl::poll_once(int timeout_ms) {
   }
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
+  run_close_reports();
 
   handler->on_iteration_end();
   flush_all();

@@ -52,6 +52,7 @@ struct Server::Impl {
   std::vector<Connection*> dirty;                   // output to flush this iteration
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // read budget ran out
+  std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
   std::unordered_map<std::string, uint32_t> per_ip;
   ConnId next_id = 1;
   size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
@@ -109,6 +110,7 @@ struct Server::Impl {
   void leave_open(Connection* c);
   void linger(Connection* c);
   void report_close(Connection* c);
+  void run_close_reports();
   void abort(Connection* c, uint16_t code);
   void destroy(Connection* c);
   void destroy_dead();

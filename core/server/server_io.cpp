@@ -287,6 +287,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     if (c->state == ConnState::Open) {
       c->out.drop_unstarted();
       send_close(c, 1008, "too slow: output queue full");
+      linger(c);  // it does not read, so do not wait for its close reply
     }
     return kEFull;
   }
@@ -380,7 +381,17 @@ void Server::Impl::linger(Connection* c) {
   set_state(c, ConnState::Lingering);
   c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
   mark_dirty(c);
-  report_close(c);
+  // on_close runs after the current I/O step, never inside a send or a
+  // broadcast loop, so host code cannot re-enter those mid-iteration.
+  close_reports.push_back(c->id);
+}
+
+void Server::Impl::run_close_reports() {
+  for (size_t i = 0; i < close_reports.size(); ++i) {
+    auto it = by_id.find(close_reports[i]);
+    if (it != by_id.end()) report_close(it->second);
+  }
+  close_reports.clear();
 }
 
 void Server::Impl::report_close(Connection* c) {

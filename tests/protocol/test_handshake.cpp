@@ -122,6 +122,8 @@ struct FailCase {
   UpgradeConfig cfg = {};
 };
 
+void PrintTo(const FailCase& c, std::ostream* os) { *os << c.name; }
+
 class HandshakeFailure : public ::testing::TestWithParam<FailCase> {};
 
 TEST_P(HandshakeFailure, Status) {

@@ -123,6 +123,8 @@ struct StatusCase {
   int status;
 };
 
+void PrintTo(const StatusCase& c, std::ostream* os) { *os << c.name; }
+
 class HttpRequestErrors : public ::testing::TestWithParam<StatusCase> {};
 
 TEST_P(HttpRequestErrors, Status) {

@@ -1,0 +1,104 @@
+"""Back-pressure (slow consumers) and calls from many threads at once."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, List
+
+import websocket  # websocket-client
+
+import chatws
+
+from conftest import WAIT, Events
+
+CHUNK = b"x" * 8192
+
+
+def test_slow_consumer_drop_policy_and_on_drain(make_server: Callable[..., chatws.Server],
+                                                events: Events) -> None:
+    server = make_server(max_output_buffer=256 * 1024, slow_consumer_policy="drop",
+                         on_drain=lambda conn: events.add("drain", conn.id))
+
+    @server.on_message
+    def flood(conn: chatws.Connection, msg: chatws.Message) -> None:
+        # All of this is queued before the loop writes anything.
+        for i in range(1000):
+            try:
+                below_soft_limit = conn.send(CHUNK)
+            except chatws.QueueFull:
+                events.add("full", i, conn.id)
+                return
+            if not below_soft_limit and not events.of("over"):
+                events.add("over", i)
+
+    server.start()
+    ws = websocket.create_connection(server.url, timeout=WAIT)
+    ws.send("flood")
+    ((full_at, conn_id),) = events.wait_count("full", 1)
+    ((over_at,),) = events.of("over")
+    assert 0 < over_at < full_at <= 256 * 1024 // len(CHUNK)
+    for _ in range(full_at):  # everything queued arrives, nothing after
+        assert ws.recv_data() == (websocket.ABNF.OPCODE_BINARY, CHUNK)
+    assert events.wait_count("drain", 1) == [(conn_id,)]
+    ws.send("still open")  # the connection survived: dropping is the policy
+    ws.close()
+
+
+def test_slow_consumer_close_policy_closes_with_1008(make_server: Callable[..., chatws.Server],
+                                                     events: Events) -> None:
+    server = make_server(max_output_buffer=64 * 1024,
+                         on_close=lambda conn, code, reason: events.add("close", code))
+
+    @server.on_message
+    def flood(conn: chatws.Connection, msg: chatws.Message) -> None:
+        for _ in range(100):
+            try:
+                conn.send(CHUNK)
+            except chatws.Error:
+                return
+
+    server.start()
+    ws = websocket.create_connection(server.url, timeout=WAIT)
+    ws.send("flood")
+    assert events.wait_count("close", 1) == [(1008,)]
+    ws.sock.close()
+
+
+def test_many_threads_sending_while_the_server_closes(make_server: Callable[..., chatws.Server],
+                                                      events: Events) -> None:
+    server = make_server(on_open=lambda c: events.add("open", c)).start()
+    clients = [websocket.create_connection(server.url, timeout=WAIT) for _ in range(4)]
+    conns = [c for (c,) in events.wait_count("open", 4)]
+    unexpected: List[BaseException] = []
+    go = threading.Event()
+    sent = [0] * 8
+
+    def hammer(k: int) -> None:
+        go.wait(WAIT)
+        for i in range(3000):
+            try:
+                if k % 2:
+                    server.broadcast(f"b{k}:{i}")
+                else:
+                    conns[k % 4].send(f"s{k}:{i}")
+                sent[k] += 1
+            except (chatws.ServerStopped, chatws.ConnectionClosed):
+                return
+            except BaseException as exc:  # pragma: no cover - the failure being tested
+                unexpected.append(exc)
+                return
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    go.set()
+    while sum(sent) < 2000 and any(t.is_alive() for t in threads):
+        threads[0].join(0.01)  # bounded polling of the counters
+    server.close()  # while the others keep calling in
+    for t in threads:
+        t.join(WAIT)
+        assert not t.is_alive()
+    assert unexpected == []
+    assert server.closed and all(c.closed for c in conns)
+    for ws in clients:
+        ws.sock.close()
