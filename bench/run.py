@@ -380,8 +380,13 @@ def write_plot(report: dict, path: Path) -> None:
             meds.append(v["median"])
             lows.append(v["median"] - v["min"])
             highs.append(v["max"] - v["median"])
-        colors = ["#d62728" if n == "chatws" else "#7f7f7f" for n in names]
+        colors = ["#d62728" if n == "chatws" else "#f08080" if n == "py-chatws" else "#7f7f7f"
+                  for n in names]
         ax.bar(names, meds, yerr=[lows, highs], color=colors, capsize=3)
+        if "target_max" in entry["spec"]:
+            ax.axhline(entry["spec"]["target_max"], color="black", linestyle="--", linewidth=1,
+                       label=f"target <= {entry['spec']['target_max']:.0f}")
+            ax.legend(loc="upper right", fontsize=8)
         ax.set_title(name)
         ax.set_ylabel(metric.replace("_", " ") + (" (lower is better)" if metric.startswith("rss") else ""))
         ax.tick_params(axis="x", rotation=35)

@@ -27,6 +27,23 @@ class UseGuard {
   NativeServer& s_;
 };
 
+// Like UseGuard for queries that answer "closed" instead of raising.
+class TryUse {
+ public:
+  explicit TryUse(NativeServer& s) : s_(s) {
+    s_.inflight_.fetch_add(1);
+    ok_ = !s_.closing_.load() && s_.server_ != nullptr;
+  }
+  ~TryUse() { s_.inflight_.fetch_sub(1); }
+  TryUse(const TryUse&) = delete;
+  TryUse& operator=(const TryUse&) = delete;
+  explicit operator bool() const { return ok_; }
+
+ private:
+  NativeServer& s_;
+  bool ok_ = false;
+};
+
 // Marks the calling thread as the one running the loop, so that calls made
 // from inside callbacks skip the GIL release and close() knows to refuse.
 class LoopGuard {
@@ -201,7 +218,8 @@ NativeServer::~NativeServer() {
 void NativeServer::close() {
   if (!server_) return;
   if (on_loop_thread()) raise_error(CHATWS_ESTATE, "cannot close a server from its own loop thread");
-  closing_.store(true);
+  // One closer only: another thread may be inside destroy (GIL released).
+  if (closing_.exchange(true)) return;
   if (running()) {
     closing_.store(false);
     raise_error(CHATWS_ESTATE, "cannot close a server while its loop is running; stop it first");
@@ -266,8 +284,15 @@ void NativeServer::rethrow_pending() {
 
 // --- loop ------------------------------------------------------------------
 
-int NativeServer::port() const { return server_ ? chatws_server_port(server_) : 0; }
-int NativeServer::fd() const { return server_ ? chatws_server_fd(server_) : -1; }
+int NativeServer::port() {
+  TryUse use(*this);
+  return use ? chatws_server_port(server_) : 0;
+}
+
+int NativeServer::fd() {
+  TryUse use(*this);
+  return use ? chatws_server_fd(server_) : -1;
+}
 
 void NativeServer::run(int slice_ms) {
   UseGuard use(*this);
@@ -307,7 +332,10 @@ void NativeServer::stop() {
   check(call_maybe_released(on_loop_thread(), [&] { return chatws_server_stop(server_); }));
 }
 
-bool NativeServer::stopped() const { return server_ == nullptr || chatws_server_stopped(server_) != 0; }
+bool NativeServer::stopped() {
+  TryUse use(*this);
+  return !use || chatws_server_stopped(server_) != 0;
+}
 
 bool NativeServer::running() const { return loop_thread_.load() != std::thread::id{}; }
 
@@ -340,8 +368,9 @@ void NativeServer::close_connection(uint64_t id, int code, const std::string& re
   }));
 }
 
-size_t NativeServer::connection_count() const {
-  return server_ ? chatws_connection_count(server_) : 0;
+size_t NativeServer::connection_count() {
+  TryUse use(*this);
+  return use ? chatws_connection_count(server_) : 0;
 }
 
 void NativeServer::chat_post(const std::string& room, const std::string& user,

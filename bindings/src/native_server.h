@@ -40,8 +40,9 @@ class NativeServer {
   NativeServer(const NativeServer&) = delete;
   NativeServer& operator=(const NativeServer&) = delete;
 
-  int port() const;
-  int fd() const;
+  // Queries answer as for a closed server once close() has begun.
+  int port();
+  int fd();
 
   // Run the loop on this thread in slices of slice_ms with the GIL released,
   // checking for Python signals between slices (Ctrl-C becomes
@@ -51,7 +52,7 @@ class NativeServer {
   // None once the server has stopped.
   py::object poll(int timeout_ms);
   void stop();
-  bool stopped() const;
+  bool stopped();
   bool running() const;         // some thread is inside run()/poll()
   bool on_loop_thread() const;  // the calling thread is inside run()/poll()
   bool closed() const { return server_ == nullptr; }
@@ -61,7 +62,7 @@ class NativeServer {
   int send(uint64_t id, py::handle data);
   void broadcast(py::handle data, uint64_t exclude);
   void close_connection(uint64_t id, int code, const std::string& reason);
-  size_t connection_count() const;
+  size_t connection_count();
   void chat_post(const std::string& room, const std::string& user, const std::string& text);
 
   // chatws_server_destroy(): closes the remaining connections (their
@@ -81,6 +82,7 @@ class NativeServer {
 
  private:
   friend class UseGuard;
+  friend class TryUse;
   friend class LoopGuard;
 
   void rethrow_pending();

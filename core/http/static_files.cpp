@@ -256,7 +256,9 @@ StaticResponse StaticFiles::serve(const protocol::HttpRequest& req, bool keep_al
     if (!inside(root_, real)) return error(403, head_only, keep_alive);
 
     struct stat st;
-    if (::stat(real.c_str(), &st) != 0) return error(status_for_errno(errno), head_only, keep_alive);
+    if (::stat(real.c_str(), &st) != 0) {
+      return error(status_for_errno(errno), head_only, keep_alive);
+    }
     if (S_ISDIR(st.st_mode)) {
       // A directory named without a trailing slash: its index, resolved
       // and checked again (index.html may itself be a symlink).

@@ -17,6 +17,7 @@
 //   is 413, an unparsable or conflicting Content-Length is 400.
 #include "protocol/http_request.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace chatws::protocol {
@@ -116,13 +117,16 @@ HttpRequestParser::Result HttpRequestParser::fail(int status, const char* why) {
 HttpRequestParser::Result HttpRequestParser::feed(const char* data, size_t len) {
   if (status_ != 0) return Result::Error;
   if (len > 0) {
-    const char* old_base = buf_.data();
+    // Integer, not pointer: the old buffer may be freed by append().
+    const uintptr_t old_base = reinterpret_cast<uintptr_t>(buf_.data());
     buf_.append(data, len);
-    if (done_ && buf_.data() != old_base) {
+    if (done_ && reinterpret_cast<uintptr_t>(buf_.data()) != old_base) {
       // More bytes after a complete head (pipelining) moved the buffer: the
       // request's views must follow it.
-      auto rebase = [&](std::string_view& v) {
-        if (v.data() != nullptr) v = std::string_view(buf_.data() + (v.data() - old_base), v.size());
+      auto rebase = [&](std::string_view& view) {
+        if (view.data() == nullptr) return;
+        const size_t off = reinterpret_cast<uintptr_t>(view.data()) - old_base;
+        view = std::string_view(buf_.data() + off, view.size());
       };
       rebase(req_.method);
       rebase(req_.target);

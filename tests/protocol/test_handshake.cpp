@@ -195,8 +195,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Handshake, OriginAllowListAccepts) {
   Req r(upgrade_request("Origin: https://Example.com\r\n"));
-  EXPECT_EQ(evaluate_upgrade(r.get(), origins({"http://example.com", "https://example.com"})).status,
-            101);
+  const UpgradeConfig cfg = origins({"http://example.com", "https://example.com"});
+  EXPECT_EQ(evaluate_upgrade(r.get(), cfg).status, 101);
   EXPECT_EQ(evaluate_upgrade(r.get(), {}).status, 101) << "empty list: any origin";
 }
 

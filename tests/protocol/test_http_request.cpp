@@ -90,7 +90,8 @@ TEST(HttpRequest, Http10AndKeepAlive) {
 }
 
 TEST(HttpRequest, LeftoverAndPipelining) {
-  const std::string two = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n\x81";
+  const std::string two =
+      "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n\x81";
   HttpRequestParser p;
   ASSERT_EQ(parse(p, two), Result::Complete);
   EXPECT_EQ(p.request().path, "/a");

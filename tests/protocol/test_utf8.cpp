@@ -77,7 +77,9 @@ struct Expect {
   size_t bad_at;
   bool valid;
 };
-Expect expect_for(const std::string& s) { return {first_invalid_prefix(s), reference(s) == Ref::Valid}; }
+Expect expect_for(const std::string& s) {
+  return {first_invalid_prefix(s), reference(s) == Ref::Valid};
+}
 
 // Feeds `s` in the given pieces; checks after each feed that the stream
 // failed exactly when the prefix so far became invalid, and at the end that

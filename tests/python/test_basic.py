@@ -245,3 +245,65 @@ def test_closed_server_refuses_use(make_server: Callable[..., chatws.Server]) ->
     s = socket.socket()
     s.bind(("127.0.0.1", server.port))  # the port was released
     s.close()
+
+
+def test_ipv6_loopback_url(make_server: Callable[..., chatws.Server]) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        server = make_server(host="::1", on_message=lambda c, m: c.send(m))
+    except chatws.SystemCallError:
+        pytest.skip("::1 is not configured here")
+    assert server.url == f"ws://[::1]:{server.port}/"
+    server.start()
+    ws = connect(server)
+    ws.send("v6")
+    assert ws.recv() == "v6"
+    ws.close()
+
+
+def test_allowed_origins_and_path_prefix(make_server: Callable[..., chatws.Server]) -> None:
+    server = make_server(allowed_origins=["http://good.example"], websocket_path_prefix="/ws",
+                         on_message=lambda c, m: c.send(m)).start()
+    ok = connect(server, "/ws/echo", origin="http://good.example")
+    ok.send("allowed")
+    assert ok.recv() == "allowed"
+    ok.close()
+    with pytest.raises(websocket.WebSocketBadStatusException) as bad_origin:
+        connect(server, "/ws/echo", origin="http://evil.example")
+    assert bad_origin.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException) as bad_path:
+        connect(server, "/elsewhere", origin="http://good.example")
+    assert bad_path.value.status_code == 404
+
+
+def test_max_connections_refuses_with_503(make_server: Callable[..., chatws.Server], events: Events) -> None:
+    server = make_server(max_connections=2, on_open=lambda c: events.add("open")).start()
+    first, second = connect(server), connect(server)
+    events.wait_count("open", 2)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        connect(server)
+    assert refused.value.status_code == 503
+    first.close()
+    second.close()
+
+
+def test_too_big_message_closes_with_1009(make_server: Callable[..., chatws.Server], events: Events) -> None:
+    server = make_server(max_message_size=1024,
+                         on_close=lambda c, code, reason: events.add("close", code)).start()
+    ws = connect(server)
+    ws.send_binary(b"x" * 2048)
+    opcode, frame = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame[:2], "big") == 1009
+    assert events.wait_count("close", 1) == [(1009,)]
+    ws.close()
+
+
+def test_sending_more_than_max_message_size_raises(make_server: Callable[..., chatws.Server],
+                                                   events: Events) -> None:
+    server = make_server(max_message_size=1024, on_open=lambda c: events.add("open", c)).start()
+    ws = connect(server)
+    (conn,) = events.wait_count("open", 1)[0]
+    with pytest.raises(chatws.MessageTooBig):
+        conn.send(b"x" * 4096)
+    ws.close()

@@ -46,7 +46,7 @@ def test_slow_consumer_drop_policy_and_on_drain(make_server: Callable[..., chatw
 
 def test_slow_consumer_close_policy_closes_with_1008(make_server: Callable[..., chatws.Server],
                                                      events: Events) -> None:
-    server = make_server(max_output_buffer=64 * 1024,
+    server = make_server(max_output_buffer=64 * 1024, close_timeout=0.5,
                          on_close=lambda conn, code, reason: events.add("close", code))
 
     @server.on_message
@@ -66,12 +66,13 @@ def test_slow_consumer_close_policy_closes_with_1008(make_server: Callable[..., 
 
 def test_many_threads_sending_while_the_server_closes(make_server: Callable[..., chatws.Server],
                                                       events: Events) -> None:
-    server = make_server(on_open=lambda c: events.add("open", c)).start()
+    # The clients never read: keep the graceful part of close() short.
+    server = make_server(drain_timeout=0.5, on_open=lambda c: events.add("open", c)).start()
     clients = [websocket.create_connection(server.url, timeout=WAIT) for _ in range(4)]
     conns = [c for (c,) in events.wait_count("open", 4)]
     unexpected: List[BaseException] = []
     go = threading.Event()
-    sent = [0] * 8
+    busy = [threading.Event() for _ in range(8)]
 
     def hammer(k: int) -> None:
         go.wait(WAIT)
@@ -81,7 +82,8 @@ def test_many_threads_sending_while_the_server_closes(make_server: Callable[...,
                     server.broadcast(f"b{k}:{i}")
                 else:
                     conns[k % 4].send(f"s{k}:{i}")
-                sent[k] += 1
+                if i == 100:
+                    busy[k].set()
             except (chatws.ServerStopped, chatws.ConnectionClosed):
                 return
             except BaseException as exc:  # pragma: no cover - the failure being tested
@@ -92,8 +94,8 @@ def test_many_threads_sending_while_the_server_closes(make_server: Callable[...,
     for t in threads:
         t.start()
     go.set()
-    while sum(sent) < 2000 and any(t.is_alive() for t in threads):
-        threads[0].join(0.01)  # bounded polling of the counters
+    for flag in busy:
+        assert flag.wait(WAIT)
     server.close()  # while the others keep calling in
     for t in threads:
         t.join(WAIT)

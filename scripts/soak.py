@@ -1,0 +1,781 @@
+#!/usr/bin/env python3
+"""Soak test of the chat server: many real WebSocket clients, a kill -9, checks.
+
+Runs the chat server as a child process on 127.0.0.1 and drives N clients
+(asyncio + `websockets`, subprotocol chatws.v1) that join and leave rooms at
+random and post messages with a unique text "<client>.<seq>:<padding>". A
+fraction are slow readers (tiny receive buffer, long read pauses) so that the
+server's slow-consumer policy (close 1008 when the output queue passes its
+cap) hits them; they reconnect later. In the middle the server is killed with
+SIGKILL and restarted on the same port and history file; clients reconnect.
+
+What is checked (each a line of the report; any failure -> exit status 1):
+- losses: a message acknowledged to a well-behaved sender (it got its own
+  message back as a v1 "msg") must reach, exactly once, every well-behaved
+  session that was in the room from before the message was sent until after
+  the ack. A session's end is its "leave barrier": before leaving, a client
+  posts a last message and reads until it gets it back, so everything the
+  server delivered to it before then has been read.
+- gaps: every session (slow ones too) must see its room's ids contiguously,
+  from the hello history's last id on: the policy closes, it never drops.
+- duplicates (per session, and a text stored under two ids), order (ids and
+  each sender's sequence numbers increase), id conflicts (one id, one text),
+  corrupted texts, error frames, unexpected closes of well-behaved clients.
+- durability: after the restart, each room's hello history (last N) holds
+  every acknowledged message that belongs there; at the end, an audit server
+  started with a huge history size on the same file shows that every
+  acknowledged or delivered message of the whole run is stored, once, with
+  no hole in the ids.
+- resources: the server's VmRSS and open descriptors after every client has
+  left return to the (restarted) process's baseline (RSS within 10% plus an
+  absolute allowance, see --rss-allowance-mb), and SIGTERM exits with 0.
+
+  scripts/soak.py --short                 # CI: 300 clients, ~45 s, one kill -9
+  scripts/soak.py --minutes 30 --clients 2000 --json report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import random
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+V1 = "chatws.v1"
+AUDIT_HISTORY_SIZE = 1_000_000  # the C example's maximum: "all of it"
+PAD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 éжλ€中😀"  # 1- to 4-byte UTF-8
+
+
+# ----------------------------------------------------------------- options
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--short", action="store_true", help="CI mode: 300 clients, about 45 s in all")
+    p.add_argument("--clients", type=int, help="clients (default 2000; --short: 300)")
+    p.add_argument("--rooms", type=int, help="rooms /rooms/r0.. (default 20; --short: 10)")
+    p.add_argument("--minutes", type=float, help="length of the client phase (default 5)")
+    p.add_argument("--seconds", type=float, help="same, in seconds (overrides --minutes)")
+    p.add_argument("--slow-fraction", type=float, default=0.10, help="share of slow readers")
+    p.add_argument("--post-interval", type=float, help="mean seconds between a client's posts")
+    p.add_argument("--session-mean", type=float, help="mean seconds a client stays in a room")
+    p.add_argument("--pad-mean", type=int, help="mean padding (code points) per message")
+    p.add_argument("--kill-at", type=float, default=0.45,
+                   help="kill -9 + restart at this fraction of the run (<=0: never)")
+    p.add_argument("--history-size", type=int, default=50, help="the server's history size")
+    p.add_argument("--rss-allowance-mb", type=float, default=6.0,
+                   help="absolute RSS allowance above baseline+10%% (see docs/soak.md)")
+    p.add_argument("--server", help="server command template with {port} {history} "
+                   "{history_size} (default: the C example chat_server)")
+    p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    p.add_argument("--workdir", help="history file and server logs (default: a temp dir)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", help="write the report here as JSON")
+    a = p.parse_args(argv)
+    short = a.short
+    defaults = dict(clients=300 if short else 2000, rooms=10 if short else 20,
+                    post_interval=1.5 if short else 12.0, session_mean=12.0 if short else 60.0,
+                    pad_mean=1500 if short else 1000)
+    for k, v in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    if a.seconds is None:
+        a.seconds = 24.0 if short and a.minutes is None else 60.0 * (a.minutes or 5.0)
+    if a.seed is None:
+        a.seed = random.randrange(1 << 30)
+    return a
+
+
+def default_server_template() -> str:
+    binary = os.environ.get("CHATWS_CHAT_SERVER", "").strip()
+    candidates = [Path(binary)] if binary else []
+    for d in (os.environ.get("CHATWS_BUILD_DIR", ""), "build", "build-soak"):
+        if d:
+            candidates.append((REPO_ROOT / d / "examples" / "chat_server").resolve())
+    for c in candidates:
+        if os.access(c, os.X_OK):
+            return f"{shlex.quote(str(c))} --port {{port}} --history {{history}} " \
+                   f"--history-size {{history_size}}"
+    raise SystemExit("soak: no chat server: build the chat_server example or pass --server")
+
+
+def raise_nofile(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ server
+
+class ServerProcess:
+    """The server under test: start, kill -9, SIGTERM, and /proc readings."""
+
+    def __init__(self, template: str, port: int, history: Path, history_size: int, log: Path):
+        self.argv = shlex.split(template.format(port=port, history=history,
+                                                history_size=history_size))
+        self.port, self.log_path = port, log
+        self.proc: subprocess.Popen | None = None
+
+    async def start(self, timeout: float = 15.0) -> None:
+        log = open(self.log_path, "ab")  # a file, never a pipe: a full pipe would block it
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     preexec_fn=lambda: raise_nofile(65536))
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                _, w = await asyncio.open_connection(HOST, self.port)
+                w.close()
+                await w.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"server not listening on {self.port} after {timeout}s")
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    async def stop(self, timeout: float = 15.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.proc.poll() is None:
+            self.kill9()
+            return -999  # did not stop in time
+        return self.proc.returncode
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+# ---------------------------------------------------------------- records
+
+@dataclass
+class Sent:
+    room: int
+    text_hash: int
+    slow: bool
+    session: "Session"
+    t_send: float
+    t_ack: float = 0.0
+    msg_id: int = 0
+
+
+@dataclass
+class Session:
+    cid: int
+    slow: bool
+    room: int
+    epoch: int
+    t_join: float
+    hello_last: int
+    t_left: float = 0.0     # the leave barrier's start (graceful sessions only)
+    end: str = "open"       # left | crash | closed-<code> | barrier-timeout
+    ids: array = field(default_factory=lambda: array("q"))
+    last_id: int = 0
+    last_seq: dict = field(default_factory=dict)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.__dict__.update(dict.fromkeys((
+            "sent", "sent_well", "acked_well", "acked_slow", "delivered", "delivered_well",
+            "duplicates", "order_violations", "gaps", "id_conflicts", "corrupted",
+            "error_frames", "slow_closes", "unexpected_closes", "barrier_timeouts",
+            "connects", "connect_failures_up", "presence_events", "sessions"), 0))
+        self.close_codes: dict[str, int] = {}
+        self.problems: list[str] = []  # first few examples of each failure, for the report
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < 40:
+            self.problems.append(text)
+
+
+class Soak:
+    """Shared state of one run: options, ledger of messages, sessions, stats."""
+
+    def __init__(self, args: argparse.Namespace, port: int) -> None:
+        self.a, self.port = args, port
+        self.rng = random.Random(args.seed)
+        self.stats = Stats()
+        self.sent: dict[tuple[int, int], Sent] = {}          # (cid, seq) -> Sent
+        self.by_id: dict[tuple[int, int], tuple[int, int]] = {}  # (room, id) -> (cid, seq)
+        self.id_of: dict[tuple[int, int], tuple[int, int]] = {}  # (cid, seq) -> (room, id)
+        self.sessions: list[Session] = []
+        self.epoch = 0
+        self.server_up = asyncio.Event()
+        self.stop = asyncio.Event()
+        pad_rng = random.Random(args.seed + 1)
+        self.pad_pool = "".join(pad_rng.choices(PAD_ALPHABET, k=16384))
+
+    def url(self, room: int) -> str:
+        return f"ws://{HOST}:{self.port}/rooms/r{room}"
+
+    def padding(self) -> str:
+        r = self.rng
+        n = r.randrange(32) if r.random() < 0.5 else min(4000, int(r.expovariate(0.5 / self.a.pad_mean)))
+        start = r.randrange(len(self.pad_pool) - n)
+        return self.pad_pool[start:start + n]
+
+    def observe(self, room: int, msg_id: int, user: str, text: str) -> tuple[int, int] | None:
+        """Checks a message (from a msg event or a hello) against the ledger;
+        returns its (cid, seq) or None if it is not one of ours, intact."""
+        try:
+            head, _ = text.split(":", 1)
+            cid_s, seq_s = head.split(".")
+            key = (int(cid_s), int(seq_s))
+        except ValueError:
+            key = None
+        rec = self.sent.get(key) if key else None
+        if rec is None or rec.text_hash != hash(text) or user != f"u{key[0]}" or rec.room != room:
+            self.stats.corrupted += 1
+            self.stats.problem(f"corrupted or unknown message r{room}#{msg_id}: {text[:40]!r}")
+            return None
+        prev = self.by_id.setdefault((room, msg_id), key)
+        if prev != key:
+            self.stats.id_conflicts += 1
+            self.stats.problem(f"r{room}#{msg_id} is {prev} and {key}")
+        where = self.id_of.setdefault(key, (room, msg_id))
+        if where != (room, msg_id):
+            self.stats.duplicates += 1
+            self.stats.problem(f"message {key} stored as r{room}#{msg_id} and r{where[0]}#{where[1]}")
+        return key
+
+    async def pause(self, seconds: float) -> None:
+        """Sleeps, but returns at once when the run stops."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+# ---------------------------------------------------------------- clients
+
+class Client:
+    def __init__(self, soak: Soak, cid: int, slow: bool) -> None:
+        self.s, self.cid, self.slow = soak, cid, slow
+        self.seq = 0
+        self.draining = False
+        self.bye: tuple[int, asyncio.Event] | None = None
+
+    async def run(self, delay: float) -> None:
+        s = self.s
+        await s.pause(delay)
+        while not s.stop.is_set():
+            await s.server_up.wait()
+            if s.stop.is_set():
+                break
+            try:
+                await self.session(s.rng.randrange(s.a.rooms))
+            except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as e:
+                # Failing to connect while the server is up (not being killed) is a finding.
+                if s.server_up.is_set() and not s.stop.is_set():
+                    s.stats.connect_failures_up += 1
+                    s.stats.problem(f"client {self.cid}: connect failed: {e!r}")
+            await s.pause(s.rng.uniform(0.2, 1.5) * (3 if self.slow else 1))
+
+    async def open(self, room: int):
+        kw = dict(subprotocols=[V1], compression=None, proxy=None, open_timeout=20,
+                  ping_interval=None, close_timeout=5, max_size=None)
+        if not self.slow:
+            return await connect(self.s.url(room), **kw)
+        # A slow reader: a tiny kernel receive buffer and a short frame queue,
+        # so that not reading really pushes back on the server.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (HOST, self.s.port))
+        except OSError:
+            sock.close()
+            raise
+        return await connect(self.s.url(room), sock=sock, max_queue=2, **kw)
+
+    async def session(self, room: int) -> None:
+        s = self.s
+        epoch = s.epoch
+        ws = await self.open(room)
+        s.stats.connects += 1
+        try:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if hello.get("type") != "hello":
+                s.stats.problem(f"client {self.cid}: first frame is not a hello: {hello}")
+                return
+            hist = hello.get("history", [])
+            sess = Session(self.cid, self.slow, room, epoch, time.monotonic(),
+                           hist[-1]["id"] if hist else 0)
+            s.sessions.append(sess)
+            s.stats.sessions += 1
+            for m in hist:  # oldest first
+                self.receive(sess, m, from_hello=True)
+            sess.last_id = sess.hello_last
+            reader = asyncio.create_task(self.read(ws, sess))
+            await self.post_until_leave(ws, sess, reader)
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        finally:
+            await ws.close()
+
+    async def post_until_leave(self, ws, sess: Session, reader: asyncio.Task) -> None:
+        s = self.s
+        leave_at = time.monotonic() + s.rng.expovariate(1.0 / s.a.session_mean)
+        stop = asyncio.ensure_future(s.stop.wait())
+        try:
+            while not reader.done() and not s.stop.is_set():
+                wait = s.rng.expovariate(1.0 / s.a.post_interval)
+                if time.monotonic() + wait >= leave_at:
+                    await asyncio.wait([reader, stop], timeout=max(0.0, leave_at - time.monotonic()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    break
+                await asyncio.wait([reader, stop], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if reader.done() or s.stop.is_set() or not await self.post(ws, sess, s.padding()):
+                    break
+        finally:
+            stop.cancel()
+        if reader.done():
+            return
+        # Leave barrier: everything the server sent us before our last
+        # message arrives before it does. A slow reader reads at full speed now.
+        sess.t_left = time.monotonic()
+        self.draining = True
+        done_ev = asyncio.Event()
+        self.bye = (self.seq + 1, done_ev)
+        if await self.post(ws, sess, "bye"):
+            try:
+                await asyncio.wait_for(done_ev.wait(), 30)
+                sess.end = "left"
+            except TimeoutError:
+                if sess.end == "open":
+                    sess.end = "barrier-timeout"
+                    if not self.slow:
+                        s.stats.barrier_timeouts += 1
+                        s.stats.problem(f"client {self.cid}: its last message never came back")
+        self.bye = None
+
+    async def post(self, ws, sess: Session, pad: str) -> bool:
+        s = self.s
+        self.seq += 1
+        text = f"{self.cid}.{self.seq}:{pad}"
+        s.sent[(self.cid, self.seq)] = Sent(sess.room, hash(text), self.slow, sess, time.monotonic())
+        s.stats.sent += 1
+        s.stats.sent_well += not self.slow
+        try:
+            await ws.send(json.dumps({"user": f"u{self.cid}", "text": text}, ensure_ascii=False))
+            return True
+        except ConnectionClosed:
+            return False
+
+    async def read(self, ws, sess: Session) -> None:
+        s = self.s
+        try:
+            if not self.slow:
+                async for raw in ws:
+                    self.dispatch(sess, raw)
+                return
+            self.draining = False
+            while True:  # slow reader: long pauses, then a short burst
+                if not self.draining:
+                    await asyncio.sleep(s.rng.uniform(1.0, 6.0))
+                for _ in range(s.rng.randrange(1, 8)):
+                    self.dispatch(sess, await ws.recv())
+        except ConnectionClosed as e:
+            code = e.rcvd.code if e.rcvd else 1006
+            if sess.epoch != s.epoch and code != 1008:
+                sess.end = "crash"
+            elif sess.end == "open":
+                sess.end = f"closed-{code}"
+                s.stats.close_codes[str(code)] = s.stats.close_codes.get(str(code), 0) + 1
+                if self.slow and code == 1008:
+                    s.stats.slow_closes += 1
+                elif not self.slow or not s.stop.is_set():
+                    # A well-behaved client closed by the server, or a slow one
+                    # closed with something else than the policy's 1008.
+                    s.stats.unexpected_closes += 1
+                    s.stats.problem(f"client {self.cid} (slow={self.slow}) closed {code} {e!r}")
+
+    def dispatch(self, sess: Session, raw: str) -> None:
+        m = json.loads(raw)
+        t = m.get("type")
+        if t == "msg":
+            self.receive(sess, m, from_hello=False)
+        elif t in ("join", "leave"):
+            self.s.stats.presence_events += 1
+        else:
+            self.s.stats.error_frames += 1
+            self.s.stats.problem(f"client {self.cid}: unexpected frame {raw[:120]}")
+
+    def receive(self, sess: Session, m: dict, from_hello: bool) -> None:
+        s, st = self.s, self.s.stats
+        msg_id = m["id"]
+        key = s.observe(sess.room, msg_id, m["user"], m["text"])
+        # Ids strictly increase within a session and, after the hello's
+        # history, are contiguous (the server closes a slow reader, it
+        # never skips messages for it).
+        if msg_id > sess.last_id:
+            if not from_hello and msg_id != sess.last_id + 1:
+                st.gaps += msg_id - sess.last_id - 1
+                st.problem(f"session of {self.cid} in r{sess.room}: got #{msg_id} after #{sess.last_id}")
+            sess.last_id = msg_id
+            if not from_hello:
+                sess.ids.append(msg_id)
+        elif msg_id <= sess.hello_last or bisect_contains(sess.ids, msg_id):
+            st.duplicates += 1
+            st.problem(f"session of {self.cid} in r{sess.room}: #{msg_id} twice")
+            return
+        else:
+            st.order_violations += 1
+            st.problem(f"session of {self.cid} in r{sess.room}: #{msg_id} after #{sess.last_id}")
+        if key is None:
+            return
+        cid, seq = key
+        if seq <= sess.last_seq.get(cid, 0):
+            st.order_violations += 1
+            st.problem(f"session of {self.cid}: sender {cid} seq {seq} after {sess.last_seq[cid]}")
+        sess.last_seq[cid] = seq
+        if from_hello:
+            return
+        st.delivered += 1
+        st.delivered_well += not self.slow
+        if cid == self.cid:
+            rec = s.sent[key]
+            if rec.session is sess and not rec.t_ack:
+                rec.t_ack, rec.msg_id = time.monotonic(), msg_id
+                if self.slow:
+                    st.acked_slow += 1
+                else:
+                    st.acked_well += 1
+            if self.bye and self.bye[0] == seq:
+                self.bye[1].set()
+
+
+def bisect_contains(a, x) -> bool:
+    i = bisect.bisect_left(a, x)
+    return i < len(a) and a[i] == x
+
+
+# ----------------------------------------------------------------- checks
+
+async def check_history(soak: Soak, port: int, full: bool) -> dict:
+    """Reads every room's hello history through a fresh v1 client and checks
+    it against what clients saw: every acknowledged or delivered message that
+    belongs in it (all of them when `full`, else those not older than the
+    history's oldest entry) must be there, with ids contiguous."""
+    out = dict(rooms=0, stored=0, missing_acked=0, missing_delivered=0, holes=0)
+    acked_by_room: dict[int, list[int]] = {}
+    for rec in soak.sent.values():
+        if rec.t_ack:
+            acked_by_room.setdefault(rec.room, []).append(rec.msg_id)
+    seen_by_room: dict[int, list[int]] = {}
+    for room, msg_id in list(soak.by_id):
+        seen_by_room.setdefault(room, []).append(msg_id)
+    for room in range(soak.a.rooms):
+        async with connect(f"ws://{HOST}:{port}/rooms/r{room}", subprotocols=[V1], proxy=None,
+                           compression=None, max_size=None, open_timeout=20,
+                           ping_interval=None) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        hist = hello["history"]
+        ids = [m["id"] for m in hist]
+        out["rooms"] += 1
+        out["stored"] += len(ids)
+        holes = sum(1 for x, y in zip(ids, ids[1:]) if y != x + 1) + (1 if full and ids and ids[0] != 1 else 0)
+        if holes:
+            soak.stats.problem(f"history of r{room}: ids not contiguous: {ids[:5]}..{ids[-5:]}")
+        out["holes"] += holes
+        have = set(ids)
+        lo = 1 if full or len(ids) < soak.a.history_size else (ids[0] if ids else 1)
+        for name, wanted in (("missing_acked", acked_by_room.get(room, [])),
+                             ("missing_delivered", seen_by_room.get(room, []))):
+            lost = sorted(i for i in wanted if i >= lo and i not in have)
+            out[name] += len(lost)
+            if lost:
+                soak.stats.problem(f"history of r{room} lacks {name[8:]} ids {lost[:10]}")
+        for m in hist:  # checks each stored message is intact and stored once
+            soak.observe(room, m["id"], m["user"], m["text"])
+    return out
+
+
+def check_losses(soak: Soak) -> tuple[int, int, int, int]:
+    """(checked, losses, unacked, in_flight_at_kill) for well-behaved senders:
+    each acked message must be in every graceful well-behaved session of its
+    room that joined before it was sent and left after it was acked."""
+    msgs: dict[int, list[Sent]] = {}
+    unacked = in_flight = 0
+    for rec in soak.sent.values():
+        if rec.slow:
+            continue
+        if rec.t_ack:
+            msgs.setdefault(rec.room, []).append(rec)
+        elif rec.session.end == "crash":
+            in_flight += 1
+        elif rec.session.end == "left":  # acked before its bye came back, or lost
+            unacked += 1
+            soak.stats.problem(f"message of client {rec.session.cid} never acknowledged")
+    for lst in msgs.values():
+        lst.sort(key=lambda r: r.t_send)
+    sends = {room: [r.t_send for r in lst] for room, lst in msgs.items()}
+    checked = losses = 0
+    for sess in soak.sessions:
+        if sess.slow or sess.end != "left" or sess.room not in msgs:
+            continue
+        lst, times = msgs[sess.room], sends[sess.room]
+        for i in range(bisect.bisect_right(times, sess.t_join), len(lst)):
+            rec = lst[i]
+            if rec.t_send >= sess.t_left:
+                break
+            if rec.t_ack < sess.t_left:
+                checked += 1
+                if not bisect_contains(sess.ids, rec.msg_id):
+                    losses += 1
+                    soak.stats.problem(f"client {sess.cid} in r{sess.room} missed #{rec.msg_id}")
+    return checked, losses, unacked, in_flight
+
+
+# -------------------------------------------------------------- supervisor
+
+async def settle(server: ServerProcess, fd_target: int | None, timeout: float = 30.0) -> tuple[int, int]:
+    """Waits (bounded) for the descriptors to drop to fd_target and VmRSS to
+    stop moving; returns (rss_kb, fds)."""
+    deadline = time.monotonic() + timeout
+    while fd_target is not None and server.fds() > fd_target and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    prev, stable = -1, 0
+    while stable < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        rss = server.rss_kb()
+        stable = stable + 1 if abs(rss - prev) <= 64 else 0
+        prev = rss
+    return server.rss_kb(), server.fds()
+
+
+class Sampler:
+    """Peak RSS / descriptors of the current server process; notices a death we did not cause."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server, self.peak_rss, self.peak_fds, self.expect_exit, self.died = server, 0, 0, False, None
+
+    async def run(self) -> None:
+        while True:
+            if self.server.alive():
+                try:
+                    self.peak_rss = max(self.peak_rss, self.server.rss_kb())
+                    self.peak_fds = max(self.peak_fds, self.server.fds())
+                except OSError:
+                    pass
+            elif not self.expect_exit and self.died is None:
+                self.died = self.server.proc.returncode
+            await asyncio.sleep(0.25)
+
+    def reset(self) -> tuple[int, int]:
+        peak = (self.peak_rss, self.peak_fds)
+        self.peak_rss = self.peak_fds = 0
+        return peak
+
+
+async def run(a: argparse.Namespace) -> dict:
+    raise_nofile(2 * a.clients + 1024)
+    t_start = time.monotonic()
+    workdir = Path(a.workdir or tempfile.mkdtemp(prefix="chatws-soak-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    history = workdir / "history.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{history}{suffix}").unlink(missing_ok=True)
+    port = a.port or free_port()
+    template = a.server or default_server_template()
+    server = ServerProcess(template, port, history, a.history_size, workdir / "server.log")
+    soak = Soak(a, port)
+    st = soak.stats
+    report: dict = dict(seed=a.seed, clients=a.clients, rooms=a.rooms, seconds=a.seconds,
+                        slow_readers=round(a.clients * a.slow_fraction), server=template,
+                        workdir=str(workdir), processes=[], restarts=0)
+
+    phases: dict[str, float] = {}
+    report["phases_s"] = phases
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.monotonic() - t_start, 1)
+
+    await server.start()
+    rss0, fds0 = await settle(server, None)
+    phase("started")
+    proc_info = dict(pid=server.proc.pid, rss_baseline_kb=rss0, fds_baseline=fds0)
+    report["processes"].append(proc_info)
+    sampler = Sampler(server)
+    sampler_task = asyncio.create_task(sampler.run())
+    soak.server_up.set()
+
+    slow = set(soak.rng.sample(range(a.clients), report["slow_readers"]))
+    ramp = min(5.0, a.seconds / 4)
+    tasks = [asyncio.create_task(Client(soak, i, i in slow).run(i * ramp / a.clients))
+             for i in range(a.clients)]
+    t_run = time.monotonic()
+    if 0 < a.kill_at < 1:
+        await asyncio.sleep(a.seconds * a.kill_at)
+        soak.server_up.clear()
+        soak.epoch += 1
+        sampler.expect_exit = True
+        server.kill9()
+        proc_info["rss_peak_kb"], proc_info["fds_peak"] = sampler.reset()
+        proc_info["end"] = "kill -9"
+        report["restarts"] += 1
+        await server.start()
+        sampler.expect_exit = False
+        rss0, fds0 = await settle(server, None, timeout=5)
+        proc_info = dict(pid=server.proc.pid, rss_baseline_kb=rss0, fds_baseline=fds0)
+        report["processes"].append(proc_info)
+        phase("restarted")
+        report["after_restart"] = await check_history(soak, port, full=False)
+        phase("restart checked")
+        soak.server_up.set()
+    await asyncio.sleep(max(0.0, a.seconds - (time.monotonic() - t_run)))
+    soak.stop.set()
+    soak.server_up.set()  # wake clients waiting for a server
+    done, pending = await asyncio.wait(tasks, timeout=90)
+    for t in pending:
+        t.cancel()
+    phase("clients done")
+    report["clients_stuck"] = len(pending)
+    report["client_errors"] = [repr(t.exception()) for t in done if t.exception()][:5]
+    rss_after, fds_after = await settle(server, fds0)
+    phase("settled")
+    proc_info.update(rss_after_kb=rss_after, fds_after=fds_after)
+    proc_info["rss_peak_kb"], proc_info["fds_peak"] = sampler.reset()
+    report["server_died"] = sampler.died
+    sampler.expect_exit = True
+    proc_info["end"] = f"SIGTERM, exit {await server.stop()}"
+    sampler_task.cancel()
+
+    phase("stopped")
+    audit = ServerProcess(template, free_port(), history, AUDIT_HISTORY_SIZE, workdir / "audit.log")
+    await audit.start()
+    try:
+        report["audit"] = await check_history(soak, audit.port, full=True)
+    finally:
+        report["audit"]["exit"] = await audit.stop()
+
+    phase("audit")
+    checked, losses, unacked, in_flight = check_losses(soak)
+    session_ends: dict[str, int] = {}
+    for sess in soak.sessions:
+        k = f"{'slow' if sess.slow else 'well'}:{sess.end}"
+        session_ends[k] = session_ends.get(k, 0) + 1
+    phase("checks")
+    report.update(
+        duration_s=round(time.monotonic() - t_start, 1),
+        messages=dict(sent=st.sent, sent_well_behaved=st.sent_well, acked_well_behaved=st.acked_well,
+                      acked_slow=st.acked_slow, delivered=st.delivered,
+                      delivered_well_behaved=st.delivered_well, window_checks=checked,
+                      in_flight_at_kill=in_flight),
+        connections=dict(connects=st.connects, sessions=st.sessions, session_ends=session_ends, slow_closes_1008=st.slow_closes,
+                         close_codes=st.close_codes, presence_events=st.presence_events),
+        problems=st.problems)
+    last = report["processes"][-1]
+    rss_limit = int(last["rss_baseline_kb"] * 1.10 + a.rss_allowance_mb * 1024)
+    ar, au = report.get("after_restart", {}), report["audit"]
+    checks = [
+        ("losses", losses, losses == 0),
+        ("unacknowledged (not at the kill)", unacked, unacked == 0),
+        ("duplicates", st.duplicates, st.duplicates == 0),
+        ("order violations", st.order_violations, st.order_violations == 0),
+        ("gaps in a session", st.gaps, st.gaps == 0),
+        ("id conflicts", st.id_conflicts, st.id_conflicts == 0),
+        ("corrupted texts", st.corrupted, st.corrupted == 0),
+        ("error frames", st.error_frames, st.error_frames == 0),
+        ("unexpected closes", st.unexpected_closes, st.unexpected_closes == 0),
+        ("leave barriers timed out", st.barrier_timeouts, st.barrier_timeouts == 0),
+        ("connect failures (server up)", st.connect_failures_up, st.connect_failures_up == 0),
+        ("clients stuck at the end", len(pending), not pending and not report["client_errors"]),
+        ("messages acknowledged", st.acked_well, st.acked_well > 0),
+        ("slow-reader closes (1008)", st.slow_closes, st.slow_closes > 0 or not slow),
+        ("restart: missing acked/delivered", f"{ar.get('missing_acked')}/{ar.get('missing_delivered')}",
+         a.kill_at <= 0 or a.kill_at >= 1 or (ar["missing_acked"] == 0 and ar["missing_delivered"] == 0
+                                              and ar["holes"] == 0)),
+        ("audit: missing acked/delivered", f"{au['missing_acked']}/{au['missing_delivered']}",
+         au["missing_acked"] == 0 and au["missing_delivered"] == 0),
+        ("audit: id holes", au["holes"], au["holes"] == 0),
+        ("server died unexpectedly", report["server_died"], report["server_died"] is None),
+        ("server exit after SIGTERM", last["end"], last["end"].endswith("exit 0")),
+        ("RSS after (KiB) <= limit", f"{last['rss_after_kb']} <= {rss_limit}", last["rss_after_kb"] <= rss_limit),
+        ("fds after == baseline", f"{last['fds_after']} == {last['fds_baseline']}",
+         last["fds_after"] == last["fds_baseline"]),
+    ]
+    report["checks"] = [dict(name=n, value=v, ok=bool(ok)) for n, v, ok in checks]
+    report["ok"] = all(ok for _, _, ok in checks)
+    return report
+
+
+def print_report(r: dict) -> None:
+    m, c = r["messages"], r["connections"]
+    print(f"soak: {r['clients']} clients ({r['slow_readers']} slow) in {r['rooms']} rooms, "
+          f"{r['seconds']:.0f} s of traffic, {r['duration_s']} s in all, seed {r['seed']}, "
+          f"restarts {r['restarts']}")
+    print(f"  messages: sent {m['sent']} (well-behaved {m['sent_well_behaved']}), acked "
+          f"{m['acked_well_behaved']} + {m['acked_slow']} slow, delivered {m['delivered']}, "
+          f"window checks {m['window_checks']}, in flight at kill {m['in_flight_at_kill']}")
+    print(f"  connections: {c['connects']} opened, slow-reader closes {c['slow_closes_1008']}, "
+          f"close codes {c['close_codes']}, session ends {c['session_ends']}")
+    for p in r["processes"]:
+        print(f"  server pid {p['pid']}: RSS baseline {p['rss_baseline_kb']} KiB, peak "
+              f"{p.get('rss_peak_kb')} KiB, after {p.get('rss_after_kb', '-')} KiB; fds baseline "
+              f"{p['fds_baseline']}, peak {p.get('fds_peak')}, after {p.get('fds_after', '-')}; "
+              f"{p.get('end')}")
+    print(f"  phases (s since start): {r['phases_s']}")
+    for name in ("after_restart", "audit"):
+        if name in r:
+            print(f"  history {name}: {r[name]}")
+    for ch in r["checks"]:
+        print(f"  [{'ok' if ch['ok'] else 'FAIL'}] {ch['name']}: {ch['value']}")
+    for p in r["problems"][:20]:
+        print(f"  problem: {p}")
+    print("soak: PASS" if r["ok"] else "soak: FAIL")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    report = asyncio.run(run(a))
+    print_report(report)
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+// Hostile clients against the engine, over real sockets on 127.0.0.1: each
+// attack must end with the documented outcome (an HTTP status or a close
+// code), leave the server serving a well-behaved client during and after
+// the attack, and leave its memory near where it was.
+//
+// The server runs in this process, so its memory is this process's resident
+// set (/proc/self/statm). Freed memory is handed back (malloc_trim) before
+// measuring, and the margins are generous: the check is for growth in
+// proportion to what the attacker sent, not for exact accounting. Under a
+// sanitizer (quarantined frees, shadow memory) RSS says nothing, so only the
+// behaviour is checked there.
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/test_server.h"
+#include "support/ws_client.h"
+
+using namespace chatws;
+using namespace chatws::test;
+using protocol::Opcode;
+using Clock = std::chrono::steady_clock;
+using namespace std::string_literals;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kMeasureMemory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+constexpr bool kMeasureMemory = false;
+#else
+constexpr bool kMeasureMemory = true;
+#endif
+#else
+constexpr bool kMeasureMemory = true;
+#endif
+
+constexpr size_t kMiB = 1024 * 1024;
+
+// Resident set of this process, after handing freed heap back to the OS.
+size_t rss_bytes() {
+  malloc_trim(0);
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return size_t(resident) * size_t(sysconf(_SC_PAGESIZE));
+}
+
+long ms_since(Clock::time_point t) {
+  return long(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
+}
+
+// A client whose receive buffer is small, so that what the server sends it
+// backs up into the server's output queue after little data. The socket is
+// also given a send timeout: a client that floods a server that has stopped
+// reading gets an error instead of blocking the test forever.
+std::unique_ptr<WsClient> non_reading_client(uint16_t port) {
+  auto c = std::make_unique<WsClient>(port);
+  int small = 4096;
+  setsockopt(c->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  timeval tv{5, 0};
+  setsockopt(c->fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return c;
+}
+
+uint8_t kMask[4] = {0x12, 0x34, 0x56, 0x78};
+
+std::string frame(Opcode op, std::string_view payload, bool fin) {
+  return protocol::encode_masked_frame(op, payload, kMask, fin);
+}
+
+struct Hostile : ::testing::Test {
+  RecordingHandler handler;
+  std::unique_ptr<ServerThread> st;
+  std::unique_ptr<WsClient> bystander;  // a well-behaved client, open throughout
+  size_t rss_before = 0;
+
+  // An echo server with `cfg`, a bystander connected, and the memory baseline.
+  void start(ServerConfig cfg) {
+    cfg.drain_timeout_ms = 300;  // teardown: hostile clients never answer the 1001
+    handler.on_msg = [this](ConnId id, Opcode op, const char* d, size_t n) {
+      handler.server->send(id, op, std::string_view(d, n));
+    };
+    st = std::make_unique<ServerThread>(cfg, &handler);
+    ASSERT_TRUE(st->server) << st->error;
+    handler.server = st->server.get();
+    bystander = std::make_unique<WsClient>(st->port());
+    ASSERT_EQ(bystander->handshake(), 101);
+    expect_echo(*bystander, "before");
+    rss_before = rss_bytes();
+  }
+
+  static void expect_echo(WsClient& c, const std::string& text) {
+    ASSERT_TRUE(c.send_text(text));
+    auto f = c.read_message();
+    ASSERT_TRUE(f) << "no echo of " << text;
+    EXPECT_EQ(f->op, Opcode::Text);
+    EXPECT_EQ(f->payload, text);
+  }
+
+  // The bystander still gets its echoes, and a new client can connect.
+  void expect_serving(const std::string& when) {
+    expect_echo(*bystander, "bystander " + when);
+    WsClient fresh(st->port());
+    ASSERT_EQ(fresh.handshake(), 101) << when;
+    expect_echo(fresh, "fresh " + when);
+  }
+
+  void expect_memory_back(size_t margin, const char* what) {
+    if (!kMeasureMemory) return;
+    const size_t after = rss_bytes();
+    EXPECT_LT(after, rss_before + margin)
+        << what << ": RSS " << rss_before / kMiB << " MiB before, " << after / kMiB << " MiB after";
+  }
+
+  // Waits for the server to report a close with `code` (any connection).
+  bool wait_close(uint16_t code, int timeout_ms = 5000) {
+    return handler.wait([&](const std::vector<Event>& ev) {
+      for (auto& e : ev)
+        if (e.kind == Event::Close && e.code == code) return true;
+      return false;
+    }, timeout_ms);
+  }
+
+  // Reads frames until a close frame; returns its code (0 if none came).
+  static uint16_t read_close(WsClient& c, int timeout_ms = 5000) {
+    for (int i = 0; i < 1000000; ++i) {
+      auto f = c.read_frame(timeout_ms);
+      if (!f) return 0;
+      if (f->op == Opcode::Close) return f->close_code();
+    }
+    return 0;
+  }
+};
+
+// Headers one byte per 100 ms: answered 408 and closed once the handshake
+// timeout passes, long before the request could complete.
+TEST_F(Hostile, SlowlorisGets408AfterTheHandshakeTimeout) {
+  ServerConfig cfg;
+  cfg.handshake_timeout_ms = 500;
+  start(cfg);
+  const std::string req =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  TcpClient slow(st->port());
+  ASSERT_TRUE(slow.ok());
+  const auto t0 = Clock::now();
+  size_t sent = 0;
+  bool answered = false;
+  while (sent < req.size() && !answered) {
+    if (!slow.write_all(std::string_view(&req[sent], 1))) break;  // closed under us
+    ++sent;
+    if (sent == 2) expect_echo(*bystander, "during slowloris");
+    // The pacing of the attack itself: the next byte in 100 ms, unless the
+    // server answers first.
+    pollfd p{slow.fd(), POLLIN, 0};
+    answered = ::poll(&p, 1, 100) == 1;
+  }
+  auto resp = slow.read_http_response(3000);
+  const long elapsed = ms_since(t0);
+  ASSERT_TRUE(resp) << "no answer after " << sent << " bytes";
+  EXPECT_EQ(resp->substr(0, 12), "HTTP/1.1 408") << *resp;
+  EXPECT_TRUE(slow.wait_eof(3000));
+  EXPECT_LT(sent, req.size());
+  EXPECT_GE(elapsed, 450);   // not before the timeout...
+  EXPECT_LT(elapsed, 2500);  // ...and not long after it
+  expect_serving("after slowloris");
+}
+
+// Connect and send nothing: closed after the handshake timeout.
+TEST_F(Hostile, HalfOpenConnectionIsClosedAfterTheHandshakeTimeout) {
+  ServerConfig cfg;
+  cfg.handshake_timeout_ms = 500;
+  start(cfg);
+  TcpClient idle(st->port());
+  ASSERT_TRUE(idle.ok());
+  const auto t0 = Clock::now();
+  expect_echo(*bystander, "during half-open");
+  ASSERT_TRUE(idle.wait_eof(3000));
+  const long elapsed = ms_since(t0);
+  EXPECT_GE(elapsed, 450);
+  EXPECT_LT(elapsed, 2500);
+  // Whatever came before the FIN is a 408, or nothing.
+  if (!idle.buffer().empty()) EXPECT_EQ(idle.buffer().substr(0, 12), "HTTP/1.1 408");
+  expect_serving("after half-open");
+}
+
+// Bytes that are not HTTP: 400 and closed at once.
+TEST_F(Hostile, GarbageBeforeTheHandshakeGets400) {
+  start(ServerConfig{});
+  const std::string garbage[] = {
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"s,  // TLS-ish
+      "\x00\xff\xfe garbage \x01\x02\r\nmore: garbage\r\n\r\n"s,
+      "GET\r\n\r\n",
+      "\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\n bad fold\r\n\r\n",
+  };
+  for (const std::string& g : garbage) {
+    TcpClient c(st->port());
+    ASSERT_TRUE(c.write_all(g));
+    auto resp = c.read_http_response(3000);
+    ASSERT_TRUE(resp) << ::testing::PrintToString(g);
+    EXPECT_EQ(resp->substr(0, 12), "HTTP/1.1 400") << ::testing::PrintToString(g);
+    EXPECT_TRUE(c.wait_eof(3000));
+  }
+  expect_serving("after garbage");
+}
+
+// A frame header announcing 2^62 bytes: closed with 1009 (or 1002) at once,
+// before any payload, with nothing allocated for it.
+TEST_F(Hostile, FrameHeaderAnnouncingTwoToThe62BytesIsRefusedAtOnce) {
+  start(ServerConfig{});
+  WsClient c(st->port());
+  ASSERT_EQ(c.handshake(), 101);
+  std::string hdr = "\x82\xff";
+  for (int i = 7; i >= 0; --i) hdr.push_back(char((uint64_t(1) << 62) >> (8 * i)));
+  hdr.append(reinterpret_cast<const char*>(kMask), 4);
+  hdr.append("the payload that never ends");
+  ASSERT_TRUE(c.write_all(hdr));
+  const uint16_t code = read_close(c, 2000);
+  EXPECT_TRUE(code == 1009 || code == 1002) << code;
+  EXPECT_TRUE(c.wait_eof(3000));
+  EXPECT_TRUE(wait_close(code));
+  expect_serving("after huge header");
+  expect_memory_back(16 * kMiB, "2^62 header");
+}
+
+// Sends `count` one-byte fragments of one text message (never finished) in
+// batches, until the server closes; returns the close code it sent.
+uint16_t fragment_flood(WsClient& c, size_t count) {
+  std::string batch;
+  if (!c.write_all(frame(Opcode::Text, "a", false))) return 0;
+  for (size_t sent = 1; sent < count;) {
+    batch.clear();
+    for (size_t i = 0; i < 1000 && sent < count; ++i, ++sent)
+      batch += frame(Opcode::Continuation, "a", false);
+    if (!c.write_all(batch)) break;  // the server has closed
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) == 1) break;  // its close frame is here
+  }
+  uint16_t code = 0;
+  for (int i = 0; i < 100 && code == 0; ++i) {
+    auto f = c.read_frame(3000);
+    if (!f) break;
+    if (f->op == Opcode::Close) code = f->close_code();
+  }
+  return code;
+}
+
+TEST_F(Hostile, FragmentFloodHitsTheFragmentLimit) {
+  ServerConfig cfg;
+  cfg.max_fragments = 1000;
+  start(cfg);
+  WsClient c(st->port());
+  ASSERT_EQ(c.handshake(), 101);
+  EXPECT_EQ(fragment_flood(c, 100000), 1009);
+  EXPECT_TRUE(wait_close(1009));
+  EXPECT_EQ(handler.count(Event::Message), 1u);  // only the bystander's "before"
+  expect_serving("after fragment flood");
+  expect_memory_back(16 * kMiB, "1000-fragment limit");
+}
+
+TEST_F(Hostile, HundredThousandFragmentsHitTheDefaultLimit) {
+  start(ServerConfig{});  // max_fragments 65536
+  WsClient c(st->port());
+  ASSERT_EQ(c.handshake(), 101);
+  EXPECT_EQ(fragment_flood(c, 100000), 1009);
+  EXPECT_TRUE(wait_close(1009));
+  EXPECT_EQ(handler.count(Event::Message), 1u);
+  expect_serving("after 100k fragments");
+  expect_memory_back(16 * kMiB, "100k fragments");
+}
+
+// Invalid UTF-8 whose bad sequence straddles two fragments: 1007 while the
+// message is still unfinished (fail fast), not at its end.
+TEST_F(Hostile, InvalidUtf8AcrossFragmentsFailsFast) {
+  start(ServerConfig{});
+  WsClient c(st->port());
+  ASSERT_EQ(c.handshake(), 101);
+  // ED A0 80 would be U+D800, a surrogate: invalid from its second byte.
+  ASSERT_TRUE(c.write_all(frame(Opcode::Text, "valid start \xED", false)));
+  ASSERT_TRUE(c.write_all(frame(Opcode::Continuation, "\xA0\x80 and more", false)));
+  // No final fragment is ever sent: the close must come anyway.
+  EXPECT_EQ(read_close(c, 2000), 1007);
+  EXPECT_TRUE(c.wait_eof(3000));
+  EXPECT_TRUE(wait_close(1007));
+  expect_serving("after invalid UTF-8");
+}
+
+// Pings from a client that never reads: its pongs queue up to the output
+// cap, then the slow-consumer policy closes it with 1008; memory bounded.
+TEST_F(Hostile, PingFloodFromANonReaderIsClosedAsTooSlow) {
+  ServerConfig cfg;
+  cfg.max_output_buffer = 64 * 1024;
+  start(cfg);
+  auto c = non_reading_client(st->port());
+  ASSERT_EQ(c->handshake(), 101);
+  std::string batch;
+  for (int i = 0; i < 256; ++i) batch += frame(Opcode::Ping, std::string(125, 'p'), true);
+  size_t peak = 0;
+  bool closed = false;
+  // At most ~100 MB of pings; the kernel buffers fill long before.
+  for (int round = 0; round < 3000 && !closed; ++round) {
+    if (!c->write_all(batch)) break;  // the server is gone from this socket
+    closed = wait_close(1008, 0);
+    if (round == 100) expect_echo(*bystander, "during ping flood");
+    if (kMeasureMemory && round % 100 == 0) peak = std::max(peak, rss_bytes());
+  }
+  EXPECT_TRUE(wait_close(1008)) << "never closed as too slow";
+  if (kMeasureMemory) {
+    EXPECT_LT(peak, rss_before + 64 * kMiB) << "memory grew with the flood";
+  }
+  c.reset();
+  expect_serving("after ping flood");
+  expect_memory_back(16 * kMiB, "ping flood");
+}
+
+// Broadcasts while one client never reads: it is closed with 1008 once its
+// queue passes max_output_buffer; every other client receives every message.
+TEST_F(Hostile, NonReaderDuringBroadcastIsClosedOthersGetEverything) {
+  ServerConfig cfg;
+  cfg.max_output_buffer = 1 * kMiB;
+  start(cfg);
+  const ConnId bystander_id = handler.events().front().id;  // kept out of the broadcasts
+  auto slow = non_reading_client(st->port());
+  ASSERT_EQ(slow->handshake(), 101);
+
+  constexpr int kReaders = 3;
+  constexpr size_t kMsgSize = 32 * 1024;
+  constexpr int kPerRound = 8;  // 256 KiB per round, well under the cap
+  std::vector<std::unique_ptr<WsClient>> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    readers.push_back(std::make_unique<WsClient>(st->port()));
+    ASSERT_EQ(readers.back()->handshake(), 101);
+  }
+  ASSERT_TRUE(handler.wait_count(Event::Open, size_t(kReaders) + 2));
+
+  // What the readers have received, complete and in order.
+  struct Progress {
+    std::mutex mu;
+    std::condition_variable cv;
+    int received[kReaders] = {};
+    bool failed = false;
+    int total = -1;  // set once the broadcasts are over
+  } progress;
+  auto prefix = [](int seq) { return std::to_string(1000000000 + seq) + ":"; };
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      for (int seq = 0;; ++seq) {
+        {
+          std::lock_guard<std::mutex> lock(progress.mu);
+          if (progress.failed || (progress.total >= 0 && seq >= progress.total)) return;
+        }
+        auto f = readers[size_t(r)]->read_message(10000);
+        const bool ok = f && f->op == Opcode::Binary && f->payload.size() == kMsgSize &&
+                        f->payload.compare(0, 11, prefix(seq)) == 0;
+        {
+          std::lock_guard<std::mutex> lock(progress.mu);
+          if (ok) ++progress.received[r];
+          else progress.failed = true;
+        }
+        progress.cv.notify_all();
+        if (!ok) return;
+      }
+    });
+  }
+  // Waits until every reader has `n` messages (or one failed); bounded.
+  auto wait_all_have = [&](int n) {
+    std::unique_lock<std::mutex> lock(progress.mu);
+    return progress.cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      if (progress.failed) return true;
+      for (int r = 0; r < kReaders; ++r)
+        if (progress.received[r] < n) return false;
+      return true;
+    }) && !progress.failed;
+  };
+
+  int sent = 0;
+  bool slow_closed = false;
+  int rounds_after_close = 0;  // a few more, to see the others unaffected
+  for (int round = 0; round < 1000 && rounds_after_close < 4; ++round) {
+    for (int i = 0; i < kPerRound; ++i, ++sent) {
+      std::string msg = prefix(sent);
+      msg.resize(kMsgSize, char('a' + sent % 26));
+      ASSERT_GE(st->server->broadcast(Opcode::Binary, msg, bystander_id), 0);
+    }
+    // Pace the rounds by the readers, which keep up; the non-reader cannot.
+    if (!wait_all_have(sent)) break;
+    if (!slow_closed) slow_closed = wait_close(1008, 0);
+    if (slow_closed) ++rounds_after_close;
+  }
+  {
+    std::lock_guard<std::mutex> lock(progress.mu);
+    progress.total = sent;
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(progress.failed) << "a reader missed or got a broken message";
+  EXPECT_TRUE(slow_closed) << "the non-reader was never closed";
+  for (int r = 0; r < kReaders; ++r) EXPECT_EQ(progress.received[r], sent) << "reader " << r;
+  // Exactly one connection was closed, the non-reader, as too slow.
+  int closes = 0;
+  for (auto& e : handler.events()) {
+    if (e.kind != Event::Close) continue;
+    ++closes;
+    EXPECT_EQ(e.code, 1008);
+  }
+  EXPECT_EQ(closes, 1);
+  slow.reset();
+  expect_serving("after broadcast to a non-reader");
+  expect_memory_back(32 * kMiB, "broadcast with a non-reader");
+}
+
+}  // namespace
