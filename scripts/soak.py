@@ -61,6 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 V1 = "chatws.v1"
 AUDIT_HISTORY_SIZE = 1_000_000  # the C example's maximum: "all of it"
+SLOW_PAUSE_S = (1.0, 6.0)  # a slow reader's pauses between bursts of 1..7 frames
 PAD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 éжλ€中😀"  # 1- to 4-byte UTF-8
 
 
@@ -293,7 +294,7 @@ class Client:
     def __init__(self, soak: Soak, cid: int, slow: bool) -> None:
         self.s, self.cid, self.slow = soak, cid, slow
         self.seq = 0
-        self.draining = False
+        self.draining = self.closing = False
         self.bye: tuple[int, asyncio.Event] | None = None
 
     async def run(self, delay: float) -> None:
@@ -332,6 +333,7 @@ class Client:
     async def session(self, room: int) -> None:
         s = self.s
         epoch = s.epoch
+        self.draining = self.closing = False
         ws = await self.open(room)
         s.stats.connects += 1
         try:
@@ -348,10 +350,18 @@ class Client:
                 self.receive(sess, m, from_hello=True)
             sess.last_id = sess.hello_last
             reader = asyncio.create_task(self.read(ws, sess))
-            await self.post_until_leave(ws, sess, reader)
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            try:
+                await self.post_until_leave(ws, sess, reader)
+                # The reader keeps reading until the close handshake ends:
+                # websockets stops reading the socket while its frame queue
+                # is full, and then would never see the server's close reply.
+                self.draining = self.closing = True
+                await ws.close()
+                await asyncio.wait_for(reader, 10)
+            finally:
+                if not reader.done():
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
         finally:
             await ws.close()
 
@@ -380,15 +390,16 @@ class Client:
         done_ev = asyncio.Event()
         self.bye = (self.seq + 1, done_ev)
         if await self.post(ws, sess, "bye"):
-            try:
-                await asyncio.wait_for(done_ev.wait(), 30)
+            back = asyncio.ensure_future(done_ev.wait())
+            await asyncio.wait([back, reader], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            back.cancel()
+            if done_ev.is_set():
                 sess.end = "left"
-            except TimeoutError:
-                if sess.end == "open":
-                    sess.end = "barrier-timeout"
-                    if not self.slow:
-                        s.stats.barrier_timeouts += 1
-                        s.stats.problem(f"client {self.cid}: its last message never came back")
+            elif not reader.done():
+                sess.end = "barrier-timeout"
+                if not self.slow:
+                    s.stats.barrier_timeouts += 1
+                    s.stats.problem(f"client {self.cid}: its last message never came back")
         self.bye = None
 
     async def post(self, ws, sess: Session, pad: str) -> bool:
@@ -410,27 +421,29 @@ class Client:
             if not self.slow:
                 async for raw in ws:
                     self.dispatch(sess, raw)
-                return
-            self.draining = False
-            while True:  # slow reader: long pauses, then a short burst
-                if not self.draining:
-                    await asyncio.sleep(s.rng.uniform(1.0, 6.0))
-                for _ in range(s.rng.randrange(1, 8)):
-                    self.dispatch(sess, await ws.recv())
+            else:
+                while True:  # slow reader: long pauses, then a short burst
+                    if not self.draining:
+                        await asyncio.sleep(s.rng.uniform(*SLOW_PAUSE_S))
+                    for _ in range(s.rng.randrange(1, 8)):
+                        self.dispatch(sess, await ws.recv())
+            code = ws.close_code  # a clean close handshake
         except ConnectionClosed as e:
             code = e.rcvd.code if e.rcvd else 1006
-            if sess.epoch != s.epoch and code != 1008:
-                sess.end = "crash"
-            elif sess.end == "open":
-                sess.end = f"closed-{code}"
-                s.stats.close_codes[str(code)] = s.stats.close_codes.get(str(code), 0) + 1
-                if self.slow and code == 1008:
-                    s.stats.slow_closes += 1
-                elif not self.slow or not s.stop.is_set():
-                    # A well-behaved client closed by the server, or a slow one
-                    # closed with something else than the policy's 1008.
-                    s.stats.unexpected_closes += 1
-                    s.stats.problem(f"client {self.cid} (slow={self.slow}) closed {code} {e!r}")
+        if self.closing and sess.end != "open":
+            return  # we closed it after the leave barrier
+        if sess.epoch != s.epoch and code != 1008:
+            sess.end = "crash"
+            return
+        sess.end = f"closed-{code}"
+        s.stats.close_codes[str(code)] = s.stats.close_codes.get(str(code), 0) + 1
+        if self.slow and code == 1008:
+            s.stats.slow_closes += 1
+        else:
+            # A well-behaved client closed by the server, or a slow one
+            # closed with something else than the policy's 1008.
+            s.stats.unexpected_closes += 1
+            s.stats.problem(f"client {self.cid} (slow={self.slow}) closed with {code}")
 
     def dispatch(self, sess: Session, raw: str) -> None:
         m = json.loads(raw)
@@ -668,7 +681,16 @@ async def run(a: argparse.Namespace) -> dict:
     await asyncio.sleep(max(0.0, a.seconds - (time.monotonic() - t_run)))
     soak.stop.set()
     soak.server_up.set()  # wake clients waiting for a server
-    done, pending = await asyncio.wait(tasks, timeout=90)
+    done, pending = await asyncio.wait(tasks, timeout=5)
+    if os.environ.get("SOAK_DEBUG") and pending:
+        import traceback
+        for t in list(pending)[:3]:
+            c = t.get_coro(); chain = []
+            while c is not None and hasattr(c, "cr_frame"):
+                chain.append(f"{c.cr_code.co_name}:{c.cr_frame.f_lineno if c.cr_frame else '?'}")
+                c = c.cr_await
+            print("STUCK", len(pending), chain, c)
+    done, pending = await asyncio.wait(tasks, timeout=85)
     for t in pending:
         t.cancel()
     phase("clients done")

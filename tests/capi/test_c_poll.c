@@ -112,13 +112,15 @@ int main(void) {
   REQUIRE(pump(s, client, TEST_TIMEOUT_MS) == 0);
   CHECK_EQ_INT(ws_read_close(client), CHATWS_CLOSE_GOING_AWAY);
   CHECK(ws_send_close(client, CHATWS_CLOSE_GOING_AWAY) == 0);
+  /* The server closes TCP first (RFC 6455 7.1.1) and waits for our FIN. */
+  CHECK(pump(s, client, TEST_TIMEOUT_MS) == 0);
+  CHECK(wait_eof(client, TEST_TIMEOUT_MS));
+  CHECK_EQ_INT(st.closes, 1);
+  CHECK_EQ_INT(st.close_code, CHATWS_CLOSE_GOING_AWAY);
+  close(client);
   CHECK(pump(s, -1, TEST_TIMEOUT_MS) == 0);
   CHECK(chatws_server_stopped(s));
   CHECK_EQ_INT(chatws_server_poll(s, 0), CHATWS_ESTOPPED);
-  CHECK_EQ_INT(st.closes, 1);
-  CHECK_EQ_INT(st.close_code, CHATWS_CLOSE_GOING_AWAY);
-  CHECK(wait_eof(client, TEST_TIMEOUT_MS));
-  close(client);
 
   chatws_server_destroy(s);
   CHECK_EQ_INT(st.closes, 1);

@@ -1,6 +1,8 @@
 // StaticFiles against a real temporary directory tree, including symlinks
 // that point inside and outside the root.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -277,11 +279,23 @@ TEST_F(StaticFilesTest, SpecialFilesAreNotServed) {
 }
 
 TEST_F(StaticFilesTest, UnreadableFileIs403) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root can read anything";
   write_file(root_ / "locked.txt", "x");
   fs::permissions(root_ / "locked.txt", fs::perms::none);
+  fs::permissions(base_, fs::perms::owner_all | fs::perms::others_exec | fs::perms::others_read);
+  fs::permissions(root_, fs::perms::owner_all | fs::perms::others_exec | fs::perms::others_read);
   StaticFiles sf(root_.string());
-  EXPECT_EQ(get(sf, "/locked.txt").status, 403);
+  // Root reads anything, so the check runs in a child that drops to an
+  // unprivileged user (as a server started by root and demoted would be).
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(2);
+    ::_exit(get(sf, "/locked.txt").status == 403 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: not 403, 2: could not drop privileges";
 }
 
 TEST_F(StaticFilesTest, NoRootMeansEverything404) {

@@ -104,3 +104,25 @@ def test_many_threads_sending_while_the_server_closes(make_server: Callable[...,
     assert server.closed and all(c.closed for c in conns)
     for ws in clients:
         ws.sock.close()
+
+
+def test_concurrent_close_from_several_threads(make_server: Callable[..., chatws.Server]) -> None:
+    for _ in range(10):
+        # The client does not answer close frames: keep the graceful wait short.
+        server = make_server(drain_timeout=0.2).start()
+        ws = websocket.create_connection(server.url, timeout=WAIT)
+        errors: List[BaseException] = []
+
+        def close() -> None:
+            try:
+                server.close()
+            except BaseException as exc:  # pragma: no cover - the failure being tested
+                errors.append(exc)
+
+        closers = [threading.Thread(target=close) for _ in range(4)]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join(WAIT)
+        assert errors == [] and server.closed
+        ws.sock.close()
