@@ -319,7 +319,8 @@ typedef struct chatws_conn_info {
   size_t struct_size;           /* set by the caller: sizeof(chatws_conn_info) */
   const char* remote_address;   /* "127.0.0.1" or "::1" */
   uint16_t remote_port;
-  const char* path;             /* request target of the upgrade, e.g. "/rooms/lobby" */
+  const char* path;             /* path of the upgrade request without the query string,
+                                   still percent-encoded, e.g. "/rooms/lobby" */
   const char* subprotocol;      /* chosen subprotocol, "" if none */
   size_t queued_bytes;          /* output waiting to be written */
 } chatws_conn_info;

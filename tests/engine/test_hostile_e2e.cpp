@@ -321,10 +321,11 @@ TEST_F(Hostile, PingFloodFromANonReaderIsClosedAsTooSlow) {
     auto tw = Clock::now();
     if (!c->write_all(batch)) { fprintf(stderr, "DEBUG write failed round %d after %ld ms errno %d\n", round, ms_since(tw), errno); break; }  // the server is gone from this socket
     closed = wait_close(1008, 0);
+    if (round % 50 == 0) fprintf(stderr, "round %d\n", round);
     if (round == 100) expect_echo(*bystander, "during ping flood");
     if (kMeasureMemory && round % 100 == 0) peak = std::max(peak, rss_bytes());
   }
-  fprintf(stderr, "DEBUG closed=%d\n", closed);
+  fprintf(stderr, "DEBUG closed=%d peak=%zu before=%zu\n", closed, peak, rss_before);
   EXPECT_TRUE(wait_close(1008)) << "never closed as too slow";
   if (kMeasureMemory) {
     EXPECT_LT(peak, rss_before + 64 * kMiB) << "memory grew with the flood";
