@@ -115,7 +115,7 @@ PY
   local reqs=()
   mapfile -t reqs <<<"$missing"
   log "installing Python packages: ${reqs[*]}"
-  "$PYTHON" -m pip install -q --disable-pip-version-check "${reqs[@]}"
+  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${reqs[@]}"
 }
 
 install_debian_packages

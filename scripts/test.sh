@@ -64,7 +64,7 @@ stage_python() {
   [ -f "$ROOT/pyproject.toml" ] || return $SKIP
   # A persistent build dir makes the extension build incremental; no build
   # isolation because bootstrap installed scikit-build-core and pybind11.
-  "$PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation \
+  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation \
     -C build-dir="$(realpath -m "$BUILD_DIR")/python" "$ROOT" || return 1
   run_pytest tests/python
 }

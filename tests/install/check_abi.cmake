@@ -1,7 +1,8 @@
-# cmake -DLIB=libchatws.so -DCLIENT=<C program> -DNM=nm -DREADELF=readelf
-#       -DSONAME=libchatws.so.0 -P check_abi.cmake
+# cmake -DLIB=libchatws.so -DHEADER=chatws.h -DCLIENT=<C program> -DNM=nm
+#       -DREADELF=readelf -DSONAME=libchatws.so.0 -P check_abi.cmake
 #
-# 1. `nm -D --defined-only` shows the C API and nothing else. The only other
+# 1. `nm -D --defined-only` shows exactly the functions chatws.h declares
+#    (CHATWS_API), nothing missing and nothing else. The only other
 #    names a version-scripted shared object may legitimately define are the
 #    version node itself (CHATWS_0, an absolute symbol) and the linker's
 #    section markers/entry points that some toolchains leave global.
@@ -20,6 +21,7 @@ if(NOT _rc EQUAL 0)
 endif()
 string(REPLACE "\n" ";" _lines "${_nm}")
 set(_api_count 0)
+set(_exported "")
 foreach(_line IN LISTS _lines)
   if(_line STREQUAL "")
     continue()
@@ -32,13 +34,33 @@ foreach(_line IN LISTS _lines)
   set(_name "${CMAKE_MATCH_2}")
   if(_name MATCHES "^chatws_[a-z0-9_]+$")
     math(EXPR _api_count "${_api_count} + 1")
+    list(APPEND _exported "${_name}")
   elseif(NOT _name IN_LIST _allowed_extra)
     list(APPEND _failures "exported symbol outside the C API: ${_line}")
   endif()
 endforeach()
-if(_api_count LESS 20)
-  list(APPEND _failures "only ${_api_count} chatws_* symbols exported (the API has more)")
+# The functions the header declares: "CHATWS_API <type> chatws_name(".
+file(STRINGS "${HEADER}" _decls REGEX "^CHATWS_API .*chatws_[a-z0-9_]+\\(")
+set(_declared "")
+foreach(_d IN LISTS _decls)
+  if(_d MATCHES "(chatws_[a-z0-9_]+)\\(")
+    list(APPEND _declared "${CMAKE_MATCH_1}")
+  endif()
+endforeach()
+list(LENGTH _declared _declared_count)
+if(_declared_count LESS 10)
+  list(APPEND _failures "found only ${_declared_count} declarations in ${HEADER}")
 endif()
+foreach(_f IN LISTS _declared)
+  if(NOT _f IN_LIST _exported)
+    list(APPEND _failures "declared in chatws.h but not exported: ${_f}")
+  endif()
+endforeach()
+foreach(_f IN LISTS _exported)
+  if(NOT _f IN_LIST _declared)
+    list(APPEND _failures "exported but not declared in chatws.h: ${_f}")
+  endif()
+endforeach()
 
 execute_process(COMMAND "${READELF}" -d "${LIB}" OUTPUT_VARIABLE _dyn RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0 OR NOT _dyn MATCHES "\\(SONAME\\)[^\n]*\\[${SONAME}\\]")
