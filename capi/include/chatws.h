@@ -323,6 +323,7 @@ typedef struct chatws_conn_info {
                                    still percent-encoded, e.g. "/rooms/lobby" */
   const char* subprotocol;      /* chosen subprotocol, "" if none */
   size_t queued_bytes;          /* output waiting to be written */
+  uint64_t dropped_messages;    /* messages dropped for it under CHATWS_SLOW_DROP */
 } chatws_conn_info;
 
 /* Fill *info for `conn`. Loop thread. Returns CHATWS_OK, CHATWS_ENOCONN,

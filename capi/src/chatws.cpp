@@ -103,6 +103,7 @@ struct chatws_server final : chatws::ServerHandler {
     }
   }
   void on_drain(ConnId id) override {
+    if (is_chat_conn(id)) chat->on_drain(id);
     if (opts.on_drain) opts.on_drain(this, id, opts.user);
   }
   void on_iteration_end() override {
@@ -339,6 +340,8 @@ int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info
   out->subprotocol = info->subprotocol.c_str();
   if (out->struct_size >= offsetof(chatws_conn_info, queued_bytes) + sizeof(size_t))
     out->queued_bytes = info->queued_bytes;
+  if (out->struct_size >= offsetof(chatws_conn_info, dropped_messages) + sizeof(uint64_t))
+    out->dropped_messages = info->dropped;
   return CHATWS_OK;
 }
 

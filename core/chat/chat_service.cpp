@@ -161,6 +161,21 @@ void ChatService::on_open(ConnId id) {
   send_presence(room, true, id);
 }
 
+void ChatService::on_drain(ConnId id) {
+  auto it = conns_.find(id);
+  const ConnInfo* info = server_.info(id);
+  if (it == conns_.end() || !info || info->dropped <= it->second.dropped_told) return;
+  uint64_t n = info->dropped - it->second.dropped_told;
+  it->second.dropped_told = info->dropped;
+  if (it->second.format == WireFormat::Classic) {
+    // A classic client only ever shows the latest snapshot: resending it
+    // repairs whatever it missed.
+    server_.send_frame(id, snapshot_of(it->second.room));
+  } else {
+    server_.send(id, protocol::Opcode::Text, encode_v1_dropped(n));
+  }
+}
+
 void ChatService::on_close(ConnId id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;

@@ -84,6 +84,9 @@ class ChatService {
   void on_open(ConnId id);
   void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len);
   void on_close(ConnId id);
+  // The connection's output queue emptied after it was a slow reader: if
+  // messages were dropped for it, tell it (v1) or resend the snapshot (classic).
+  void on_drain(ConnId id);
   // Commits the iteration's batch, then delivers it.
   void on_iteration_end() { flush(); }
 
@@ -121,6 +124,7 @@ class ChatService {
     Room* room;
     WireFormat format;
     size_t index;            // position in room->members
+    uint64_t dropped_told = 0;  // drops already reported to the client
   };
   struct Pending {
     Room* room;

@@ -189,4 +189,11 @@ std::string encode_v1_error(std::string_view reason) {
   return out;
 }
 
+std::string encode_v1_dropped(uint64_t count) {
+  std::string out = "{\"type\":\"dropped\",\"count\":";
+  append_json_int(&out, static_cast<long long>(count));
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace chatws::chat

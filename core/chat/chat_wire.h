@@ -31,6 +31,10 @@
 //       {"type":"join","members":<n>}   {"type":"leave","members":<n>}
 //     errors, to the sender only (the connection stays open):
 //       {"type":"error","error":"<reason>"}
+//     when the server ran with the drop policy for slow readers and had to
+//     drop messages for this client, once its backlog has drained:
+//       {"type":"dropped","count":<n>}
+//     (a classic client gets a fresh snapshot instead, which repairs it).
 //   Message ids are per room, start at 1, increase by one per stored message
 //   and survive restarts (they are stored with the history). A client that
 //   reconnects can drop the hello entries it already has by id.
@@ -115,6 +119,8 @@ std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);
+// {"type":"dropped","count":<n>}: n messages were not delivered to this slow reader.
+std::string encode_v1_dropped(uint64_t count);
 
 inline std::string encode_error(WireFormat f, std::string_view reason) {
   return f == WireFormat::V1 ? encode_v1_error(reason) : encode_classic_error(reason);

@@ -334,6 +334,7 @@ const ConnInfo* Server::info(ConnId id) const {
   if (it == impl_->by_id.end() || !it->second->opened || it->second->state == ConnState::Dead)
     return nullptr;
   it->second->info.queued_bytes = it->second->out.bytes();
+  it->second->info.dropped = it->second->dropped;
   return &it->second->info;
 }
 

@@ -83,6 +83,7 @@ struct ConnInfo {
   std::string path;
   std::string subprotocol;
   size_t queued_bytes = 0;
+  uint64_t dropped = 0;      // messages dropped under SlowConsumerPolicy::Drop
   void* user_data = nullptr;
 };
 

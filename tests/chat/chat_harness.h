@@ -43,6 +43,9 @@ class ChatRouter : public ServerHandler {
   void on_close(ConnId id, uint16_t, std::string_view) override {
     if (chat) chat->on_close(id);  // unknown ids are ignored
   }
+  void on_drain(ConnId id) override {
+    if (is_chat(id)) chat->on_drain(id);
+  }
   void on_iteration_end() override {
     if (chat) chat->on_iteration_end();
   }
@@ -62,8 +65,7 @@ class ChatHarness {
 
   // Creates server + chat and starts the loop thread. On failure returns
   // false with error()/code().
-  bool start(const chat::ChatConfig& cfg) {
-    ServerConfig sc;
+  bool start(const chat::ChatConfig& cfg, ServerConfig sc = {}) {
     sc.host = "127.0.0.1";
     sc.port = 0;
     sc.subprotocols = {"chatws.v1", "json"};

@@ -1,0 +1,52 @@
+// A chat client that cannot keep up, under the drop policy: it loses
+// messages but is told how many once its backlog drains.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "chat/chat_harness.h"
+#include "chat/ws_test_client.h"
+
+using namespace chatws;
+using namespace chatws::test;
+
+namespace {
+
+TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
+  ChatHarness h;
+  ServerConfig sc;
+  sc.max_output_buffer = 64 * 1024;
+  sc.slow_policy = SlowConsumerPolicy::Drop;
+  ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
+  WsTestClient c;
+  ASSERT_TRUE(c.connect(h.port(), "/rooms/busy", "chatws.v1"));
+  ASSERT_NE(c.recv_text().find("\"type\":\"hello\""), std::string::npos);
+
+  // One loop task posts everything: nothing is flushed in between, so the
+  // 64 KiB queue overflows and the rest is dropped for this client.
+  constexpr int kPosts = 200;
+  const std::string text(1000, 'x');
+  int ok = h.on_loop([&](chat::ChatService& chat) {
+    int n = 0;
+    for (int i = 0; i < kPosts; ++i) n += chat.post("busy", "host", text) == kOk;
+    return n;
+  });
+  ASSERT_EQ(ok, kPosts);
+
+  int msgs = 0;
+  long long dropped = -1;
+  while (dropped < 0) {
+    std::string f = c.recv_text();
+    ASSERT_FALSE(f.empty()) << "after " << msgs << " messages";
+    if (f.find("\"type\":\"msg\"") != std::string::npos) {
+      ++msgs;
+    } else if (auto p = f.find("\"type\":\"dropped\",\"count\":"); p != std::string::npos) {
+      dropped = std::stoll(f.substr(p + 25));
+    }
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_GT(msgs, 0);
+  EXPECT_EQ(msgs + dropped, kPosts);  // every message delivered or counted
+}
+
+}  // namespace
