@@ -47,38 +47,58 @@ cmake --build "$BUILD_DIR" -j "$JOBS" --target "${build_targets[@]}" >"$BUILD_DI
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
-failed=0
-summary=()
-for t in "${TARGETS[@]}"; do
-  exe="$BUILD_DIR/tests/fuzz/fuzz_$t"
-  seeds="$ROOT/tests/fuzz/corpus/$t"
-  work="$BUILD_DIR/corpus/$t"
-  artifacts="$BUILD_DIR/artifacts/$t/"
-  log="$BUILD_DIR/fuzz-$t.log"
+# One target: replay the corpus, then fuzz; the verdict goes to a file so
+# that targets can run side by side (one per core).
+run_target() {
+  local t=$1
+  local exe="$BUILD_DIR/tests/fuzz/fuzz_$t"
+  local seeds="$ROOT/tests/fuzz/corpus/$t"
+  local work="$BUILD_DIR/corpus/$t"
+  local artifacts="$BUILD_DIR/artifacts/$t/"
+  local log="$BUILD_DIR/fuzz-$t.log"
+  local verdict="$BUILD_DIR/fuzz-$t.verdict"
   mkdir -p "$work" "$artifacts"
-  rm -f "$artifacts"/*
+  rm -f "$artifacts"/* "$verdict"
 
   # Every seed and regression input first: a known crash must fail fast.
   if ! "$exe" -runs=0 -artifact_prefix="$artifacts" "$seeds" >"$log.replay" 2>&1; then
     tail -40 "$log.replay"
-    summary+=("$t: CORPUS REPLAY FAILED")
-    failed=1
-    continue
+    echo "FAIL $t: CORPUS REPLAY FAILED" >"$verdict"
+    return
   fi
 
   "$exe" -max_total_time="$SECONDS_PER_TARGET" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "$seeds" >"$log" 2>&1
-  rc=$?
+  local rc=$?
+  local execs corpus found
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   corpus=$(find "$work" -type f | wc -l)
   found=$(find "$artifacts" -type f | wc -l)
   if [ $rc -ne 0 ] || [ "$found" -ne 0 ]; then
     grep -E -A30 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|runtime error|==ABORTING' "$log" | head -60
-    summary+=("$t: FAILED (exit $rc, ${execs:-?} execs, artifacts: $(ls "$artifacts" | tr '\n' ' '))")
-    failed=1
+    echo "FAIL $t: FAILED (exit $rc, ${execs:-?} execs, artifacts: $(ls "$artifacts" | tr '\n' ' '))" >"$verdict"
   else
-    summary+=("$t: ok, ${execs:-?} execs in ${SECONDS_PER_TARGET}s, corpus $corpus")
+    echo "ok $t: ok, ${execs:-?} execs in ${SECONDS_PER_TARGET}s, corpus $corpus" >"$verdict"
   fi
+}
+
+running=0
+for t in "${TARGETS[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+  v=$(cat "$BUILD_DIR/fuzz-$t.verdict" 2>/dev/null || echo "FAIL $t: no verdict")
+  summary+=("${v#* }")
+  case "$v" in ok*) ;; *) failed=1 ;; esac
 done
 
 for line in "${summary[@]}"; do echo "  $line"; done

@@ -10,6 +10,7 @@
 #   CHATWS_BUILD_DIR=build       the CMake build directory
 #   CHATWS_JOBS=2                parallel build and test jobs
 #   CHATWS_SKIP_BOOTSTRAP=1      don't install missing packages
+#   FUZZ_SECONDS=60              fuzzing time per target
 #
 # Adding a stage: write a function stage_<name> that returns non-zero on
 # failure (or $SKIP when it has nothing to do), and add <name> to STAGES.
@@ -23,7 +24,7 @@ JOBS="${CHATWS_JOBS:-2}"
 PYTHON="${PYTHON:-python3}"
 SKIP=77  # a stage's "nothing to do here"
 
-STAGES=(bootstrap configure build ctest python browser autobahn sanitizers)
+STAGES=(bootstrap configure build ctest conformance python browser soak sanitizers fuzz)
 
 # ------------------------------------------------------------------ stages
 
@@ -34,7 +35,8 @@ stage_bootstrap() {
 
 stage_configure() {
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCHATWS_TESTS=ON -DCHATWS_EXAMPLES=ON -DCHATWS_INSTALL=ON --log-level=WARNING
+    -DCHATWS_TESTS=ON -DCHATWS_EXAMPLES=ON -DCHATWS_INSTALL=ON -DCHATWS_BENCH=ON \
+    -DCHATWS_BENCH_PEERS=OFF --log-level=WARNING
 }
 
 stage_build() {
@@ -74,15 +76,24 @@ stage_browser() {
   run_pytest tests/browser
 }
 
-# Hook points for stages owned by others: each runs its script if present.
-stage_autobahn() {
-  [ -x "$ROOT/scripts/autobahn.sh" ] || return $SKIP
-  CHATWS_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/autobahn.sh"
+# Autobahn TestSuite (groups 1-10) against the echo server of this build.
+stage_conformance() {
+  "$ROOT/scripts/conformance.sh" "$BUILD_DIR"
 }
 
+# Short soak: 300 clients, slow readers, a kill -9 and restart (tests/soak).
+stage_soak() {
+  CHATWS_BUILD_DIR="$BUILD_DIR" run_pytest tests/soak
+}
+
+# Every GoogleTest and C test under ASan+UBSan, the threaded ones under TSan.
 stage_sanitizers() {
-  [ -x "$ROOT/scripts/sanitizers.sh" ] || return $SKIP
-  CHATWS_JOBS="$JOBS" "$ROOT/scripts/sanitizers.sh"
+  CHATWS_JOBS="$JOBS" "$ROOT/scripts/sanitize.sh"
+}
+
+# libFuzzer targets, FUZZ_SECONDS each (one per core at a time).
+stage_fuzz() {
+  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" CHATWS_JOBS="$JOBS" "$ROOT/scripts/fuzz.sh"
 }
 
 # ----------------------------------------------------------------- driver

@@ -123,7 +123,6 @@ TEST_F(SlowConsumer, ClosePolicyClosesWith1008AndSparesOthers) {
   }
   // The well-behaved client is unaffected.
   ASSERT_TRUE(other.send_text("hi"));
-  h.on_msg = nullptr;
   st->server->broadcast(Opcode::Text, "still serving", 0);
   auto f = other.read_message();
   ASSERT_TRUE(f);
