@@ -8,6 +8,7 @@ is measured --runs times; the report gives the median and the min-max.
     python3 bench/run.py                 # the full comparison, < 10 minutes
     python3 bench/run.py --quick         # smoke run, about a minute (CI)
     python3 bench/run.py --servers chatws,websocketpp --workloads echo-32
+    python3 bench/run.py --workloads chat    # chat, history in memory vs SQLite (opt-in)
 
 See BENCHMARKS.md for what each workload means and the targets.
 """
@@ -50,6 +51,16 @@ WORKLOADS = [
          metric="rss_bytes_per_conn", target_max=200.0),
 ]
 QUICK_CONNECTIONS = {"idle-10000": 1000}
+# Opt-in (--workloads chat, or their names): the built-in chat's broadcast
+# with history in memory against history in a SQLite file, both chatws; the
+# in-memory server is the baseline of the ratio.
+CHAT_WORKLOADS = [
+    dict(name=f"chat-100-{p}pub", mode="broadcast", chat=True, connections=100, size=64, window=16,
+         publishers=p, metric="deliveries_per_s", baseline="chatws-mem",
+         servers=["chatws-mem", "chatws-sqlite"])
+    for p in (1, 10)
+]
+CHAT_HISTORY_FILE = Path("/tmp/chatws-bench-history.db")
 BASELINE = "websocketpp"
 # Python servers (echo only): the chatws package against the Python libraries.
 PYTHON_SERVERS = {"py-chatws": "chatws", "py-websockets": "websockets", "py-picows": "picows"}
@@ -68,6 +79,10 @@ def server_command(name: str, mode: str, port: int, build: Path) -> list[str] | 
     if name == "chatws":
         exe = build / "bench" / "chatws-bench-server"
         return [str(exe), *common] if exe.exists() else None
+    if name in ("chatws-mem", "chatws-sqlite"):
+        exe = build / "bench" / "chatws-bench-server"
+        history = ["--history", str(CHAT_HISTORY_FILE)] if name == "chatws-sqlite" else []
+        return [str(exe), "--mode", "chat", "--port", str(port), *history] if exe.exists() else None
     if name in ("websocketpp", "beast"):
         exe = build / "bench" / f"{name}-bench-server"
         return [str(exe), *common] if exe.exists() else None
@@ -155,7 +170,7 @@ def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, w
         "--window", str(wl["window"]), "--publishers", str(wl.get("publishers", 1)),
         "--duration", str(duration), "--warmup", str(warmup),
         "--server-pid", str(pid), "--json", "--label", label,
-    ]
+    ] + (["--chat"] if wl.get("chat") else [])
     limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -203,13 +218,16 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
     wanted = set(args.workloads.split(",")) if args.workloads else None
     logfile = results_dir / "servers.log"
     report: dict = {"workloads": {}}
-    for wl in WORKLOADS:
-        if wanted and wl["name"] not in wanted:
+    chat_wanted = bool(wanted) and "chat" in wanted
+    for wl in WORKLOADS + CHAT_WORKLOADS:
+        if wl.get("chat") and not (chat_wanted or (wanted and wl["name"] in wanted)):
+            continue
+        if not wl.get("chat") and wanted and wl["name"] not in wanted:
             continue
         wl = dict(wl)
         if args.quick:
             wl["connections"] = QUICK_CONNECTIONS.get(wl["name"], wl["connections"])
-        names = servers
+        names = wl.get("servers", servers)
         if wl["mode"] == "idle" and not args.idle_peers:
             names = [s for s in servers if s == "chatws"]
         if wl["mode"] != "echo":
@@ -228,11 +246,14 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
             server = None
             try:
                 for i in range(runs):
-                    # A fresh server for every idle run (its RSS baseline), one per
-                    # workload otherwise.
-                    if server is None or wl["mode"] == "idle":
+                    # A fresh server for every idle run (its RSS baseline) and
+                    # chat run (an empty history file), one per workload otherwise.
+                    if server is None or wl["mode"] == "idle" or wl.get("chat"):
                         if server:
                             server.stop()
+                        if wl.get("chat"):
+                            for suffix in ("", "-wal", "-shm"):
+                                Path(str(CHAT_HISTORY_FILE) + suffix).unlink(missing_ok=True)
                         port = free_port()
                         server = Server(server_command(name, server_mode, port, build), port,
                                         logfile, pin)
@@ -277,8 +298,9 @@ def ratio(report: dict, wl_name: str, server: str, metric: str | None = None) ->
     if not entry:
         return None
     metric = metric or entry["spec"]["metric"]
+    baseline = entry["spec"].get("baseline", BASELINE)
     mine = entry["servers"].get(server, {}).get(metric, {}).get("median")
-    base = entry["servers"].get(BASELINE, {}).get(metric, {}).get("median")
+    base = entry["servers"].get(baseline, {}).get(metric, {}).get("median")
     if mine is None or not base:
         return None
     return mine / base
@@ -324,11 +346,16 @@ def write_markdown(report: dict, path: Path) -> None:
         shape = f"{spec['connections']} connections, {spec['size']} B, window {spec['window']}"
         if spec["mode"] == "broadcast":
             shape += f", {spec['publishers']} publisher"
-        target = f"target: chatws >= {spec['target']}x {BASELINE} in {spec['metric']}"
-        lines += [f"{spec['mode']}: {shape}; {target}.", "",
+        baseline = spec.get("baseline", BASELINE)
+        if "target" in spec:
+            target = f"target: chatws >= {spec['target']}x {baseline} in {spec['metric']}"
+        else:
+            target = f"no target; ratios against {baseline}"
+        mode = "chat broadcast" if spec.get("chat") else spec["mode"]
+        lines += [f"{mode}: {shape}; {target}.", "",
                   "| server | msgs/s | deliveries/s | msgs/server-CPU-s | deliveries/server-CPU-s "
-                  f"| p50 us | p99 us | server CPU % | loadgen CPU % | target figure vs {BASELINE} "
-                  f"| per-CPU vs {BASELINE} |",
+                  f"| p50 us | p99 us | server CPU % | loadgen CPU % | {spec['metric']} vs {baseline} "
+                  f"| per-CPU vs {baseline} |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for srv, r in entry["servers"].items():
             if "error" in r:
@@ -425,7 +452,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default=os.environ.get("CHATWS_BENCH_BUILD", str(REPO / "build-bench")))
     p.add_argument("--servers", default="chatws,websocketpp,beast,node-ws," + ",".join(PYTHON_SERVERS))
-    p.add_argument("--workloads", default="", help="comma-separated names (default: all)")
+    p.add_argument("--workloads", default="",
+                   help="comma-separated names (default: all but the chat ones); "
+                        "'chat' selects the chat workloads (history in memory vs SQLite)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 
+#include "chat_codec.h"
 #include "handshake_client.h"
 #include "proc_stats.h"
 #include "protocol/frame.h"
@@ -67,6 +68,7 @@ struct LoadGenerator::Conn {
   bool read_pending = false;  // more to read, queued in read_pending_
   bool close_sent = false;
   int inflight = 0;        // own messages sent and not yet received back
+  std::string chat_prefix; // --chat: {"user":"lg<index>","text":" before each payload
   FrameReader reader;
 };
 
@@ -143,7 +145,8 @@ void LoadGenerator::on_connected(Conn& c) {
   }
   c.state = Conn::Handshaking;
   c.key = make_websocket_key();
-  c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key);
+  c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key,
+                                opts_.chat ? kChatSubprotocol : std::string_view{});
   mark_dirty(c);
 }
 
@@ -213,14 +216,21 @@ void LoadGenerator::send_data(Conn& c) {
   mask_state_ ^= mask_state_ << 17;
   std::memcpy(mask, &mask_state_, 4);
   uint8_t hdr[proto::kMaxFrameHeader];
+  // --chat wraps the payload as {"user":"lg<i>","text":"<payload>"}; the
+  // server sends the text back inside its "msg" event.
+  const size_t frame_len =
+      opts_.chat ? c.chat_prefix.size() + opts_.size + kChatSuffix.size() : opts_.size;
   size_t hlen = proto::encode_masked_frame_header(
-      hdr, opts_.binary ? proto::Opcode::Binary : proto::Opcode::Text, opts_.size, mask);
+      hdr, opts_.binary ? proto::Opcode::Binary : proto::Opcode::Text, frame_len, mask);
   c.out.append(reinterpret_cast<char*>(hdr), hlen);
+  if (opts_.chat) c.out.append(c.chat_prefix);
   c.out.append(payload_template_);
-  char* p = c.out.data() + hdr_at + hlen;
+  if (opts_.chat) c.out.append(kChatSuffix);
+  char* frame = c.out.data() + hdr_at + hlen;
+  char* p = frame + (opts_.chat ? c.chat_prefix.size() : 0);
   put_hex(p, now_ns(), kStampLen);
   put_hex(p + kStampLen, c.index, kSenderLen);
-  proto::apply_mask(reinterpret_cast<uint8_t*>(p), opts_.size, mask, 0);
+  proto::apply_mask(reinterpret_cast<uint8_t*>(frame), frame_len, mask, 0);
   ++c.inflight;
   mark_dirty(c);
 }
@@ -267,6 +277,21 @@ void LoadGenerator::on_handshake_bytes(Conn& c, const uint8_t* data, size_t len)
 }
 
 void LoadGenerator::on_message(Conn& c, std::string_view payload) {
+  if (opts_.chat) {
+    std::string_view text;
+    switch (parse_chat_event(payload, &text)) {
+      case ChatEvent::Msg:
+        payload = text;  // then counted exactly as a broadcast delivery
+        break;
+      case ChatEvent::Ignored:
+        return;
+      case ChatEvent::Bad:
+        ++result_.errors;
+        if (result_.first_error.empty())
+          result_.first_error = "unexpected chat event: " + std::string(payload.substr(0, 120));
+        return;
+    }
+  }
   uint64_t stamp = 0, sender = 0;
   if (payload.size() != opts_.size || !get_hex(payload.data(), kStampLen, stamp) ||
       !get_hex(payload.data() + kStampLen, kSenderLen, sender) || sender >= conns_.size()) {
@@ -422,7 +447,11 @@ Result LoadGenerator::run() {
   for (int i = 0; i < opts_.connections; ++i) {
     conns_.push_back(std::make_unique<Conn>());
     conns_.back()->index = uint32_t(i);
-    conns_.back()->reader.set_max_message(std::max<uint64_t>(opts_.size, 1 << 20) + 1024);
+    // A chat hello carries the room's history (many messages): allow more.
+    conns_.back()->reader.set_max_message(
+        opts_.chat ? std::max<uint64_t>(opts_.size * 64, 64ull << 20)
+                   : std::max<uint64_t>(opts_.size, 1 << 20) + 1024);
+    if (opts_.chat) conns_.back()->chat_prefix = chat_prefix(uint32_t(i));
   }
 
   std::optional<ProcSample> before_open;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "chat_codec.h"
+
 namespace chatws::bench {
 namespace {
 
@@ -23,6 +25,8 @@ void usage(FILE* out) {
       "  --warmup S           unmeasured seconds before (default 1)\n"
       "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
       "  --binary             send binary frames (default: ASCII text)\n"
+      "  --chat               with --mode broadcast: talk to the built-in chat\n"
+      "                       (subprotocol chatws.v1, path /rooms/bench unless --path)\n"
       "  --source-addresses K bind connections to 127.0.0.1 .. 127.0.0.K (default 1)\n"
       "  --connect-batch N    handshakes in progress at once (default 256)\n"
       "  --connect-timeout S  seconds to open all connections (default 30)\n"
@@ -66,6 +70,7 @@ const char* mode_name(Mode m) {
 
 Options parse_options(int argc, char** argv) {
   Options o;
+  bool path_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -73,7 +78,7 @@ Options parse_options(int argc, char** argv) {
     if (a == "--help" || a == "-h") { usage(stdout); std::exit(0); }
     else if (a == "--host") { if (!v) bad("--host", v); o.host = take(); }
     else if (a == "--port") o.port = int(to_long("--port", take(), 1, 65535));
-    else if (a == "--path") { if (!v || v[0] != '/') bad("--path", v); o.path = take(); }
+    else if (a == "--path") { if (!v || v[0] != '/') bad("--path", v); o.path = take(); path_given = true; }
     else if (a == "--mode") {
       std::string_view m = v ? v : "";
       take();
@@ -90,6 +95,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--warmup") o.warmup_s = to_double("--warmup", take(), 0, 3600);
     else if (a == "--server-pid") o.server_pid = int(to_long("--server-pid", take(), 1, 1L << 30));
     else if (a == "--binary") o.binary = true;
+    else if (a == "--chat") o.chat = true;
     else if (a == "--json") o.json = true;
     else if (a == "--source-addresses") o.source_addresses = int(to_long("--source-addresses", take(), 1, 254));
     else if (a == "--connect-batch") o.connect_batch = int(to_long("--connect-batch", take(), 1, 100000));
@@ -98,6 +104,13 @@ Options parse_options(int argc, char** argv) {
     else bad("unknown option", argv[i]);
   }
   if (o.port == 0) bad("--port", nullptr);
+  if (o.chat) {
+    // The chat relays a message to every room member, the sender included:
+    // exactly the broadcast workload. Chat messages are text by definition.
+    if (o.mode != Mode::Broadcast) bad("--chat needs --mode broadcast", mode_name(o.mode));
+    if (o.binary) bad("--chat", "chat messages are text; drop --binary");
+    if (!path_given) o.path = std::string(kChatDefaultPath);
+  }
   if (o.mode == Mode::Broadcast && o.publishers > o.connections)
     bad("--publishers exceeds --connections", std::to_string(o.publishers).c_str());
   return o;

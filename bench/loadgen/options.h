@@ -22,6 +22,7 @@ struct Options {
   int server_pid = 0;        // 0: no server CPU / RSS figures
   bool binary = false;       // binary frames instead of (ASCII) text
   bool json = false;         // also print one machine-readable JSON line
+  bool chat = false;         // broadcast through the built-in chat (chatws.v1) instead
   int source_addresses = 1;  // bind to 127.0.0.1 .. 127.0.0.N (idle mode, many conns)
   int connect_batch = 256;   // handshakes in progress at once
   double connect_timeout_s = 30;  // all connections must be open within this

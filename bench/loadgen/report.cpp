@@ -62,7 +62,8 @@ void print_report(FILE* out, const Options& o, const Result& r) {
                  "%s%s%s: %d conns, %zu B, window %d%s: %.0f msgs/s, %.0f deliveries/s, "
                  "p50 %.0f us, p99 %.0f us, server cpu %.2fs (%.0f msgs/cpu-s, %.0f deliveries/cpu-s), "
                  "rss %ld kB, loadgen cpu %.0f%%%s%s\n",
-                 o.label.c_str(), o.label.empty() ? "" : ": ", mode_name(o.mode), o.connections,
+                 o.label.c_str(), o.label.empty() ? "" : ": ",
+                 o.chat ? "chat broadcast" : mode_name(o.mode), o.connections,
                  o.size, o.window,
                  o.mode == Mode::Broadcast ? (", " + std::to_string(o.publishers) + " publisher(s)").c_str() : "",
                  msgs_s, deliv_s, p50, p99, r.server_cpu_s, msgs_cpu, deliv_cpu, r.server_rss_kb,
@@ -79,6 +80,7 @@ void print_report(FILE* out, const Options& o, const Result& r) {
   };
   field("label", json_string(o.label));
   field("mode", json_string(mode_name(o.mode)));
+  field("chat", o.chat ? "true" : "false");
   field("connections", std::to_string(o.connections));
   field("opened", std::to_string(r.opened));
   field("size", std::to_string(o.size));

@@ -4,11 +4,14 @@
  *
  *   chatws-bench-server --mode echo|broadcast|chat --port N
  *                       [--host ADDR] [--max-message-size B] [--static-dir DIR]
+ *                       [--history FILE] [--history-size N]   (chat mode)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
  *   chat       the built-in chat (subprotocol "json" or "chatws.v1"),
- *              history in memory
+ *              history in memory, or durable in the SQLite file --history
+ *              (WAL; commits grouped per loop iteration); --history-size
+ *              messages kept per room (default 50)
  *
  * SIGINT / SIGTERM stop it gracefully (close 1001 to every client).
  */
@@ -53,7 +56,8 @@ static void* signal_thread(void* arg) {
 
 static void usage(FILE* out) {
   fputs("usage: chatws-bench-server --mode echo|broadcast|chat --port N [--host ADDR]\n"
-        "                           [--max-message-size B] [--static-dir DIR]\n",
+        "                           [--max-message-size B] [--static-dir DIR]\n"
+        "                           [--history FILE] [--history-size N]  (chat mode only)\n",
         out);
 }
 
@@ -62,6 +66,8 @@ int main(int argc, char** argv) {
   long port = -1;
   const char* host = "127.0.0.1";
   const char* static_dir = NULL;
+  const char* history_path = NULL;
+  unsigned long history_size = 0; /* 0: the library's default */
   unsigned long long max_message = 16ull << 20;
   int i;
 
@@ -89,6 +95,14 @@ int main(int argc, char** argv) {
       max_message = strtoull(v, &end, 10);
       if (*end != '\0' || max_message == 0) { usage(stderr); return 2; }
       ++i;
+    } else if (!strcmp(argv[i], "--history") && v) {
+      history_path = v;
+      ++i;
+    } else if (!strcmp(argv[i], "--history-size") && v) {
+      char* end = NULL;
+      history_size = strtoul(v, &end, 10);
+      if (*end != '\0' || history_size == 0 || history_size > 1000000) { usage(stderr); return 2; }
+      ++i;
     } else if (!strcmp(argv[i], "--static-dir") && v) {
       static_dir = v;
       ++i;
@@ -99,6 +113,10 @@ int main(int argc, char** argv) {
   }
   if (port < 0) {
     usage(stderr);
+    return 2;
+  }
+  if ((history_path || history_size) && mode != MODE_CHAT) {
+    fputs("chatws-bench-server: --history and --history-size need --mode chat\n", stderr);
     return 2;
   }
 
@@ -117,6 +135,8 @@ int main(int argc, char** argv) {
     case MODE_CHAT:
       opts.chat = 1;
       opts.subprotocols = "json,chatws.v1";
+      opts.history_path = history_path;
+      opts.history_size = (uint32_t)history_size;
       opts.on_message = on_echo; /* non-chat connections still get an echo */
       break;
   }
@@ -141,9 +161,10 @@ int main(int argc, char** argv) {
     chatws_server_destroy(server);
     return 1;
   }
-  printf("chatws-bench-server %s: %s mode on %s:%d\n", chatws_version(),
+  printf("chatws-bench-server %s: %s mode on %s:%d%s%s\n", chatws_version(),
          mode == MODE_ECHO ? "echo" : mode == MODE_BROADCAST ? "broadcast" : "chat", host,
-         chatws_server_port(server));
+         chatws_server_port(server), history_path ? ", history in " : "",
+         history_path ? history_path : "");
   fflush(stdout);
 
   rc = chatws_server_run(server);

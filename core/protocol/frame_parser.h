@@ -1,11 +1,13 @@
 // Server-side incremental frame parser: bytes in (any split), events out.
-// No I/O and no allocation except the reassembly buffer of a message that
-// spans several reads or fragments. Unmasks in place, validates text as
-// UTF-8 across fragments, enforces every RFC 6455 rule a server must.
+// No I/O and no allocation except the reassembly state of a message that
+// spans several reads or fragments (freed when it completes). Unmasks in
+// place, validates text as UTF-8 across fragments, enforces every RFC 6455
+// rule a server must.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -30,7 +32,10 @@ struct ParserLimits {
 // After on_close or on_error the parser is finished and consumes nothing more.
 class FrameParser {
  public:
-  explicit FrameParser(const ParserLimits& limits = {}) : limits_(limits) {}
+  // `limits` is referenced, not copied (a server shares one set among all
+  // its connections): it must outlive the parser.
+  explicit FrameParser(const ParserLimits& limits = default_limits()) : limits_(&limits) {}
+  explicit FrameParser(ParserLimits&&) = delete;  // would dangle
 
   // Consume bytes; `data` may be modified (unmasked in place). Returns the
   // number of bytes consumed: all of them unless a handler returned false or
@@ -43,34 +48,53 @@ class FrameParser {
   // True when no partial frame or message is buffered (idle connection).
   bool idle() const { return state_ == State::Header && hdr_len_ == 0 && !in_message_; }
   // Bytes held for a partially received message (for memory accounting).
-  size_t buffered() const { return message_.size(); }
-  // Release the reassembly buffer's memory (call when idle).
-  void shrink() { std::string().swap(message_); }
+  size_t buffered() const { return spill_ ? spill_->message.size() : 0; }
+  // Release the reassembly memory when idle. Normally a no-op: the parser
+  // frees it itself as soon as the message that needed it completes.
+  void shrink() {
+    if (idle() && (!spill_ || spill_->control.empty())) spill_.reset();
+  }
+
+  static const ParserLimits& default_limits() {
+    static const ParserLimits kDefault;
+    return kDefault;
+  }
 
  private:
   enum class State : uint8_t { Header, Payload, Done };
 
-  ParserLimits limits_;
-  State state_ = State::Header;
-  uint8_t hdr_[kMaxFrameHeader];
-  uint8_t hdr_len_ = 0;
+  // State of a message (or control frame) that spans reads or fragments.
+  // Allocated only then and freed when it completes, so an idle parser (and
+  // one receiving whole frames per read, the zero-copy path) owns no heap.
+  struct Spill {
+    std::string message;      // reassembly buffer for data messages
+    std::string control;      // reassembly buffer for a split control frame
+    uint64_t msg_size = 0;    // announced bytes of the message so far
+    size_t fragments = 0;     // frames of the message so far
+    Utf8Stream utf8;
+  };
+
+  Spill& spill() {
+    if (!spill_) spill_ = std::make_unique<Spill>();
+    return *spill_;
+  }
+
+  const ParserLimits* limits_;
+  std::unique_ptr<Spill> spill_;
 
   // current frame
-  Opcode op_ = Opcode::Continuation;
-  bool fin_ = false;
-  bool masked_ = false;
-  uint8_t mask_[4] = {0, 0, 0, 0};
   uint64_t remaining_ = 0;   // payload bytes of this frame still to come
   uint64_t frame_off_ = 0;   // payload bytes of this frame seen so far
-
-  // current (data) message
+  uint8_t hdr_[kMaxFrameHeader];
+  uint8_t hdr_len_ = 0;
+  State state_ = State::Header;
+  Opcode op_ = Opcode::Continuation;
+  Opcode msg_op_ = Opcode::Text;  // current (data) message
+  bool fin_ = false;
+  bool masked_ = false;
   bool in_message_ = false;
-  Opcode msg_op_ = Opcode::Text;
-  size_t fragments_ = 0;
-  uint64_t msg_size_ = 0;
-  Utf8Stream utf8_;
-  std::string message_;      // reassembly buffer for data messages
-  std::string control_;      // reassembly buffer for a split control frame
+  bool first_frame_ = false;  // the frame being read opens its message
+  uint8_t mask_[4] = {0, 0, 0, 0};
 
   // Implementation helpers, defined in frame_parser_impl.h.
   template <class Handler> bool parse_header(Handler& h, size_t* need);

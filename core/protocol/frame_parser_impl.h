@@ -71,14 +71,16 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   // rest of the header arrives.
   if (b0 & 0x70) return fail(1002, "reserved bits set without a negotiated extension");
   if (!is_known_opcode(opcode)) return fail(1002, "reserved opcode");
-  if (limits_.require_mask && !masked) return fail(1002, "client frame not masked");
+  if (limits_->require_mask && !masked) return fail(1002, "client frame not masked");
   const Opcode op = static_cast<Opcode>(opcode);
   if (is_control(op)) {
     if (!fin) return fail(1002, "fragmented control frame");
     if (len7 > kMaxControlPayload) return fail(1002, "control frame payload over 125 bytes");
   } else if (op == Opcode::Continuation) {
     if (!in_message_) return fail(1002, "continuation frame without a message in progress");
-    if (fragments_ >= limits_.max_fragments) return fail(1009, "too many fragments");
+    // in_message_ between frames implies the spill exists (the message's
+    // first frame was not fin, so it went through reassembly).
+    if (spill_->fragments >= limits_->max_fragments) return fail(1009, "too many fragments");
   } else if (in_message_) {
     return fail(1002, "new data frame inside a fragmented message");
   }
@@ -97,8 +99,8 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   }
   if (!is_control(op)) {
     // Already-received fragments of this message count towards the limit.
-    const uint64_t so_far = op == Opcode::Continuation ? msg_size_ : 0;
-    if (so_far > limits_.max_message_size || len > limits_.max_message_size - so_far) {
+    const uint64_t so_far = op == Opcode::Continuation ? spill_->msg_size : 0;
+    if (so_far > limits_->max_message_size || len > limits_->max_message_size - so_far) {
       return fail(1009, "message too big");
     }
   }
@@ -119,15 +121,17 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   state_ = State::Payload;
   if (!is_control(op)) {
     if (op != Opcode::Continuation) {
+      // The spill, if one is needed, is created by the first payload chunk
+      // that cannot be delivered in place.
       in_message_ = true;
+      first_frame_ = true;
       msg_op_ = op;
-      fragments_ = 0;
-      msg_size_ = 0;
-      utf8_.reset();
-      message_.clear();
+      spill_.reset();  // already null: freed when the last message completed
+    } else {
+      first_frame_ = false;
+      ++spill_->fragments;
+      spill_->msg_size += len;
     }
-    ++fragments_;
-    msg_size_ += len;
   }
   return true;
 }
@@ -196,7 +200,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     uint8_t* p = data + pos;
 
     if (is_control(op_)) {
-      if (control_.empty() && avail == remaining_) {
+      if ((!spill_ || spill_->control.empty()) && avail == remaining_) {
         // Whole control payload in this buffer: deliver in place.
         if (masked_) apply_mask(p, avail, mask_, 0);
         pos += avail;
@@ -205,15 +209,21 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
         continue;
       }
       if (masked_) apply_mask(p, avail, mask_, frame_off_);
-      control_.append(reinterpret_cast<const char*>(p), avail);  // <= 125 bytes
+      Spill& sp = spill();
+      sp.control.append(reinterpret_cast<const char*>(p), avail);  // <= 125 bytes
       frame_off_ += avail;
       remaining_ -= avail;
       pos += avail;
       if (remaining_ > 0) return pos;
       state_ = State::Header;
-      // Cleared whatever the handler returns, ready for the next split one.
-      const bool go_on = deliver_control(h, control_.data(), control_.size());
-      control_.clear();
+      // Released whatever the handler returns, ready for the next split one;
+      // a fragmented message it interrupted keeps its part of the spill.
+      const bool go_on = deliver_control(h, sp.control.data(), sp.control.size());
+      if (in_message_) {
+        sp.control.clear();
+      } else {
+        spill_.reset();
+      }
       if (!go_on) return pos;
       continue;
     }
@@ -221,7 +231,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     // Data frame.
     if (masked_) apply_mask(p, avail, mask_, frame_off_);
     const bool text = msg_op_ == Opcode::Text;
-    if (fin_ && fragments_ == 1 && frame_off_ == 0 && avail == remaining_) {
+    if (fin_ && first_frame_ && frame_off_ == 0 && avail == remaining_) {
       // Zero-copy: an unfragmented message entirely inside `data`.
       pos += avail;
       state_ = State::Header;
@@ -236,13 +246,20 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     }
 
     // Reassembly: validate text as it arrives so bad UTF-8 fails fast.
-    if (text && !utf8_.feed(reinterpret_cast<const char*>(p), avail)) {
+    if (!spill_) {
+      // First chunk of the message's first frame (frame_off_ is 0).
+      spill_ = std::make_unique<Spill>();
+      spill_->fragments = 1;
+      spill_->msg_size = frame_off_ + remaining_;
+    }
+    Spill& sp = *spill_;
+    if (text && !sp.utf8.feed(reinterpret_cast<const char*>(p), avail)) {
       state_ = State::Done;
       h.on_error(1007, "text message is not valid UTF-8");
       return pos;
     }
-    reserve_for(message_, avail, remaining_);
-    message_.append(reinterpret_cast<const char*>(p), avail);
+    reserve_for(sp.message, avail, remaining_);
+    sp.message.append(reinterpret_cast<const char*>(p), avail);
     frame_off_ += avail;
     remaining_ -= avail;
     pos += avail;
@@ -250,14 +267,14 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     state_ = State::Header;
     if (!fin_) continue;
     in_message_ = false;
-    if (text && !utf8_.finish()) {
+    if (text && !sp.utf8.finish()) {
       state_ = State::Done;
       h.on_error(1007, "text message ends inside a UTF-8 sequence");
       return pos;
     }
-    // The handler sees the buffer; clear after so capacity is reused.
-    const bool go_on = h.on_message(msg_op_, message_.data(), message_.size());
-    message_.clear();
+    // The handler sees the buffer; freed after, so an idle parser owns none.
+    const bool go_on = h.on_message(msg_op_, sp.message.data(), sp.message.size());
+    spill_.reset();
     if (!go_on) return pos;
   }
   return pos;

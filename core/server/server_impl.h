@@ -16,6 +16,8 @@
 #include "net/socket.h"
 #include "protocol/handshake.h"
 #include "server/connection.h"
+#include "server/conn_table.h"
+#include "server/connection_pool.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -46,8 +48,9 @@ struct Server::Impl {
   protocol::ParserLimits limits;
   int tick_ms = 250;
 
+  ConnectionPool pool;                              // storage of every Connection
   std::vector<Connection*> by_fd;                   // indexed by fd
-  std::unordered_map<ConnId, Connection*> by_id;    // every live connection
+  ConnTable by_id;                                  // every live connection
   std::vector<Connection*> open;                    // WebSocket Open, for broadcast
   std::vector<Connection*> dirty;                   // output to flush this iteration
   std::vector<Connection*> dead;                    // destroy at iteration end
@@ -85,6 +88,7 @@ struct Server::Impl {
   void finish_stop();
   void update_tick();
   Connection* find_open(ConnId id) const;
+  ConnInfo* conn_info(Connection* c);  // builds it on first use
 
   void set_state(Connection* c, ConnState s) {
     lingering += (s == ConnState::Lingering) - (c->state == ConnState::Lingering);

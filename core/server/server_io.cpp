@@ -22,16 +22,16 @@ void Server::Impl::accept_all() {
     if (rc == 0) return;
     if (rc < 0) continue;
     if (a.fd >= int(by_fd.size())) by_fd.resize(size_t(a.fd) + 1024, nullptr);
-    auto* c = new Connection();
+    Connection* c = pool.create(limits);
     c->id = next_id++;
     c->fd = a.fd;
-    c->info.remote_address = std::move(a.address);
-    c->info.remote_port = a.port;
+    c->remote_port = a.port;
+    if (!c->set_address(a.address)) conn_info(c)->remote_address = a.address;  // not expected
     c->last_rx_ms = now_ms;
     if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
     c->http = std::make_unique<protocol::HttpRequestParser>(cfg.max_request_size);
     by_fd[a.fd] = c;
-    by_id.emplace(c->id, c);
+    by_id.insert(c);
     // The token carries the fd (lookup) and the low id bits (guards against
     // an event for a descriptor that was closed and reused in this batch).
     if (!poller.add_edge(a.fd, (uint64_t(uint32_t(c->id)) << 32) | uint32_t(a.fd))) {
@@ -40,7 +40,7 @@ void Server::Impl::accept_all() {
     }
     if (cfg.max_connections_per_ip > 0) {
       c->counted_ip = true;
-      uint32_t n = ++per_ip[c->info.remote_address];
+      uint32_t n = ++per_ip[a.address];
       if (n > cfg.max_connections_per_ip) {
         respond_and_close(c, 503, "too many connections from this address");
         continue;
@@ -194,17 +194,24 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
-  c->info.path.assign(req.path);
-  c->info.subprotocol = std::move(u.subprotocol);
+  c->path.assign(req.path);
+  if (!u.subprotocol.empty()) {
+    const auto& list = upgrade_cfg.subprotocols;
+    size_t i = size_t(std::find(list.begin(), list.end(), u.subprotocol) - list.begin());
+    if (i < list.size() && i < Connection::kNoSubprotocol) {
+      c->subprotocol = uint8_t(i);
+    } else {
+      conn_info(c)->subprotocol = std::move(u.subprotocol);  // not expected
+    }
+  }
   std::string leftover(c->http->leftover());
   c->http.reset();
   FrameRef f(SharedFrame::raw(u.response));
   enqueue(c, f.get());
   set_state(c, ConnState::Open);
   c->deadline_ms = 0;
-  c->ws = std::make_unique<protocol::FrameParser>(limits);
   c->opened = true;
-  c->open_index = open.size();
+  c->open_index = uint32_t(open.size());
   open.push_back(c);
   ws_count.fetch_add(1, std::memory_order_relaxed);
   handler->on_open(c->id);
@@ -253,7 +260,7 @@ struct FrameEvents {
     if (!c->close_sent) {
       // Echo the peer's code (RFC 6455 5.5.1); no code in, no code out.
       c->close_code = code;
-      c->close_reason.assign(reason);
+      c->set_close_reason(reason);
       s->send_close(c, code == 1005 ? 0 : code, "");
     }
     // Both close frames exchanged: the server closes TCP first (7.1.1).
@@ -270,7 +277,7 @@ struct FrameEvents {
 
 void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
   FrameEvents ev{this, c};
-  c->ws->consume(data, n, ev);
+  c->ws.consume(data, n, ev);
 }
 
 // ------------------------------------------------------------------- output
@@ -315,7 +322,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
   c->close_sent = true;
   if (!c->close_code) {
     c->close_code = code ? code : 1005;
-    c->close_reason.assign(reason);
+    c->set_close_reason(reason);
   }
   if (c->state == ConnState::Open) {
     leave_open(c);
@@ -365,12 +372,12 @@ void Server::Impl::flush_all() {
 // ----------------------------------------------------------------- closing
 
 void Server::Impl::leave_open(Connection* c) {
-  if (c->open_index == SIZE_MAX) return;
+  if (c->open_index == Connection::kNotOpen) return;
   Connection* last = open.back();
   open[c->open_index] = last;
   last->open_index = c->open_index;
   open.pop_back();
-  c->open_index = SIZE_MAX;
+  c->open_index = Connection::kNotOpen;
   ws_count.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -388,8 +395,7 @@ void Server::Impl::linger(Connection* c) {
 
 void Server::Impl::run_close_reports() {
   for (size_t i = 0; i < close_reports.size(); ++i) {
-    auto it = by_id.find(close_reports[i]);
-    if (it != by_id.end()) report_close(it->second);
+    if (Connection* c = by_id.find(close_reports[i])) report_close(c);
   }
   close_reports.clear();
 }
@@ -397,14 +403,14 @@ void Server::Impl::run_close_reports() {
 void Server::Impl::report_close(Connection* c) {
   if (!c->opened || c->close_reported) return;
   c->close_reported = true;
-  handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason);
+  handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason());
 }
 
 void Server::Impl::abort(Connection* c, uint16_t code) {
   if (c->state == ConnState::Dead) return;
   leave_open(c);
   if (!c->close_code || !c->close_sent) c->close_code = code;
-  if (code == 1006 && !c->close_received && !c->close_sent) c->close_reason.clear();
+  if (code == 1006 && !c->close_received && !c->close_sent) c->set_close_reason({});
   set_state(c, ConnState::Dead);
   dead.push_back(c);
 }
@@ -417,11 +423,11 @@ void Server::Impl::destroy(Connection* c) {
   by_fd[c->fd] = nullptr;
   by_id.erase(c->id);
   if (c->counted_ip) {
-    auto it = per_ip.find(c->info.remote_address);
+    auto it = per_ip.find(c->address());
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
   report_close(c);
-  delete c;
+  pool.destroy(c);
 }
 
 void Server::Impl::destroy_dead() {
@@ -429,6 +435,21 @@ void Server::Impl::destroy_dead() {
   for (size_t i = 0; i < dead.size(); ++i) destroy(dead[i]);
   dead.clear();
   // Dead connections may still sit in the flush list; it was flushed before.
+}
+
+ConnInfo* Server::Impl::conn_info(Connection* c) {
+  if (!c->info) {
+    auto info = std::make_unique<ConnInfo>();
+    info->remote_address = c->address();
+    info->remote_port = c->remote_port;
+    info->path = std::move(c->path);
+    if (c->subprotocol != Connection::kNoSubprotocol)
+      info->subprotocol = upgrade_cfg.subprotocols[c->subprotocol];
+    c->info = std::move(info);
+  }
+  c->info->queued_bytes = c->out.bytes();
+  c->info->dropped = c->dropped;
+  return c->info.get();
 }
 
 // ----------------------------------------------------- direct (loop thread)
