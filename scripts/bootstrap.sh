@@ -19,7 +19,6 @@ DEB_PACKAGES=(
   clang libclang-rt-14-dev          # sanitizer and fuzz builds
   chromium chromium-driver          # browser tests (selenium)
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
-  gdb                               # soak test: malloc_trim in the server before judging RSS
 )
 # Installed only when the command is missing: Node may come from another
 # source (e.g. nodesource, which bundles npm and conflicts with Debian's npm).

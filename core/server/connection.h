@@ -60,6 +60,7 @@ struct Connection {
   bool ping_outstanding : 1 = false;
   bool read_pending : 1 = false;   // stopped reading with data left (fairness budget)
   bool counted_ip : 1 = false;
+  bool greeting : 1 = false;       // 101 response not yet fully written: output not capped
   bool addr_v6 : 1 = false;        // `addr` holds an IPv6 (else IPv4) address
 
   protocol::FrameParser ws;    // used once upgraded

@@ -58,6 +58,7 @@ struct Server::Impl {
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
   std::unordered_map<std::string, uint32_t> per_ip;
   ConnId next_id = 1;
+  bool had_connections = false;  // since the last trim (see destroy_dead)
   size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
   std::atomic<size_t> ws_count{0};
 

@@ -1,5 +1,6 @@
 // The I/O paths of the loop: accepting, reading, the HTTP front (static
 // files and the upgrade), WebSocket frames, output and closing.
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ void Server::Impl::accept_all() {
     c->http = std::make_unique<protocol::HttpRequestParser>(cfg.max_request_size);
     by_fd[a.fd] = c;
     by_id.insert(c);
+    had_connections = true;
     // The token carries the fd (lookup) and the low id bits (guards against
     // an event for a descriptor that was closed and reused in this batch).
     if (!poller.add_edge(a.fd, (uint64_t(uint32_t(c->id)) << 32) | uint32_t(a.fd))) {
@@ -207,6 +209,10 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
   std::string leftover(c->http->leftover());
   c->http.reset();
   FrameRef f(SharedFrame::raw(u.response));
+  // Until the 101 is out, whatever on_open queues (e.g. a room's history,
+  // which may exceed the cap) is the joiner's greeting, not a backlog: it is
+  // not capped, and the handshake response can never be dropped.
+  c->greeting = true;
   enqueue(c, f.get());
   set_state(c, ConnState::Open);
   c->deadline_ms = 0;
@@ -284,7 +290,7 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   size_t limit = cfg.max_output_buffer;
-  if (!c->out.empty() && c->out.bytes() + f->size() > limit) {
+  if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       ++c->dropped;
       return kEFull;
@@ -349,6 +355,7 @@ void Server::Impl::flush(Connection* c) {
     return;
   }
   if (!c->out.empty()) return;
+  c->greeting = false;
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);
@@ -435,6 +442,16 @@ void Server::Impl::destroy_dead() {
   for (size_t i = 0; i < dead.size(); ++i) destroy(dead[i]);
   dead.clear();
   // Dead connections may still sit in the flush list; it was flushed before.
+  if (by_id.empty() && had_connections) {
+    // The last client left: give the memory of the burst back to the OS
+    // (pooled frames, allocator arenas) so an idle server returns to its
+    // baseline instead of staying at its peak.
+    had_connections = false;
+    SharedFrame::trim_pool();
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+  }
 }
 
 ConnInfo* Server::Impl::conn_info(Connection* c) {

@@ -16,8 +16,10 @@ constexpr size_t kMaxPooledPerClass = 4096;
 struct FreeList {
   void* head[kClasses] = {};
   size_t count[kClasses] = {};
-  ~FreeList() {
+  ~FreeList() { release(); }
+  void release() {
     for (uint8_t c = 0; c < kClasses; ++c) {
+      count[c] = 0;
       while (head[c]) {
         void* next = *static_cast<void**>(head[c]);
         std::free(head[c]);
@@ -29,6 +31,8 @@ struct FreeList {
 thread_local FreeList g_pool;
 
 }  // namespace
+
+void SharedFrame::trim_pool() { g_pool.release(); }
 
 SharedFrame* SharedFrame::allocate(size_t total) {
   uint8_t cls = kUnpooled;

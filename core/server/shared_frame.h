@@ -25,6 +25,9 @@ class SharedFrame {
   // Raw bytes with no WebSocket header (HTTP responses share the output path).
   static SharedFrame* raw(std::string_view a, std::string_view b = {});
 
+  // Free the calling thread's pooled blocks (e.g. when the server goes idle).
+  static void trim_pool();
+
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
   size_t size() const { return size_; }
   char* mutable_data() { return reinterpret_cast<char*>(this + 1); }

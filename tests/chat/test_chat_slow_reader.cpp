@@ -50,3 +50,30 @@ TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
 }
 
 }  // namespace
+
+namespace {
+
+// A room whose history encodes to more than the output cap (50 messages of
+// 4096 control characters, each escaped to 6 bytes) must stay joinable: the
+// joiner's greeting is not a backlog.
+TEST(ChatBigHistory, JoinerGetsAHistoryLargerThanTheOutputCap) {
+  ChatHarness h;
+  ServerConfig sc;  // default 1 MiB output cap
+  ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
+  const std::string text(4096, '\x01');
+  int ok = h.on_loop([&](chat::ChatService& chat) {
+    int n = 0;
+    for (int i = 0; i < 50; ++i) n += chat.post("big", "u", text) == kOk;
+    return n;
+  });
+  ASSERT_EQ(ok, 50);
+  for (const char* sp : {"chatws.v1", "json"}) {
+    WsTestClient c;
+    ASSERT_TRUE(c.connect(h.port(), "/rooms/big", sp)) << sp << " " << c.status() << " " << c.error();
+    std::string first = c.recv_text();
+    EXPECT_GT(first.size(), size_t(1) << 20) << sp;
+    EXPECT_NE(first.find("\\u0001"), std::string::npos) << sp;
+  }
+}
+
+}  // namespace
