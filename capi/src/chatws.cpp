@@ -66,6 +66,15 @@ Opcode to_opcode(int opcode) {
 
 const char* describe(int rc) { return chatws_strerror(rc); }
 
+// The result of a send or broadcast, with a specific message for each error.
+int message_result(int rc, Opcode op) {
+  if (rc >= 0) return rc;
+  if (rc == CHATWS_EINVAL && op == Opcode::Continuation)
+    return set_error(rc, "opcode must be CHATWS_TEXT or CHATWS_BINARY");
+  if (rc == CHATWS_EINVAL) return set_error(rc, "text message is not valid UTF-8");
+  return set_error(rc, describe(rc));
+}
+
 }  // namespace
 
 // The handle: the engine, the optional chat, and the host's callbacks.
@@ -272,14 +281,8 @@ int chatws_send(chatws_server* s, chatws_conn_id conn, const void* data, size_t 
   return guarded([&]() -> int {
     if (!s || (!data && len)) return set_error(CHATWS_EINVAL, "server or data is NULL");
     Opcode op = to_opcode(opcode);
-    int rc = s->server->send(conn, op, std::string_view(static_cast<const char*>(data), len));
-    if (rc < 0) {
-      if (rc == CHATWS_EINVAL && op == Opcode::Continuation)
-        return set_error(rc, "opcode must be CHATWS_TEXT or CHATWS_BINARY");
-      if (rc == CHATWS_EINVAL) return set_error(rc, "text message is not valid UTF-8");
-      return set_error(rc, describe(rc));
-    }
-    return rc;
+    return message_result(
+        s->server->send(conn, op, std::string_view(static_cast<const char*>(data), len)), op);
   });
 }
 
@@ -288,14 +291,8 @@ int chatws_broadcast(chatws_server* s, const void* data, size_t len, int opcode,
   return guarded([&]() -> int {
     if (!s || (!data && len)) return set_error(CHATWS_EINVAL, "server or data is NULL");
     Opcode op = to_opcode(opcode);
-    int rc = s->server->broadcast(op, std::string_view(static_cast<const char*>(data), len), exclude);
-    if (rc < 0) {
-      if (rc == CHATWS_EINVAL && op == Opcode::Continuation)
-        return set_error(rc, "opcode must be CHATWS_TEXT or CHATWS_BINARY");
-      if (rc == CHATWS_EINVAL) return set_error(rc, "text message is not valid UTF-8");
-      return set_error(rc, describe(rc));
-    }
-    return rc;
+    return message_result(
+        s->server->broadcast(op, std::string_view(static_cast<const char*>(data), len), exclude), op);
   });
 }
 

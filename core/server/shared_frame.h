@@ -32,6 +32,7 @@ class SharedFrame {
   size_t size() const { return size_; }
   char* mutable_data() { return reinterpret_cast<char*>(this + 1); }
 
+  uint32_t use_count() const { return refs_; }
   void ref() { ++refs_; }
   void unref() {
     if (--refs_ == 0) destroy();
