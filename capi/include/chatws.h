@@ -228,6 +228,12 @@ typedef struct chatws_options {
   uint32_t max_user_length;     /* characters; default 64 */
   uint32_t max_text_length;     /* characters; default 4096 */
   chatws_chat_cb on_chat;       /* moderation hook; NULL: accept all */
+
+  /* Added in 0.1.0, after the chat fields (struct_size tells them apart). */
+  int socket_send_buffer;       /* SO_SNDBUF of each accepted socket in bytes (the kernel
+                                   doubles it); 0 (default): the kernel's autotuning. A small
+                                   value bounds kernel memory per connection and makes a slow
+                                   reader reach max_output_buffer sooner */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */

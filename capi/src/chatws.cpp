@@ -194,6 +194,9 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.max_output_buffer) cfg.max_output_buffer = o.max_output_buffer;
     if (o.max_connections) cfg.max_connections = o.max_connections;
     cfg.max_connections_per_ip = o.max_connections_per_ip;
+    if (o.socket_send_buffer < 0)
+      return set_error(CHATWS_EINVAL, "socket_send_buffer must be >= 0");
+    cfg.socket_send_buffer = o.socket_send_buffer;
     if (o.slow_consumer_policy != CHATWS_SLOW_CLOSE && o.slow_consumer_policy != CHATWS_SLOW_DROP)
       return set_error(CHATWS_EINVAL, "slow_consumer_policy must be CHATWS_SLOW_CLOSE or CHATWS_SLOW_DROP");
     cfg.slow_policy = o.slow_consumer_policy == CHATWS_SLOW_DROP

@@ -51,6 +51,7 @@ struct ServerConfig {
   uint32_t max_connections = 100000;
   uint32_t max_connections_per_ip = 0;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
+  int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
   int handshake_timeout_ms = 10000;   // -1: disabled
   int idle_timeout_ms = 60000;
   int close_timeout_ms = 5000;

@@ -29,6 +29,8 @@ void Server::Impl::accept_all() {
     c->remote_port = a.port;
     if (!c->set_address(a.address)) conn_info(c)->remote_address = a.address;  // not expected
     c->last_rx_ms = now_ms;
+    if (cfg.socket_send_buffer > 0)
+      setsockopt(a.fd, SOL_SOCKET, SO_SNDBUF, &cfg.socket_send_buffer, sizeof cfg.socket_send_buffer);
     if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
     c->http = std::make_unique<protocol::HttpRequestParser>(cfg.max_request_size);
     by_fd[a.fd] = c;

@@ -3,6 +3,7 @@
 // per-address limit and descriptor exhaustion.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -224,6 +225,73 @@ TEST(Limits, DescriptorExhaustionShedsAndRecovers) {
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
   WsClient ok(st->port());
   EXPECT_EQ(ok.handshake(), 101);
+}
+
+}  // namespace
+
+namespace {
+
+// 1000 connections, 100 of which never read, while the host broadcasts:
+// the 900 others receive every message, the 100 are closed with 1008 once
+// their queue passes the cap, and nobody else is closed.
+TEST(SlowConsumers, BroadcastTo1000Of100NeverRead) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 4096) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 4096);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ASSERT_GE(rl.rlim_cur, 2100u);
+  RecordingHandler h;
+  ServerConfig cfg;
+  cfg.max_output_buffer = 64 * 1024;
+  cfg.socket_send_buffer = 16 * 1024;  // so the cap, not kernel buffers, decides
+  cfg.drain_timeout_ms = 300;
+  auto st = start(cfg, h);
+  constexpr int kConns = 1000, kSilent = 100, kBatches = 15, kPerBatch = 20;
+  std::vector<std::unique_ptr<WsClient>> cs;
+  for (int i = 0; i < kConns; ++i) {
+    cs.push_back(std::make_unique<WsClient>(st->port()));
+    if (i < kSilent) {
+      int small = 4096;
+      setsockopt(cs.back()->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    ASSERT_EQ(cs.back()->handshake(), 101) << i;
+  }
+  ASSERT_TRUE(h.wait_count(Event::Open, kConns));
+  const std::string payload(1024, 'm');
+  const size_t frame = 4 + payload.size();  // 126-form header, unmasked
+  std::vector<size_t> got(kConns, 0);
+  for (int b = 1; b <= kBatches; ++b) {
+    for (int k = 0; k < kPerBatch; ++k) st->server->broadcast(Opcode::Binary, payload, 0);
+    // Readers drain their sockets until they hold every frame so far.
+    const size_t want = size_t(b) * kPerBatch * frame;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (int i = kSilent; i < kConns; ++i) {
+      while (got[size_t(i)] < want) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "reader " << i << " starved";
+        char buf[65536];
+        pollfd p{cs[size_t(i)]->fd(), POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 5000), 1) << "reader " << i;
+        ssize_t n = ::recv(cs[size_t(i)]->fd(), buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << "reader " << i << " was closed";
+        got[size_t(i)] += size_t(n);
+      }
+      ASSERT_EQ(got[size_t(i)], want) << "reader " << i;
+    }
+  }
+  // Every silent connection was closed as too slow, and only those.
+  ASSERT_TRUE(h.wait_count(Event::Close, kSilent, 10000));
+  auto ev = h.events();
+  size_t closes = 0;
+  for (auto& e : ev) {
+    if (e.kind != Event::Close) continue;
+    ++closes;
+    EXPECT_EQ(e.code, 1008);
+    EXPECT_LE(e.id, ConnId(kSilent)) << "a reader was closed";
+  }
+  EXPECT_EQ(closes, size_t(kSilent));
+  EXPECT_EQ(st->server->connection_count(), size_t(kConns - kSilent));
 }
 
 }  // namespace
