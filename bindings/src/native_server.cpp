@@ -174,6 +174,7 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "max_connections") o->max_connections = as_number<uint32_t>(v, "max_connections");
     else if (key == "max_connections_per_ip")
       o->max_connections_per_ip = as_number<uint32_t>(v, "max_connections_per_ip");
+    else if (key == "socket_send_buffer") o->socket_send_buffer = as_number<int>(v, "socket_send_buffer");
     else if (key == "slow_consumer_policy")
       o->slow_consumer_policy = as_number<int>(v, "slow_consumer_policy");
     else if (key == "handshake_timeout_ms") o->handshake_timeout_ms = as_number<int>(v, "handshake_timeout_ms");
