@@ -84,11 +84,9 @@ struct chatws_server final : chatws::ServerHandler {
   std::unique_ptr<chatws::chat::ChatService> chat;
   std::vector<std::string> strings;  // keeps option strings alive
 
-  bool is_chat_conn(ConnId id) const {
-    if (!chat) return false;
-    const chatws::ConnInfo* info = server->info(id);
-    return info && chat->is_chat(info->subprotocol);
-  }
+  // Per message: asks for the subprotocol only, so a chat connection does
+  // not get its full ConnInfo built (and kept) just to be routed.
+  bool is_chat_conn(ConnId id) const { return chat && chat->is_chat(server->subprotocol(id)); }
 
   int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override {
     return chat ? chat->on_upgrade(path, subprotocol, reason) : 0;

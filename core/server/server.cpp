@@ -338,6 +338,13 @@ const ConnInfo* Server::info(ConnId id) const {
   return impl_->conn_info(c);
 }
 
+std::string_view Server::subprotocol(ConnId id) const {
+  Connection* c = impl_->by_id.find(id);
+  if (!c || !c->opened || c->state == ConnState::Dead) return {};
+  if (c->subprotocol < impl_->cfg.subprotocols.size()) return impl_->cfg.subprotocols[c->subprotocol];
+  return c->info ? std::string_view(c->info->subprotocol) : std::string_view();
+}
+
 ConnInfo* Server::mutable_info(ConnId id) { return const_cast<ConnInfo*>(info(id)); }
 
 void Server::connection_ids(std::vector<ConnId>* out) const {

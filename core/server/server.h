@@ -116,6 +116,9 @@ class Server {
   // Loop thread only (or no loop running).
   bool on_loop_thread() const;
   const ConnInfo* info(ConnId id) const;      // nullptr when stale
+  // The chosen subprotocol ("" if none or stale) without building the
+  // connection's ConnInfo: cheap enough to call per message.
+  std::string_view subprotocol(ConnId id) const;
   ConnInfo* mutable_info(ConnId id);
   size_t connection_count() const;             // any thread
   void connection_ids(std::vector<ConnId>* out) const;

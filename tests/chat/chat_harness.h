@@ -51,11 +51,7 @@ class ChatRouter : public ServerHandler {
   }
 
  private:
-  bool is_chat(ConnId id) const {
-    if (!chat || !server) return false;
-    const ConnInfo* info = server->info(id);
-    return info && chat->is_chat(info->subprotocol);
-  }
+  bool is_chat(ConnId id) const { return chat && server && chat->is_chat(server->subprotocol(id)); }
 };
 
 class ChatHarness {
