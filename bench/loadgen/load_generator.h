@@ -75,6 +75,7 @@ class LoadGenerator {
   std::vector<uint8_t> read_buf_;
   std::string payload_template_;
   Phase phase_ = Phase::Connecting;
+  uint64_t clock_ns_ = 0;  // time of the latest read(): see on_readable
   bool sending_ = false;
   int connecting_ = 0;        // connect or handshake in progress
   int open_ = 0;              // handshake done, not closed

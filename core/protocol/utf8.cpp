@@ -5,9 +5,13 @@
 
 #include <simdjson.h>
 
+#include <cstring>
+
 namespace chatws::protocol {
 
 namespace {
+
+constexpr size_t kShortText = 128;  // up to here, try the ASCII word test first
 
 // Length of the sequence a lead byte starts, or 0 if it cannot start one
 // (continuation bytes 80-BF, overlong leads C0/C1, F5-FF beyond U+10FFFF).
@@ -47,7 +51,22 @@ bool valid_prefix(const uint8_t* s, size_t n) {
 }  // namespace
 
 bool is_valid_utf8(const char* p, size_t n) {
-  return n == 0 || simdjson::validate_utf8(p, n);
+  // Chat messages are short and mostly ASCII: for those a few word-wide
+  // tests beat the call through simdjson's runtime dispatch.
+  if (n <= kShortText) {
+    uint64_t high = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      high |= w;
+    }
+    for (; i < n; ++i) high |= uint8_t(p[i]);
+    if ((high & 0x8080808080808080ull) == 0) return true;
+  }
+  // Resolved once: simdjson picks the best kernel for this CPU.
+  static const simdjson::implementation* const impl = simdjson::get_active_implementation();
+  return n == 0 || impl->validate_utf8(p, n);
 }
 
 size_t utf8_code_points(const char* p, size_t n) {

@@ -36,6 +36,9 @@ struct Server::Impl {
   static constexpr uint64_t kListenToken = ~uint64_t{0} - 2;
   static constexpr size_t kReadBufferSize = 64 * 1024;
   static constexpr int kReadsPerEvent = 4;
+  // Output of at most this many bytes in several frames is copied into
+  // wbuf and written with write() instead of a writev of one iovec each.
+  static constexpr size_t kCoalesceMax = 16 * 1024;
 
   ServerConfig cfg;
   ServerHandler* handler = nullptr;
@@ -53,6 +56,8 @@ struct Server::Impl {
   ConnTable by_id;                                  // every live connection
   std::vector<Connection*> open;                    // WebSocket Open, for broadcast
   std::vector<Connection*> dirty;                   // output to flush this iteration
+  std::vector<Connection*> dirty_first;             // ... and before those (see mark_dirty)
+  Connection* serving = nullptr;                    // whose on_message is running
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // read budget ran out
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
@@ -63,13 +68,19 @@ struct Server::Impl {
   std::atomic<size_t> ws_count{0};
 
   std::unique_ptr<uint8_t[]> rbuf{new uint8_t[kReadBufferSize]};
+  std::unique_ptr<uint8_t[]> wbuf{new uint8_t[kCoalesceMax]};
   int64_t now_ms = 0;
+  std::string_view delivering;  // text message being passed to on_message (validated)
 
   // Threads.
   std::atomic<std::thread::id> loop_thread{};
   std::thread::id owner_thread = std::this_thread::get_id();
   std::mutex cmd_mu;
   std::vector<Command> cmds;
+  // Set by post() when it queues into an empty batch: lets the loop skip the
+  // lock (and posters skip the eventfd write) when nothing is pending, which
+  // is every iteration of a server driven only by its own sockets.
+  std::atomic<bool> cmds_posted{false};
   std::vector<Command> cmds_work;
 
   std::atomic<bool> stop_requested{false};
@@ -81,6 +92,7 @@ struct Server::Impl {
 
   // server.cpp
   bool on_loop_thread() const;
+  int check_message(protocol::Opcode op, std::string_view payload) const;
   int poll_once(int timeout_ms);
   void run_commands();
   void post(Command&& c);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "server/server_impl.h"
 
@@ -64,6 +65,8 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     return;
   }
   if (ev.token == net::Poller::kWakeToken) {
+    // Level-triggered: drained only here, when it fired, not every iteration.
+    poller.drain_wake();
     run_commands();
     return;
   }
@@ -249,7 +252,13 @@ struct FrameEvents {
 
   bool on_message(Opcode op, const char* data, size_t len) {
     if (c->state != ConnState::Open) return c->state == ConnState::Closing;  // discard
+    // While the handler runs, send()/broadcast() of this very buffer need
+    // not validate it again (the common echo and relay).
+    if (op == Opcode::Text) s->delivering = std::string_view(data, len);
+    s->serving = c;
     s->handler->on_message(c->id, op, data, len);
+    s->serving = nullptr;
+    s->delivering = {};
     return c->state == ConnState::Open || c->state == ConnState::Closing;
   }
   bool on_ping(const char* data, size_t len) {
@@ -318,7 +327,11 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
 void Server::Impl::mark_dirty(Connection* c) {
   if (!c->dirty) {
     c->dirty = true;
-    dirty.push_back(c);
+    // Output for the connection whose message is being handled (its echo,
+    // its own copy of a broadcast) is flushed before the fan-out to the
+    // others: the sender hears back, and can send again, while the loop
+    // is still writing to everyone else, instead of after all of them.
+    (c == serving ? dirty_first : dirty).push_back(c);
   }
 }
 
@@ -343,7 +356,22 @@ void Server::Impl::flush(Connection* c) {
   while (!c->out.empty() && c->writable) {
     iovec iov[64];
     int n = c->out.gather(iov, 64);
-    ssize_t w = ::writev(c->fd, iov, n);
+    ssize_t w;
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) total += iov[i].iov_len;
+    if (n > 1 && total <= kCoalesceMax) {
+      // Many small frames (an echo burst, several broadcasts): one copy
+      // into the loop's buffer is cheaper than the kernel walking an
+      // iovec per frame, and it is still one syscall and one segment.
+      uint8_t* p = wbuf.get();
+      for (int i = 0; i < n; ++i) {
+        std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+      }
+      w = ::write(c->fd, wbuf.get(), total);
+    } else {
+      w = ::writev(c->fd, iov, n);
+    }
     if (w > 0) {
       c->out.consume(size_t(w));
       continue;
@@ -369,6 +397,11 @@ void Server::Impl::flush(Connection* c) {
 }
 
 void Server::Impl::flush_all() {
+  for (Connection* c : dirty_first) {
+    c->dirty = false;
+    if (c->state != ConnState::Dead) flush(c);
+  }
+  dirty_first.clear();
   // Index loop: on_drain may make more connections dirty.
   for (size_t i = 0; i < dirty.size(); ++i) {
     Connection* c = dirty[i];
@@ -425,7 +458,11 @@ void Server::Impl::abort(Connection* c, uint16_t code) {
 }
 
 void Server::Impl::destroy(Connection* c) {
-  if (c->dirty) dirty.erase(std::find(dirty.begin(), dirty.end(), c));
+  if (c->dirty) {
+    auto it = std::find(dirty.begin(), dirty.end(), c);
+    if (it != dirty.end()) dirty.erase(it);
+    else dirty_first.erase(std::find(dirty_first.begin(), dirty_first.end(), c));
+  }
   if (c->read_pending) read_pending.erase(std::find(read_pending.begin(), read_pending.end(), c));
   poller.remove(c->fd);
   ::close(c->fd);

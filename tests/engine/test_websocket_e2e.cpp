@@ -325,3 +325,84 @@ TEST(EngineThreads, SendFromAnotherThreadWhileLoopIsBusy) {
 }
 
 }  // namespace
+
+namespace {
+
+// One message makes the host queue a burst: runs of small frames (written
+// by copying them into one buffer) around frames too large for that (written
+// by writev from the frames themselves), and a run of small frames whose
+// total is over the copy limit. Every frame must arrive intact, in order.
+TEST(EngineOutput, BurstOfSmallAndLargeFramesArrivesIntactAndInOrder) {
+  RecordingHandler h;
+  ServerThread st(ServerConfig{}, &h);
+  ASSERT_TRUE(st.server) << st.error;
+  h.server = st.server.get();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 100; ++i) sent.push_back("s" + std::to_string(i));
+  sent.push_back(std::string(20000, 'L'));
+  for (int i = 0; i < 70; ++i) sent.push_back(std::string(300, char('a' + i % 26)));  // 21 KB
+  sent.push_back(std::string(70000, 'M'));  // 8-byte length form
+  for (int i = 0; i < 3; ++i) sent.push_back("t" + std::to_string(i));
+  h.on_msg = [&](ConnId id, Opcode, const char*, size_t) {
+    for (const std::string& s : sent) ASSERT_EQ(h.server->send(id, Opcode::Text, s), kOk);
+  };
+  WsClient c(st.port());
+  ASSERT_EQ(c.handshake(), 101);
+  ASSERT_TRUE(c.send_text("go"));
+  for (size_t i = 0; i < sent.size(); ++i) {
+    auto f = c.read_message();
+    ASSERT_TRUE(f) << "frame " << i;
+    ASSERT_EQ(f->op, Opcode::Text);
+    ASSERT_EQ(f->payload, sent[i]) << "frame " << i;
+  }
+  EXPECT_FALSE(c.read_message(200));  // nothing extra, nothing duplicated
+}
+
+// send() skips re-validating the exact buffer on_message is handing over,
+// and only that: a slice of it that cuts a character is still refused.
+TEST(EngineOutput, EchoOfTheDeliveredBufferIsValidatedOnlyOnce) {
+  RecordingHandler h;
+  ServerThread st(ServerConfig{}, &h);
+  ASSERT_TRUE(st.server) << st.error;
+  h.server = st.server.get();
+  std::vector<int> rcs;
+  h.on_msg = [&](ConnId id, Opcode op, const char* d, size_t n) {
+    rcs.push_back(h.server->send(id, op, std::string_view(d, n - 1)));  // cuts the 'é'
+    rcs.push_back(h.server->send(id, op, std::string_view(d, n)));
+    rcs.push_back(h.server->broadcast(op, std::string_view(d + n - 1, 1), 0));  // lone "\xA9"
+  };
+  WsClient c(st.port());
+  ASSERT_EQ(c.handshake(), 101);
+  ASSERT_TRUE(c.send_text("ok \xC3\xA9"));
+  auto f = c.read_message();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->payload, "ok \xC3\xA9");
+  EXPECT_FALSE(c.read_message(200));
+  ASSERT_TRUE(h.wait_count(Event::Message, 1));
+  ASSERT_EQ(rcs.size(), 3u);
+  EXPECT_EQ(rcs[0], kEInval);
+  EXPECT_EQ(rcs[1], kOk);
+  EXPECT_EQ(rcs[2], kEInval);
+}
+
+// A send from another thread while the loop is blocked waiting (no sockets
+// busy) must wake it: posting only signals the loop for the first command of
+// a batch, so every batch has to get through.
+TEST(EngineThreads, EveryCommandBatchWakesAnIdleLoop) {
+  RecordingHandler h;
+  ServerThread st(ServerConfig{}, &h);
+  ASSERT_TRUE(st.server) << st.error;
+  h.server = st.server.get();
+  WsClient c(st.port());
+  ASSERT_EQ(c.handshake(), 101);
+  ASSERT_TRUE(h.wait_count(Event::Open, 1));
+  ConnId id = h.events()[0].id;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(st.server->send(id, Opcode::Text, "w" + std::to_string(i)), kOk);
+    auto f = c.read_message();  // the loop is idle again before the next send
+    ASSERT_TRUE(f) << i;
+    ASSERT_EQ(f->payload, "w" + std::to_string(i));
+  }
+}
+
+}  // namespace

@@ -299,3 +299,40 @@ TEST(Utf8, CodePoints) {
 
 }  // namespace
 }  // namespace chatws::protocol
+
+namespace chatws::protocol {
+namespace {
+
+// Short texts take an ASCII word test first and fall back to the full
+// validator on any byte >= 0x80: a non-ASCII or invalid byte at every
+// position of every length around the word and cut-off boundaries must be
+// judged exactly as the reference decoder judges it.
+TEST(Utf8, ShortTextFastPathAgreesWithReferenceAtEveryPosition) {
+  const std::vector<std::string> inserts = {
+      "\xC3\xA9",          // valid 2-byte
+      "\xE2\x82\xAC",      // valid 3-byte
+      "\xF0\x9F\x98\x80",  // valid 4-byte
+      "\xFF",              // never valid
+      "\xC0\xAF",          // overlong
+      "\xED\xA0\x80",      // surrogate
+      "\x80",              // lone continuation
+      "\xC3",              // truncated
+  };
+  for (size_t len : {1, 7, 8, 9, 15, 16, 17, 63, 64, 120, 127, 128, 129, 200}) {
+    for (const std::string& ins : inserts) {
+      for (size_t pos = 0; pos < len; ++pos) {
+        std::string s(len, 'a');
+        s.replace(pos, std::min(ins.size(), len - pos), ins.substr(0, len - pos));
+        const bool expect = reference(s) == Ref::Valid;
+        ASSERT_EQ(is_valid_utf8(s.data(), s.size()), expect)
+            << "len " << len << " pos " << pos << " insert " << testing::PrintToString(ins);
+      }
+    }
+    std::string ascii(len, 'z');
+    ascii[len - 1] = '\x7F';  // highest ASCII byte is still ASCII
+    EXPECT_TRUE(is_valid_utf8(ascii.data(), ascii.size())) << len;
+  }
+}
+
+}  // namespace
+}  // namespace chatws::protocol
