@@ -82,9 +82,10 @@ class FrameParser {
   const ParserLimits* limits_;
   std::unique_ptr<Spill> spill_;
 
-  // current frame
+  // current frame (48 bytes in all: a server holds one parser per connection)
   uint64_t remaining_ = 0;   // payload bytes of this frame still to come
-  uint64_t frame_off_ = 0;   // payload bytes of this frame seen so far
+  // The header while it is gathered; during the payload its first 4 bytes
+  // hold the frame's masking key (see mask()).
   uint8_t hdr_[kMaxFrameHeader];
   uint8_t hdr_len_ = 0;
   State state_ = State::Header;
@@ -94,12 +95,23 @@ class FrameParser {
   bool masked_ = false;
   bool in_message_ = false;
   bool first_frame_ = false;  // the frame being read opens its message
-  uint8_t mask_[4] = {0, 0, 0, 0};
+  bool frame_started_ = false;  // payload bytes of this frame were seen
+  uint8_t mask_phase_ = 0;      // payload bytes of this frame seen so far, mod 4
+
+  const uint8_t* mask() const { return hdr_; }
+  void advance_frame(size_t n) {
+    mask_phase_ = uint8_t((mask_phase_ + n) & 3);
+    frame_started_ = frame_started_ || n > 0;
+  }
 
   // Implementation helpers, defined in frame_parser_impl.h.
   template <class Handler> bool parse_header(Handler& h, size_t* need);
   template <class Handler> bool deliver_control(Handler& h, const char* p, size_t n);
 };
+
+// A server holds one parser per connection, idle ones included (issue 6:
+// <= 200 bytes of RSS per idle connection): keep it at 48 bytes.
+static_assert(sizeof(FrameParser) <= 48, "FrameParser grew: idle memory per connection");
 
 }  // namespace chatws::protocol
 

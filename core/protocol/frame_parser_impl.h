@@ -114,9 +114,11 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   op_ = op;
   fin_ = fin;
   masked_ = masked;
-  if (masked) std::memcpy(mask_, hdr_ + 2 + ext, 4);
+  // The key moves to the front of hdr_, which is free until the next header.
+  if (masked) std::memmove(hdr_, hdr_ + 2 + ext, 4);
   remaining_ = len;
-  frame_off_ = 0;
+  frame_started_ = false;
+  mask_phase_ = 0;
   hdr_len_ = 0;
   state_ = State::Payload;
   if (!is_control(op)) {
@@ -202,16 +204,16 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     if (is_control(op_)) {
       if ((!spill_ || spill_->control.empty()) && avail == remaining_) {
         // Whole control payload in this buffer: deliver in place.
-        if (masked_) apply_mask(p, avail, mask_, 0);
+        if (masked_) apply_mask(p, avail, mask(), 0);
         pos += avail;
         state_ = State::Header;
         if (!deliver_control(h, reinterpret_cast<const char*>(p), avail)) return pos;
         continue;
       }
-      if (masked_) apply_mask(p, avail, mask_, frame_off_);
+      if (masked_) apply_mask(p, avail, mask(), mask_phase_);
       Spill& sp = spill();
       sp.control.append(reinterpret_cast<const char*>(p), avail);  // <= 125 bytes
-      frame_off_ += avail;
+      advance_frame(avail);
       remaining_ -= avail;
       pos += avail;
       if (remaining_ > 0) return pos;
@@ -229,9 +231,9 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     }
 
     // Data frame.
-    if (masked_) apply_mask(p, avail, mask_, frame_off_);
+    if (masked_) apply_mask(p, avail, mask(), mask_phase_);
     const bool text = msg_op_ == Opcode::Text;
-    if (fin_ && first_frame_ && frame_off_ == 0 && avail == remaining_) {
+    if (fin_ && first_frame_ && !frame_started_ && avail == remaining_) {
       // Zero-copy: an unfragmented message entirely inside `data`.
       pos += avail;
       state_ = State::Header;
@@ -247,10 +249,10 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
 
     // Reassembly: validate text as it arrives so bad UTF-8 fails fast.
     if (!spill_) {
-      // First chunk of the message's first frame (frame_off_ is 0).
+      // First chunk of the message's first frame (nothing of it seen yet).
       spill_ = std::make_unique<Spill>();
       spill_->fragments = 1;
-      spill_->msg_size = frame_off_ + remaining_;
+      spill_->msg_size = remaining_;
     }
     Spill& sp = *spill_;
     if (text && !sp.utf8.feed(reinterpret_cast<const char*>(p), avail)) {
@@ -260,7 +262,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     }
     reserve_for(sp.message, avail, remaining_);
     sp.message.append(reinterpret_cast<const char*>(p), avail);
-    frame_off_ += avail;
+    advance_frame(avail);
     remaining_ -= avail;
     pos += avail;
     if (remaining_ > 0) return pos;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "protocol/frame_parser.h"
 #include "protocol/http_request.h"
 #include "server/output_queue.h"
+#include "server/path_table.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -24,10 +26,66 @@ enum class ConnState : uint8_t {
   Dead,       // to be destroyed at the end of the iteration
 };
 
-// Field order and widths keep the object small: it exists once per idle
-// connection. Anything only some connections need (the HTTP parser, a close
-// reason, a message split across reads, a burst of output) is allocated
-// only while it is needed.
+// A loop instant (net::monotonic_ms) kept in 32 bits. Differences are taken
+// modulo 2^32, so they stay exact across the wraparound (every ~49 days) as
+// long as the two instants are less than ~24 days apart: the timeouts they
+// serve are ints of milliseconds, and the timer acts on them within a tick.
+// Assigned from the loop's 64-bit clock like the int64_t it replaces.
+class LoopMs32 {
+ public:
+  LoopMs32& operator=(int64_t ms) {
+    v_ = uint32_t(ms);
+    return *this;
+  }
+  // Milliseconds from this instant to `now` (this instant is in the past).
+  uint32_t elapsed(int64_t now) const { return uint32_t(now) - v_; }
+
+ private:
+  uint32_t v_ = 0;
+};
+
+// An optional deadline on the same 32-bit clock. Assigning 0 clears it (as
+// with the int64_t it replaces: a real deadline is never 0 on the 64-bit
+// clock); a deadline that truncates to 0 is moved 1 ms later instead.
+class Deadline32 {
+ public:
+  Deadline32& operator=(int64_t ms) {
+    v_ = ms == 0 ? 0 : (uint32_t(ms) ? uint32_t(ms) : 1u);
+    return *this;
+  }
+  explicit operator bool() const { return v_ != 0; }
+  // Set and not in the future.
+  bool reached(int64_t now) const { return v_ && int32_t(uint32_t(now) - v_) >= 0; }
+
+ private:
+  uint32_t v_ = 0;
+};
+
+// What only some connections need, or need only for a while: the HTTP parser
+// of the handshake, the ConnInfo once the host asked for it, a close reason,
+// the count of dropped messages, a path the PathTable had no room for, an
+// IPv6 peer address. Allocated on first use; an open WebSocket usually has none.
+struct ConnCold {
+  std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
+  // Once built it stays for the connection's life: the host keeps pointers.
+  std::unique_ptr<ConnInfo> info;
+  std::string close_reason;
+  std::string path;  // when it is not in the PathTable
+  uint64_t dropped = 0;  // messages dropped under the drop policy
+  uint8_t addr6[16] = {};
+
+  // Nothing in it that the connection still needs.
+  bool disposable(bool holds_addr6) const {
+    return !http && !info && close_reason.empty() && path.empty() && dropped == 0 && !holds_addr6;
+  }
+};
+
+// One exists per connection, idle ones included, so every byte counts (see
+// the static_assert below): fields are ordered for packing, timestamps are
+// 32-bit, the request path is a reference into the server's PathTable, an
+// IPv4 peer address is kept in binary, and everything else lives in the
+// lazily allocated ConnCold. The per-message fields (id, ws, out, fd, state,
+// flags) are all here: no extra indirection on the hot path.
 struct Connection {
   static constexpr uint32_t kNotOpen = UINT32_MAX;
   static constexpr uint8_t kNoSubprotocol = UINT8_MAX;
@@ -37,16 +95,24 @@ struct Connection {
   Connection& operator=(const Connection&) = delete;
 
   ConnId id = 0;
-  int64_t deadline_ms = 0;     // handshake / close / linger deadline (0: none)
-  int64_t last_rx_ms = 0;      // idle timeout bookkeeping
-  uint64_t dropped = 0;        // messages dropped under the drop policy
-  std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
+  protocol::FrameParser ws;    // used once upgraded
+  OutputQueue out;
 
+ private:
+  std::unique_ptr<ConnCold> cold_;
+
+ public:
   int fd = -1;
   uint32_t open_index = kNotOpen;  // position in Impl::open
+  LoopMs32 last_rx_ms;             // idle timeout bookkeeping
+  Deadline32 deadline_ms;          // handshake / close / linger deadline
+ private:
+  uint8_t addr4_[4] = {};          // an IPv4 (or IPv4-mapped IPv6) peer address
+ public:
+  uint16_t remote_port = 0;
+  uint16_t close_code = 0;         // code reported to on_close
+  uint16_t path_ref = PathTable::kNone;  // request path, in Impl::paths (kNone: in cold)
   ConnState state = ConnState::Http;
-  uint16_t close_code = 0;     // code reported to on_close
-  uint16_t remote_port = 0;    // until info is built
   uint8_t subprotocol = kNoSubprotocol;  // index into ServerConfig::subprotocols
 
   bool writable : 1 = true;        // edge-triggered: false after EAGAIN until EPOLLOUT
@@ -61,50 +127,93 @@ struct Connection {
   bool read_pending : 1 = false;   // stopped reading with data left (fairness budget)
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // 101 response not yet fully written: output not capped
-  bool addr_v6 : 1 = false;        // `addr` holds an IPv6 (else IPv4) address
 
-  protocol::FrameParser ws;    // used once upgraded
-  OutputQueue out;
+ private:
+  enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6
+  uint8_t addr_kind_ : 2 = kV4;
 
-  // What ConnInfo reports is kept here in compact form until the host first
-  // asks for it (many never do); then it moves into `info` for good, so the
-  // pointers the host was given stay valid for the connection's life.
-  uint8_t addr[16] = {};        // binary peer address until info is built
-  std::string path;             // moved into info once built
-  std::unique_ptr<ConnInfo> info;
+ public:
+  // The cold part, created on first use.
+  ConnCold& cold() {
+    if (!cold_) cold_ = std::make_unique<ConnCold>();
+    return *cold_;
+  }
+
+  bool has_cold() const { return cold_ != nullptr; }  // for tests
+
+  protocol::HttpRequestParser* http() const { return cold_ ? cold_->http.get() : nullptr; }
+  void start_http(size_t max_request_size) {
+    cold().http = std::make_unique<protocol::HttpRequestParser>(max_request_size);
+  }
+  // The handshake is over: the parser goes, and the cold part with it if
+  // nothing else is in it (the usual case after an upgrade).
+  void end_http() {
+    if (!cold_) return;
+    cold_->http.reset();
+    if (cold_->disposable(addr_kind_ == kV6)) cold_.reset();
+  }
+
+  // The ConnInfo if it was built (see Server::Impl::conn_info).
+  ConnInfo* built_info() const { return cold_ ? cold_->info.get() : nullptr; }
+
+  uint64_t dropped() const { return cold_ ? cold_->dropped : 0; }
+  void count_dropped() { ++cold().dropped; }  // allocates only on a connection's first drop
 
   // Keeps `text` (as formatted by net::Acceptor) in binary form; false if it
-  // is not an address, in which case the caller keeps the text in `info`.
+  // is not an address, in which case the caller keeps the text in the info.
   bool set_address(const std::string& text) {
-    if (inet_pton(AF_INET, text.c_str(), addr) == 1) return true;
-    addr_v6 = true;
-    return inet_pton(AF_INET6, text.c_str(), addr) == 1;
+    if (inet_pton(AF_INET, text.c_str(), addr4_) == 1) {
+      addr_kind_ = kV4;
+      return true;
+    }
+    uint8_t a6[16];
+    if (inet_pton(AF_INET6, text.c_str(), a6) != 1) return false;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (std::memcmp(a6, kMapped, 12) == 0) {  // an IPv4 client of a dual-stack listener
+      std::memcpy(addr4_, a6 + 12, 4);
+      addr_kind_ = kV4Mapped;
+    } else {
+      std::memcpy(cold().addr6, a6, 16);
+      addr_kind_ = kV6;
+    }
+    return true;
   }
   // The peer address as text: the same string net::Acceptor produced
   // (inet_ntop of inet_pton of an inet_ntop result is the identity).
   std::string address() const {
-    if (info) return info->remote_address;
+    if (ConnInfo* i = built_info()) return i->remote_address;
     char buf[INET6_ADDRSTRLEN] = "";
-    inet_ntop(addr_v6 ? AF_INET6 : AF_INET, addr, buf, sizeof buf);
+    if (addr_kind_ == kV4) {
+      inet_ntop(AF_INET, addr4_, buf, sizeof buf);
+    } else {
+      uint8_t a6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+      if (addr_kind_ == kV6 && cold_) {
+        std::memcpy(a6, cold_->addr6, 16);
+      } else {
+        std::memcpy(a6 + 12, addr4_, 4);
+      }
+      inet_ntop(AF_INET6, a6, buf, sizeof buf);
+    }
     return buf;
   }
 
   // The reason reported to on_close; most connections never have one.
   std::string_view close_reason() const {
-    return close_reason_ ? std::string_view(*close_reason_) : std::string_view();
+    return cold_ ? std::string_view(cold_->close_reason) : std::string_view();
   }
   void set_close_reason(std::string_view r) {
-    if (r.empty()) {
-      close_reason_.reset();
-    } else if (close_reason_) {
-      close_reason_->assign(r);
-    } else {
-      close_reason_ = std::make_unique<std::string>(r);
+    if (!r.empty()) {
+      cold().close_reason.assign(r);
+    } else if (cold_) {
+      cold_->close_reason.clear();
     }
   }
-
- private:
-  std::unique_ptr<std::string> close_reason_;
 };
+
+// The idle-memory target (issue 6: <= 200 bytes of server RSS per idle
+// connection, measured by bench/run.py idle-10000) leaves about 128 bytes for
+// the Connection itself after the id table, the open list and the fd table.
+// A field added here must come out of somewhere else (e.g. ConnCold).
+static_assert(sizeof(Connection) <= 128, "Connection grew: idle memory per connection");
 
 }  // namespace chatws

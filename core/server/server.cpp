@@ -223,7 +223,7 @@ void Server::Impl::begin_stop() {
     } else if (c->state == ConnState::Http) {
       // Let a response in flight finish, then close.
       set_state(c, ConnState::Lingering);
-      c->http.reset();
+      c->end_http();
       c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
       mark_dirty(c);
     }
@@ -349,7 +349,8 @@ std::string_view Server::subprotocol(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
   if (!c || !c->opened || c->state == ConnState::Dead) return {};
   if (c->subprotocol < impl_->cfg.subprotocols.size()) return impl_->cfg.subprotocols[c->subprotocol];
-  return c->info ? std::string_view(c->info->subprotocol) : std::string_view();
+  ConnInfo* i = c->built_info();
+  return i ? std::string_view(i->subprotocol) : std::string_view();
 }
 
 ConnInfo* Server::mutable_info(ConnId id) { return const_cast<ConnInfo*>(info(id)); }
@@ -373,10 +374,11 @@ void Server::Impl::on_tick() {
       case ConnState::Http:
       case ConnState::Closing:
       case ConnState::Lingering:
-        if (c->deadline_ms && now_ms >= c->deadline_ms) expired.push_back(c);
+        if (c->deadline_ms.reached(now_ms)) expired.push_back(c);
         break;
       case ConnState::Open:
-        if (cfg.idle_timeout_ms > 0 && now_ms - c->last_rx_ms >= cfg.idle_timeout_ms)
+        if (cfg.idle_timeout_ms > 0 &&
+            c->last_rx_ms.elapsed(now_ms) >= uint32_t(cfg.idle_timeout_ms))
           expired.push_back(c);
         break;
       case ConnState::Dead:

@@ -18,6 +18,7 @@
 #include "server/connection.h"
 #include "server/conn_table.h"
 #include "server/connection_pool.h"
+#include "server/path_table.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -52,9 +53,9 @@ struct Server::Impl {
   int tick_ms = 250;
 
   ConnectionPool pool;                              // storage of every Connection
-  std::vector<Connection*> by_fd;                   // indexed by fd
   ConnTable by_id;                                  // every live connection
   std::vector<Connection*> open;                    // WebSocket Open, for broadcast
+  PathTable paths;                                  // request paths of open connections
   std::vector<Connection*> dirty;                   // output to flush this iteration
   std::vector<Connection*> dirty_first;             // ... and before those (see mark_dirty)
   Connection* serving = nullptr;                    // whose on_message is running

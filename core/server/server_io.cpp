@@ -23,7 +23,6 @@ void Server::Impl::accept_all() {
     int rc = acceptor.accept_one(listen_fd, &a);
     if (rc == 0) return;
     if (rc < 0) continue;
-    if (a.fd >= int(by_fd.size())) by_fd.resize(size_t(a.fd) + 1024, nullptr);
     Connection* c = pool.create(limits);
     c->id = next_id++;
     c->fd = a.fd;
@@ -33,13 +32,13 @@ void Server::Impl::accept_all() {
     if (cfg.socket_send_buffer > 0)
       setsockopt(a.fd, SOL_SOCKET, SO_SNDBUF, &cfg.socket_send_buffer, sizeof cfg.socket_send_buffer);
     if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
-    c->http = std::make_unique<protocol::HttpRequestParser>(cfg.max_request_size);
-    by_fd[a.fd] = c;
+    c->start_http(cfg.max_request_size);
     by_id.insert(c);
     had_connections = true;
-    // The token carries the fd (lookup) and the low id bits (guards against
-    // an event for a descriptor that was closed and reused in this batch).
-    if (!poller.add_edge(a.fd, (uint64_t(uint32_t(c->id)) << 32) | uint32_t(a.fd))) {
+    // The token is the connection itself (no fd table to keep: 8 bytes per
+    // descriptor). It cannot outlive it: destroy() deregisters the fd before
+    // freeing the connection, and runs only after a batch's events are handled.
+    if (!poller.add_edge(a.fd, reinterpret_cast<uintptr_t>(c))) {
       abort(c, 1006);
       continue;
     }
@@ -74,10 +73,8 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     on_tick();
     return;
   }
-  int fd = int(uint32_t(ev.token));
-  if (fd < 0 || size_t(fd) >= by_fd.size()) return;
-  Connection* c = by_fd[fd];
-  if (!c || uint32_t(c->id) != uint32_t(ev.token >> 32) || c->state == ConnState::Dead) return;
+  Connection* c = reinterpret_cast<Connection*>(uintptr_t(ev.token));
+  if (c->state == ConnState::Dead) return;
   if (ev.writable) {
     c->writable = true;
     if (!c->out.empty()) flush(c);
@@ -137,24 +134,24 @@ void Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
 // --------------------------------------------------------------------- HTTP
 
 void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
-  auto r = c->http->feed(reinterpret_cast<const char*>(data), n);
+  auto r = c->http()->feed(reinterpret_cast<const char*>(data), n);
   // Loop for pipelined keep-alive requests.
   while (true) {
     if (r == protocol::HttpRequestParser::Result::Incomplete) return;
     if (r == protocol::HttpRequestParser::Result::Error) {
-      respond_and_close(c, c->http->error_status(), c->http->error_reason());
+      respond_and_close(c, c->http()->error_status(), c->http()->error_reason());
       return;
     }
     if (!handle_request(c)) return;  // upgraded or closing
-    c->http->reset_keep_leftover();
+    c->http()->reset_keep_leftover();
     if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
-    r = c->http->feed(nullptr, 0);
+    r = c->http()->feed(nullptr, 0);
   }
 }
 
 // Returns true if the connection stays in HTTP keep-alive for another request.
 bool Server::Impl::handle_request(Connection* c) {
-  const protocol::HttpRequest& req = c->http->request();
+  const protocol::HttpRequest& req = c->http()->request();
   if (protocol::wants_websocket(req)) return handle_upgrade(c, req);
   if (req.method != "GET" && req.method != "HEAD") {
     respond_and_close(c, 405, "only GET and HEAD are supported", "Allow: GET, HEAD\r\n");
@@ -172,7 +169,7 @@ bool Server::Impl::handle_request(Connection* c) {
   if (!keep) {
     set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
-    c->http.reset();
+    c->end_http();
     return false;
   }
   return true;
@@ -193,7 +190,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     enqueue(c, f.get());
     set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
-    c->http.reset();
+    c->end_http();
     return false;
   }
   std::string reason;
@@ -201,7 +198,11 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
-  c->path.assign(req.path);
+  if (ConnInfo* i = c->built_info()) {
+    i->path = req.path;  // built early (not expected)
+  } else if ((c->path_ref = paths.acquire(req.path)) == PathTable::kNone) {
+    c->cold().path.assign(req.path);  // the table is full
+  }
   if (!u.subprotocol.empty()) {
     const auto& list = upgrade_cfg.subprotocols;
     size_t i = size_t(std::find(list.begin(), list.end(), u.subprotocol) - list.begin());
@@ -211,8 +212,8 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
       conn_info(c)->subprotocol = std::move(u.subprotocol);  // not expected
     }
   }
-  std::string leftover(c->http->leftover());
-  c->http.reset();
+  std::string leftover(c->http()->leftover());
+  c->end_http();
   FrameRef f(SharedFrame::raw(u.response));
   // Until the 101 is out, whatever on_open queues (e.g. a room's history,
   // which may exceed the cap) is the joiner's greeting, not a backlog: it is
@@ -238,7 +239,7 @@ void Server::Impl::respond_and_close(Connection* c, int status, std::string_view
   enqueue(c, f.get());
   set_state(c, ConnState::Lingering);
   c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
-  c->http.reset();
+  c->end_http();
 }
 
 // ---------------------------------------------------------------- WebSocket
@@ -303,7 +304,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   size_t limit = cfg.max_output_buffer;
   if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
-      ++c->dropped;
+      c->count_dropped();
       return kEFull;
     }
     // Too slow: what it has not started receiving is dropped and it is
@@ -466,8 +467,8 @@ void Server::Impl::destroy(Connection* c) {
   if (c->read_pending) read_pending.erase(std::find(read_pending.begin(), read_pending.end(), c));
   poller.remove(c->fd);
   ::close(c->fd);
-  by_fd[c->fd] = nullptr;
   by_id.erase(c->id);
+  paths.release(c->path_ref);
   if (c->counted_ip) {
     auto it = per_ip.find(c->address());
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
@@ -494,18 +495,26 @@ void Server::Impl::destroy_dead() {
 }
 
 ConnInfo* Server::Impl::conn_info(Connection* c) {
-  if (!c->info) {
-    auto info = std::make_unique<ConnInfo>();
-    info->remote_address = c->address();
-    info->remote_port = c->remote_port;
-    info->path = std::move(c->path);
+  ConnInfo* info = c->built_info();
+  if (!info) {
+    auto built = std::make_unique<ConnInfo>();
+    built->remote_address = c->address();
+    built->remote_port = c->remote_port;
+    if (c->path_ref != PathTable::kNone) {
+      built->path = paths.get(c->path_ref);
+      paths.release(c->path_ref);
+      c->path_ref = PathTable::kNone;
+    } else {
+      built->path.swap(c->cold().path);
+    }
     if (c->subprotocol != Connection::kNoSubprotocol)
-      info->subprotocol = upgrade_cfg.subprotocols[c->subprotocol];
-    c->info = std::move(info);
+      built->subprotocol = upgrade_cfg.subprotocols[c->subprotocol];
+    info = built.get();
+    c->cold().info = std::move(built);
   }
-  c->info->queued_bytes = c->out.bytes();
-  c->info->dropped = c->dropped;
-  return c->info.get();
+  info->queued_bytes = c->out.bytes();
+  info->dropped = c->dropped();
+  return info;
 }
 
 // ----------------------------------------------------- direct (loop thread)

@@ -218,25 +218,29 @@ TEST(ConnTable, ModelBasedAgainstUnorderedMap) {
 
 // Connection keeps the peer address in binary until the host asks for it;
 // text produced by inet_ntop (what net::Acceptor reports) must come back
-// unchanged, for IPv4, IPv6 and IPv4-mapped IPv6 peers.
+// unchanged, for IPv4, IPv6 and IPv4-mapped IPv6 peers. IPv4 (mapped or
+// not) fits in the connection itself; other IPv6 addresses go to its cold
+// part, which therefore must outlive the handshake.
 TEST(ConnectionAddress, BinaryRoundTrip) {
   protocol::ParserLimits limits;
   struct Case {
     const char* text;
-    bool v6;
+    bool cold;
   };
   const Case cases[] = {
       {"127.0.0.1", false},         {"10.1.2.3", false},
       {"0.0.0.0", false},           {"255.255.255.255", false},
       {"::1", true},                {"::", true},
       {"2001:db8::1:0:0:1", true},  {"fe80::1ff:fe23:4567:890a", true},
-      {"::ffff:127.0.0.1", true},   {"::ffff:10.0.0.255", true},
+      {"::ffff:127.0.0.1", false},  {"::ffff:10.0.0.255", false},
       {"2001:db8:85a3:8d3:1319:8a2e:370:7348", true},
   };
   for (const Case& k : cases) {
     Connection c(limits);
+    c.start_http(1024);
     ASSERT_TRUE(c.set_address(k.text)) << k.text;
-    EXPECT_EQ(bool(c.addr_v6), k.v6) << k.text;
+    c.end_http();  // the cold part goes unless the address lives there
+    EXPECT_EQ(c.has_cold(), k.cold) << k.text;
     EXPECT_EQ(c.address(), k.text);
   }
 }
