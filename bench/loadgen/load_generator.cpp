@@ -65,6 +65,7 @@ struct LoadGenerator::Conn {
   std::string out;         // bytes not yet written
   size_t out_off = 0;
   bool dirty = false;
+  bool blocked = false;    // the last write found the socket buffer full
   bool read_pending = false;  // more to read, queued in read_pending_
   bool close_sent = false;
   int inflight = 0;        // own messages sent and not yet received back
@@ -181,6 +182,7 @@ void LoadGenerator::mark_dirty(Conn& c) {
 }
 
 void LoadGenerator::flush(Conn& c) {
+  c.blocked = false;
   while (c.out_off < c.out.size()) {
     ssize_t n = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
     if (n > 0) {
@@ -188,6 +190,7 @@ void LoadGenerator::flush(Conn& c) {
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && errno == EAGAIN) {
+      c.blocked = true;
       return;  // EPOLLOUT (edge-triggered) resumes
     } else {
       fail(c, std::string("write: ") + std::strerror(errno), c.state != Conn::Closed);
@@ -398,7 +401,10 @@ void LoadGenerator::on_event(Conn& c, uint32_t events) {
   // write per connection per read burst): holding them to the end of an
   // iteration over ~1000 connections would leave the server idle meanwhile
   // and measure the generator's batching instead of the server.
-  if (c.fd >= 0 && c.out_off < c.out.size()) flush(c);
+  // (--batch-writes: only to resume a write that found the socket full.)
+  if (c.fd >= 0 && c.out_off < c.out.size() &&
+      (!opts_.batch_writes || (c.blocked && (events & EPOLLOUT))))
+    flush(c);
 }
 
 void LoadGenerator::poll_once(int timeout_ms) {

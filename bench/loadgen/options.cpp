@@ -27,6 +27,8 @@ void usage(FILE* out) {
       "  --binary             send binary frames (default: ASCII text)\n"
       "  --chat               with --mode broadcast: talk to the built-in chat\n"
       "                       (subprotocol chatws.v1, path /rooms/bench unless --path)\n"
+      "  --batch-writes       write replies once per epoll batch instead of right after\n"
+      "                       each connection's input (the default)\n"
       "  --source-addresses K bind connections to 127.0.0.1 .. 127.0.0.K (default 1)\n"
       "  --connect-batch N    handshakes in progress at once (default 256)\n"
       "  --connect-timeout S  seconds to open all connections (default 30)\n"
@@ -97,6 +99,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--binary") o.binary = true;
     else if (a == "--chat") o.chat = true;
     else if (a == "--json") o.json = true;
+    else if (a == "--batch-writes") o.batch_writes = true;
     else if (a == "--source-addresses") o.source_addresses = int(to_long("--source-addresses", take(), 1, 254));
     else if (a == "--connect-batch") o.connect_batch = int(to_long("--connect-batch", take(), 1, 100000));
     else if (a == "--connect-timeout") o.connect_timeout_s = to_double("--connect-timeout", take(), 0.1, 3600);

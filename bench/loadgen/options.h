@@ -24,6 +24,7 @@ struct Options {
   bool json = false;         // also print one machine-readable JSON line
   bool chat = false;         // broadcast through the built-in chat (chatws.v1) instead
   int source_addresses = 1;  // bind to 127.0.0.1 .. 127.0.0.N (idle mode, many conns)
+  bool batch_writes = false; // write replies at the end of each epoll batch, not per connection
   int connect_batch = 256;   // handshakes in progress at once
   double connect_timeout_s = 30;  // all connections must be open within this
   std::string label;         // free text copied to the output (e.g. the server's name)

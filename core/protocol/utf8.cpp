@@ -64,8 +64,11 @@ bool is_valid_utf8(const char* p, size_t n) {
     for (; i < n; ++i) high |= uint8_t(p[i]);
     if ((high & 0x8080808080808080ull) == 0) return true;
   }
-  // Resolved once: simdjson picks the best kernel for this CPU.
-  static const simdjson::implementation* const impl = simdjson::get_active_implementation();
+  // The best kernel for this CPU, resolved once. (Not get_active_implementation():
+  // until first used that is a forwarder that re-detects the CPU, with CPUID,
+  // on every call made through a cached pointer to it.)
+  static const simdjson::implementation* const impl =
+      simdjson::get_available_implementations().detect_best_supported();
   return n == 0 || impl->validate_utf8(p, n);
 }
 
