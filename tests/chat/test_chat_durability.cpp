@@ -15,7 +15,7 @@
 #include "chat_harness.h"
 #include "temp_dir.h"
 #include "wire_decode.h"
-#include "ws_test_client.h"
+#include "support/ws_client.h"
 
 namespace chatws::test {
 namespace {
@@ -41,9 +41,9 @@ chat::ChatConfig file_config(const std::string& path) {
 }
 
 // Joins and returns the join frame.
-std::string join(WsTestClient& c, uint16_t port, const std::string& path, const std::string& sp = "json") {
+std::string join(WsClient& c, uint16_t port, const std::string& path, const std::string& sp = "json") {
   if (!c.connect(port, path, sp)) return "<connect failed: " + std::to_string(c.status()) + " " + c.error() + ">";
-  return c.recv_text();
+  return c.read_text();
 }
 
 TEST(ChatDurability, HistoryAndIdsSurviveRestart) {
@@ -53,15 +53,15 @@ TEST(ChatDurability, HistoryAndIdsSurviveRestart) {
   {
     ChatHarness h;
     ASSERT_TRUE(h.start(file_config(db))) << h.error();
-    WsTestClient a, d;
+    WsClient a, d;
     ASSERT_EQ(join(a, h.port(), "/rooms/r"), R"({"msg":[]})");
     ASSERT_EQ(join(d, h.port(), "/"), R"({"msg":[]})");
     for (int i = 1; i <= 3; ++i) {
       ASSERT_TRUE(a.send_text(msg_json("ann", "r" + std::to_string(i))));
-      ASSERT_EQ(texts(a.recv_text()).front(), "r" + std::to_string(i));  // delivered = committed
+      ASSERT_EQ(texts(a.read_text()).front(), "r" + std::to_string(i));  // delivered = committed
     }
     ASSERT_TRUE(d.send_text(msg_json("dan", "default one")));
-    ASSERT_EQ(texts(d.recv_text()), (Texts{"default one"}));
+    ASSERT_EQ(texts(d.read_text()), (Texts{"default one"}));
     // 60 host posts to another room: only the last 50 come back.
     for (int i = 1; i <= 60; ++i) {
       ASSERT_EQ(h.on_loop([i](chat::ChatService& c) { return c.post("big", "bot", "p" + std::to_string(i)); }), kOk);
@@ -70,7 +70,7 @@ TEST(ChatDurability, HistoryAndIdsSurviveRestart) {
   }  // server and service destroyed, clients still connected
   ChatHarness h;
   ASSERT_TRUE(h.start(file_config(db))) << h.error();
-  WsTestClient a, d, big, v;
+  WsClient a, d, big, v;
   EXPECT_EQ(texts(join(a, h.port(), "/rooms/r")), (Texts{"r3", "r2", "r1"}));
   EXPECT_EQ(texts(join(d, h.port(), "/")), (Texts{"default one"}));
   Texts expected;
@@ -89,10 +89,10 @@ TEST(ChatDurability, HistoryAndIdsSurviveRestart) {
   // Ids continue after the restart.
   ASSERT_TRUE(v.send_text(msg_json("vic", "r4")));
   V1 m;
-  ASSERT_TRUE(decode_v1(v.recv_text(), &m));
+  ASSERT_TRUE(decode_v1(v.read_text(), &m));
   EXPECT_EQ(m.type, "msg");
   EXPECT_EQ(m.msg.id, 4);
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"r4", "r3", "r2", "r1"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"r4", "r3", "r2", "r1"}));
 }
 
 TEST(ChatDurability, InMemoryModeKeepsNothingAcrossRestart) {
@@ -102,12 +102,12 @@ TEST(ChatDurability, InMemoryModeKeepsNothingAcrossRestart) {
       ASSERT_TRUE(h.start(file_config(path))) << h.error();
       EXPECT_FALSE(h.on_loop([](chat::ChatService& c) { return c.durable(); }));
       ASSERT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("", "bot", "volatile"); }), kOk);
-      WsTestClient a;
+      WsClient a;
       EXPECT_EQ(texts(join(a, h.port(), "/")), (Texts{"volatile"}));
     }
     ChatHarness h;
     ASSERT_TRUE(h.start(file_config(path))) << h.error();
-    WsTestClient a;
+    WsClient a;
     EXPECT_EQ(join(a, h.port(), "/"), R"({"msg":[]})") << path;
   }
   EXPECT_FALSE(std::filesystem::exists(":memory:"));
@@ -171,25 +171,25 @@ TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
   {
     ChatHarness h;
     ASSERT_TRUE(h.start(file_config(db))) << h.error();
-    WsTestClient a, b, v;
+    WsClient a, b, v;
     ASSERT_EQ(join(a, h.port(), "/rooms/f"), R"({"msg":[]})");
     ASSERT_EQ(join(b, h.port(), "/rooms/f"), R"({"msg":[]})");
     V1 f;
     ASSERT_TRUE(decode_v1(join(v, h.port(), "/rooms/f", "chatws.v1"), &f));
     ASSERT_TRUE(a.send_text(msg_json("ann", "ok1")));
-    EXPECT_EQ(texts(a.recv_text()), (Texts{"ok1"}));
-    EXPECT_EQ(texts(b.recv_text()), (Texts{"ok1"}));
-    ASSERT_TRUE(decode_v1(v.recv_text(), &f));
+    EXPECT_EQ(texts(a.read_text()), (Texts{"ok1"}));
+    EXPECT_EQ(texts(b.read_text()), (Texts{"ok1"}));
+    ASSERT_TRUE(decode_v1(v.read_text(), &f));
     EXPECT_EQ(f.msg.id, 1);
     {
       WalFull full(db);
       ASSERT_TRUE(full.ok());
       ASSERT_TRUE(a.send_text(msg_json("ann", std::string(2000, 'L'))));
-      EXPECT_EQ(decode_classic_error(a.recv_text()), "storage unavailable");
+      EXPECT_EQ(decode_classic_error(a.read_text()), "storage unavailable");
       EXPECT_TRUE(h.on_loop([](chat::ChatService& c) { return c.storage_failing(); }));
       // Still failing: every try is answered, in each client's format.
       ASSERT_TRUE(v.send_text(msg_json("vic", "lost too")));
-      ASSERT_TRUE(decode_v1(v.recv_text(), &f));
+      ASSERT_TRUE(decode_v1(v.read_text(), &f));
       EXPECT_EQ(f.type, "error");
       EXPECT_EQ(f.error, "storage unavailable");
       EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("f", "bot", "lost post"); }), kEStorage);
@@ -199,9 +199,9 @@ TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
     // The store works again: the next message goes through, and nothing of
     // the failed ones was ever delivered (b's next frame is this one).
     ASSERT_TRUE(a.send_text(msg_json("ann", "ok2")));
-    EXPECT_EQ(texts(a.recv_text()), (Texts{"ok2", "ok1"}));
-    EXPECT_EQ(texts(b.recv_text()), (Texts{"ok2", "ok1"}));
-    ASSERT_TRUE(decode_v1(v.recv_text(), &f));
+    EXPECT_EQ(texts(a.read_text()), (Texts{"ok2", "ok1"}));
+    EXPECT_EQ(texts(b.read_text()), (Texts{"ok2", "ok1"}));
+    ASSERT_TRUE(decode_v1(v.read_text(), &f));
     EXPECT_EQ(f.type, "msg");
     EXPECT_EQ(f.msg.text, "ok2");
     EXPECT_EQ(f.msg.id, 2);  // the failed ones' ids were given back
@@ -210,7 +210,7 @@ TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
   }
   ChatHarness h;
   ASSERT_TRUE(h.start(file_config(db))) << h.error();
-  WsTestClient a, e;
+  WsClient a, e;
   EXPECT_EQ(texts(join(a, h.port(), "/rooms/f")), (Texts{"ok2", "ok1"}));
   EXPECT_EQ(texts(join(e, h.port(), "/rooms/empty-room")), (Texts{"kept"}));
 }
@@ -237,11 +237,11 @@ TEST(ChatDurability, DeliveredMessagesSurviveKill9) {
   close(port_pipe[0]);
   Texts seen;
   if (got_port && port != 0) {
-    WsTestClient a;
+    WsClient a;
     join(a, port, "/rooms/k");
     for (int i = 1; i <= 5; ++i) {
       a.send_text(msg_json("ann", "k" + std::to_string(i)));
-      Texts t = texts(a.recv_text());
+      Texts t = texts(a.read_text());
       if (!t.empty()) seen = t;
     }
   }
@@ -254,7 +254,7 @@ TEST(ChatDurability, DeliveredMessagesSurviveKill9) {
 
   ChatHarness h;
   ASSERT_TRUE(h.start(file_config(db))) << h.error();
-  WsTestClient a;
+  WsClient a;
   EXPECT_EQ(texts(join(a, h.port(), "/rooms/k")), seen);
 }
 

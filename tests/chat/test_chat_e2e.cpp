@@ -8,7 +8,7 @@
 
 #include "chat_harness.h"
 #include "wire_decode.h"
-#include "ws_test_client.h"
+#include "support/ws_client.h"
 
 namespace chatws::test {
 namespace {
@@ -38,11 +38,11 @@ class ChatE2E : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(h.start(chat::ChatConfig{})) << h.error(); }
 
   // A client that joined `path` with `sp`, its join frame consumed.
-  void join(WsTestClient& c, const std::string& path, const std::string& sp = "json",
+  void join(WsClient& c, const std::string& path, const std::string& sp = "json",
             std::string* first = nullptr) {
     ASSERT_TRUE(c.connect(h.port(), path, sp)) << c.status() << " " << c.error() << " " << c.body();
     ASSERT_EQ(c.subprotocol(), sp);
-    std::string f = c.recv_text();
+    std::string f = c.read_text();
     if (first) *first = f;
   }
 
@@ -64,24 +64,24 @@ TEST_F(ChatE2E, UpgradeRefusesBadRoomPaths) {
   };
   for (const auto& sp : {"json", "chatws.v1"}) {
     for (const Case& c : cases) {
-      WsTestClient cl;
+      WsClient cl;
       EXPECT_FALSE(cl.connect(h.port(), c.path, sp)) << c.path;
       EXPECT_EQ(cl.status(), c.status) << c.path;
       EXPECT_NE(cl.body().find(c.body_has), std::string::npos) << c.path << ": " << cl.body();
     }
   }
   // Valid names, with a query string.
-  WsTestClient ok;
+  WsClient ok;
   ASSERT_TRUE(ok.connect(h.port(), "/rooms/Team-1.x_y?token=abc", "json")) << ok.status() << ok.body();
-  EXPECT_EQ(ok.recv_text(), R"({"msg":[]})");
+  EXPECT_EQ(ok.read_text(), R"({"msg":[]})");
   // A connection without a chat subprotocol is not the chat's business.
-  WsTestClient plain;
+  WsClient plain;
   ASSERT_TRUE(plain.connect(h.port(), "/foo", "")) << plain.status() << plain.body();
   EXPECT_EQ(plain.subprotocol(), "");
 }
 
 TEST_F(ChatE2E, TwoClientsSeeEachOthersMessagesInOrder) {
-  WsTestClient a, b;
+  WsClient a, b;
   std::string first;
   join(a, "/", "json", &first);
   EXPECT_EQ(first, R"({"msg":[]})");
@@ -89,7 +89,7 @@ TEST_F(ChatE2E, TwoClientsSeeEachOthersMessagesInOrder) {
   EXPECT_EQ(first, R"({"msg":[]})");
   const int64_t before = now_ms();
   ASSERT_TRUE(a.send_text(msg_json("ann", "hello bob")));
-  const std::string sa = a.recv_text(), sb = b.recv_text();
+  const std::string sa = a.read_text(), sb = b.read_text();
   EXPECT_EQ(sa, sb);  // the same shared frame
   std::vector<Entry> e;
   ASSERT_TRUE(decode_snapshot(sa, &e)) << sa;
@@ -100,33 +100,33 @@ TEST_F(ChatE2E, TwoClientsSeeEachOthersMessagesInOrder) {
   EXPECT_LE(e[0].time, now_ms());
 
   ASSERT_TRUE(b.send_text(msg_json("bob", "hi ann")));
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"hi ann", "hello bob"}));
-  EXPECT_EQ(texts(b.recv_text()), (Texts{"hi ann", "hello bob"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"hi ann", "hello bob"}));
+  EXPECT_EQ(texts(b.read_text()), (Texts{"hi ann", "hello bob"}));
 
   // Several messages in one TCP write (one loop iteration, one commit):
   // one snapshot per message, in order.
   std::string burst;
   for (int i = 1; i <= 3; ++i) {
-    burst += WsTestClient::masked_frame(protocol::Opcode::Text, msg_json("ann", "b" + std::to_string(i)));
+    burst += WsClient::masked_frame(protocol::Opcode::Text, msg_json("ann", "b" + std::to_string(i)));
   }
-  ASSERT_TRUE(a.send_raw(burst));
-  for (WsTestClient* c : {&a, &b}) {
-    EXPECT_EQ(texts(c->recv_text()), (Texts{"b1", "hi ann", "hello bob"}));
-    EXPECT_EQ(texts(c->recv_text()), (Texts{"b2", "b1", "hi ann", "hello bob"}));
-    EXPECT_EQ(texts(c->recv_text()), (Texts{"b3", "b2", "b1", "hi ann", "hello bob"}));
+  ASSERT_TRUE(a.write_all(burst));
+  for (WsClient* c : {&a, &b}) {
+    EXPECT_EQ(texts(c->read_text()), (Texts{"b1", "hi ann", "hello bob"}));
+    EXPECT_EQ(texts(c->read_text()), (Texts{"b2", "b1", "hi ann", "hello bob"}));
+    EXPECT_EQ(texts(c->read_text()), (Texts{"b3", "b2", "b1", "hi ann", "hello bob"}));
   }
 }
 
 TEST_F(ChatE2E, LateJoinerGetsLast50NewestFirst) {
-  WsTestClient a;
+  WsClient a;
   join(a, "/rooms/busy");
   for (int i = 1; i <= 60; ++i) {
     ASSERT_TRUE(a.send_text(msg_json("ann", "m" + std::to_string(i))));
-    auto t = texts(a.recv_text());
+    auto t = texts(a.read_text());
     ASSERT_EQ(t.size(), static_cast<size_t>(std::min(i, 50)));
     ASSERT_EQ(t.front(), "m" + std::to_string(i));
   }
-  WsTestClient c;
+  WsClient c;
   std::string first;
   join(c, "/rooms/busy", "json", &first);
   Texts expected;
@@ -134,7 +134,7 @@ TEST_F(ChatE2E, LateJoinerGetsLast50NewestFirst) {
   EXPECT_EQ(texts(first), expected);
 
   // The rich format: the same 50, oldest first, with ids 11..60.
-  WsTestClient v;
+  WsClient v;
   join(v, "/rooms/busy", "chatws.v1", &first);
   V1 hello;
   ASSERT_TRUE(decode_v1(first, &hello)) << first;
@@ -149,19 +149,19 @@ TEST_F(ChatE2E, LateJoinerGetsLast50NewestFirst) {
 }
 
 TEST_F(ChatE2E, RoomsAreIsolated) {
-  WsTestClient a, b, d;
+  WsClient a, b, d;
   join(a, "/rooms/a");
   join(b, "/rooms/b");
   join(d, "/");
   ASSERT_TRUE(a.send_text(msg_json("ann", "in a")));
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"in a"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"in a"}));
   ASSERT_TRUE(b.send_text(msg_json("bob", "in b")));
   // b's next frame is its own message: nothing from room a came before it.
-  EXPECT_EQ(texts(b.recv_text()), (Texts{"in b"}));
+  EXPECT_EQ(texts(b.read_text()), (Texts{"in b"}));
   ASSERT_TRUE(d.send_text(msg_json("dan", "in default")));
-  EXPECT_EQ(texts(d.recv_text()), (Texts{"in default"}));
+  EXPECT_EQ(texts(d.read_text()), (Texts{"in default"}));
   // A later joiner of each room sees only that room's history.
-  WsTestClient a2, b2, d2;
+  WsClient a2, b2, d2;
   std::string fa, fb, fd;
   join(a2, "/rooms/a", "json", &fa);
   join(b2, "/rooms/b", "json", &fb);
@@ -170,7 +170,7 @@ TEST_F(ChatE2E, RoomsAreIsolated) {
   EXPECT_EQ(texts(fb), (Texts{"in b"}));
   EXPECT_EQ(texts(fd), (Texts{"in default"}));
   // Room names are case-sensitive.
-  WsTestClient upper;
+  WsClient upper;
   join(upper, "/rooms/A", "json", &fa);
   EXPECT_EQ(texts(fa), Texts{});
 }
@@ -200,44 +200,44 @@ std::vector<BadInput> bad_inputs() {
 }
 
 TEST_F(ChatE2E, InvalidMessagesGetAnErrorToTheSenderOnly) {
-  WsTestClient a, b, v;
+  WsClient a, b, v;
   join(a, "/rooms/v");
   join(b, "/rooms/v");
   std::string first;
   join(v, "/rooms/v", "chatws.v1", &first);
   for (const BadInput& in : bad_inputs()) {
     ASSERT_TRUE(in.binary ? a.send_binary(in.payload) : a.send_text(in.payload));
-    EXPECT_EQ(decode_classic_error(a.recv_text()), in.error) << in.payload;
+    EXPECT_EQ(decode_classic_error(a.read_text()), in.error) << in.payload;
     // The rich format answers with the typed error.
     ASSERT_TRUE(in.binary ? v.send_binary(in.payload) : v.send_text(in.payload));
     V1 err;
-    std::string got = v.recv_text();
+    std::string got = v.read_text();
     ASSERT_TRUE(decode_v1(got, &err)) << got;
     EXPECT_EQ(err.type, "error");
     EXPECT_EQ(err.error, in.error) << in.payload;
   }
   V1 err;
   ASSERT_TRUE(v.send_text(R"({"type":"typing","user":"a","text":"b"})"));
-  ASSERT_TRUE(decode_v1(v.recv_text(), &err));
+  ASSERT_TRUE(decode_v1(v.read_text(), &err));
   EXPECT_EQ(err.error, "unsupported message type");
   // Both senders are still connected and can chat; b received nothing
   // before this (its next frame is the snapshot of the first valid message).
   ASSERT_TRUE(a.send_text(R"({"user":"ann","text":"valid","extra":{"ignored":[1,2]}})"));
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"valid"}));
-  EXPECT_EQ(texts(b.recv_text()), (Texts{"valid"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"valid"}));
+  EXPECT_EQ(texts(b.read_text()), (Texts{"valid"}));
   V1 m;
-  ASSERT_TRUE(decode_v1(v.recv_text(), &m));
+  ASSERT_TRUE(decode_v1(v.read_text(), &m));
   EXPECT_EQ(m.type, "msg");
   EXPECT_EQ(m.msg.id, 1);  // nothing invalid took an id
   ASSERT_TRUE(v.send_text(msg_json("vic", "me too")));
-  ASSERT_TRUE(decode_v1(v.recv_text(), &m));
+  ASSERT_TRUE(decode_v1(v.read_text(), &m));
   EXPECT_EQ(m.msg.text, "me too");
   EXPECT_EQ(m.msg.id, 2);
-  EXPECT_EQ(texts(b.recv_text()), (Texts{"me too", "valid"}));
+  EXPECT_EQ(texts(b.read_text()), (Texts{"me too", "valid"}));
 }
 
 TEST_F(ChatE2E, RichProtocolHelloMessagesAndPresence) {
-  WsTestClient x, y, z;
+  WsClient x, y, z;
   std::string first;
   join(x, "/rooms/p", "chatws.v1", &first);
   V1 f;
@@ -251,7 +251,7 @@ TEST_F(ChatE2E, RichProtocolHelloMessagesAndPresence) {
 
   join(y, "/rooms/p", "json", &first);  // a classic client counts as a member
   EXPECT_EQ(first, R"({"msg":[]})");
-  ASSERT_TRUE(decode_v1(x.recv_text(), &f));
+  ASSERT_TRUE(decode_v1(x.read_text(), &f));
   EXPECT_EQ(f.type, "join");
   EXPECT_EQ(f.members, 2);
 
@@ -259,29 +259,29 @@ TEST_F(ChatE2E, RichProtocolHelloMessagesAndPresence) {
   ASSERT_TRUE(decode_v1(first, &f));
   EXPECT_EQ(f.members, 3);
   EXPECT_NE(f.you, x_id);
-  ASSERT_TRUE(decode_v1(x.recv_text(), &f));
+  ASSERT_TRUE(decode_v1(x.read_text(), &f));
   EXPECT_EQ(f.type, "join");
   EXPECT_EQ(f.members, 3);
 
   ASSERT_TRUE(x.send_text(R"({"type":"msg","user":"xena","text":"a \"quoted\" <b>line</b>\n2"})"));
-  std::string dx = x.recv_text(), dz = z.recv_text();
+  std::string dx = x.read_text(), dz = z.read_text();
   EXPECT_EQ(dx, dz);  // one shared frame
   ASSERT_TRUE(decode_v1(dx, &f)) << dx;
   EXPECT_EQ(f.type, "msg");
   EXPECT_EQ(f.msg.id, 1);
   EXPECT_EQ(f.msg.user, "xena");
   EXPECT_EQ(f.msg.text, "a \"quoted\" <b>line</b>\n2");
-  EXPECT_EQ(texts(y.recv_text()), (Texts{"a \"quoted\" <b>line</b>\n2"}));
+  EXPECT_EQ(texts(y.read_text()), (Texts{"a \"quoted\" <b>line</b>\n2"}));
 
-  y.disconnect();
-  for (WsTestClient* c : {&x, &z}) {
-    ASSERT_TRUE(decode_v1(c->recv_text(), &f));
+  y.close();
+  for (WsClient* c : {&x, &z}) {
+    ASSERT_TRUE(decode_v1(c->read_text(), &f));
     EXPECT_EQ(f.type, "leave");
     EXPECT_EQ(f.members, 2);
   }
   EXPECT_TRUE(h.wait_for([](chat::ChatService& c) { return c.member_count("p") == 2; }));
-  z.disconnect();
-  ASSERT_TRUE(decode_v1(x.recv_text(), &f));
+  z.close();
+  ASSERT_TRUE(decode_v1(x.read_text(), &f));
   EXPECT_EQ(f.type, "leave");
   EXPECT_EQ(f.members, 1);
 }
@@ -305,20 +305,20 @@ TEST_F(ChatE2E, ModeratorRejectsAndRewrites) {
     });
     return 0;
   });
-  WsTestClient a, b;
+  WsClient a, b;
   join(a, "/rooms/m");
   join(b, "/rooms/m");
   ASSERT_TRUE(a.send_text(msg_json("ann", "buy spam now")));
-  EXPECT_EQ(decode_classic_error(a.recv_text()), "no spam please");
+  EXPECT_EQ(decode_classic_error(a.read_text()), "no spam please");
   ASSERT_TRUE(a.send_text(msg_json("ann", "silent")));
-  EXPECT_EQ(decode_classic_error(a.recv_text()), "message rejected");
+  EXPECT_EQ(decode_classic_error(a.read_text()), "message rejected");
   ASSERT_TRUE(a.send_text(msg_json("ann", "empty it")));
-  EXPECT_EQ(decode_classic_error(a.recv_text()),
+  EXPECT_EQ(decode_classic_error(a.read_text()),
             "message rewritten invalid by moderator: \"text\" must not be empty");
   ASSERT_TRUE(a.send_text(msg_json("anon", "oh darn")));
   std::vector<Entry> e;
-  for (WsTestClient* c : {&a, &b}) {  // b's first frame: rejected ones never reached it
-    std::string s = c->recv_text();
+  for (WsClient* c : {&a, &b}) {  // b's first frame: rejected ones never reached it
+    std::string s = c->read_text();
     ASSERT_TRUE(decode_snapshot(s, &e)) << s;
     ASSERT_EQ(e.size(), 1u);
     EXPECT_EQ(e[0].user, "guest");
@@ -326,21 +326,21 @@ TEST_F(ChatE2E, ModeratorRejectsAndRewrites) {
   }
   // Host posts are not moderated.
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("m", "system", "spam is fine here"); }), kOk);
-  EXPECT_EQ(texts(b.recv_text()), (Texts{"spam is fine here", "oh d**n"}));
+  EXPECT_EQ(texts(b.read_text()), (Texts{"spam is fine here", "oh d**n"}));
   auto calls = h.on_loop([&seen](chat::ChatService&) { return seen; });
   EXPECT_EQ(calls, (std::vector<std::string>{"m|1|ann|buy spam now|1", "m|1|ann|silent|1", "m|1|ann|empty it|1",
                                              "m|1|anon|oh darn|1"}));
 }
 
 TEST_F(ChatE2E, HostPost) {
-  WsTestClient a, v;
+  WsClient a, v;
   join(a, "/rooms/lobby");
   std::string first;
   join(v, "/rooms/lobby", "chatws.v1", &first);
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "system", "welcome"); }), kOk);
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"welcome"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"welcome"}));
   V1 m;
-  ASSERT_TRUE(decode_v1(v.recv_text(), &m));
+  ASSERT_TRUE(decode_v1(v.read_text(), &m));
   EXPECT_EQ(m.msg.user, "system");
   EXPECT_EQ(m.msg.id, 1);
   // Invalid posts are refused and reach nobody.
@@ -352,19 +352,19 @@ TEST_F(ChatE2E, HostPost) {
   // A post to a room nobody is in is kept for later joiners.
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("", "system", "hello default"); }), kOk);
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "system", "second"); }), kOk);
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"second", "welcome"}));
-  WsTestClient d;
+  EXPECT_EQ(texts(a.read_text()), (Texts{"second", "welcome"}));
+  WsClient d;
   join(d, "/", "json", &first);
   EXPECT_EQ(texts(first), (Texts{"hello default"}));
 }
 
 TEST_F(ChatE2E, NonChatConnectionsAreLeftToTheHost) {
-  WsTestClient plain, a;
+  WsClient plain, a;
   ASSERT_TRUE(plain.connect(h.port(), "/anything", ""));
   join(a, "/");
   ASSERT_TRUE(plain.send_text(msg_json("x", "not chat")));
   ASSERT_TRUE(a.send_text(msg_json("ann", "chat")));
-  EXPECT_EQ(texts(a.recv_text()), (Texts{"chat"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"chat"}));
   EXPECT_TRUE(h.wait_for([](chat::ChatService& c) { return c.member_count("") == 1; }));
 }
 

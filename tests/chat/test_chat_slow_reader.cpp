@@ -5,7 +5,7 @@
 #include <string>
 
 #include "chat/chat_harness.h"
-#include "chat/ws_test_client.h"
+#include "support/ws_client.h"
 
 using namespace chatws;
 using namespace chatws::test;
@@ -18,9 +18,9 @@ TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
   sc.max_output_buffer = 64 * 1024;
   sc.slow_policy = SlowConsumerPolicy::Drop;
   ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
-  WsTestClient c;
+  WsClient c;
   ASSERT_TRUE(c.connect(h.port(), "/rooms/busy", "chatws.v1"));
-  ASSERT_NE(c.recv_text().find("\"type\":\"hello\""), std::string::npos);
+  ASSERT_NE(c.read_text().find("\"type\":\"hello\""), std::string::npos);
 
   // One loop task posts everything: nothing is flushed in between, so the
   // 64 KiB queue overflows and the rest is dropped for this client.
@@ -36,8 +36,10 @@ TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
   int msgs = 0;
   long long dropped = -1;
   while (dropped < 0) {
-    std::string f = c.recv_text();
-    ASSERT_FALSE(f.empty()) << "after " << msgs << " messages";
+    auto m = c.read_message();
+    ASSERT_TRUE(m && m->op == protocol::Opcode::Text)
+        << "after " << msgs << " messages: " << (m ? "close/binary frame" : c.error());
+    const std::string& f = m->payload;
     if (f.find("\"type\":\"msg\"") != std::string::npos) {
       ++msgs;
     } else if (auto p = f.find("\"type\":\"dropped\",\"count\":"); p != std::string::npos) {
@@ -68,9 +70,9 @@ TEST(ChatBigHistory, JoinerGetsAHistoryLargerThanTheOutputCap) {
   });
   ASSERT_EQ(ok, 50);
   for (const char* sp : {"chatws.v1", "json"}) {
-    WsTestClient c;
+    WsClient c;
     ASSERT_TRUE(c.connect(h.port(), "/rooms/big", sp)) << sp << " " << c.status() << " " << c.error();
-    std::string first = c.recv_text();
+    std::string first = c.read_text();
     EXPECT_GT(first.size(), size_t(1) << 20) << sp;
     EXPECT_NE(first.find("\\u0001"), std::string::npos) << sp;
   }

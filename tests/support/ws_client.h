@@ -1,6 +1,12 @@
-// A small blocking WebSocket/HTTP client for end-to-end tests over real
-// sockets on 127.0.0.1. Every read has a deadline, so a broken server fails
+// The blocking HTTP/WebSocket client every end-to-end test uses, over real
+// sockets on 127.0.0.1. Every wait has a deadline, so a broken server fails
 // a test instead of hanging it. Header-only; test code, not product code.
+//
+//   TcpClient  raw bytes: write_all, HTTP responses, EOF detection.
+//   WsClient   adds the opening handshake (Sec-WebSocket-Accept verified,
+//              subprotocol recorded), masked client frames, and readers of
+//              the server's frames: read_frame (raw), read_message (whole
+//              messages, pings answered), read_text (payload or a marker).
 #pragma once
 
 #include <arpa/inet.h>
@@ -10,8 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -19,6 +28,7 @@
 #include <string_view>
 
 #include "protocol/frame.h"
+#include "protocol/handshake.h"
 
 namespace chatws::test {
 
@@ -34,25 +44,45 @@ struct Frame {
 
 class TcpClient {
  public:
-  explicit TcpClient(uint16_t port, const char* host = "127.0.0.1") {
+  using Clock = std::chrono::steady_clock;
+
+  TcpClient() = default;
+  explicit TcpClient(uint16_t port, const char* host = "127.0.0.1") { open(port, host); }
+  ~TcpClient() { close(); }
+  TcpClient(const TcpClient&) = delete;
+  TcpClient& operator=(const TcpClient&) = delete;
+
+  // Connects (dropping any previous connection and its buffered bytes);
+  // false with error() set if the connection is refused.
+  bool open(uint16_t port, const char* host = "127.0.0.1") {
+    close();
+    buf_.clear();
+    error_.clear();
+    eof_ = false;
+    port_ = port;
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return fail("socket");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     inet_pton(AF_INET, host, &a.sin_addr);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd_);
-      fd_ = -1;
+      fail("connect");
+      close();
+      return false;
     }
     int one = 1;
-    if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return true;
   }
-  ~TcpClient() { close(); }
-  TcpClient(const TcpClient&) = delete;
-  TcpClient& operator=(const TcpClient&) = delete;
 
   bool ok() const { return fd_ >= 0; }
   int fd() const { return fd_; }
+  uint16_t port() const { return port_; }
+  // Why the last operation failed ("timeout", "connection closed", ...).
+  const std::string& error() const { return error_; }
+
+  // Closes our side; bytes already received stay in buffer().
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -61,66 +91,45 @@ class TcpClient {
   bool write_all(std::string_view data) {
     while (!data.empty()) {
       ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail("send");
       data.remove_prefix(size_t(n));
     }
     return true;
   }
 
   // Reads until `n` bytes are buffered; false on EOF/error/timeout.
-  bool fill(size_t n, int timeout_ms = 5000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (buf_.size() < n) {
-      if (!wait_readable(deadline)) return false;
-      char tmp[65536];
-      ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (r <= 0) {
-        eof_ = true;
-        return false;
-      }
-      buf_.append(tmp, size_t(r));
-    }
-    return true;
-  }
+  bool fill(size_t n, int timeout_ms = 5000) { return fill_until(n, deadline_in(timeout_ms)); }
 
   // Reads an HTTP response head (and a Content-Length body if any).
   std::optional<std::string> read_http_response(int timeout_ms = 5000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline = deadline_in(timeout_ms);
     size_t end;
     while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
-      if (!wait_readable(deadline)) return std::nullopt;
-      char tmp[65536];
-      ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (r <= 0) return std::nullopt;
-      buf_.append(tmp, size_t(r));
+      if (!read_some(deadline)) return std::nullopt;
     }
-    std::string head = buf_.substr(0, end + 4);
+    const std::string head = buf_.substr(0, end + 4);
     size_t body = 0;
     auto pos = lower(head).find("\r\ncontent-length:");
-    if (pos != std::string::npos && head.rfind("HEAD", 0) != 0)
-      body = std::stoul(head.substr(pos + 17));
-    if (is_head_request_) body = 0;
-    if (!fill(end + 4 + body, timeout_ms)) return std::nullopt;
+    if (pos != std::string::npos && !is_head_request_) body = std::strtoul(head.c_str() + pos + 17, nullptr, 10);
+    if (!fill_until(end + 4 + body, deadline)) return std::nullopt;
     std::string out = buf_.substr(0, end + 4 + body);
     buf_.erase(0, end + 4 + body);
     return out;
   }
+  // The next response answers a HEAD request: its Content-Length has no body.
   void expect_head_response(bool v) { is_head_request_ = v; }
 
   // True if the peer closes the connection (EOF or reset) within the
   // timeout; then closes our side too, as a real client does.
   bool wait_eof(int timeout_ms = 5000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (true) {
-      if (!wait_readable(deadline)) return false;
-      char tmp[65536];
-      ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (r <= 0) {
-        close();
-        return true;
-      }
-      buf_.append(tmp, size_t(r));
+    const auto deadline = deadline_in(timeout_ms);
+    eof_ = false;
+    while (read_some(deadline)) {
     }
+    if (!eof_) return false;
+    close();
+    return true;
   }
 
   std::string& buffer() { return buf_; }
@@ -131,39 +140,141 @@ class TcpClient {
   }
 
  protected:
-  bool wait_readable(std::chrono::steady_clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, int(left)) == 1;
+  static Clock::time_point deadline_in(int timeout_ms) {
+    return Clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+
+  bool fail(const char* what) {
+    error_ = std::string(what) + ": " + std::strerror(errno);
+    return false;
+  }
+
+  // Appends whatever one recv() brings before the deadline; false on
+  // timeout (error() "timeout") or EOF/reset (eof_ set).
+  bool read_some(Clock::time_point deadline) {
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0 || fd_ < 0) {
+        error_ = fd_ < 0 ? "not connected" : "timeout";
+        return false;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      const int r = ::poll(&p, 1, int(left));
+      if (r <= 0) continue;  // EINTR or timeout: the loop re-checks the deadline
+      char tmp[65536];
+      const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error_ = n == 0 ? "connection closed" : std::string("recv: ") + std::strerror(errno);
+        eof_ = true;
+        return false;
+      }
+      buf_.append(tmp, size_t(n));
+      return true;
+    }
+  }
+
+  bool fill_until(size_t n, Clock::time_point deadline) {
+    while (buf_.size() < n) {
+      if (!read_some(deadline)) return false;
+    }
+    return true;
   }
 
   int fd_ = -1;
+  uint16_t port_ = 0;
   std::string buf_;
+  std::string error_;
   bool eof_ = false;
   bool is_head_request_ = false;
 };
 
 class WsClient : public TcpClient {
  public:
+  // RFC 6455's example key, so tests can also check the server's answer to
+  // it literally (s3pPLMBiTxaQ9kYGzzhZRbK+xOo=).
+  static constexpr std::string_view kKey = "dGhlIHNhbXBsZSBub25jZQ==";
+
+  WsClient() = default;
   explicit WsClient(uint16_t port, const char* host = "127.0.0.1") : TcpClient(port, host) {}
 
-  // Performs the opening handshake; returns the HTTP status (101 on success).
-  int handshake(std::string_view path = "/", std::string_view protocols = "",
-                std::string_view extra_headers = "") {
-    std::string req = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  // open() then handshake(): true on 101 with a correct Sec-WebSocket-Accept;
+  // otherwise false, with status() and body() holding the server's answer
+  // (or error() a local failure).
+  bool connect(uint16_t port, std::string_view path = "/", std::string_view protocols = "",
+               int timeout_ms = 5000) {
+    status_ = 0;
+    if (!open(port)) return false;
+    return handshake(path, protocols, "", timeout_ms) == 101;
+  }
+
+  // Performs the opening handshake offering `protocols` (if not empty);
+  // returns the HTTP status (101 on success), or -1 on a local failure or
+  // a 101 whose Sec-WebSocket-Accept is wrong (error() says which).
+  // `extra_headers` are whole "Name: value\r\n" lines.
+  int handshake(std::string_view path = "/", std::string_view protocols = "", std::string_view extra_headers = "",
+                int timeout_ms = 5000) {
+    status_ = 0;
+    response_.clear();
+    body_.clear();
+    subprotocol_.clear();
+    std::string req = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
+                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + std::string(kKey) +
+                      "\r\nSec-WebSocket-Version: 13\r\n";
     if (!protocols.empty()) req += "Sec-WebSocket-Protocol: " + std::string(protocols) + "\r\n";
     req += std::string(extra_headers) + "\r\n";
     if (!write_all(req)) return -1;
-    auto resp = read_http_response();
+    const auto deadline = deadline_in(timeout_ms);
+    auto resp = read_http_response(timeout_ms);
     if (!resp) return -1;
     response_ = *resp;
-    return std::stoi(resp->substr(9, 3));
+    const size_t head_end = response_.find("\r\n\r\n") + 4;
+    if (response_.rfind("HTTP/1.1 ", 0) == 0 && response_.size() >= 12) status_ = std::atoi(response_.c_str() + 9);
+    if (status_ != 101) {
+      // An error answer without Content-Length is "Connection: close": its
+      // body runs to EOF.
+      if (header("content-length").empty()) {
+        while (read_some(deadline)) {
+        }
+        response_ += buf_;
+        buf_.clear();
+      }
+      body_ = response_.substr(head_end);
+      return status_;
+    }
+    subprotocol_ = header("sec-websocket-protocol");
+    if (header("sec-websocket-accept") != protocol::compute_accept_key(kKey)) {
+      error_ = "bad Sec-WebSocket-Accept: " + header("sec-websocket-accept");
+      return -1;
+    }
+    return status_;
   }
+
+  int status() const { return status_; }
+  // The whole handshake response (head and any body), and the body alone.
   const std::string& response() const { return response_; }
+  const std::string& body() const { return body_; }
+  // The subprotocol the server chose ("" if none).
+  const std::string& subprotocol() const { return subprotocol_; }
+  // A handshake response header's value, trimmed ("" if absent).
+  std::string header(std::string_view name) const {
+    // Up to and including the last header line's CRLF.
+    const std::string head = lower(response_.substr(0, response_.find("\r\n\r\n") + 2));
+    auto p = head.find("\r\n" + lower(std::string(name)) + ":");
+    if (p == std::string::npos) return {};
+    p += 2 + name.size() + 1;
+    std::string v = response_.substr(p, head.find("\r\n", p) - p);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+    return v;
+  }
+
+  // A masked frame's bytes (fixed mask), e.g. to send several frames in
+  // one TCP write with write_all().
+  static std::string masked_frame(protocol::Opcode op, std::string_view payload, bool fin = true) {
+    const uint8_t mask[4] = {0x37, 0xFA, 0x21, 0x3D};
+    return protocol::encode_masked_frame(op, payload, mask, fin);
+  }
 
   bool send_frame(protocol::Opcode op, std::string_view payload, bool fin = true) {
     uint8_t mask[4];
@@ -176,41 +287,86 @@ class WsClient : public TcpClient {
     return send_frame(protocol::Opcode::Close, protocol::close_payload(code, reason));
   }
 
-  // Next server frame (unmasked), or nullopt on EOF/timeout.
-  std::optional<Frame> read_frame(int timeout_ms = 5000) {
-    if (!fill(2, timeout_ms)) return std::nullopt;
+  // The next server frame as sent, or nullopt on EOF/timeout or a masked
+  // server frame (error() says which).
+  std::optional<Frame> read_frame(int timeout_ms = 5000) { return read_frame_until(deadline_in(timeout_ms)); }
+
+  // The next whole message: a text or binary message (fragments
+  // reassembled) or a close frame. Pings are answered with pongs, as a real
+  // client does; pongs are skipped. nullopt on EOF/timeout or a broken
+  // fragment sequence (error() says which).
+  std::optional<Frame> read_message(int timeout_ms = 5000) {
+    const auto deadline = deadline_in(timeout_ms);
+    std::optional<Frame> msg;
+    for (;;) {
+      auto f = read_frame_until(deadline);
+      if (!f) return std::nullopt;
+      switch (f->op) {
+        case protocol::Opcode::Ping:
+          send_frame(protocol::Opcode::Pong, f->payload);
+          continue;
+        case protocol::Opcode::Pong:
+          continue;
+        case protocol::Opcode::Close:
+          return f;
+        case protocol::Opcode::Text:
+        case protocol::Opcode::Binary:
+          if (msg) return broken("a new message inside a fragmented one");
+          msg = std::move(f);
+          break;
+        case protocol::Opcode::Continuation:
+          if (!msg) return broken("a continuation frame outside a message");
+          msg->payload += f->payload;
+          msg->fin = f->fin;
+          break;
+        default:
+          return broken("unknown opcode");
+      }
+      if (msg->fin) return msg;
+    }
+  }
+
+  // The next text message's payload; on failure a marker no test expects
+  // ("<closed CODE>", "<binary>", "<no message: ERROR>"), so a comparison
+  // fails with the reason in its output.
+  std::string read_text(int timeout_ms = 5000) {
+    auto m = read_message(timeout_ms);
+    if (!m) return "<no message: " + error_ + ">";
+    if (m->op == protocol::Opcode::Close) return "<closed " + std::to_string(m->close_code()) + ">";
+    if (m->op != protocol::Opcode::Text) return "<binary>";
+    return std::move(m->payload);
+  }
+
+ private:
+  std::optional<Frame> broken(const char* why) {
+    error_ = why;
+    return std::nullopt;
+  }
+
+  std::optional<Frame> read_frame_until(Clock::time_point deadline) {
+    if (!fill_until(2, deadline)) return std::nullopt;
     auto b = [&](size_t i) { return uint8_t(buf_[i]); };
+    if (b(1) & 0x80) return broken("server frame is masked");
     Frame f;
     f.fin = b(0) & 0x80;
     f.op = protocol::Opcode(b(0) & 0x0f);
     uint64_t len = b(1) & 0x7f;
     size_t hdr = 2;
-    if (len == 126) {
-      if (!fill(4, timeout_ms)) return std::nullopt;
-      len = (uint64_t(b(2)) << 8) | b(3);
-      hdr = 4;
-    } else if (len == 127) {
-      if (!fill(10, timeout_ms)) return std::nullopt;
+    if (len == 126) hdr = 4;
+    if (len == 127) hdr = 10;
+    if (!fill_until(hdr, deadline)) return std::nullopt;
+    if (hdr > 2) {
       len = 0;
-      for (int i = 0; i < 8; ++i) len = (len << 8) | b(2 + size_t(i));
-      hdr = 10;
+      for (size_t i = 2; i < hdr; ++i) len = (len << 8) | b(i);
     }
-    if (!fill(hdr + len, timeout_ms)) return std::nullopt;
+    if (!fill_until(hdr + len, deadline)) return std::nullopt;
     f.payload = buf_.substr(hdr, len);
     buf_.erase(0, hdr + len);
     return f;
   }
 
-  // Skips pings; returns the next data or close frame.
-  std::optional<Frame> read_message(int timeout_ms = 5000) {
-    while (true) {
-      auto f = read_frame(timeout_ms);
-      if (!f || (f->op != protocol::Opcode::Ping && f->op != protocol::Opcode::Pong)) return f;
-    }
-  }
-
- private:
-  std::string response_;
+  int status_ = 0;
+  std::string response_, body_, subprotocol_;
   std::mt19937 rng_{std::random_device{}()};
 };
 
