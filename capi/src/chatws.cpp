@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/chat_router.h"
 #include "chat/chat_service.h"
 #include "protocol/frame.h"
 #include "server/server.h"
@@ -77,44 +78,33 @@ int message_result(int rc, Opcode op) {
 
 }  // namespace
 
-// The handle: the engine, the optional chat, and the host's callbacks.
+// The handle: the engine, the optional chat, and the host's callbacks. The
+// server's handler is the ChatRouter; this object is its host side, so the C
+// callbacks see what chat::ChatRouter gives the host: on_open, on_close and
+// on_drain of every connection, on_message of non-chat connections only.
 struct chatws_server final : chatws::ServerHandler {
   chatws_options opts{};
-  std::unique_ptr<chatws::Server> server;
+  // Declared before chat and server: destroyed after them, since the
+  // server's destructor still reports closes through the router.
+  chatws::chat::ChatRouter router{this};
   std::unique_ptr<chatws::chat::ChatService> chat;
+  std::unique_ptr<chatws::Server> server;
   std::vector<std::string> strings;  // keeps option strings alive
 
-  // Per message: asks for the subprotocol only, so a chat connection does
-  // not get its full ConnInfo built (and kept) just to be routed.
-  bool is_chat_conn(ConnId id) const { return chat && chat->is_chat(server->subprotocol(id)); }
-
-  int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override {
-    return chat ? chat->on_upgrade(path, subprotocol, reason) : 0;
-  }
   void on_open(ConnId id) override {
-    if (is_chat_conn(id)) chat->on_open(id);
     if (opts.on_open) opts.on_open(this, id, opts.user);
   }
   void on_message(ConnId id, Opcode op, const char* data, size_t len) override {
-    if (is_chat_conn(id)) {
-      chat->on_message(id, op, data, len);
-      return;
-    }
     if (opts.on_message) opts.on_message(this, id, data, len, op == Opcode::Binary, opts.user);
   }
   void on_close(ConnId id, uint16_t code, std::string_view reason) override {
-    if (chat) chat->on_close(id);  // ignores connections it does not know
     if (opts.on_close) {
       std::string r(reason);
       opts.on_close(this, id, code, r.c_str(), opts.user);
     }
   }
   void on_drain(ConnId id) override {
-    if (is_chat_conn(id)) chat->on_drain(id);
     if (opts.on_drain) opts.on_drain(this, id, opts.user);
-  }
-  void on_iteration_end() override {
-    if (chat) chat->on_iteration_end();
   }
 
   bool moderate(chatws::chat::ChatDraft& d, std::string* reason) {
@@ -209,7 +199,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
 
     std::string err;
     int code = CHATWS_EINTERNAL;
-    s->server = chatws::Server::create(cfg, s.get(), &err, &code);
+    s->server = chatws::Server::create(cfg, &s->router, &err, &code);
     if (!s->server) return set_error(code, err);
 
     if (o.chat) {
@@ -220,6 +210,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       if (o.max_text_length) cc.max_text_length = o.max_text_length;
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
       if (!s->chat) return set_error(code, err);
+      s->router.attach(s->server.get(), s->chat.get());
       if (o.on_chat) {
         chatws_server* raw = s.get();
         s->chat->set_moderator([raw](chatws::chat::ChatDraft& d, std::string* reason) {
@@ -240,8 +231,9 @@ void chatws_server_destroy(chatws_server* s) {
   try {
     if (s->chat && s->server) s->chat->flush();
     // The server's destructor reports every connection closed through the
-    // handler (this object), so the chat must still exist while it runs.
+    // router, so the chat must still exist while it runs.
     s->server.reset();
+    s->router.detach();
     s->chat.reset();
   } catch (...) {
   }

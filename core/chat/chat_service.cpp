@@ -134,10 +134,12 @@ void ChatService::send_presence(Room* room, bool joined, ConnId except) {
 }
 
 void ChatService::on_open(ConnId id) {
-  const ConnInfo* info = server_.info(id);
-  if (!info || !is_chat(info->subprotocol) || conns_.count(id)) return;
-  const WireFormat fmt = info->subprotocol == kV1Subprotocol ? WireFormat::V1 : WireFormat::Classic;
-  RoomPathResult rp = room_from_path(info->path);
+  // Subprotocol and path only: a chat connection never needs its full
+  // ConnInfo built (and kept for its whole life). "" when stale.
+  const std::string_view subprotocol = server_.subprotocol(id);
+  if (!is_chat(subprotocol) || conns_.count(id)) return;
+  const WireFormat fmt = subprotocol == kV1Subprotocol ? WireFormat::V1 : WireFormat::Classic;
+  RoomPathResult rp = room_from_path(server_.path(id));  // copies the room name
   if (rp.status != 0) {  // the handler did not route on_upgrade to us
     server_.close(id, 1008, rp.reason.substr(0, 120));
     return;
@@ -163,10 +165,11 @@ void ChatService::on_open(ConnId id) {
 
 void ChatService::on_drain(ConnId id) {
   auto it = conns_.find(id);
-  const ConnInfo* info = server_.info(id);
-  if (it == conns_.end() || !info || info->dropped <= it->second.dropped_told) return;
-  uint64_t n = info->dropped - it->second.dropped_told;
-  it->second.dropped_told = info->dropped;
+  if (it == conns_.end()) return;
+  const uint64_t dropped = server_.dropped(id);  // 0 when stale
+  if (dropped <= it->second.dropped_told) return;
+  uint64_t n = dropped - it->second.dropped_told;
+  it->second.dropped_told = dropped;
   if (it->second.format == WireFormat::Classic) {
     // A classic client only ever shows the latest snapshot: resending it
     // repairs whatever it missed.

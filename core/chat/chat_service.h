@@ -4,8 +4,9 @@
 //
 // A ServerHandler drives it: on_upgrade() for room-name validation, then
 // on_open / on_message / on_close for connections whose subprotocol
-// is_chat(), and on_iteration_end() once per loop iteration. Every method
-// runs on the loop thread (or while no loop runs).
+// is_chat(), and on_iteration_end() once per loop iteration; ChatRouter
+// (chat_router.h) is that handler. Every method runs on the loop thread (or
+// while no loop runs).
 //
 // Durability before delivery: a valid message is given an id and queued;
 // nothing is sent to anyone until the whole batch of the loop iteration is

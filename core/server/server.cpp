@@ -208,6 +208,9 @@ void Server::stop() {
 }
 
 void Server::Impl::begin_stop() {
+  // The iteration that noticed stop() may have run long (host callbacks, a
+  // large broadcast): deadlines start now, not when its epoll_wait returned.
+  now_ms = net::monotonic_ms();
   state.store(LoopState::Stopping);
   if (listen_fd >= 0) {
     poller.remove(listen_fd);
@@ -351,6 +354,22 @@ std::string_view Server::subprotocol(ConnId id) const {
   if (c->subprotocol < impl_->cfg.subprotocols.size()) return impl_->cfg.subprotocols[c->subprotocol];
   ConnInfo* i = c->built_info();
   return i ? std::string_view(i->subprotocol) : std::string_view();
+}
+
+std::string_view Server::path(ConnId id) const {
+  Connection* c = impl_->by_id.find(id);
+  if (!c || !c->opened || c->state == ConnState::Dead) return {};
+  // Where handle_upgrade/conn_info left it: the ConnInfo, else the
+  // PathTable, else (table full) the cold part.
+  if (ConnInfo* i = c->built_info()) return i->path;
+  if (c->path_ref != PathTable::kNone) return impl_->paths.get(c->path_ref);
+  return c->has_cold() ? std::string_view(c->cold().path) : std::string_view();
+}
+
+uint64_t Server::dropped(ConnId id) const {
+  Connection* c = impl_->by_id.find(id);
+  if (!c || !c->opened || c->state == ConnState::Dead) return 0;
+  return c->dropped();
 }
 
 ConnInfo* Server::mutable_info(ConnId id) { return const_cast<ConnInfo*>(info(id)); }

@@ -119,6 +119,14 @@ class Server {
   // The chosen subprotocol ("" if none or stale) without building the
   // connection's ConnInfo: cheap enough to call per message.
   std::string_view subprotocol(ConnId id) const;
+  // The request path of the upgrade ("" if stale), likewise without building
+  // the ConnInfo. The view lasts while the connection is open and until its
+  // info() is first built (the path then moves into the ConnInfo): copy it
+  // if it must survive a call that may build the info.
+  std::string_view path(ConnId id) const;
+  // Messages dropped for the connection under SlowConsumerPolicy::Drop (0 if
+  // stale), without building the ConnInfo.
+  uint64_t dropped(ConnId id) const;
   ConnInfo* mutable_info(ConnId id);
   size_t connection_count() const;             // any thread
   void connection_ids(std::vector<ConnId>* out) const;

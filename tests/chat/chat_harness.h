@@ -1,6 +1,7 @@
 // A real chatws::Server on 127.0.0.1 (port 0) with a ChatService wired the
-// way the C ABI wires it, its loop on a background thread. Tests reach the
-// loop thread through on_loop() (posts, moderator, introspection).
+// way the C ABI wires it (through chat::ChatRouter), its loop on a
+// background thread. Tests reach the loop thread through on_loop() (posts,
+// moderator, introspection).
 #pragma once
 
 #include <atomic>
@@ -14,44 +15,18 @@
 #include <thread>
 #include <vector>
 
+#include "chat/chat_router.h"
 #include "chat/chat_service.h"
 #include "server/server.h"
 
 namespace chatws::test {
 
-// The handler the C ABI installs in chat mode: upgrade checks and chat
-// connections go to the ChatService, everything else would go to the host.
-class ChatRouter : public ServerHandler {
+// The harness's host side of chat::ChatRouter (the C ABI's callbacks stand
+// here in libchatws): counts the messages of non-chat connections.
+class CountingHost : public ServerHandler {
  public:
-  chat::ChatService* chat = nullptr;
-  Server* server = nullptr;
   std::atomic<int> non_chat_messages{0};
-
-  int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override {
-    return chat ? chat->on_upgrade(path, subprotocol, reason) : 0;
-  }
-  void on_open(ConnId id) override {
-    if (is_chat(id)) chat->on_open(id);
-  }
-  void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) override {
-    if (is_chat(id)) {
-      chat->on_message(id, op, data, len);
-    } else {
-      ++non_chat_messages;
-    }
-  }
-  void on_close(ConnId id, uint16_t, std::string_view) override {
-    if (chat) chat->on_close(id);  // unknown ids are ignored
-  }
-  void on_drain(ConnId id) override {
-    if (is_chat(id)) chat->on_drain(id);
-  }
-  void on_iteration_end() override {
-    if (chat) chat->on_iteration_end();
-  }
-
- private:
-  bool is_chat(ConnId id) const { return chat && server && chat->is_chat(server->subprotocol(id)); }
+  void on_message(ConnId, protocol::Opcode, const char*, size_t) override { ++non_chat_messages; }
 };
 
 class ChatHarness {
@@ -67,13 +42,12 @@ class ChatHarness {
     sc.subprotocols = {"chatws.v1", "json"};
     server_ = Server::create(sc, &router_, &error_, &code_);
     if (!server_) return false;
-    router_.server = server_.get();
     chat_ = chat::ChatService::create(*server_, cfg, &error_, &code_);
     if (!chat_) {
       server_.reset();
       return false;
     }
-    router_.chat = chat_.get();
+    router_.attach(server_.get(), chat_.get());
     port_ = server_->port();
     quit_ = false;
     thread_ = std::thread([this] { loop(); });
@@ -92,6 +66,7 @@ class ChatHarness {
   uint16_t port() const { return port_; }
   const std::string& error() const { return error_; }
   int code() const { return code_; }
+  int non_chat_messages() const { return host_.non_chat_messages; }
 
   // Runs fn on the loop thread between two iterations and returns its result.
   template <class F>
@@ -131,12 +106,12 @@ class ChatHarness {
       for (auto& t : run) t();
     }
     server_.reset();
-    router_.chat = nullptr;
-    router_.server = nullptr;
+    router_.detach();
     chat_.reset();
   }
 
-  ChatRouter router_;
+  CountingHost host_;
+  chat::ChatRouter router_{&host_};
   std::unique_ptr<Server> server_;
   std::unique_ptr<chat::ChatService> chat_;
   std::thread thread_;
