@@ -163,14 +163,14 @@ def cmd_dir(cmd: list[str]) -> str:
 # ------------------------------------------------------------------ running
 
 def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
-                pin: bool, label: str) -> dict:
+                pin: bool, label: str, batch_writes: bool = False) -> dict:
     cmd = (["taskset", "-c", LOADGEN_CPU] if pin else []) + [
         str(loadgen), "--port", str(port), "--mode", wl["mode"],
         "--connections", str(wl["connections"]), "--size", str(wl["size"]),
         "--window", str(wl["window"]), "--publishers", str(wl.get("publishers", 1)),
         "--duration", str(duration), "--warmup", str(warmup),
         "--server-pid", str(pid), "--json", "--label", label,
-    ] + (["--chat"] if wl.get("chat") else [])
+    ] + (["--chat"] if wl.get("chat") else []) + (["--batch-writes"] if batch_writes else [])
     limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -261,7 +261,7 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
                             results.append({"error": "server did not become ready"})
                             break
                     results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
-                                               warmup, pin, name))
+                                               warmup, pin, name, args.batch_writes))
             finally:
                 if server:
                     server.stop()
@@ -270,7 +270,7 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
             entry["servers"][name] = summary
         report["workloads"][wl["name"]] = entry
     report["settings"] = {"duration_s": duration, "warmup_s": warmup, "runs": runs,
-                          "pinned": pin, "quick": args.quick}
+                          "pinned": pin, "quick": args.quick, "batch_writes": args.batch_writes}
     return report
 
 
@@ -323,7 +323,9 @@ def write_markdown(report: dict, path: Path) -> None:
              f"load average at start {m['loadavg_at_start'][0]:.2f}.",
              f"Server pinned to CPU {SERVER_CPU}, load generator to CPU {LOADGEN_CPU}: "
              f"{'yes' if s['pinned'] else 'no'}. {s['runs']} run(s) of {s['duration_s']} s "
-             f"measured after {s['warmup_s']} s warm-up; median (min-max).", ""]
+             f"measured after {s['warmup_s']} s warm-up; median (min-max)."
+             + (" Load generator with --batch-writes (replies once per epoll batch)."
+                if s.get("batch_writes") else ""), ""]
     if m["loadavg_at_start"][0] > BUSY_LOADAVG:
         lines += [f"**Warning: the machine was busy (load average {m['loadavg_at_start'][0]:.1f} on "
                   f"{m['nproc']} CPUs): servers and load generator shared their cores with other work, "
@@ -462,6 +464,8 @@ def main() -> int:
     p.add_argument("--idle-peers", action="store_true", help="measure the peers' idle RSS too")
     p.add_argument("--out", default=str(BENCH / "results"))
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--batch-writes", action="store_true",
+                   help="load generator writes replies once per epoll batch (see BENCHMARKS.md)")
     args = p.parse_args()
 
     build = Path(args.build_dir).resolve()

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""End-to-end smoke test of the benchmark tools: chatws-loadgen against
+chatws-bench-server on 127.0.0.1, every mode and write policy, briefly.
+
+The numbers are not checked (performance is for bench/run.py); what is checked
+is that every run opens all its connections, moves messages, and ends with no
+error and no unexpected close, so that the benchmark stays reproducible.
+
+usage: smoke_test.py SERVER_EXE LOADGEN_EXE
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+READY_TIMEOUT_S = 10.0
+RUN_TIMEOUT_S = 60.0
+
+# (server mode, loadgen arguments, what the run must show)
+CASES = [
+    ("echo", ["--mode", "echo", "--connections", "8"], "messages"),
+    ("echo", ["--mode", "echo", "--connections", "8", "--batch-writes"], "messages"),
+    ("echo", ["--mode", "echo", "--connections", "4", "--binary", "--size", "4096"], "messages"),
+    ("broadcast", ["--mode", "broadcast", "--connections", "20", "--publishers", "2"], "fan-out"),
+    ("broadcast", ["--mode", "broadcast", "--connections", "20", "--batch-writes"], "fan-out"),
+    ("chat", ["--mode", "broadcast", "--chat", "--connections", "10"], "fan-out"),
+    ("echo", ["--mode", "idle", "--connections", "50"], "idle"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc: subprocess.Popen, port: int) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)  # polling a port that is not listening yet
+    return False
+
+
+def run_case(server_exe: str, loadgen_exe: str, mode: str, args: list, kind: str) -> list:
+    port = free_port()
+    server = subprocess.Popen([server_exe, "--mode", mode, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    problems = []
+    try:
+        if not wait_ready(server, port):
+            return [f"server --mode {mode} did not start listening on {port}"]
+        cmd = [loadgen_exe, "--port", str(port), "--duration", "0.5", "--warmup", "0.1",
+               "--server-pid", str(server.pid), "--json", *args]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        if out.returncode != 0:
+            problems.append(f"loadgen exit {out.returncode}: {out.stderr.strip()[:300]}")
+        lines = out.stdout.strip().splitlines()
+        try:
+            r = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            return problems + [f"no JSON result in: {out.stdout[:300]!r}"]
+        want = int(args[args.index("--connections") + 1])
+        if r["opened"] != want:
+            problems.append(f"opened {r['opened']} of {want}")
+        if r["errors"] != 0 or r["unexpected_closes"] != 0:
+            problems.append(f"errors {r['errors']}, unexpected closes {r['unexpected_closes']}: "
+                            f"{r.get('first_error', '')}")
+        if kind in ("messages", "fan-out") and r["msgs"] <= 0:
+            problems.append("no message came back")
+        if kind == "fan-out" and not r["deliveries"] > r["msgs"]:
+            problems.append(f"deliveries {r['deliveries']} not above messages {r['msgs']}: "
+                            "nothing was relayed to the other connections")
+        if r["server_cpu_s"] is None or r["server_rss_kb"] is None:
+            problems.append("no server CPU/RSS figures from /proc")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return problems
+
+
+def main() -> int:
+    if len(sys.argv) != 3 or not all(os.access(p, os.X_OK) for p in sys.argv[1:]):
+        print(__doc__)
+        return 2
+    failed = 0
+    for mode, args, kind in CASES:
+        problems = run_case(sys.argv[1], sys.argv[2], mode, args, kind)
+        label = f"server {mode}, loadgen {' '.join(args)}"
+        if problems:
+            failed += 1
+            print(f"FAIL {label}: " + "; ".join(problems))
+        else:
+            print(f"ok   {label}")
+    print(f"{len(CASES) - failed} of {len(CASES)} passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
