@@ -151,6 +151,14 @@ void expect_stop_close(WsClient& c, int timeout_ms = 3000) {
   EXPECT_EQ(f->close_reason(), "server shutting down");
 }
 
+// What a client the stop gave up on reads once it finally reads: the 1001,
+// then the end of the stream (orderly or reset: the server aborted it).
+void expect_stop_close_then_end(WsClient& c) {
+  expect_stop_close(c);
+  End end = stream_end(c.fd(), 3000);
+  EXPECT_TRUE(end == End::Fin || end == End::Reset) << int(end);
+}
+
 // The per-connection close timeout also ends a close handshake; set it far
 // beyond the drain timeout so only the drain deadline can end the stop.
 ServerConfig drain_config(int drain_ms) {
@@ -201,9 +209,7 @@ TEST(DrainDeadline, SilentClientHoldsStopUntilTheDeadlineThenIsAborted) {
   EXPECT_EQ(h.count(Event::Close), 1u);
 
   // The client finally reads: the 1001, then the end of the stream.
-  expect_stop_close(silent);
-  End end = stream_end(silent.fd(), 3000);
-  EXPECT_TRUE(end == End::Fin || end == End::Reset) << int(end);
+  expect_stop_close_then_end(silent);
 }
 
 TEST(DrainDeadline, CooperativeClientsLetStopFinishLongBeforeTheDeadline) {
@@ -288,9 +294,7 @@ TEST(DrainDeadline, CooperativeClientClosedAtOnceSilentOneAtTheDeadline) {
   EXPECT_EQ(h.closes_of(idc), 1u);
   EXPECT_EQ(h.closes_of(ids), 1u);
   EXPECT_EQ(h.count(Event::Close), 2u);
-  expect_stop_close(silent);
-  End end = stream_end(silent.fd(), 3000);
-  EXPECT_TRUE(end == End::Fin || end == End::Reset) << int(end);
+  expect_stop_close_then_end(silent);
 }
 
 // A client that stops reading with output queued: its 1001 sits behind the
@@ -413,9 +417,7 @@ TEST(DrainDeadline, ShorterCloseTimeoutEndsTheStopFirst) {
   auto ev = h.close_of(id);
   ASSERT_TRUE(ev);
   EXPECT_EQ(ev->code, 1001);
-  expect_stop_close(silent);
-  End end = stream_end(silent.fd(), 3000);
-  EXPECT_TRUE(end == End::Fin || end == End::Reset) << int(end);
+  expect_stop_close_then_end(silent);
 }
 
 }  // namespace
