@@ -2,6 +2,7 @@
 // 7.4 close codes).
 #include "protocol/frame.h"
 
+#include <bit>
 #include <cstring>
 
 namespace chatws::protocol {
@@ -75,11 +76,21 @@ std::string encode_masked_frame(Opcode op, std::string_view payload, const uint8
 
 void apply_mask(uint8_t* data, size_t len, const uint8_t mask[4], uint64_t offset) {
   // The mask rotated so that its first byte applies to data[0], repeated to
-  // 8 bytes. Built byte-wise, then loaded with memcpy: endian-neutral.
+  // 8 bytes (as bytes in rot, as a word in m).
   uint8_t rot[8];
-  for (size_t i = 0; i < 8; ++i) rot[i] = mask[(offset + i) & 3];
   uint64_t m;
-  std::memcpy(&m, rot, 8);
+  if constexpr (std::endian::native == std::endian::little) {
+    // Byte j of a little-endian word is bits 8j..8j+7: a rotate right by
+    // 8 * offset brings mask[offset & 3] to byte 0. (This runs per frame.)
+    uint32_t k;
+    std::memcpy(&k, mask, 4);
+    k = std::rotr(k, int(8 * (offset & 3)));
+    m = uint64_t(k) | (uint64_t(k) << 32);
+    std::memcpy(rot, &m, 8);
+  } else {
+    for (size_t i = 0; i < 8; ++i) rot[i] = mask[(offset + i) & 3];
+    std::memcpy(&m, rot, 8);
+  }
 
   size_t i = 0;
   // 32 bytes per iteration as four independent 64-bit XORs; the compiler

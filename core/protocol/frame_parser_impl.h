@@ -178,6 +178,19 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
   size_t pos = 0;
   while (state_ != State::Done) {
     if (state_ == State::Header) {
+      if (hdr_len_ == 0 && len - pos >= kMaxFrameHeader) {
+        // The whole header is in this buffer (the common case): one
+        // fixed-size copy and one evaluation, instead of growing it in steps.
+        const uint8_t b1 = data[pos + 1];
+        const uint8_t len7 = b1 & 0x7F;
+        const size_t full = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((b1 & 0x80) ? 4 : 0);
+        std::memcpy(hdr_, data + pos, kMaxFrameHeader);
+        hdr_len_ = static_cast<uint8_t>(full);
+        pos += full;
+        size_t need = 0;
+        if (!parse_header(h, &need)) return pos;
+        continue;  // complete: all `full` bytes were there
+      }
       // Gather header bytes (at most 14) into hdr_, re-evaluating after each
       // addition: parse_header says how many it needs next.
       size_t need = 2;
