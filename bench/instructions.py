@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""User-space instructions per message of chatws-bench-server, counted by
+valgrind's callgrind: a figure that, unlike messages per second, does not
+depend on what else the machine is doing.
+
+The server runs under callgrind; chatws-loadgen drives it (echo or
+broadcast); after a warm-up the counters are zeroed, and after the
+measuring interval they are dumped. The result is the instructions executed
+by the server process in that interval (its share of the loop, parsing,
+encoding, queueing, flushing; not the kernel's) divided by the number of
+calls of chatws_send (echo: one per echoed message) or of chatws_broadcast
+times the receivers (broadcast: per delivery). Both counts come from the
+same dump, so the interval need not line up with the generator's.
+
+    python3 bench/instructions.py --build-dir build-bench            # echo, 32 B
+    python3 bench/instructions.py --mode broadcast --connections 100
+"""
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.1)  # valgrind starts slowly; poll the port
+    return False
+
+
+def count(dump: Path, function: str) -> tuple[int, int]:
+    """(total instructions, calls of `function`) in one callgrind dump."""
+    names: dict[str, str] = {}
+    total = calls = 0
+    callee = None
+    for line in dump.read_text(errors="replace").splitlines():
+        m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line)
+        if m:
+            kind, ident, name = m.groups()
+            if name:
+                names[ident] = name
+            if kind == "cfn":
+                callee = names.get(ident)
+            continue
+        if line.startswith("calls=") and callee == function:
+            calls += int(line.split()[0][len("calls="):])
+        elif line.startswith(("summary:", "totals:")):
+            total = int(line.split()[1])
+    return total, calls
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", default=str(REPO / "build-bench"))
+    p.add_argument("--mode", choices=["echo", "broadcast"], default="echo")
+    p.add_argument("--connections", type=int, default=100)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds before the counters are zeroed")
+    p.add_argument("--measure", type=float, default=4.0, help="seconds counted")
+    args = p.parse_args()
+
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        print("valgrind (with callgrind_control) is needed: apt-get install valgrind", file=sys.stderr)
+        return 2
+    bench = Path(args.build_dir) / "bench"
+    server_exe, loadgen_exe = bench / "chatws-bench-server", bench / "chatws-loadgen"
+    for exe in (server_exe, loadgen_exe):
+        if not exe.exists():
+            print(f"missing {exe}: build the bench targets (see BENCHMARKS.md)", file=sys.stderr)
+            return 2
+
+    function = "chatws_send" if args.mode == "echo" else "chatws_broadcast"
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="chatws-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                   str(server_exe), "--mode", args.mode, "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        loadgen = None
+        try:
+            if not wait_listening(server, port, 60):
+                print("the server did not start under valgrind", file=sys.stderr)
+                return 1
+            total_s = args.warmup + args.measure + 2
+            loadgen = subprocess.Popen([str(loadgen_exe), "--port", str(port), "--mode", args.mode,
+                                        "--connections", str(args.connections), "--size", str(args.size),
+                                        "--window", str(args.window), "--duration", str(total_s),
+                                        "--warmup", "0"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(args.warmup)  # the interval to skip, not a synchronisation
+            subprocess.run(["callgrind_control", "-z", str(server.pid)], capture_output=True, check=True)
+            time.sleep(args.measure)  # the interval measured
+            subprocess.run(["callgrind_control", "-d", str(server.pid)], capture_output=True, check=True)
+            loadgen.wait(timeout=total_s + 60)
+        finally:
+            if loadgen and loadgen.poll() is None:
+                loadgen.kill()
+            server.terminate()
+            server.wait(timeout=60)
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"))
+        if not dumps:
+            print("callgrind wrote no interval dump", file=sys.stderr)
+            return 1
+        total, calls = count(dumps[0], function)
+    if calls == 0:
+        print(f"no call of {function} in the interval", file=sys.stderr)
+        return 1
+    per = total / calls
+    if args.mode == "echo":
+        print(f"echo {args.size} B, {args.connections} connections, window {args.window}: "
+              f"{total:,} instructions / {calls:,} messages = {per:,.0f} per message")
+    else:
+        deliveries = calls * args.connections
+        print(f"broadcast {args.size} B to {args.connections} connections, window {args.window}: "
+              f"{total:,} instructions / {calls:,} broadcasts = {per:,.0f} per broadcast, "
+              f"{total / deliveries:,.1f} per delivery")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
