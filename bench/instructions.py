@@ -18,31 +18,15 @@ same dump, so the interval need not line up with the generator's.
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from local_server import free_port, wait_ready
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.1)  # valgrind starts slowly; poll the port
-    return False
 
 
 def count(dump: Path, function: str) -> tuple[int, int]:
@@ -96,7 +80,7 @@ def main() -> int:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         loadgen = None
         try:
-            if not wait_listening(server, port, 60):
+            if not wait_ready(server, port, 60):  # valgrind starts slowly
                 print("the server did not start under valgrind", file=sys.stderr)
                 return 1
             total_s = args.warmup + args.measure + 2

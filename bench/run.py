@@ -22,12 +22,13 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from local_server import free_port, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -105,26 +106,6 @@ def raise_nofile() -> None:
     want = 65536 if hard == resource.RLIM_INFINITY else hard
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(proc: subprocess.Popen, port: int, timeout_s: float) -> bool:
-    """Poll a TCP connect to the server's port until it succeeds or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class Server:

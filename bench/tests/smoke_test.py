@@ -10,10 +10,12 @@ usage: smoke_test.py SERVER_EXE LOADGEN_EXE
 """
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/
+from local_server import free_port, wait_ready  # noqa: E402
 
 READY_TIMEOUT_S = 10.0
 RUN_TIMEOUT_S = 60.0
@@ -30,32 +32,13 @@ CASES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(proc: subprocess.Popen, port: int) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)  # polling a port that is not listening yet
-    return False
-
-
 def run_case(server_exe: str, loadgen_exe: str, mode: str, args: list, kind: str) -> list:
     port = free_port()
     server = subprocess.Popen([server_exe, "--mode", mode, "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     problems = []
     try:
-        if not wait_ready(server, port):
+        if not wait_ready(server, port, READY_TIMEOUT_S):
             return [f"server --mode {mode} did not start listening on {port}"]
         cmd = [loadgen_exe, "--port", str(port), "--duration", "0.5", "--warmup", "0.1",
                "--server-pid", str(server.pid), "--json", *args]

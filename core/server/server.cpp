@@ -278,13 +278,13 @@ void Server::Impl::run_commands() {
 
 // -------------------------------------------------------------- public API
 
-int Server::Impl::check_message(Opcode op, std::string_view payload) const {
+int Server::Impl::check_message(Opcode op, std::string_view payload, bool on_loop) const {
   if (op != Opcode::Text && op != Opcode::Binary) return kEInval;
   if (payload.size() > cfg.max_message_size) return kETooBig;
   if (op == Opcode::Text) {
     // The exact buffer on_message is being handed was validated on receipt
     // (`delivering` is only set, and only read, on the loop thread).
-    const bool known_valid = on_loop_thread() && !delivering.empty() &&
+    const bool known_valid = on_loop && !delivering.empty() &&
                              payload.data() == delivering.data() &&
                              payload.size() == delivering.size();
     if (!known_valid && !protocol::is_valid_utf8(payload.data(), payload.size())) return kEInval;
@@ -293,9 +293,10 @@ int Server::Impl::check_message(Opcode op, std::string_view payload) const {
 }
 
 int Server::send(ConnId id, Opcode op, std::string_view payload) {
-  if (int rc = impl_->check_message(op, payload); rc != kOk) return rc;
+  const bool on_loop = impl_->on_loop_thread();
+  if (int rc = impl_->check_message(op, payload, on_loop); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->on_loop_thread()) {
+  if (!on_loop) {
     impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
     return kOk;
   }
@@ -310,9 +311,10 @@ int Server::send_frame(ConnId id, const FrameRef& frame) {
 }
 
 int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
-  if (int rc = impl_->check_message(op, payload); rc != kOk) return rc;
+  const bool on_loop = impl_->on_loop_thread();
+  if (int rc = impl_->check_message(op, payload, on_loop); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->on_loop_thread()) {
+  if (!on_loop) {
     impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload)});
     return kOk;
   }

@@ -93,7 +93,8 @@ struct Server::Impl {
 
   // server.cpp
   bool on_loop_thread() const;
-  int check_message(protocol::Opcode op, std::string_view payload) const;
+  // `on_loop`: the caller is on the loop thread (it asks once per call).
+  int check_message(protocol::Opcode op, std::string_view payload, bool on_loop) const;
   int poll_once(int timeout_ms);
   void run_commands();
   void post(Command&& c);

@@ -33,9 +33,18 @@ class Conns {
   std::vector<std::unique_ptr<Connection>> owned_;
 };
 
+using Model = std::unordered_map<ConnId, Connection*>;
+
+// A new connection with `id`, inserted into the table and recorded in the model.
+void add(Conns& conns, ConnTable& t, Model& model, ConnId id) {
+  Connection* c = conns.make(id);
+  t.insert(c);
+  model[id] = c;
+}
+
 // Every member reachable by find(), iteration visits each exactly once, and
 // size() agrees with the model.
-void expect_matches(const ConnTable& t, const std::unordered_map<ConnId, Connection*>& model) {
+void expect_matches(const ConnTable& t, const Model& model) {
   ASSERT_EQ(t.size(), model.size());
   ASSERT_EQ(t.empty(), model.empty());
   for (const auto& [id, c] : model) ASSERT_EQ(t.find(id), c) << "id " << id;
@@ -71,11 +80,9 @@ TEST(ConnTable, EmptyTableFindAndEraseAreNoOps) {
 TEST(ConnTable, EraseAbsentIdLeavesOthersIntact) {
   Conns conns;
   ConnTable t;
-  std::unordered_map<ConnId, Connection*> model;
+  Model model;
   for (ConnId id = 1; id <= 40; ++id) {
-    Connection* c = conns.make(id);
-    t.insert(c);
-    model[id] = c;
+    add(conns, t, model, id);
   }
   for (ConnId absent : {ConnId(0), ConnId(41), ConnId(1000), ConnId(UINT64_MAX)}) {
     t.erase(absent);
@@ -92,12 +99,10 @@ TEST(ConnTable, EraseAbsentIdLeavesOthersIntact) {
 TEST(ConnTable, StaleIdsAreNotFoundAfterErase) {
   Conns conns;
   ConnTable t;
-  std::unordered_map<ConnId, Connection*> model;
+  Model model;
   // Sequential, never-reused ids, as the server assigns them.
   for (ConnId id = 1; id <= 5000; ++id) {
-    Connection* c = conns.make(id);
-    t.insert(c);
-    model[id] = c;
+    add(conns, t, model, id);
   }
   for (ConnId id = 2; id <= 5000; id += 2) {
     t.erase(id);
@@ -133,12 +138,10 @@ TEST(ConnTable, CollidingIdsWrappingTheSlotArray) {
   Conns conns;
   for (int round = 0; round < 30; ++round) {
     ConnTable t;
-    std::unordered_map<ConnId, Connection*> model;
+    Model model;
     std::shuffle(ids.begin(), ids.end(), rng);
     for (size_t i = 0; i < 48; ++i) {
-      Connection* c = conns.make(ids[i]);
-      t.insert(c);
-      model[ids[i]] = c;
+      add(conns, t, model, ids[i]);
     }
     expect_matches(t, model);
     std::vector<ConnId> order(ids.begin(), ids.begin() + 48);
@@ -159,14 +162,12 @@ TEST(ConnTable, CollidingIdsWrappingTheSlotArray) {
 TEST(ConnTable, GrowShrinkCycles) {
   Conns conns;
   ConnTable t;
-  std::unordered_map<ConnId, Connection*> model;
+  Model model;
   std::mt19937_64 rng(11);
   ConnId next = 1;
   for (int cycle = 0; cycle < 4; ++cycle) {
     while (model.size() < 6000) {
-      Connection* c = conns.make(next);
-      t.insert(c);
-      model[next++] = c;
+      add(conns, t, model, next++);
     }
     expect_matches(t, model);
     // Disconnect in random order down to a handful.
@@ -189,16 +190,14 @@ TEST(ConnTable, GrowShrinkCycles) {
 TEST(ConnTable, ModelBasedAgainstUnorderedMap) {
   Conns conns;
   ConnTable t;
-  std::unordered_map<ConnId, Connection*> model;
+  Model model;
   std::mt19937_64 rng(42);
   ConnId next = 1;
   for (int step = 0; step < 60000; ++step) {
     const size_t target = (step / 7500) % 2 ? 50 : 3000;
     const unsigned op = unsigned(rng() % 10);
     if (op < 5 && model.size() < target + rng() % 500) {
-      Connection* c = conns.make(next);
-      t.insert(c);
-      model[next++] = c;
+      add(conns, t, model, next++);
     } else if (op < 8) {
       const ConnId id = 1 + rng() % next;  // may be erased already, or == next
       const auto it = model.find(id);

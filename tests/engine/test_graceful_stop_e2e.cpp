@@ -151,6 +151,20 @@ void expect_stop_close(WsClient& c, int timeout_ms = 3000) {
   EXPECT_EQ(f->close_reason(), "server shutting down");
 }
 
+// run() returned kOk at the drain deadline counted from t0: not before it
+// (less the clock's truncation), not long after. When it returned, if it did.
+std::optional<Clock::time_point> returned_at_deadline(LoopThread& lt, Clock::time_point t0,
+                                                      int drain_ms) {
+  auto ret = lt.wait_returned(drain_ms + kSlackMs);
+  EXPECT_TRUE(ret) << "run() did not return by the drain deadline + " << kSlackMs << " ms";
+  if (!ret) return std::nullopt;
+  EXPECT_EQ(ret->first, kOk);
+  const long long elapsed = ms_between(t0, ret->second);
+  EXPECT_GE(elapsed, drain_ms - kTolMs);
+  EXPECT_LE(elapsed, drain_ms + kSlackMs);
+  return ret->second;
+}
+
 // What a client the stop gave up on reads once it finally reads: the 1001,
 // then the end of the stream (orderly or reset: the server aborted it).
 void expect_stop_close_then_end(WsClient& c) {
@@ -183,12 +197,8 @@ TEST(DrainDeadline, SilentClientHoldsStopUntilTheDeadlineThenIsAborted) {
   EXPECT_TRUE(readable_within(silent.fd(), 1000));
   EXPECT_FALSE(lt->returned());
   // ...but with no reply, run() returns only at the drain deadline.
-  auto ret = lt->wait_returned(kDrainMs + kSlackMs);
-  ASSERT_TRUE(ret) << "run() did not return by the drain deadline + " << kSlackMs << " ms";
-  EXPECT_EQ(ret->first, kOk);
-  const long long elapsed = ms_between(t0, ret->second);
-  EXPECT_GE(elapsed, kDrainMs - kTolMs);
-  EXPECT_LE(elapsed, kDrainMs + kSlackMs);
+  auto returned = returned_at_deadline(*lt, t0, kDrainMs);
+  ASSERT_TRUE(returned);
   EXPECT_TRUE(lt->server->stopped());
 
   // on_close ran once, at the deadline, with the code the server sent: the
@@ -201,7 +211,7 @@ TEST(DrainDeadline, SilentClientHoldsStopUntilTheDeadlineThenIsAborted) {
   auto at = h.closed_at(id);
   ASSERT_TRUE(at);
   EXPECT_GE(ms_between(t0, *at), kDrainMs - kTolMs);
-  EXPECT_TRUE(*at <= ret->second) << "on_close after run() returned";
+  EXPECT_TRUE(*at <= *returned) << "on_close after run() returned";
 
   // Destroying the stopped server reports nothing more.
   lt.reset();
@@ -279,12 +289,8 @@ TEST(DrainDeadline, CooperativeClientClosedAtOnceSilentOneAtTheDeadline) {
   EXPECT_EQ(h.closes_of(ids), 0u);
   EXPECT_TRUE(readable_within(silent.fd(), 1000));  // its 1001 is waiting, unread
 
-  auto ret = lt->wait_returned(kDrainMs + kSlackMs);
-  ASSERT_TRUE(ret) << "run() did not return by the drain deadline + " << kSlackMs << " ms";
-  EXPECT_EQ(ret->first, kOk);
-  const long long elapsed = ms_between(t0, ret->second);
-  EXPECT_GE(elapsed, kDrainMs - kTolMs);
-  EXPECT_LE(elapsed, kDrainMs + kSlackMs);
+  auto returned = returned_at_deadline(*lt, t0, kDrainMs);
+  ASSERT_TRUE(returned);
   auto silent_at = h.closed_at(ids);
   ASSERT_TRUE(silent_at);
   EXPECT_GE(ms_between(t0, *silent_at), kDrainMs - kTolMs);
