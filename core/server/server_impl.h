@@ -40,6 +40,10 @@ struct Server::Impl {
   // Output of at most this many bytes in several frames is copied into
   // wbuf and written with write() instead of a writev of one iovec each.
   static constexpr size_t kCoalesceMax = 16 * 1024;
+  // The flush list is written in about kFlushSteps iterations (at least
+  // kFlushMinStep connections each), new input being read in between.
+  static constexpr size_t kFlushSteps = 4;
+  static constexpr size_t kFlushMinStep = 16;
 
   ServerConfig cfg;
   ServerHandler* handler = nullptr;
@@ -56,8 +60,10 @@ struct Server::Impl {
   ConnTable by_id;                                  // every live connection
   std::vector<Connection*> open;                    // WebSocket Open, for broadcast
   PathTable paths;                                  // request paths of open connections
-  std::vector<Connection*> dirty;                   // output to flush this iteration
+  std::vector<Connection*> dirty;                   // output to flush (FIFO, see flush_all)
   std::vector<Connection*> dirty_first;             // ... and before those (see mark_dirty)
+  size_t round_left = 0;                            // of dirty, still in this flush round
+  size_t round_step = 0;                            // written per iteration in this round
   Connection* serving = nullptr;                    // whose on_message is running
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // read budget ran out
@@ -124,7 +130,8 @@ struct Server::Impl {
   int enqueue(Connection* c, SharedFrame* f);
   void send_close(Connection* c, uint16_t code, std::string_view reason);
   void mark_dirty(Connection* c);
-  void flush(Connection* c);
+  bool write_out(Connection* c);  // write what the kernel takes; false if it failed
+  void flush(Connection* c);      // write_out, then on_drain / shutdown when emptied
   void flush_all();
   void leave_open(Connection* c);
   void linger(Connection* c);

@@ -302,6 +302,14 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   size_t limit = cfg.max_output_buffer;
+  if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit && c->writable) {
+    // Over the cap only because its turn to be flushed has not come yet
+    // (a burst within an iteration, a long flush list): write what the
+    // kernel takes now. A client is too slow only if the kernel refuses.
+    // Its on_drain, if due, comes from the regular flush (it stays dirty):
+    // host code must not run inside a send or a broadcast loop.
+    if (!write_out(c)) return kENoConn;
+  }
   if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       c->count_dropped();
@@ -353,7 +361,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
   }
 }
 
-void Server::Impl::flush(Connection* c) {
+bool Server::Impl::write_out(Connection* c) {
   while (!c->out.empty() && c->writable) {
     iovec iov[64];
     int n = c->out.gather(iov, 64);
@@ -379,13 +387,17 @@ void Server::Impl::flush(Connection* c) {
     }
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       c->writable = false;
-      return;
+      return true;
     }
     if (w < 0 && errno == EINTR) continue;
     abort(c, c->close_sent ? c->close_code : 1006);  // EPIPE, ECONNRESET
-    return;
+    return false;
   }
-  if (!c->out.empty()) return;
+  return true;
+}
+
+void Server::Impl::flush(Connection* c) {
+  if (!write_out(c) || !c->out.empty()) return;
   c->greeting = false;
   if (c->over_soft) {
     c->over_soft = false;
@@ -403,13 +415,24 @@ void Server::Impl::flush_all() {
     if (c->state != ConnState::Dead) flush(c);
   }
   dirty_first.clear();
-  // Index loop: on_drain may make more connections dirty.
-  for (size_t i = 0; i < dirty.size(); ++i) {
+  // A long flush list (a fan-out to a big room) is written over a few
+  // iterations, with new input read in between: the members still waiting
+  // then get the messages that arrived meanwhile in the same write. Under
+  // load each write carries more messages; no write is delayed, since the
+  // loop does not wait while the list is not empty (see poll_once).
+  if (round_left == 0 || round_left > dirty.size()) {
+    round_left = dirty.size();
+    round_step = std::max(kFlushMinStep, (round_left + kFlushSteps - 1) / kFlushSteps);
+  }
+  size_t take = std::min(round_step, round_left);
+  round_left -= take;
+  // Index loop: on_drain may make more connections dirty (they go last).
+  for (size_t i = 0; i < take; ++i) {
     Connection* c = dirty[i];
     c->dirty = false;
     if (c->state != ConnState::Dead) flush(c);
   }
-  dirty.clear();
+  dirty.erase(dirty.begin(), dirty.begin() + ptrdiff_t(take));
 }
 
 // ----------------------------------------------------------------- closing
@@ -478,10 +501,22 @@ void Server::Impl::destroy(Connection* c) {
 }
 
 void Server::Impl::destroy_dead() {
+  // The flush list can be long (see flush_all): take every dead connection
+  // out of it in one pass rather than a search per connection.
+  bool any_dirty = false;
+  for (Connection* c : dead) any_dirty |= c->dirty;
+  if (any_dirty) {
+    auto gone = [](Connection* c) {
+      if (c->state != ConnState::Dead) return false;
+      c->dirty = false;
+      return true;
+    };
+    std::erase_if(dirty, gone);
+    std::erase_if(dirty_first, gone);
+  }
   // on_close may close other connections: index loop over a growing list.
   for (size_t i = 0; i < dead.size(); ++i) destroy(dead[i]);
   dead.clear();
-  // Dead connections may still sit in the flush list; it was flushed before.
   if (by_id.empty() && had_connections) {
     // The last client left: give the memory of the burst back to the OS
     // (pooled frames, allocator arenas) so an idle server returns to its

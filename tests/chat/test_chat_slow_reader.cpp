@@ -17,14 +17,19 @@ TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
   ServerConfig sc;
   sc.max_output_buffer = 64 * 1024;
   sc.slow_policy = SlowConsumerPolicy::Drop;
+  sc.socket_send_buffer = 16 * 1024;  // the kernel takes little of the backlog
   ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
-  WsClient c;
-  ASSERT_TRUE(c.connect(h.port(), "/rooms/busy", "chatws.v1"));
+  WsClient c(h.port());
+  // ... and the client, not reading yet, a fixed 128 KiB more (a window
+  // of more than one loopback segment, so the backlog reads back quickly).
+  c.set_receive_buffer(64 * 1024);
+  ASSERT_EQ(c.handshake("/rooms/busy", "chatws.v1"), 101);
   ASSERT_NE(c.read_text().find("\"type\":\"hello\""), std::string::npos);
 
-  // One loop task posts everything: nothing is flushed in between, so the
-  // 64 KiB queue overflows and the rest is dropped for this client.
-  constexpr int kPosts = 200;
+  // One loop task posts everything while the client does not read: once
+  // the kernel buffers are full, the 64 KiB queue overflows and the rest is
+  // dropped for this client.
+  constexpr int kPosts = 400;  // ~440 KB: more than kernel buffers + queue
   const std::string text(1000, 'x');
   int ok = h.on_loop([&](chat::ChatService& chat) {
     int n = 0;

@@ -322,8 +322,7 @@ TEST(DrainDeadline, BacklogThatCannotBeWrittenIsDroppedAtTheDeadline) {
     for (size_t i = 0; i < kChunks; ++i) lt->server->send(id, Opcode::Binary, chunk);
   };
   WsClient c(lt->port());
-  int small = 4096;
-  setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  c.set_receive_buffer(4096);
   ConnId id = connect(c, h);
   ASSERT_NE(id, 0u);
   // The lower bound is taken before "fill": stop() may land while the loop

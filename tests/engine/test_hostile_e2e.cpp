@@ -71,8 +71,7 @@ long ms_since(Clock::time_point t) {
 // reading gets an error instead of blocking the test forever.
 std::unique_ptr<WsClient> non_reading_client(uint16_t port) {
   auto c = std::make_unique<WsClient>(port);
-  int small = 4096;
-  setsockopt(c->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  c->set_receive_buffer(4096);
   timeval tv{5, 0};
   setsockopt(c->fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   return c;

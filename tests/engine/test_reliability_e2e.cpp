@@ -87,6 +87,10 @@ struct SlowConsumer : ::testing::Test {
   void start_with(SlowConsumerPolicy policy) {
     ServerConfig cfg;
     cfg.max_output_buffer = 256 * 1024;
+    // Kernel buffers of a fixed small size: the server writes a backlog
+    // through to the kernel before it calls a client slow, and autotuned
+    // ones take megabytes (slow to read back through a 4 KiB window).
+    cfg.socket_send_buffer = 16 * 1024;
     cfg.drain_timeout_ms = 300;  // teardown: the slow client never answers the 1001
     cfg.slow_policy = policy;
     // "flood": push 4 MiB to the sender in 4 KiB messages, recording each result.
@@ -100,8 +104,7 @@ struct SlowConsumer : ::testing::Test {
   }
   std::unique_ptr<WsClient> slow_client() {
     auto c = std::make_unique<WsClient>(st->port());
-    int small = 4096;  // a small receive buffer makes the backlog reach us sooner
-    setsockopt(c->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    c->set_receive_buffer(4096);  // the backlog reaches us sooner
     EXPECT_EQ(c->handshake(), 101);
     return c;
   }
@@ -252,10 +255,7 @@ TEST(SlowConsumers, BroadcastTo1000Of100NeverRead) {
   std::vector<std::unique_ptr<WsClient>> cs;
   for (int i = 0; i < kConns; ++i) {
     cs.push_back(std::make_unique<WsClient>(st->port()));
-    if (i < kSilent) {
-      int small = 4096;
-      setsockopt(cs.back()->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    }
+    if (i < kSilent) cs.back()->set_receive_buffer(4096);
     ASSERT_EQ(cs.back()->handshake(), 101) << i;
   }
   ASSERT_TRUE(h.wait_count(Event::Open, kConns));

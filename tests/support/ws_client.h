@@ -78,6 +78,11 @@ class TcpClient {
 
   bool ok() const { return fd_ >= 0; }
   int fd() const { return fd_; }
+  // SO_RCVBUF: small, the client stops taking data soon, as a slow reader
+  // does; raised again, a backlog drains quickly.
+  bool set_receive_buffer(int bytes) {
+    return ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == 0;
+  }
   uint16_t port() const { return port_; }
   // Why the last operation failed ("timeout", "connection closed", ...).
   const std::string& error() const { return error_; }
