@@ -195,8 +195,9 @@ typedef struct chatws_options {
   size_t max_request_size;      /* request line + headers; default 8192; exceeded: HTTP 431 */
   size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009 */
   size_t max_fragments;         /* fragments per message; default 65536; exceeded: close 1009 */
-  size_t max_output_buffer;     /* queued output per connection; default 1 MiB; exceeded:
-                                   slow_consumer_policy applies */
+  size_t max_output_buffer;     /* output queued per connection that its socket will not
+                                   take yet; default 1 MiB; exceeded: slow_consumer_policy
+                                   applies */
   uint32_t max_connections;     /* open WebSocket + HTTP connections; default 100000;
                                    exceeded: HTTP 503 to the new one */
   uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503 */
