@@ -139,7 +139,13 @@ int Server::poll(int timeout_ms) {
   LoopScope scope(impl_->loop_thread);
   if (!scope.ok) return kEState;
   impl_->owner_thread = std::this_thread::get_id();
-  return impl_->poll_once(timeout_ms);
+  int rc = impl_->poll_once(timeout_ms);
+  // A host running its own event loop calls poll() when fd() is readable:
+  // keep it readable while work is left for the next iteration (the rest
+  // of a long flush list, a read budget that ran out), or that work would
+  // wait for the next timer tick. run() needs no such nudge.
+  if (rc >= 0 && impl_->work_left()) impl_->poller.wake();
+  return rc;
 }
 
 int Server::Impl::poll_once(int timeout_ms) {
@@ -148,8 +154,7 @@ int Server::Impl::poll_once(int timeout_ms) {
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
 
-  if (!dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty())
-    timeout_ms = 0;
+  if (work_left()) timeout_ms = 0;
   if (state.load() == LoopState::Stopping) {
     int cap = by_id.empty() ? 0 : tick_ms;
     if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;

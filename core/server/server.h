@@ -99,7 +99,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;
-  int fd() const;  // the epoll fd: readable when poll() has work
+  int fd() const;  // the epoll fd: readable when poll() has work (left)
 
   int run();                 // until stop completes
   int poll(int timeout_ms);  // one iteration

@@ -102,6 +102,10 @@ struct Server::Impl {
   // `on_loop`: the caller is on the loop thread (it asks once per call).
   int check_message(protocol::Opcode op, std::string_view payload, bool on_loop) const;
   int poll_once(int timeout_ms);
+  // The next iteration has work even if no event comes.
+  bool work_left() const {
+    return !dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty();
+  }
   void run_commands();
   void post(Command&& c);
   void on_tick();

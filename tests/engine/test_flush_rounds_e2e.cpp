@@ -156,6 +156,24 @@ TEST(FlushRounds, ConnectionsThatDieWhileWaitingTheirTurnAreDroppedFromTheList) 
   EXPECT_EQ(s.server->connection_count(), size_t(kClients - reset));
 }
 
+// A host with its own event loop calls poll() only when fd() is readable:
+// after an iteration that left part of the list unwritten, fd() must be
+// readable at once, not at the next timer tick.
+TEST(FlushRounds, HostLoopWaitingOnTheFdIsWokenForTheRestOfTheList) {
+  Stepped s;
+  s.connect(kClients);
+  ASSERT_EQ(s.server->broadcast(Opcode::Text, "to all", 0), kClients);
+  int iterations = 0;
+  for (;;) {
+    ASSERT_GE(s.server->poll(0), 0);
+    ++iterations;
+    if (s.with_data(kStep * iterations < kClients ? kStep * iterations : kClients) == kClients) break;
+    ASSERT_LT(iterations, 10);
+    ASSERT_TRUE(readable(s.server->fd(), 0)) << "after iteration " << iterations;
+  }
+  EXPECT_EQ(iterations, kClients / kStep);
+}
+
 // A burst to one client that reads normally, larger than its output cap,
 // queued within one iteration: it is written through to the kernel, not
 // taken for a slow reader (which would close it 1008 or drop messages).
