@@ -258,9 +258,10 @@ CHATWS_API void chatws_server_destroy(chatws_server* server);
 CHATWS_API int chatws_server_port(const chatws_server* server);
 
 /* A file descriptor that becomes readable when chatws_server_poll() has work
- * to do (new events, or output an earlier poll left for the next iteration),
- * for hosts that run their own event loop (select/poll/epoll, asyncio's
- * add_reader). Owned by the server. Any thread. */
+ * to do (new events, output sent from the polling thread between polls, or
+ * output an earlier poll left for the next iteration), for hosts that run
+ * their own event loop (select/poll/epoll, asyncio's add_reader). Owned by
+ * the server. Any thread. */
 CHATWS_API int chatws_server_fd(const chatws_server* server);
 
 /* Run the loop on the calling thread until chatws_server_stop() completes.

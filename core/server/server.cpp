@@ -150,6 +150,7 @@ int Server::poll(int timeout_ms) {
 
 int Server::Impl::poll_once(int timeout_ms) {
   if (state.load() == LoopState::Stopped) return kEStopped;
+  nudged = false;
   now_ms = net::monotonic_ms();
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
@@ -305,6 +306,7 @@ int Server::send(ConnId id, Opcode op, std::string_view payload) {
     impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
     return kOk;
   }
+  impl_->output_between_iterations();
   return impl_->direct_send(id, op, payload);
 }
 
@@ -312,6 +314,7 @@ int Server::send_frame(ConnId id, const FrameRef& frame) {
   if (!impl_->on_loop_thread()) return kEThread;
   Connection* c = impl_->find_open(id);
   if (!c) return kENoConn;
+  impl_->output_between_iterations();
   return impl_->enqueue(c, frame.get());
 }
 
@@ -324,11 +327,13 @@ int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
     return kOk;
   }
   FrameRef f(SharedFrame::make(op, payload));
+  impl_->output_between_iterations();
   return impl_->direct_broadcast(f.get(), exclude);
 }
 
 int Server::broadcast_frame(const FrameRef& frame, ConnId exclude) {
   if (!impl_->on_loop_thread()) return kEThread;
+  impl_->output_between_iterations();
   return impl_->direct_broadcast(frame.get(), exclude);
 }
 
@@ -341,6 +346,7 @@ int Server::close(ConnId id, uint16_t code, std::string_view reason) {
     impl_->post(Command{Command::Close, Opcode::Close, code, id, std::string(reason)});
     return kOk;
   }
+  impl_->output_between_iterations();
   return impl_->direct_close(id, code, reason);
 }
 

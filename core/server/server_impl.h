@@ -88,6 +88,7 @@ struct Server::Impl {
   // lock (and posters skip the eventfd write) when nothing is pending, which
   // is every iteration of a server driven only by its own sockets.
   std::atomic<bool> cmds_posted{false};
+  bool nudged = false;  // output_between_iterations() woke fd() since the last poll
   std::vector<Command> cmds_work;
 
   std::atomic<bool> stop_requested{false};
@@ -105,6 +106,15 @@ struct Server::Impl {
   // The next iteration has work even if no event comes.
   bool work_left() const {
     return !dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty();
+  }
+  // A send/broadcast/close on the owner thread: if that is between
+  // iterations (a host driving poll() from its own event loop), nothing
+  // would flush it before the next event or tick; make fd() readable so the
+  // host polls again. Inside run()/poll() the iteration's end flushes it.
+  void output_between_iterations() {
+    if (nudged || loop_thread.load(std::memory_order_relaxed) != std::thread::id()) return;
+    nudged = true;
+    poller.wake();
   }
   void run_commands();
   void post(Command&& c);

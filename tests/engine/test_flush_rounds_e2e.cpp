@@ -174,6 +174,23 @@ TEST(FlushRounds, HostLoopWaitingOnTheFdIsWokenForTheRestOfTheList) {
   EXPECT_EQ(iterations, kClients / kStep);
 }
 
+// The same host sending between iterations (e.g. asyncio code calling
+// broadcast() outside a handler): the output is queued directly, and fd()
+// must turn readable so the host runs the iteration that writes it.
+TEST(FlushRounds, OutputQueuedBetweenIterationsMakesTheFdReadable) {
+  Stepped s;
+  s.connect(2);
+  ASSERT_GE(s.server->poll(0), 0);  // takes any due timer event now
+  ASSERT_EQ(s.server->broadcast(Opcode::Text, "from the host", 0), 2);
+  ASSERT_TRUE(readable(s.server->fd(), 0));
+  ASSERT_GE(s.server->poll(0), 0);
+  for (auto& c : s.clients) {
+    auto m = c->read_message(2000);
+    ASSERT_TRUE(m) << c->error();
+    EXPECT_EQ(m->payload, "from the host");
+  }
+}
+
 // A burst to one client that reads normally, larger than its output cap,
 // queued within one iteration: it is written through to the kernel, not
 // taken for a slow reader (which would close it 1008 or drop messages).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import select
 import signal
 import sys
 import threading
@@ -245,3 +246,38 @@ def test_fileno_and_manual_poll(make_server: Callable[..., chatws.Server], event
                 assert server.poll(0)
     t.join(WAIT)
     assert result == ["manual"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="epoll")
+def test_manual_poll_host_is_woken_for_output_queued_between_polls(
+        make_server: Callable[..., chatws.Server]) -> None:
+    # A host loop that polls only when fileno() is readable, sending between
+    # polls (asyncio code outside a handler does this): the fd must turn
+    # readable at once, and stay so until a fan-out larger than one
+    # iteration's share is written, not wait for the engine's timer tick.
+    server = make_server()
+    clients: List[websocket.WebSocket] = []
+
+    def connect() -> None:
+        for _ in range(40):
+            clients.append(websocket.create_connection(server.url, timeout=WAIT))
+
+    t = threading.Thread(target=connect)
+    t.start()
+    deadline = time.monotonic() + WAIT
+    while (t.is_alive() or len(server.connections) < 40) and time.monotonic() < deadline:
+        server.poll(0.01)
+    t.join(WAIT)
+    assert len(server.connections) == 40
+    server.poll(0)
+
+    server.broadcast("between polls")
+    iterations = 0
+    while select.select([server], [], [], 0)[0]:
+        assert server.poll(0)
+        iterations += 1
+        assert iterations < 20
+    assert iterations >= 2  # woken by the broadcast, then for the rest of the list
+    for ws in clients:
+        assert ws.recv() == "between polls"
+        ws.sock.close()  # no one polls now to answer a close handshake
