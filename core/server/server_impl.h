@@ -78,6 +78,7 @@ struct Server::Impl {
   std::unique_ptr<uint8_t[]> wbuf{new uint8_t[kCoalesceMax]};
   int64_t now_ms = 0;
   std::string_view delivering;  // text message being passed to on_message (validated)
+  bool nudged = false;  // output_between_iterations() woke fd() since the last poll
 
   // Threads.
   std::atomic<std::thread::id> loop_thread{};
@@ -88,7 +89,6 @@ struct Server::Impl {
   // lock (and posters skip the eventfd write) when nothing is pending, which
   // is every iteration of a server driven only by its own sockets.
   std::atomic<bool> cmds_posted{false};
-  bool nudged = false;  // output_between_iterations() woke fd() since the last poll
   std::vector<Command> cmds_work;
 
   std::atomic<bool> stop_requested{false};
