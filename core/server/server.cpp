@@ -99,11 +99,23 @@ bool Server::stopped() const { return impl_->state.load() == LoopState::Stopped;
 size_t Server::connection_count() const { return impl_->ws_count.load(std::memory_order_relaxed); }
 bool Server::on_loop_thread() const { return impl_->on_loop_thread(); }
 
-bool Server::Impl::on_loop_thread() const {
+Server::Impl::Caller Server::Impl::caller() const {
   auto me = std::this_thread::get_id();
   auto running = loop_thread.load(std::memory_order_acquire);
-  if (running == me) return true;
-  return running == std::thread::id() && me == owner_thread;
+  if (running == me) return Caller::InLoop;
+  return running == std::thread::id() && me == owner_thread ? Caller::BetweenPolls : Caller::Other;
+}
+
+bool Server::Impl::acts_directly(Caller who) {
+  // Output the owner queues between its poll() calls (a host running its
+  // own event loop) would wait for the next event or tick: make fd()
+  // readable so the host polls again. Inside run()/poll() the iteration's
+  // end flushes it.
+  if (who == Caller::BetweenPolls && !nudged) {
+    nudged = true;
+    poller.wake();
+  }
+  return who != Caller::Other;
 }
 
 // -------------------------------------------------------------------- loop
@@ -299,41 +311,37 @@ int Server::Impl::check_message(Opcode op, std::string_view payload, bool on_loo
 }
 
 int Server::send(ConnId id, Opcode op, std::string_view payload) {
-  const bool on_loop = impl_->on_loop_thread();
-  if (int rc = impl_->check_message(op, payload, on_loop); rc != kOk) return rc;
+  const auto who = impl_->caller();
+  if (int rc = impl_->check_message(op, payload, who != Impl::Caller::Other); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!on_loop) {
+  if (!impl_->acts_directly(who)) {
     impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
     return kOk;
   }
-  impl_->output_between_iterations();
   return impl_->direct_send(id, op, payload);
 }
 
 int Server::send_frame(ConnId id, const FrameRef& frame) {
-  if (!impl_->on_loop_thread()) return kEThread;
+  if (!impl_->acts_directly(impl_->caller())) return kEThread;
   Connection* c = impl_->find_open(id);
   if (!c) return kENoConn;
-  impl_->output_between_iterations();
   return impl_->enqueue(c, frame.get());
 }
 
 int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
-  const bool on_loop = impl_->on_loop_thread();
-  if (int rc = impl_->check_message(op, payload, on_loop); rc != kOk) return rc;
+  const auto who = impl_->caller();
+  if (int rc = impl_->check_message(op, payload, who != Impl::Caller::Other); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!on_loop) {
+  if (!impl_->acts_directly(who)) {
     impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload)});
     return kOk;
   }
   FrameRef f(SharedFrame::make(op, payload));
-  impl_->output_between_iterations();
   return impl_->direct_broadcast(f.get(), exclude);
 }
 
 int Server::broadcast_frame(const FrameRef& frame, ConnId exclude) {
-  if (!impl_->on_loop_thread()) return kEThread;
-  impl_->output_between_iterations();
+  if (!impl_->acts_directly(impl_->caller())) return kEThread;
   return impl_->direct_broadcast(frame.get(), exclude);
 }
 
@@ -342,11 +350,10 @@ int Server::close(ConnId id, uint16_t code, std::string_view reason) {
       !protocol::is_valid_utf8(reason.data(), reason.size()))
     return kEInval;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->on_loop_thread()) {
+  if (!impl_->acts_directly(impl_->caller())) {
     impl_->post(Command{Command::Close, Opcode::Close, code, id, std::string(reason)});
     return kOk;
   }
-  impl_->output_between_iterations();
   return impl_->direct_close(id, code, reason);
 }
 

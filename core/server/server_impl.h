@@ -78,7 +78,7 @@ struct Server::Impl {
   std::unique_ptr<uint8_t[]> wbuf{new uint8_t[kCoalesceMax]};
   int64_t now_ms = 0;
   std::string_view delivering;  // text message being passed to on_message (validated)
-  bool nudged = false;  // output_between_iterations() woke fd() since the last poll
+  bool nudged = false;  // acts_directly() woke fd() since the last poll
 
   // Threads.
   std::atomic<std::thread::id> loop_thread{};
@@ -99,22 +99,19 @@ struct Server::Impl {
   ~Impl();
 
   // server.cpp
-  bool on_loop_thread() const;
+  // Who is calling: the thread inside run()/poll(), the owner thread
+  // between its poll() calls (a host with its own event loop), or another.
+  enum class Caller : uint8_t { InLoop, BetweenPolls, Other };
+  Caller caller() const;
+  bool on_loop_thread() const { return caller() != Caller::Other; }
+  // True if `who` may act on the loop's state at once (else: post()).
+  bool acts_directly(Caller who);
   // `on_loop`: the caller is on the loop thread (it asks once per call).
   int check_message(protocol::Opcode op, std::string_view payload, bool on_loop) const;
   int poll_once(int timeout_ms);
   // The next iteration has work even if no event comes.
   bool work_left() const {
     return !dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty();
-  }
-  // A send/broadcast/close on the owner thread: if that is between
-  // iterations (a host driving poll() from its own event loop), nothing
-  // would flush it before the next event or tick; make fd() readable so the
-  // host polls again. Inside run()/poll() the iteration's end flushes it.
-  void output_between_iterations() {
-    if (nudged || loop_thread.load(std::memory_order_relaxed) != std::thread::id()) return;
-    nudged = true;
-    poller.wake();
   }
   void run_commands();
   void post(Command&& c);

@@ -301,16 +301,15 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 // ------------------------------------------------------------------- output
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
-  size_t limit = cfg.max_output_buffer;
-  if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit && c->writable) {
-    // Over the cap only because its turn to be flushed has not come yet
-    // (a burst within an iteration, a long flush list): write what the
-    // kernel takes now. A client is too slow only if the kernel refuses.
-    // Its on_drain, if due, comes from the regular flush (it stays dirty):
-    // host code must not run inside a send or a broadcast loop.
-    if (!write_out(c)) return kENoConn;
-  }
-  if (!c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit) {
+  const size_t limit = cfg.max_output_buffer;
+  auto over_cap = [&] { return !c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit; };
+  // Over the cap only because its turn to be flushed has not come yet (a
+  // burst within an iteration, a long flush list): write what the kernel
+  // takes now; a client is too slow only if the kernel refuses. Its
+  // on_drain, if due, comes from the regular flush (it stays dirty): host
+  // code must not run inside a send or a broadcast loop.
+  if (c->writable && over_cap() && !write_out(c)) return kENoConn;
+  if (over_cap()) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       c->count_dropped();
       return kEFull;
@@ -482,6 +481,8 @@ void Server::Impl::abort(Connection* c, uint16_t code) {
 }
 
 void Server::Impl::destroy(Connection* c) {
+  // Still dirty only if it died during destroy_dead() (another's on_close
+  // closed it) after that function's one-pass removal.
   if (c->dirty) {
     auto it = std::find(dirty.begin(), dirty.end(), c);
     if (it != dirty.end()) dirty.erase(it);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -72,14 +73,19 @@ struct Stepped {
   // covers a deferred softirq). More than `at_least` means the server wrote
   // to more connections than expected.
   int with_data(int at_least) {
-    int n = 0;
-    for (int round = 0; round < 200; ++round) {
-      n = 0;
-      for (auto& c : clients) n += c->ok() && readable(c->fd(), 0);
-      if (n >= at_least) break;
-      readable(clients[0]->fd(), 10);  // a bounded pause, then count again
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (;;) {
+      std::vector<pollfd> waiting;
+      int n = 0;
+      for (auto& c : clients) {
+        if (!c->ok()) continue;
+        if (readable(c->fd(), 0)) ++n;
+        else waiting.push_back({c->fd(), POLLIN, 0});
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (n >= at_least || waiting.empty() || left.count() <= 0) return n;
+      ::poll(waiting.data(), waiting.size(), int(left.count()));  // until one more has data
     }
-    return n;
   }
 };
 
@@ -123,6 +129,18 @@ TEST(FlushRounds, FanOutIsWrittenOverSeveralIterationsWithInputReadBetween) {
     EXPECT_EQ(b->payload, "second");
   }
   EXPECT_EQ(s.h.count(Event::Close), 0u);
+}
+
+// Past 4 x kFlushMinStep the step grows with the list: about a quarter each.
+TEST(FlushRounds, ALongerListIsWrittenInFourSteps) {
+  constexpr int kMany = 100;
+  Stepped s;
+  s.connect(kMany);
+  ASSERT_EQ(s.server->broadcast(Opcode::Text, "to all", 0), kMany);
+  for (int step = 1; step <= 4; ++step) {
+    ASSERT_GE(s.server->poll(0), 0);
+    ASSERT_EQ(s.with_data(25 * step), 25 * step) << "after iteration " << step;
+  }
 }
 
 TEST(FlushRounds, ConnectionsThatDieWhileWaitingTheirTurnAreDroppedFromTheList) {
