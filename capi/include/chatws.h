@@ -27,6 +27,11 @@
  *   details about the last failure on the calling thread. No C++ exception
  *   ever crosses this interface.
  *
+ * Signals
+ *   The library never raises a signal in the host: sockets are written with
+ *   MSG_NOSIGNAL, so a peer that reset gets its connection closed (1006)
+ *   instead of a SIGPIPE, and the host may keep SIGPIPE's default disposition.
+ *
  * Strings
  *   Strings passed in are UTF-8 and are copied before the call returns
  *   unless stated otherwise. Pointers passed to callbacks are owned by the

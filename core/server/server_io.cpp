@@ -376,9 +376,14 @@ bool Server::Impl::write_out(Connection* c) {
         std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
       }
-      w = ::write(c->fd, wbuf.get(), total);
+      w = ::send(c->fd, wbuf.get(), total, MSG_NOSIGNAL);
     } else {
-      w = ::writev(c->fd, iov, n);
+      // sendmsg, not writev: a write to a peer that reset must fail with
+      // EPIPE, never raise SIGPIPE in the host process.
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = size_t(n);
+      w = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
     }
     if (w > 0) {
       c->out.consume(size_t(w));
