@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/tls_transport.h"
 #include "protocol/frame_parser.h"
 #include "protocol/http_request.h"
 #include "server/output_queue.h"
@@ -64,9 +65,11 @@ class Deadline32 {
 // What only some connections need, or need only for a while: the HTTP parser
 // of the handshake, the ConnInfo once the host asked for it, a close reason,
 // the count of dropped messages, a path the PathTable had no room for, an
-// IPv6 peer address. Allocated on first use; an open WebSocket usually has none.
+// IPv6 peer address, the TLS session. Allocated on first use; an open plain
+// WebSocket usually has none.
 struct ConnCold {
   std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
+  std::unique_ptr<net::TlsTransport> tls;             // a connection to the TLS port
   // Once built it stays for the connection's life: the host keeps pointers.
   std::unique_ptr<ConnInfo> info;
   std::string close_reason;
@@ -76,7 +79,7 @@ struct ConnCold {
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
-    return !http && !info && close_reason.empty() && path.empty() && dropped == 0 && !holds_addr6;
+    return !http && !tls && !info && close_reason.empty() && path.empty() && dropped == 0 && !holds_addr6;
   }
 };
 
@@ -127,6 +130,7 @@ struct Connection {
   bool read_pending : 1 = false;   // stopped reading with data left (fairness budget)
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // 101 response not yet fully written: output not capped
+  bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6
@@ -151,6 +155,13 @@ struct Connection {
     if (!cold_) return;
     cold_->http.reset();
     if (cold_->disposable(addr_kind_ == kV6)) cold_.reset();
+  }
+
+  // The TLS session of an is_tls connection (it keeps the cold part).
+  net::TlsTransport* tls() const { return cold_ ? cold_->tls.get() : nullptr; }
+  void set_tls(net::TlsTransport* t) {
+    cold().tls.reset(t);
+    is_tls = t != nullptr;
   }
 
   // The ConnInfo if it was built (see Server::Impl::conn_info).

@@ -35,6 +35,10 @@ void Server::Impl::accept_all() {
     c->start_http(cfg.max_request_size);
     by_id.insert(c);
     had_connections = true;
+    if (tls && !start_tls(c)) {
+      abort(c, 1006);
+      continue;
+    }
     // The token is the connection itself (no fd table to keep: 8 bytes per
     // descriptor). It cannot outlive it: destroy() deregisters the fd before
     // freeing the connection, and runs only after a batch's events are handled.
@@ -77,7 +81,8 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
   if (c->state == ConnState::Dead) return;
   if (ev.writable) {
     c->writable = true;
-    if (!c->out.empty()) flush(c);
+    // TLS: ciphertext (a handshake flight, a close_notify) may be waiting.
+    if (!c->out.empty() || c->is_tls) flush(c);
   }
   if (ev.readable && c->state != ConnState::Dead) read_ready(c);
 }
@@ -85,8 +90,12 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 // ------------------------------------------------------------------ reading
 
 void Server::Impl::read_ready(Connection* c) {
+  if (c->is_tls) {
+    tls_read_ready(c);
+    return;
+  }
   for (int i = 0; i < kReadsPerEvent; ++i) {
-    ssize_t n = ::read(c->fd, rbuf.get(), kReadBufferSize);
+    ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
@@ -95,16 +104,11 @@ void Server::Impl::read_ready(Connection* c) {
       if (size_t(n) < kReadBufferSize) return;  // drained (edge-triggered)
       continue;
     }
-    if (n == 0) {  // peer closed its side
-      if (c->state == ConnState::Open) {
-        abort(c, 1006);
-      } else {
-        abort(c, c->close_code ? c->close_code : 1006);
-      }
+    if (n == 0) {
+      peer_ended(c);
       return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    if (errno == EINTR) continue;
+    if (n == net::kAgain) return;
     abort(c, 1006);
     return;
   }
@@ -114,6 +118,10 @@ void Server::Impl::read_ready(Connection* c) {
     c->read_pending = true;
     read_pending.push_back(c);
   }
+}
+
+void Server::Impl::peer_ended(Connection* c) {
+  abort(c, c->state == ConnState::Open || !c->close_code ? 1006 : c->close_code);
 }
 
 void Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
@@ -361,6 +369,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
 }
 
 bool Server::Impl::write_out(Connection* c) {
+  if (c->is_tls) return tls_write_out(c);
   while (!c->out.empty() && c->writable) {
     iovec iov[64];
     int n = c->out.gather(iov, 64);
@@ -376,24 +385,19 @@ bool Server::Impl::write_out(Connection* c) {
         std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
       }
-      w = ::send(c->fd, wbuf.get(), total, MSG_NOSIGNAL);
+      iovec one{wbuf.get(), total};
+      w = net::plain::write_gathered(c->fd, &one, 1);
     } else {
-      // sendmsg, not writev: a write to a peer that reset must fail with
-      // EPIPE, never raise SIGPIPE in the host process.
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = size_t(n);
-      w = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+      w = net::plain::write_gathered(c->fd, iov, n);
     }
     if (w > 0) {
       c->out.consume(size_t(w));
       continue;
     }
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (w == net::kAgain) {
       c->writable = false;
       return true;
     }
-    if (w < 0 && errno == EINTR) continue;
     abort(c, c->close_sent ? c->close_code : 1006);  // EPIPE, ECONNRESET
     return false;
   }
@@ -402,14 +406,16 @@ bool Server::Impl::write_out(Connection* c) {
 
 void Server::Impl::flush(Connection* c) {
   if (!write_out(c) || !c->out.empty()) return;
+  if (c->is_tls && !tls_drained(c)) return;
   c->greeting = false;
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);
   }
   if (c->state == ConnState::Lingering && !c->shut_done) {
+    if (c->is_tls && !tls_shutdown(c)) return;  // close_notify first, FIN once it is out
     c->shut_done = true;
-    ::shutdown(c->fd, SHUT_WR);
+    net::plain::shutdown(c->fd);
   }
 }
 

@@ -46,6 +46,8 @@ class TlsTransportTest : public ::testing::Test {
     ASSERT_NE(t, nullptr);
   }
   void TearDown() override {
+    release = true;
+    if (client_thread.joinable()) client_thread.join();
     t.reset();
     if (client_thread.joinable()) client_thread.join();
     ::close(server_fd);
@@ -89,6 +91,10 @@ class TlsTransportTest : public ::testing::Test {
       client_error = c.error();
       if (client_ok) body(c);
       client_done = true;
+      // Keep the socket open until the server side is done with it (a
+      // close now could fail the server's last handshake write).
+      auto until = Clock::now() + std::chrono::seconds(5);
+      while (!release && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
   }
 
@@ -98,7 +104,7 @@ class TlsTransportTest : public ::testing::Test {
   std::unique_ptr<TlsTransport> t;
   int server_fd = -1, client_fd = -1;
   std::thread client_thread;
-  std::atomic<bool> client_ok{false}, client_done{false};
+  std::atomic<bool> client_ok{false}, client_done{false}, release{false};
   std::string client_error;
 };
 
@@ -114,6 +120,7 @@ TEST_F(TlsTransportTest, HandshakeThenBothDirections) {
   iovec iov{const_cast<char*>("howdy"), 5};
   uint8_t scratch[16384];
   EXPECT_EQ(t->write_gathered(&iov, 1, scratch), 5);
+  release = true;
   client_thread.join();
   EXPECT_TRUE(client_ok) << client_error;
   EXPECT_EQ(received, "howdy");
@@ -155,6 +162,7 @@ TEST_F(TlsTransportTest, GatheredFramesShareRecords) {
       ASSERT_TRUE(t->flush());
     }
   }
+  release = true;
   client_thread.join();
   ASSERT_TRUE(client_ok) << client_error;
   EXPECT_EQ(received, std::string(3200, 's') + big);
@@ -197,6 +205,7 @@ TEST_F(TlsTransportTest, PendingCiphertextWhenTheSocketIsFull) {
     off += size_t(w);
   }
   may_read = true;
+  release = true;
   client_thread.join();
   EXPECT_TRUE(saw_pending);
   EXPECT_EQ(received.size(), total);
@@ -210,6 +219,7 @@ TEST_F(TlsTransportTest, ServerCloseNotifyReachesTheClient) {
   EXPECT_TRUE(t->shutdown());
   EXPECT_TRUE(t->close_notify_sent());
   ::shutdown(server_fd, SHUT_WR);
+  release = true;
   client_thread.join();
   EXPECT_TRUE(notified);
 }
@@ -261,6 +271,7 @@ TEST_F(TlsTransportTest, Tls11IsRefused) {
   start_client([](TlsClient&) {}, o);
   std::string why;
   EXPECT_EQ(drive_handshake(&why), TlsHandshake::Failed);
+  release = true;
   client_thread.join();
   EXPECT_FALSE(client_ok);
   EXPECT_NE(why.find("unsupported protocol"), std::string::npos) << why;
@@ -271,6 +282,7 @@ TEST_F(TlsTransportTest, Tls10IsRefused) {
   o.max_version = TLS1_VERSION;
   start_client([](TlsClient&) {}, o);
   EXPECT_EQ(drive_handshake(), TlsHandshake::Failed);
+  release = true;
   client_thread.join();
   EXPECT_FALSE(client_ok);
 }
@@ -292,6 +304,7 @@ TEST_F(TlsTransportTest, Tls12RenegotiationIsRefused) {
   // The server reads the renegotiation ClientHello and refuses it.
   ssize_t last = 1;
   server_read(1, &last);
+  release = true;
   client_thread.join();
   EXPECT_NE(reneg_result.load(), 1) << "renegotiation succeeded";
   EXPECT_EQ(SSL_get_secure_renegotiation_support(t->ssl()), 1);  // a secure client, refused anyway
