@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -384,6 +385,92 @@ TEST(TlsResumption, TicketsResumeAcrossOneRotation) {
   EXPECT_FALSE(connect_once(s1, &s4));  // its key is gone
   for (SSL_SESSION* s : {s1, s2, s3, s4})
     if (s) SSL_SESSION_free(s);
+}
+
+}  // namespace
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kMeasureHeap = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kMeasureHeap = false;
+#else
+constexpr bool kMeasureHeap = true;
+#endif
+#else
+constexpr bool kMeasureHeap = true;
+#endif
+
+// An idle TLS connection keeps no record buffers (SSL_MODE_RELEASE_BUFFERS,
+// pending ciphertext freed): its heap is the SSL object and its keys. A
+// held read or write buffer is ~17 KiB each, so the bound below fails with
+// either. (OpenSSL 3.0's SSL object alone is ~7.6 KB: see BENCHMARKS.md.)
+TEST(TlsIdleMemory, AnIdleConnectionHoldsNoRecordBuffers) {
+  TestCerts certs;
+  ASSERT_TRUE(certs.ok());
+  ASSERT_TRUE(certs.make_leaf("a", 0xA1));
+  TlsConfig cfg;
+  cfg.cert_file = certs.file("a.pem");
+  cfg.key_file = certs.file("a.key");
+  std::string err;
+  auto ctx = TlsContext::create(cfg, &err);
+  ASSERT_NE(ctx, nullptr) << err;
+  SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS);
+  TlsStaging staging;
+  constexpr int kConns = 200;
+  std::vector<std::unique_ptr<TlsTransport>> servers;
+  std::vector<SSL*> clients;
+  std::vector<int> fds;
+  uint8_t scratch[16384];
+  auto step = [&](int i) {
+    // Both ends are non-blocking in this thread: alternate until done.
+    for (int k = 0; k < 50; ++k) {
+      SSL_do_handshake(clients[size_t(i)]);
+      if (servers[size_t(i)]->handshake(nullptr) == TlsHandshake::Done && SSL_is_init_finished(clients[size_t(i)]))
+        return true;
+    }
+    return false;
+  };
+  // One connection first: OpenSSL's one-time allocations are not per connection.
+  size_t base = 0;
+  for (int i = 0; i <= kConns; ++i) {
+    if (i == 1) base = mallinfo2().uordblks;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    servers.emplace_back(TlsTransport::create(ctx->new_ssl(), sv[0], &staging));
+    SSL* c = SSL_new(client_ctx);
+    SSL_set_fd(c, sv[1]);
+    SSL_set_connect_state(c);
+    clients.push_back(c);
+    fds.push_back(sv[0]);
+    fds.push_back(sv[1]);
+    ASSERT_TRUE(step(i));
+    // A message each way, then idle.
+    ASSERT_EQ(SSL_write(c, "ping", 4), 4);
+    char buf[64];
+    ssize_t n = kAgain;
+    for (int k = 0; k < 10 && n == kAgain; ++k) n = servers.back()->read(buf, sizeof buf);
+    ASSERT_EQ(n, 4);
+    iovec v{const_cast<char*>("pong"), 4};
+    ASSERT_EQ(servers.back()->write_gathered(&v, 1, scratch), 4);
+    ASSERT_EQ(SSL_read(c, buf, sizeof buf), 4);  // (and the session ticket)
+    EXPECT_FALSE(servers.back()->wants_write());
+  }
+  // The clients' share of the heap goes; what is left is the servers'.
+  for (SSL* c : clients) SSL_free(c);
+  const size_t after = mallinfo2().uordblks;
+  const size_t per_conn = after > base ? (after - base) / kConns : 0;
+  RecordProperty("server_heap_bytes_per_idle_tls_connection", int(per_conn));
+  std::printf("heap per idle TLS connection (server side): %zu bytes\n", per_conn);
+  if (kMeasureHeap) {
+    EXPECT_LT(per_conn, 16u * 1024);
+  }
+  servers.clear();
+  for (int fd : fds) ::close(fd);
+  SSL_CTX_free(client_ctx);
 }
 
 }  // namespace
