@@ -22,6 +22,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -307,7 +308,23 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version(), "loadavg_at_start": os.getloadavg()}
+            "python": platform.python_version(), "loadavg_at_start": os.getloadavg(),
+            "ktls": ktls_available()}
+
+
+def ktls_available() -> str:
+    """Whether this kernel has kernel TLS: the "tls" upper-layer protocol can
+    be set on a connected TCP socket ("yes", or why not)."""
+    tcp_ulp = 31  # TCP_ULP, linux/tcp.h
+    with socket.socket() as lst, socket.socket() as cli:
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        cli.connect(lst.getsockname())
+        try:
+            cli.setsockopt(socket.IPPROTO_TCP, tcp_ulp, b"tls")
+            return "yes"
+        except OSError as e:
+            return f"no ({e.strerror})"
 
 
 def cpu_metric(spec: dict) -> str:
@@ -342,7 +359,7 @@ def write_markdown(report: dict, path: Path) -> None:
     m = report["machine"]
     s = report["settings"]
     lines = [f"# chatws benchmark results, {report['date']}", "",
-             f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; "
+             f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']} (kernel TLS: {m.get('ktls', '?')}); "
              f"load average at start {m['loadavg_at_start'][0]:.2f}.",
              f"Server pinned to CPU {SERVER_CPU}, load generator to CPU {LOADGEN_CPU}: "
              f"{'yes' if s['pinned'] else 'no'}. {s['runs']} run(s) of {s['duration_s']} s "

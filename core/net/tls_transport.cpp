@@ -29,6 +29,7 @@ struct TlsBio {
       ssize_t n = ::recv(t->fd_, buf, len, 0);
       if (n > 0) {
         *got = size_t(n);
+        t->socket_drained_ = size_t(n) < len;
         return 1;
       }
       if (n == 0) {  // EOF: OpenSSL tells a bare EOF from close_notify
@@ -36,7 +37,10 @@ struct TlsBio {
         return 0;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->socket_drained_ = true;
+        BIO_set_retry_read(b);
+      }
       return -1;
     }
   }
@@ -148,6 +152,8 @@ ssize_t TlsTransport::read(void* buf, size_t n) {
     }
   }
 }
+
+bool TlsTransport::input_drained() const { return socket_drained_ && !SSL_has_pending(ssl_); }
 
 bool TlsTransport::write_record(const void* p, size_t n) {
   size_t written = 0;

@@ -76,6 +76,11 @@ class TlsTransport {
   // Sends pending ciphertext; false if the socket failed.
   bool flush();
   bool wants_write() const { return !pending_.empty(); }
+  // The last read left nothing behind: the socket had less than OpenSSL
+  // asked for (so it is empty: a new edge comes with new bytes) and no
+  // record is buffered. Lets the loop skip the read that would only say
+  // EAGAIN, as the plain path does.
+  bool input_drained() const;
   bool failed() const { return failed_; }
 
   SSL* ssl() const { return ssl_; }  // e.g. to query the negotiated version
@@ -93,6 +98,7 @@ class TlsTransport {
   bool failed_ = false;
   bool notify_sent_ = false;
   bool peer_notified_ = false;
+  bool socket_drained_ = false;  // the BIO's last recv() came back short or EAGAIN
 };
 
 }  // namespace chatws::net

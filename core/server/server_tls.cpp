@@ -59,7 +59,7 @@ void Server::Impl::tls_read_ready(Connection* c) {
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
       on_bytes(c, rbuf.get(), size_t(n));
-      if (c->state == ConnState::Dead) return;
+      if (c->state == ConnState::Dead || t->input_drained()) return;
       continue;
     }
     if (n == 0) {
