@@ -20,13 +20,14 @@
 #endif
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #define WAVES 60
 #define WAVE_SIZE 10
 
 typedef struct publisher {
   int port;
-  volatile int stop;
+  atomic_int stop; /* volatile is not enough between threads (TSan) */
   int sent;
   pthread_t thread;
 } publisher;
@@ -48,6 +49,9 @@ static void* publish_main(void* p) {
     pub->sent++;
   }
   close(fd);
+#ifdef SIGPIPE_OVER_TLS
+  tls_thread_done();
+#endif
   return NULL;
 }
 
