@@ -232,11 +232,13 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
       send_error(id, fmt, reason.empty() ? "message rejected" : reason);
       return;
     }
-    err = validate_fields(d.user, d.text, limits_);
+    std::string_view kept = d.user;
+    err = validate_fields(&kept, d.text, limits_);
     if (!err.empty()) {
       send_error(id, fmt, "message rewritten invalid by moderator: " + err);
       return;
     }
+    d.user = std::string(kept);
   }
   // Look the room up again: the moderator may have closed connections and
   // so evicted it.
@@ -252,7 +254,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
 
 int ChatService::post(std::string_view room_name, std::string_view user, std::string_view text) {
   if (!is_valid_room_name(room_name)) return kEInval;
-  if (!validate_fields(user, text, limits_).empty()) return kEInval;
+  if (!validate_fields(&user, text, limits_).empty()) return kEInval;  // user trimmed
   std::string err;
   Room* room = get_room(room_name, &err);
   if (!room) {

@@ -41,8 +41,25 @@
 //
 // Both formats
 //   time     server time when the message was accepted, ms since the Unix epoch
-//   user     1..max_user_length (default 64) Unicode code points
-//   text     1..max_text_length (default 4096) Unicode code points
+//   user     1..max_user_length (default 64) Unicode code points, after
+//            trimming: surrounding Unicode whitespace (White_Space: space,
+//            tab, newlines, NBSP, U+2000..U+200A, U+3000, ...) is removed and
+//            the rest is what is stored and shown. Refused (error to the
+//            sender), so that a name cannot look empty or like another one:
+//              - blank: nothing left after trimming ("must not be blank");
+//              - control characters: U+0000..U+001F (NUL, tab and newlines
+//                inside a name included), U+007F..U+009F, U+2028, U+2029;
+//              - bidirectional formatting: U+061C, U+200E, U+200F,
+//                U+202A..U+202E (embeddings, overrides), U+2066..U+2069
+//                (isolates);
+//              - invisible characters: zero-width U+200B..U+200D, U+2060..
+//                U+2064, U+FEFF, soft hyphen U+00AD, U+034F, U+180E,
+//                U+206A..U+206F, tags U+E0000..U+E007F, and the blank-looking
+//                Hangul fillers U+115F, U+1160, U+3164, U+FFA0 and U+2800.
+//            Other characters (any script, emoji, variation selectors,
+//            spaces inside a name) are accepted as sent.
+//   text     1..max_text_length (default 4096) Unicode code points, kept
+//            exactly as sent (newlines, tabs and any other character).
 //   Unknown fields are ignored. Invalid JSON, a non-object, a missing or
 //   non-string user/text, an empty or too long user/text, a payload larger
 //   than the longest valid message could be (MessageParser::max_payload(),
@@ -76,8 +93,10 @@ struct TextLimits {
 };
 
 // Checks user and text against the rules above (valid UTF-8, non-empty,
-// at most the limit in code points). Returns "" if valid, else the reason.
-std::string validate_fields(std::string_view user, std::string_view text, const TextLimits& limits);
+// the user-name rule, at most the limit in code points). *user is narrowed
+// to the name as kept (trimmed; a view into the same bytes). Returns "" if
+// valid, else the reason.
+std::string validate_fields(std::string_view* user, std::string_view text, const TextLimits& limits);
 
 // Number of code points in valid UTF-8.
 size_t count_code_points(std::string_view s);
