@@ -96,7 +96,7 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
 
 void ChatService::maybe_evict(Room* room) {
   // Without a store the RAM copy is the only one, so it stays.
-  if (!store_ || delivering_ || room->pending != 0 || !room->members.empty()) return;
+  if (!store_ || delivering_ || room->pending != 0 || !room->members.empty() || room->presence_due) return;
   rooms_.erase(room->name);
 }
 
@@ -121,16 +121,48 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
   server_.send(id, protocol::Opcode::Text, encode_error(f, reason));
 }
 
-void ChatService::send_presence(Room* room, bool joined, ConnId except) {
-  // Copy the receivers: a send may close a connection, and its on_close
-  // would change room->members under the loop.
-  std::vector<ConnId> to;
-  for (const Member& m : room->members) {
-    if (m.format == WireFormat::V1 && m.id != except) to.push_back(m.id);
+void ChatService::presence_changed(Room* room, bool after_iteration_end) {
+  // Joins and leaves only mark the room: its members hear one count per
+  // iteration (announce_presence), so a join costs the same in any room.
+  if (room->presence_due) return;
+  room->presence_due = true;
+  // A close reported after this iteration's on_iteration_end would
+  // otherwise wait for the next event.
+  if (after_iteration_end && presence_due_.empty()) server_.wake();
+  presence_due_.push_back(room);
+}
+
+void ChatService::announce_presence() {
+  if (presence_due_.empty()) return;
+  std::vector<Room*> rooms;
+  rooms.swap(presence_due_);
+  delivering_ = true;  // no eviction while `rooms` is walked
+  std::vector<ConnId> joined, left;
+  for (Room* room : rooms) {
+    room->presence_due = false;
+    const auto n = static_cast<uint32_t>(room->members.size());
+    // The receivers first (a send never reports a close, but stays out of
+    // the walk anyway); each v1 member is told only a count it has not
+    // heard, so a joiner is not told its own join and a join and a leave
+    // in one iteration cost nothing.
+    joined.clear();
+    left.clear();
+    for (Member& m : room->members) {
+      if (m.format != WireFormat::V1 || m.told == n) continue;
+      (m.told < n ? joined : left).push_back(m.id);
+      m.told = n;
+    }
+    if (!joined.empty()) {
+      FrameRef f = text_frame(encode_v1_presence(true, n));
+      for (ConnId id : joined) server_.send_frame(id, f);
+    }
+    if (!left.empty()) {
+      FrameRef f = text_frame(encode_v1_presence(false, n));
+      for (ConnId id : left) server_.send_frame(id, f);
+    }
   }
-  if (to.empty()) return;
-  FrameRef f = text_frame(encode_v1_presence(joined, room->members.size()));
-  for (ConnId id : to) server_.send_frame(id, f);
+  delivering_ = false;
+  evict_unused(&rooms);
 }
 
 void ChatService::on_open(ConnId id) {
@@ -153,14 +185,14 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   conns_[id] = Conn{room, fmt, room->members.size()};
-  room->members.push_back({id, fmt});
+  room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
                  encode_v1_hello(room->name, id, room->members.size(), room->history));
   }
-  send_presence(room, true, id);
+  presence_changed(room, false);
 }
 
 void ChatService::on_drain(ConnId id) {
@@ -191,8 +223,7 @@ void ChatService::on_close(ConnId id) {
     conns_[room->members[c.index].id].index = c.index;
   }
   room->members.pop_back();
-  send_presence(room, false, 0);
-  maybe_evict(room);
+  presence_changed(room, true);
 }
 
 void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) {
@@ -283,7 +314,10 @@ int ChatService::flush() {
   // A flush re-entered from a send of deliver_ready() (a host callback that
   // posts) only commits; the outer loop delivers, so that every room's
   // messages go out in id order.
-  if (!delivering_) deliver_ready();
+  if (!delivering_) {
+    deliver_ready();
+    announce_presence();
+  }
   return rc;
 }
 

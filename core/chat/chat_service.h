@@ -111,6 +111,7 @@ class ChatService {
   struct Member {
     ConnId id;
     WireFormat format;
+    uint32_t told;           // v1: the member count this member last heard
   };
   struct Room {
     Room(std::string n, size_t cap) : name(std::move(n)), history(cap) {}
@@ -120,6 +121,7 @@ class ChatService {
     size_t pending = 0;      // messages of this room in pending_ or ready_
     std::vector<Member> members;
     FrameRef snapshot;       // classic snapshot of `history`, encoded lazily
+    bool presence_due = false;  // in presence_due_: its count changed this iteration
   };
   struct Conn {
     Room* room;
@@ -144,7 +146,8 @@ class ChatService {
   void deliver(std::vector<Pending>& batch, std::vector<Room*>* touched);
   const FrameRef& snapshot_of(Room* room);
   void send_error(ConnId id, WireFormat f, std::string_view reason);
-  void send_presence(Room* room, bool joined, ConnId except);
+  void presence_changed(Room* room, bool after_iteration_end);
+  void announce_presence();
 
   Server& server_;
   ChatConfig cfg_;
@@ -158,6 +161,7 @@ class ChatService {
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<Pending> pending_;  // accepted, not yet committed
   std::vector<Pending> ready_;    // committed, not yet delivered
+  std::vector<Room*> presence_due_;  // rooms whose member count changed since the last flush
 };
 
 }  // namespace chatws::chat

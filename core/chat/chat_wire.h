@@ -27,8 +27,16 @@
 //       every connection in the room (both formats), the joiner included.
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
-//     when another connection joins / leaves the room:
+//     when the room's member count changes because others joined / left:
 //       {"type":"join","members":<n>}   {"type":"leave","members":<n>}
+//       Coalesced: at most one per room and loop iteration, carrying the
+//       count at the end of that iteration ("join" if it is higher than
+//       the count this member last heard, "leave" if lower; nothing if it
+//       is the same, e.g. one joined and one left). So a client reads the
+//       count, not a frame per join: a crowd joining at once costs each
+//       member a few frames, not one per joiner. The joiner hears only
+//       changes after its hello. (Before 0.2.0 there was one frame per join
+//       or leave; the types and fields are unchanged.)
 //     errors, to the sender only (the connection stays open):
 //       {"type":"error","error":"<reason>"}
 //     when the server ran with the drop policy for slow readers and had to

@@ -113,6 +113,12 @@ class Server {
   int broadcast_frame(const FrameRef& frame, ConnId exclude);  // loop thread only
   int close(ConnId id, uint16_t code, std::string_view reason);
 
+  // Makes the loop's next wait return at once, so that on_iteration_end
+  // comes soon: for a handler that left work for it from a callback that
+  // runs after it (an on_close reported at the end of an iteration). Any
+  // thread.
+  void wake();
+
   // Loop thread only (or no loop running).
   bool on_loop_thread() const;
   const ConnInfo* info(ConnId id) const;      // nullptr when stale
