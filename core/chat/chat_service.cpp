@@ -34,6 +34,7 @@ bool ChatService::is_chat_subprotocol(std::string_view sp) {
 ChatService::ChatService(Server& server, const ChatConfig& cfg)
     : server_(server),
       cfg_(cfg),
+      history_bytes_(std::max<size_t>(server.max_output_buffer() / 4, 1)),
       limits_{cfg.max_user_length, cfg.max_text_length},
       parser_(limits_) {}
 
@@ -113,7 +114,7 @@ size_t ChatService::member_count(std::string_view room) const {
 }
 
 const FrameRef& ChatService::snapshot_of(Room* room) {
-  if (!room->snapshot) room->snapshot = text_frame(encode_classic_snapshot(room->history));
+  if (!room->snapshot) room->snapshot = text_frame(encode_classic_snapshot(room->history, history_bytes_));
   return room->snapshot;
 }
 
@@ -190,7 +191,7 @@ void ChatService::on_open(ConnId id) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, room->members.size(), room->history));
+                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_));
   }
   presence_changed(room, false);
 }
@@ -198,15 +199,17 @@ void ChatService::on_open(ConnId id) {
 void ChatService::on_drain(ConnId id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
+  Conn& c = it->second;
   const uint64_t dropped = server_.dropped(id);  // 0 when stale
-  if (dropped <= it->second.dropped_told) return;
-  uint64_t n = dropped - it->second.dropped_told;
-  it->second.dropped_told = dropped;
-  if (it->second.format == WireFormat::Classic) {
-    // A classic client only ever shows the latest snapshot: resending it
-    // repairs whatever it missed.
-    server_.send_frame(id, snapshot_of(it->second.room));
-  } else {
+  if (dropped <= c.dropped_told && !c.snapshot_stale) return;
+  const uint64_t n = dropped - c.dropped_told;
+  c.dropped_told = dropped;
+  if (c.format == WireFormat::Classic) {
+    // A classic client only ever shows the latest snapshot: sending it
+    // now repairs whatever it missed or was not sent while behind.
+    c.snapshot_stale = false;
+    server_.send_frame(id, snapshot_of(c.room));
+  } else if (n != 0) {
     server_.send(id, protocol::Opcode::Text, encode_v1_dropped(n));
   }
 }
@@ -389,12 +392,24 @@ void ChatService::deliver(std::vector<Pending>& batch, std::vector<Room*>* touch
     const ChatMessage& m = room->history.newest();
     FrameRef v1;
     for (const Member& r : rit->second) {
-      if (r.format == WireFormat::Classic) {
-        server_.send_frame(r.id, snapshot_of(room));  // one encoding per message, shared
-      } else {
-        if (!v1) v1 = text_frame(encode_v1_msg(m));
-        server_.send_frame(r.id, v1);
+      if (r.format != WireFormat::V1) continue;
+      if (!v1) v1 = text_frame(encode_v1_msg(m));
+      server_.send_frame(r.id, v1);
+    }
+  }
+  // A classic member gets one snapshot per room and batch, the latest: the
+  // earlier ones of the batch would be superseded before it could show
+  // them. One still behind on what it was sent (backlogged) gets nothing
+  // now and the latest at on_drain, so what it is sent is bounded by what
+  // it reads, not multiplied by the rate of messages.
+  for (auto& [room, members] : receivers) {
+    for (const Member& r : members) {
+      if (r.format != WireFormat::Classic) continue;
+      if (server_.backlogged(r.id)) {
+        if (auto it = conns_.find(r.id); it != conns_.end()) it->second.snapshot_stale = true;
+        continue;
       }
+      server_.send_frame(r.id, snapshot_of(room));  // one encoding per room and batch, shared
     }
   }
 }

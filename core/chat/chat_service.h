@@ -128,6 +128,7 @@ class ChatService {
     WireFormat format;
     size_t index;            // position in room->members
     uint64_t dropped_told = 0;  // drops already reported to the client
+    bool snapshot_stale = false;  // classic: skipped a snapshot while backlogged
   };
   struct Pending {
     Room* room;
@@ -151,6 +152,9 @@ class ChatService {
 
   Server& server_;
   ChatConfig cfg_;
+  // A snapshot or hello carries the newest history that fits in a quarter
+  // of the output cap, so one always fits next to a backlog of half the cap.
+  size_t history_bytes_;
   TextLimits limits_;
   MessageParser parser_;
   std::unique_ptr<HistoryStore> store_;

@@ -2,8 +2,10 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "chat/json_escape.h"
 
@@ -200,16 +202,34 @@ size_t estimate(const HistoryRing& h) {
   return n;
 }
 
+// Appends the newest entries of `history` that fit in `max_bytes` (with
+// `reserve` bytes kept for the rest of the payload), newest first, comma
+// separated; at least the newest. Returns how many; *starts gets where
+// each entry begins (for a caller that wants them oldest first).
+size_t append_newest(std::string* out, const HistoryRing& history, bool with_id, size_t max_bytes,
+                     size_t reserve, std::vector<size_t>* starts) {
+  size_t n = 0;
+  for (size_t i = history.size(); i-- > 0;) {
+    const size_t start = out->size();
+    if (n != 0) out->push_back(',');
+    append_entry(out, history.at(i), with_id);
+    if (n != 0 && out->size() + reserve > max_bytes) {
+      out->resize(start);
+      break;
+    }
+    if (starts) starts->push_back(start + (n != 0));
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
-std::string encode_classic_snapshot(const HistoryRing& history) {
+std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes) {
   std::string out;
-  out.reserve(estimate(history));
+  out.reserve(std::min(estimate(history), max_bytes));
   out.append("{\"msg\":[");
-  for (size_t i = history.size(); i-- > 0;) {
-    append_entry(&out, history.at(i), false);
-    if (i != 0) out.push_back(',');
-  }
+  append_newest(&out, history, false, max_bytes, 2, nullptr);
   out.append("]}");
   return out;
 }
@@ -221,10 +241,9 @@ std::string encode_classic_error(std::string_view reason) {
   return out;
 }
 
-std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history) {
+std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members, const HistoryRing& history,
+                            size_t max_bytes) {
   std::string out;
-  out.reserve(estimate(history) + room.size() + 64);
   out.append("{\"type\":\"hello\",\"room\":");
   append_json_string(&out, room);
   out.append(",\"you\":");
@@ -232,9 +251,18 @@ std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
   out.append(",\"members\":");
   append_json_int(&out, static_cast<long long>(members));
   out.append(",\"history\":[");
-  for (size_t i = 0; i < history.size(); ++i) {
-    if (i != 0) out.push_back(',');
-    append_entry(&out, history.at(i), true);
+  // The newest entries that fit, chosen newest first, then laid out oldest
+  // first.
+  std::string entries;
+  entries.reserve(std::min(estimate(history), max_bytes));
+  std::vector<size_t> starts;
+  append_newest(&entries, history, true, max_bytes, out.size() + 2, &starts);
+  out.reserve(out.size() + entries.size() + 2);
+  for (size_t k = starts.size(); k-- > 0;) {
+    const size_t begin = starts[k];
+    const size_t end = k + 1 < starts.size() ? starts[k + 1] - 1 : entries.size();  // before the comma
+    out.append(entries, begin, end - begin);
+    if (k != 0) out.push_back(',');
   }
   out.append("]}");
   return out;

@@ -9,9 +9,19 @@
 //
 // Classic format, subprotocol "json" (the original chat page, unchanged)
 //   client -> server  {"user": "...", "text": "..."}
-//   server -> client  on join, and after every new message in the room:
+//   server -> client  on join, and after new messages in the room:
 //                     {"msg": [{"user": "...", "text": "...", "time": <ms>}, ...]}
 //                     the room's last N messages (default 50), NEWEST FIRST.
+//                     One snapshot per loop iteration and room (messages
+//                     that arrive together are in one snapshot, the
+//                     latest), and a member still receiving an earlier one
+//                     (its unsent output above half of max_output_buffer)
+//                     gets the latest only once it has caught up. A
+//                     snapshot carries as many of the newest messages as
+//                     fit in max_output_buffer / 4 bytes as encoded (always
+//                     the newest), so another client's messages (say, text
+//                     of control characters, 1 byte stored and 6 sent) can
+//                     never make an honest reader "too slow".
 //   errors (to the sender only; the connection stays open):
 //                     {"error": "<reason>"}
 //
@@ -23,8 +33,10 @@
 //     on join, to the joiner only:
 //       {"type":"hello","room":"<name>","you":<conn id>,"members":<n>,
 //        "history":[{"id":<int>,"user":"...","text":"...","time":<ms>}, ...]}
-//       history is the room's last N messages, OLDEST FIRST; members counts
-//       every connection in the room (both formats), the joiner included.
+//       history is the room's last N messages, OLDEST FIRST, as many of the
+//       newest as fit in max_output_buffer / 4 bytes (always the newest);
+//       members counts every connection in the room (both formats), the
+//       joiner included.
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
 //     when the room's member count changes because others joined / left:
@@ -136,13 +148,16 @@ class MessageParser {
 
 // ---- server -> client payloads (text frames) ----
 
-// {"msg":[...]} with the ring's messages newest first.
-std::string encode_classic_snapshot(const HistoryRing& history);
+// {"msg":[...]} with the ring's messages newest first: as many of the
+// newest as fit in max_bytes (the whole payload), and always the newest.
+std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes = SIZE_MAX);
 // {"error":"..."}
 std::string encode_classic_error(std::string_view reason);
 
+// The hello with the newest messages of the ring that fit in max_bytes
+// (always the newest), oldest first.
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history);
+                            const HistoryRing& history, size_t max_bytes = SIZE_MAX);
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);

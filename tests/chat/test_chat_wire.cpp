@@ -263,6 +263,40 @@ TEST(ChatWireEncode, ClassicSnapshotNewestFirst) {
             "{\"msg\":[{\"user\":\"a\\\"b\",\"text\":\"x\\ny\\u0001</script>\\u2028\",\"time\":1700000000123}]}");
 }
 
+// A snapshot or hello carries the newest entries that fit in the byte
+// budget (a classic client shows only the snapshot, so the newest must
+// win), and always the newest one.
+TEST(ChatWireEncode, HistoryIsBoundedInBytesNewestKept) {
+  HistoryRing r(50);
+  for (int i = 1; i <= 50; ++i) r.push(ChatMessage{i, "u", std::string(100, '\x01'), 1000 + i});  // 600 B escaped
+  const std::string full = encode_classic_snapshot(r);
+  ASSERT_GT(full.size(), 50u * 600);
+  for (size_t budget : {size_t(1000), size_t(2000), size_t(10000), full.size() - 1, full.size()}) {
+    const std::string s = encode_classic_snapshot(r, budget);
+    EXPECT_LE(s.size(), budget) << budget;
+    EXPECT_EQ(s.rfind("{\"msg\":[{\"user\":\"u\",\"text\":\"", 0), 0u) << budget;
+    EXPECT_NE(s.find("\"time\":1050}"), std::string::npos) << budget;  // the newest is in
+    const std::string h = encode_v1_hello("r", 1, 2, r, budget);
+    EXPECT_LE(h.size(), budget) << budget;
+    EXPECT_NE(h.find("\"id\":50,"), std::string::npos) << budget;
+    EXPECT_EQ(h.substr(h.size() - 3), "}]}");
+  }
+  EXPECT_EQ(encode_classic_snapshot(r, full.size()), full);
+  // Exactly the newest k entries, in the order of the unbounded encoding.
+  const std::string s = encode_classic_snapshot(r, 2000);
+  const std::string prefix = full.substr(0, s.size() - 2);
+  EXPECT_EQ(s.substr(0, s.size() - 2), prefix);
+  EXPECT_EQ(full[s.size() - 2], ',');
+  const std::string h = encode_v1_hello("r", 1, 2, r, 2000);
+  const std::string hfull = encode_v1_hello("r", 1, 2, r);
+  const size_t from = hfull.find("{\"id\":48,");  // 3 entries of ~630 bytes fit in 2000
+  ASSERT_NE(from, std::string::npos);
+  EXPECT_EQ(h, "{\"type\":\"hello\",\"room\":\"r\",\"you\":1,\"members\":2,\"history\":[" + hfull.substr(from));
+  // A budget smaller than one entry still carries the newest.
+  EXPECT_NE(encode_classic_snapshot(r, 10).find("\"time\":1050}"), std::string::npos);
+  EXPECT_NE(encode_v1_hello("r", 1, 2, r, 10).find("\"id\":50,"), std::string::npos);
+}
+
 TEST(ChatWireEncode, Errors) {
   EXPECT_EQ(encode_classic_error("\"user\" must be a string"), R"({"error":"\"user\" must be a string"})");
   EXPECT_EQ(encode_v1_error("invalid JSON"), R"({"type":"error","error":"invalid JSON"})");
