@@ -27,8 +27,14 @@ class CountingHost : public ServerHandler {
  public:
   std::atomic<int> non_chat_messages{0};
   std::atomic<long> iterations{0};
+  // Runs (loop thread) on every upgrade the chat accepted, before on_open.
+  std::function<void(std::string_view path)> upgrade_hook;
   void on_message(ConnId, protocol::Opcode, const char*, size_t) override { ++non_chat_messages; }
   void on_iteration_end() override { ++iterations; }
+  int on_upgrade(std::string_view path, std::string_view, std::string*) override {
+    if (upgrade_hook) upgrade_hook(path);
+    return 0;
+  }
 };
 
 class ChatHarness {
@@ -69,6 +75,10 @@ class ChatHarness {
   const std::string& error() const { return error_; }
   int code() const { return code_; }
   int non_chat_messages() const { return host_.non_chat_messages; }
+  // Set before start(); runs on the loop thread with the chat.
+  void set_upgrade_hook(std::function<void(chat::ChatService&, std::string_view path)> fn) {
+    host_.upgrade_hook = [this, fn](std::string_view path) { fn(*chat_, path); };
+  }
   // Loop iterations completed so far (any thread).
   long iterations() const { return host_.iterations; }
 
