@@ -22,14 +22,7 @@ std::string msg_json(const std::string& user, const std::string& text) {
   return "{\"user\":\"" + user + "\",\"text\":\"" + text + "\"}";
 }
 
-// The texts of a classic snapshot, newest first; {"<bad>"} if malformed.
-std::vector<std::string> texts(const std::string& payload) {
-  std::vector<Entry> entries;
-  if (!decode_snapshot(payload, &entries)) return {"<bad snapshot: " + payload + ">"};
-  std::vector<std::string> out;
-  for (auto& e : entries) out.push_back(e.text);
-  return out;
-}
+std::vector<std::string> texts(const std::string& payload) { return snapshot_texts(payload); }
 
 using Texts = std::vector<std::string>;
 

@@ -2,13 +2,13 @@
 // from post), idle rooms are dropped least recently used first by count and
 // by bytes, and a store keeps only history_size messages per room.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "chat/chat_harness.h"
+#include "chat/sqlite_peek.h"
 #include "chat/temp_dir.h"
 #include "chat/wire_decode.h"
 #include "support/ws_client.h"
@@ -18,13 +18,7 @@ namespace {
 
 using Texts = std::vector<std::string>;
 
-Texts texts(const std::string& payload) {
-  std::vector<Entry> entries;
-  if (!decode_snapshot(payload, &entries)) return {"<bad snapshot: " + payload + ">"};
-  Texts out;
-  for (auto& e : entries) out.push_back(e.text);
-  return out;
-}
+Texts texts(const std::string& payload) { return snapshot_texts(payload); }
 
 chat::ChatConfig rooms_config(uint32_t max_rooms, const std::string& path = "") {
   chat::ChatConfig c;
@@ -46,21 +40,6 @@ Texts visit(ChatHarness& h, const std::string& room) {
   WsClient c;
   if (!c.connect(h.port(), "/rooms/" + room, "json")) return {"<status " + std::to_string(c.status()) + ">"};
   return texts(c.read_text());
-}
-
-int64_t count_rows(const std::string& path, const std::string& where = "1") {
-  sqlite3* db = nullptr;
-  int64_t n = -1;
-  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
-    sqlite3_stmt* st = nullptr;
-    const std::string sql = "SELECT count(*) FROM messages WHERE " + where;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return n;
 }
 
 TEST(ChatRooms, NewRoomsAreRefusedWhenEveryRoomIsInUse) {

@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "chat/history_store.h"
+#include "sqlite_peek.h"
 #include "temp_dir.h"
 
 namespace chatws::chat {
 namespace {
 
+using test::count_rows;
 using test::TempDir;
 
 ChatMessage msg(int64_t id, const std::string& text) { return ChatMessage{id, "user" + std::to_string(id), text, 1700000000000 + id}; }
@@ -114,22 +116,6 @@ TEST(HistoryStore, SchemaAndModeOnDisk) {
   sqlite3_close(db);
 }
 
-// Rows of a file, by a connection of the test's own (the store must be closed).
-int64_t count_rows(const std::string& path, const std::string& where = "1") {
-  sqlite3* db = nullptr;
-  int64_t n = -1;
-  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
-    sqlite3_stmt* st = nullptr;
-    const std::string sql = "SELECT count(*) FROM messages WHERE " + where;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return n;
-}
-
 TEST(HistoryStore, RetentionKeepsTheLastNOfEachRoom) {
   TempDir dir;
   const std::string path = dir.file("h.db");
@@ -208,14 +194,7 @@ TEST(HistoryStore, OpenTrimsAnUnboundedFileAndShrinksIt) {
   }
   EXPECT_EQ(count_rows(path), 51);
   EXPECT_LT(std::filesystem::file_size(path), before / 20);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(test::sqlite_one(path, "PRAGMA auto_vacuum"), "2");
 }
 
 // One room flooded for many commits: the rows stay at the retention and
