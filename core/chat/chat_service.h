@@ -179,8 +179,10 @@ class ChatService {
 
   Server& server_;
   ChatConfig cfg_;
-  // A snapshot or hello carries the newest history that fits in a quarter
+  // A classic snapshot carries the newest history that fits in a quarter
   // of the output cap, so one always fits next to a backlog of half the cap.
+  // (A v1 hello is sent once per join, never per message: it keeps the
+  // whole last history_size, so a rejoining client can fill its gap.)
   size_t history_bytes_;
   TextLimits limits_;
   MessageParser parser_;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "chat/json_escape.h"
 
@@ -204,23 +203,17 @@ size_t estimate(const HistoryRing& h) {
 
 // Appends the newest entries of `history` that fit in `max_bytes` (with
 // `reserve` bytes kept for the rest of the payload), newest first, comma
-// separated; at least the newest. Returns how many; *starts gets where
-// each entry begins (for a caller that wants them oldest first).
-size_t append_newest(std::string* out, const HistoryRing& history, bool with_id, size_t max_bytes,
-                     size_t reserve, std::vector<size_t>* starts) {
-  size_t n = 0;
-  for (size_t i = history.size(); i-- > 0;) {
+// separated; at least the newest.
+void append_newest(std::string* out, const HistoryRing& history, size_t max_bytes, size_t reserve) {
+  for (size_t i = history.size(), n = 0; i-- > 0; ++n) {
     const size_t start = out->size();
     if (n != 0) out->push_back(',');
-    append_entry(out, history.at(i), with_id);
+    append_entry(out, history.at(i), false);
     if (n != 0 && out->size() + reserve > max_bytes) {
       out->resize(start);
-      break;
+      return;
     }
-    if (starts) starts->push_back(start + (n != 0));
-    ++n;
   }
-  return n;
 }
 
 }  // namespace
@@ -229,7 +222,7 @@ std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes
   std::string out;
   out.reserve(std::min(estimate(history), max_bytes));
   out.append("{\"msg\":[");
-  append_newest(&out, history, false, max_bytes, 2, nullptr);
+  append_newest(&out, history, max_bytes, 2);
   out.append("]}");
   return out;
 }
@@ -241,9 +234,10 @@ std::string encode_classic_error(std::string_view reason) {
   return out;
 }
 
-std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members, const HistoryRing& history,
-                            size_t max_bytes) {
+std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
+                            const HistoryRing& history) {
   std::string out;
+  out.reserve(estimate(history) + room.size() + 64);
   out.append("{\"type\":\"hello\",\"room\":");
   append_json_string(&out, room);
   out.append(",\"you\":");
@@ -251,18 +245,9 @@ std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
   out.append(",\"members\":");
   append_json_int(&out, static_cast<long long>(members));
   out.append(",\"history\":[");
-  // The newest entries that fit, chosen newest first, then laid out oldest
-  // first.
-  std::string entries;
-  entries.reserve(std::min(estimate(history), max_bytes));
-  std::vector<size_t> starts;
-  append_newest(&entries, history, true, max_bytes, out.size() + 2, &starts);
-  out.reserve(out.size() + entries.size() + 2);
-  for (size_t k = starts.size(); k-- > 0;) {
-    const size_t begin = starts[k];
-    const size_t end = k + 1 < starts.size() ? starts[k + 1] - 1 : entries.size();  // before the comma
-    out.append(entries, begin, end - begin);
-    if (k != 0) out.push_back(',');
+  for (size_t i = 0; i < history.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    append_entry(&out, history.at(i), true);
   }
   out.append("]}");
   return out;

@@ -33,10 +33,10 @@
 //     on join, to the joiner only:
 //       {"type":"hello","room":"<name>","you":<conn id>,"members":<n>,
 //        "history":[{"id":<int>,"user":"...","text":"...","time":<ms>}, ...]}
-//       history is the room's last N messages, OLDEST FIRST, as many of the
-//       newest as fit in max_output_buffer / 4 bytes (always the newest);
-//       members counts every connection in the room (both formats), the
-//       joiner included.
+//       history is the room's last N messages, OLDEST FIRST (all of them: it
+//       is sent once per join, and may exceed max_output_buffer, which does
+//       not apply to a joiner's greeting); members counts every connection
+//       in the room (both formats), the joiner included.
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
 //     when the room's member count changes because others joined / left:
@@ -154,10 +154,8 @@ std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes
 // {"error":"..."}
 std::string encode_classic_error(std::string_view reason);
 
-// The hello with the newest messages of the ring that fit in max_bytes
-// (always the newest), oldest first.
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history, size_t max_bytes = SIZE_MAX);
+                            const HistoryRing& history);
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);
