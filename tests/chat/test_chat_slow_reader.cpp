@@ -121,14 +121,14 @@ TEST(ChatClassicFlood, ReadingClassicMemberIsNeverClosedByAnothersControlCharact
   ASSERT_TRUE(flooder.connect(h.port(), "/rooms/flood", "chatws.v1"));
   ASSERT_NE(flooder.read_text().find("\"hello\""), std::string::npos);
 
-  constexpr int kFlood = 300;  // 300 x 24.6 KB on the wire
+  constexpr int kFlood = 150;  // 150 x 24.6 KB on the wire (unbounded: closed after ~40)
   struct Seen {
     int snapshots = 0;
     size_t largest = 0;
     std::string failure;  // "" while all is well
   } seen;
   std::thread read_all([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // sanitizers are slow
     while (std::chrono::steady_clock::now() < deadline) {
       auto m = reader.read_message(10000);
       if (!m) return void(seen.failure = "read failed: " + reader.error());
