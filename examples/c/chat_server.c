@@ -5,7 +5,7 @@
  * "json" wire format and the richer "chatws.v1") with durable history.
  *
  *   chat_server [--host 127.0.0.1] [--port 8080] [--static-dir DIR]
- *               [--history FILE] [--history-size N] [--verbose]
+ *               [--history FILE] [--history-size N] [--max-rooms N] [--verbose]
  *               [--tls-cert FILE --tls-key FILE [--tls-key-passphrase SOURCE]
  *                [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
  *                [--tls-ciphersuites LIST] [--no-tls-session-tickets]]
@@ -135,6 +135,7 @@ static void usage(FILE* out, const char* argv0) {
           "  --static-dir DIR   directory served over HTTP (default %s)\n"
           "  --history FILE     SQLite file for durable history (default: in memory)\n"
           "  --history-size N   messages kept per room (default 50)\n"
+          "  --max-rooms N      chat rooms at once; new ones beyond get 503 (default 10000)\n"
           "  --verbose          also print the library's debug lines\n"
           "  --tls-cert FILE    PEM certificate chain: serve https:// and wss:// (SIGHUP reloads)\n"
           "  --tls-key FILE     PEM private key of the certificate\n"
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
       {"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
       {"static-dir", required_argument, NULL, 'd'}, {"history", required_argument, NULL, 'H'},
       {"history-size", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'u'},
+      {"max-rooms", required_argument, NULL, 'R'},
       {"verbose", no_argument, NULL, 'v'},          {"tls-cert", required_argument, NULL, 'c'},
       {"tls-key", required_argument, NULL, 'k'},    {"tls-key-passphrase", required_argument, NULL, 'P'},
       {"tls-min-version", required_argument, NULL, 'm'}, {"tls-ciphers", required_argument, NULL, 'C'},
@@ -202,6 +204,13 @@ int main(int argc, char** argv) {
           return 2;
         }
         opts.history_size = (uint32_t)value;
+        break;
+      case 'R':
+        if (parse_uint(optarg, 4294967295UL, &value) != 0 || value == 0) {
+          fprintf(stderr, "%s: bad max rooms '%s'\n", argv[0], optarg);
+          return 2;
+        }
+        opts.max_rooms = (uint32_t)value;
         break;
       case 'v': verbose = 1; break;
       case 'c': opts.tls_cert_file = optarg; break;
