@@ -80,6 +80,9 @@ void Server::Impl::tls_read_ready(Connection* c) {
   }
 }
 
+// write_gathered coalesces small frames into one record in wbuf.
+static_assert(Server::Impl::kCoalesceMax >= 16384, "wbuf must hold a whole TLS record");
+
 bool Server::Impl::tls_write_out(Connection* c) {
   net::TlsTransport* t = c->tls();
   if (!c->writable) return true;
