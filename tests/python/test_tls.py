@@ -110,6 +110,23 @@ def test_curl_fetches_static_files_over_https(tls_echo: Tuple[chatws.Server, int
     assert head.stdout == "1.1", head.stderr
 
 
+def test_session_tickets_resume_and_can_be_turned_off(make_server: Callable[..., chatws.Server], pki: Pki) -> None:
+    cert, key, _ = pki.leaf("a")
+
+    def resumed(server: chatws.Server) -> bool:
+        ctx = pki.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the session is there right after the handshake
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as first:
+                session = first.session
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as second:
+                return second.session_reused
+
+    assert resumed(make_server(tls_cert=cert, tls_key=key).start())
+    assert not resumed(make_server(tls_cert=cert, tls_key=key, tls_session_tickets=False).start())
+
+
 def test_reload_under_live_connections(tls_echo: Tuple[chatws.Server, int], pki: Pki) -> None:
     server, old_serial = tls_echo
     new_cert, new_key, new_serial = pki.leaf("b")
