@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import selectors
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Tuple
 
@@ -335,6 +338,26 @@ def test_python_m_chatws_serves_wss_and_reloads_on_sighup(child: Callable[..., C
     assert "TLS certificate reloaded" in err
 
 
+def _stderr_line(proc: "subprocess.Popen[str]", pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+    """The next stderr line of `proc` matching `pattern`, read with a deadline."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise AssertionError(f"no stderr line matching {pattern!r} within {timeout}s: {seen}")
+            line = proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"process ended before {pattern!r}: {seen}")
+            seen.append(line)
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+
 def test_c_chat_server_serves_wss_and_reloads_on_sighup(pki: Pki, tmp_path: Path) -> None:
     build = REPO / os.environ.get("CHATWS_BUILD_DIR", "build")
     binary = build / "examples" / "chat_server"
@@ -344,28 +367,18 @@ def test_c_chat_server_serves_wss_and_reloads_on_sighup(pki: Pki, tmp_path: Path
                              "--tls-key", str(key), "--verbose"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        port = int(line.rsplit(":", 1)[1].split("/")[0]) if "https://" in line else 0
-        assert port, line
+        port = int(_stderr_line(proc, r"chat on https://127\.0\.0\.1:(\d+)/").group(1))
         url = f"wss://127.0.0.1:{port}/"
         assert _serial_at(pki, url) == a_serial
         _swap_to_b(tmp_path)
         proc.send_signal(signal.SIGHUP)
-        for _ in range(100):
-            line = proc.stderr.readline()
-            if "SIGHUP" in line:
-                break
-        assert "TLS certificate reloaded" in line, line
+        _stderr_line(proc, r"SIGHUP: TLS certificate reloaded")
         assert _serial_at(pki, url) == b_serial
-        # A bad pair on the next SIGHUP: refused, the current one stays.
+        # A bad pair on the next SIGHUP: refused with the reason, the current one stays.
         (tmp_path / "live.key").write_text("garbage")
         proc.send_signal(signal.SIGHUP)
-        for _ in range(100):
-            line = proc.stderr.readline()
-            if "SIGHUP" in line:
-                break
-        assert "reload failed" in line and "live.key" in line, line
+        line = _stderr_line(proc, r"SIGHUP: TLS reload failed").string
+        assert "live.key" in line, line
         assert _serial_at(pki, url) == b_serial
     finally:
         proc.send_signal(signal.SIGTERM)
