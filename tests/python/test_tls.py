@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 import trustme
@@ -338,24 +338,33 @@ def test_python_m_chatws_serves_wss_and_reloads_on_sighup(child: Callable[..., C
     assert "TLS certificate reloaded" in err
 
 
-def _stderr_line(proc: "subprocess.Popen[str]", pattern: str, timeout: float = WAIT) -> "re.Match[str]":
-    """The next stderr line of `proc` matching `pattern`, read with a deadline."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stderr, selectors.EVENT_READ)
+class _Lines:
+    """Lines of a pipe, read with a deadline (raw reads: no buffered line
+    hiding from select())."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.fd = pipe.fileno()
+        self.buf = b""
+        self.seen: List[str] = []
+
+    def wait(self, pattern: str, timeout: float = WAIT) -> "re.Match[str]":
+        deadline = time.monotonic() + timeout
         while True:
+            while b"\n" in self.buf:
+                raw, self.buf = self.buf.split(b"\n", 1)
+                line = raw.decode(errors="replace")
+                self.seen.append(line)
+                m = re.search(pattern, line)
+                if m:
+                    return m
             left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                raise AssertionError(f"no stderr line matching {pattern!r} within {timeout}s: {seen}")
-            line = proc.stderr.readline()
-            if not line:
-                raise AssertionError(f"process ended before {pattern!r}: {seen}")
-            seen.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            if not ready:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout}s: {self.seen}")
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                raise AssertionError(f"process ended before {pattern!r}: {self.seen}")
+            self.buf += chunk
 
 
 def test_c_chat_server_serves_wss_and_reloads_on_sighup(pki: Pki, tmp_path: Path) -> None:
@@ -365,19 +374,20 @@ def test_c_chat_server_serves_wss_and_reloads_on_sighup(pki: Pki, tmp_path: Path
     cert, key, a_serial, b_serial = _tls_args(pki, tmp_path)
     proc = subprocess.Popen([str(binary), "--port", "0", "--static-dir", str(tmp_path), "--tls-cert", str(cert),
                              "--tls-key", str(key), "--verbose"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = _Lines(proc.stderr)
     try:
-        port = int(_stderr_line(proc, r"chat on https://127\.0\.0\.1:(\d+)/").group(1))
+        port = int(log.wait(r"chat on https://127\.0\.0\.1:(\d+)/").group(1))
         url = f"wss://127.0.0.1:{port}/"
         assert _serial_at(pki, url) == a_serial
         _swap_to_b(tmp_path)
         proc.send_signal(signal.SIGHUP)
-        _stderr_line(proc, r"SIGHUP: TLS certificate reloaded")
+        log.wait(r"SIGHUP: TLS certificate reloaded")
         assert _serial_at(pki, url) == b_serial
         # A bad pair on the next SIGHUP: refused with the reason, the current one stays.
         (tmp_path / "live.key").write_text("garbage")
         proc.send_signal(signal.SIGHUP)
-        line = _stderr_line(proc, r"SIGHUP: TLS reload failed").string
+        line = log.wait(r"SIGHUP: TLS reload failed").string
         assert "live.key" in line, line
         assert _serial_at(pki, url) == b_serial
     finally:
