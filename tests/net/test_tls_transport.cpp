@@ -311,6 +311,37 @@ TEST_F(TlsTransportTest, Tls12RenegotiationIsRefused) {
   EXPECT_EQ(SSL_get_secure_renegotiation_support(t->ssl()), 1);  // a secure client, refused anyway
 }
 
+// TLS 1.3 KeyUpdate asked by the client: the server's read answers it (its
+// own KeyUpdate, sent from inside read()), and both directions go on under
+// the new keys.
+TEST_F(TlsTransportTest, Tls13KeyUpdateIsAnswered) {
+  std::string after;
+  std::atomic<bool> updated{false};
+  std::atomic<int> server_key_updates{0};
+  start_client([&](TlsClient& c) {
+    SSL_set_msg_callback_arg(c.ssl(), &server_key_updates);
+    SSL_set_msg_callback(c.ssl(), [](int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+      if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 1 &&
+          static_cast<const uint8_t*>(buf)[0] == SSL3_MT_KEY_UPDATE)
+        ++*static_cast<std::atomic<int>*>(arg);
+    });
+    updated = SSL_key_update(c.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1;
+    c.write_all("after the update");
+    if (c.fill(4)) after = c.buffer().substr(0, 4);
+  });
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  EXPECT_STREQ(SSL_get_version(t->ssl()), "TLSv1.3");
+  EXPECT_EQ(server_read(16), "after the update");
+  iovec v{const_cast<char*>("back"), 4};
+  uint8_t scratch[16384];
+  EXPECT_EQ(t->write_gathered(&v, 1, scratch), 4);
+  release = true;
+  client_thread.join();
+  EXPECT_TRUE(updated);
+  EXPECT_EQ(after, "back");
+  EXPECT_EQ(server_key_updates.load(), 1);  // the server updated its keys too
+}
+
 TEST_F(TlsTransportTest, AlpnSelectsHttp11) {
   TlsClient::Options o;
   o.alpn = "http/1.1";
