@@ -21,14 +21,22 @@ struct Accepted {
 // Accepts connections, shedding one when the process runs out of
 // descriptors (EMFILE/ENFILE) so the listener does not spin: a spare
 // descriptor is released, the pending connection accepted and closed, and
-// the spare reopened.
+// the spare reopened. When even that is impossible (the spare could not be
+// reopened: no descriptor at all) accept_one says so, and the caller stops
+// watching the listener for a while; the spare is reopened by the next call
+// that finds a descriptor free.
 class Acceptor {
  public:
+  enum class Result {
+    Accepted,   // *out filled
+    Empty,      // nothing pending
+    Retry,      // a connection was shed, or a transient error: call again
+    Exhausted,  // out of descriptors and nothing to shed: back off
+  };
+
   Acceptor();
   ~Acceptor();
-  // 1: *out filled; 0: nothing pending; -1: a connection was shed or a
-  // transient error happened (try again later).
-  int accept_one(int listen_fd, Accepted* out);
+  Result accept_one(int listen_fd, Accepted* out);
   uint64_t shed_count() const { return shed_; }
 
  private:

@@ -168,6 +168,14 @@ int Server::Impl::poll_once(int timeout_ms) {
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
 
   if (work_left()) timeout_ms = 0;
+  if (accept_paused) {
+    const int64_t left = accept_retry_ms - now_ms;
+    if (left <= 0) {
+      resume_accepting();
+    } else if (timeout_ms < 0 || timeout_ms > left) {
+      timeout_ms = int(left);
+    }
+  }
   if (state.load() == LoopState::Stopping) {
     int cap = by_id.empty() ? 0 : tick_ms;
     if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;

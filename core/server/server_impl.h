@@ -44,12 +44,17 @@ struct Server::Impl {
   // kFlushMinStep connections each), new input being read in between.
   static constexpr size_t kFlushSteps = 4;
   static constexpr size_t kFlushMinStep = 16;
+  // Out of descriptors: how long the listener is left alone before the
+  // next try (unless a connection closes first).
+  static constexpr int kAcceptBackoffMs = 100;
 
   ServerConfig cfg;
   ServerHandler* handler = nullptr;
   net::Poller poller;
   net::Acceptor acceptor;
   int listen_fd = -1;
+  bool accept_paused = false;  // listener out of the poll set (see pause_accepting)
+  int64_t accept_retry_ms = 0;
   uint16_t port = 0;
   http::StaticFiles static_files{""};
   protocol::UpgradeConfig upgrade_cfg;
@@ -129,6 +134,8 @@ struct Server::Impl {
 
   // server_io.cpp
   void accept_all();
+  void pause_accepting();
+  void resume_accepting();
   void on_event(const net::PollEvent& ev);
   void read_ready(Connection* c);
   void on_bytes(Connection* c, uint8_t* data, size_t n);

@@ -18,11 +18,16 @@ using protocol::Opcode;
 // ---------------------------------------------------------------- accepting
 
 void Server::Impl::accept_all() {
+  using R = net::Acceptor::Result;
   for (int i = 0; i < 64 && listen_fd >= 0; ++i) {
     net::Accepted a;
-    int rc = acceptor.accept_one(listen_fd, &a);
-    if (rc == 0) return;
-    if (rc < 0) continue;
+    const R rc = acceptor.accept_one(listen_fd, &a);
+    if (rc == R::Empty) return;
+    if (rc == R::Exhausted) {
+      pause_accepting();
+      return;
+    }
+    if (rc == R::Retry) continue;
     Connection* c = pool.create(limits);
     c->id = next_id++;
     c->fd = a.fd;
@@ -55,6 +60,30 @@ void Server::Impl::accept_all() {
       // and the listener keeps serving.
       respond_and_close(c, 503, "server is at its connection limit");
     }
+  }
+}
+
+// Out of descriptors with nothing to shed: the level-triggered listener
+// would report the pending connection on every wait and the loop would spin.
+// It is left out of the poll set until a descriptor is freed here (destroy)
+// or the back-off passes (see poll_once), whichever comes first.
+void Server::Impl::pause_accepting() {
+  if (accept_paused || listen_fd < 0) return;
+  poller.remove(listen_fd);
+  accept_paused = true;
+  accept_retry_ms = now_ms + kAcceptBackoffMs;
+}
+
+void Server::Impl::resume_accepting() {
+  if (!accept_paused) return;
+  if (listen_fd < 0) {  // stopped meanwhile
+    accept_paused = false;
+    return;
+  }
+  if (poller.add_level_read(listen_fd, kListenToken)) {
+    accept_paused = false;
+  } else {
+    accept_retry_ms = now_ms + kAcceptBackoffMs;
   }
 }
 
@@ -496,6 +525,7 @@ void Server::Impl::destroy(Connection* c) {
   if (c->read_pending) read_pending.erase(std::find(read_pending.begin(), read_pending.end(), c));
   poller.remove(c->fd);
   ::close(c->fd);
+  if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now
   by_id.erase(c->id);
   paths.release(c->path_ref);
   if (c->counted_ip) {
