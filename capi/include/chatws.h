@@ -205,7 +205,8 @@ typedef struct chatws_options {
                                    applies */
   uint32_t max_connections;     /* open WebSocket + HTTP connections; default 100000;
                                    exceeded: HTTP 503 to the new one */
-  uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503 */
+  uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503. IPv6
+                                   peers count by prefix: see ipv6_prefix_length */
   int slow_consumer_policy;     /* CHATWS_SLOW_CLOSE (default) or CHATWS_SLOW_DROP */
 
   /* Timeouts in milliseconds. 0 means the default; -1 disables. */
@@ -240,6 +241,14 @@ typedef struct chatws_options {
                                    doubles it); 0 (default): the kernel's autotuning. A small
                                    value bounds kernel memory per connection and makes a slow
                                    reader reach max_output_buffer sooner */
+
+  /* Added in 0.2.0 (struct_size tells them apart). */
+  uint32_t ipv6_prefix_length;  /* max_connections_per_ip counts IPv6 peers by this many
+                                   leading bits of their address, since one host usually
+                                   holds a whole /64: 1..128, 0 (default) means 64; 128
+                                   counts each address apart. IPv4 peers (also IPv4-mapped
+                                   ones) always count by their whole address. Above 128:
+                                   CHATWS_EINVAL */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */

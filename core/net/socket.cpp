@@ -54,6 +54,24 @@ uint16_t local_port(int fd) {
   return 0;
 }
 
+std::string address_group(const std::string& address, unsigned ipv6_prefix) {
+  uint8_t a6[16];
+  if (inet_pton(AF_INET6, address.c_str(), a6) != 1) return address;  // IPv4 (or not an address)
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (std::memcmp(a6, kMapped, 12) == 0) {
+    inet_ntop(AF_INET, a6 + 12, buf, sizeof buf);
+    return buf;
+  }
+  const unsigned bits = ipv6_prefix == 0 || ipv6_prefix > 128 ? 128 : ipv6_prefix;
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned keep = bits > 8 * i ? bits - 8 * i : 0;  // bits of byte i to keep
+    if (keep < 8) a6[i] &= uint8_t(0xFF00u >> keep);
+  }
+  inet_ntop(AF_INET6, a6, buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(bits);
+}
+
 namespace {
 int open_spare() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 }  // namespace

@@ -12,6 +12,14 @@ namespace chatws::net {
 int listen_tcp(const std::string& host, uint16_t port, std::string* error);
 uint16_t local_port(int fd);
 
+// The group a peer address counts in for the per-address connection limit:
+// an IPv4 address (also seen as ::ffff:a.b.c.d by a dual-stack listener) on
+// its own, an IPv6 address by its first `ipv6_prefix` bits (1..128), since
+// one host usually holds a whole /64 and could pick a new address for every
+// connection. As text, e.g. "2001:db8:1:2::/64". Text that is not an
+// address is returned as is.
+std::string address_group(const std::string& address, unsigned ipv6_prefix);
+
 struct Accepted {
   int fd = -1;
   std::string address;

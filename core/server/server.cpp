@@ -41,6 +41,8 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
     return fail(kEInval, "max_message_size must be between 1 byte and 2 GiB");
   if (cfg.max_request_size < 256) return fail(kEInval, "max_request_size must be at least 256");
   if (cfg.max_output_buffer == 0) return fail(kEInval, "max_output_buffer must be positive");
+  if (cfg.ipv6_prefix_length < 1 || cfg.ipv6_prefix_length > 128)
+    return fail(kEInval, "ipv6_prefix_length must be between 1 and 128");
 
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;

@@ -50,6 +50,8 @@ struct ServerConfig {
   size_t max_output_buffer = 1u << 20;
   uint32_t max_connections = 100000;
   uint32_t max_connections_per_ip = 0;
+  // IPv6 peers count against max_connections_per_ip by this prefix (1..128).
+  unsigned ipv6_prefix_length = 64;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
   int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
   int handshake_timeout_ms = 10000;   // -1: disabled

@@ -49,7 +49,7 @@ void Server::Impl::accept_all() {
     }
     if (cfg.max_connections_per_ip > 0) {
       c->counted_ip = true;
-      uint32_t n = ++per_ip[a.address];
+      uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
       if (n > cfg.max_connections_per_ip) {
         respond_and_close(c, 503, "too many connections from this address");
         continue;
@@ -529,7 +529,7 @@ void Server::Impl::destroy(Connection* c) {
   by_id.erase(c->id);
   paths.release(c->path_ref);
   if (c->counted_ip) {
-    auto it = per_ip.find(c->address());
+    auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
   report_close(c);
