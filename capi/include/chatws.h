@@ -198,7 +198,11 @@ typedef struct chatws_options {
 
   /* Limits. 0 means the default. */
   size_t max_request_size;      /* request line + headers; default 8192; exceeded: HTTP 431 */
-  size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009 */
+  size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009,
+                                   decided from the frame header before the payload is
+                                   buffered. Chat connections are bounded lower, by the
+                                   longest valid chat message (about 54 KB with the default
+                                   user and text limits) */
   size_t max_fragments;         /* fragments per message; default 65536; exceeded: close 1009 */
   size_t max_output_buffer;     /* output queued per connection that its socket will not
                                    take yet; default 1 MiB; exceeded: slow_consumer_policy
@@ -249,6 +253,14 @@ typedef struct chatws_options {
                                    counts each address apart. IPv4 peers (also IPv4-mapped
                                    ones) always count by their whole address. Above 128:
                                    CHATWS_EINVAL */
+  size_t max_buffered_input;    /* bytes of partial messages (announced by their frame
+                                   headers) held at once by all connections together;
+                                   default 0 = 4 x max_message_size (64 MiB with the
+                                   defaults). A frame that would exceed it closes its
+                                   connection with 1013 (try again later) before any of it
+                                   is stored; the other connections and what they hold are
+                                   not affected. Whole messages that arrive in one read are
+                                   delivered in place and not counted */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */

@@ -180,6 +180,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.max_message_size) cfg.max_message_size = o.max_message_size;
     if (o.max_fragments) cfg.max_fragments = o.max_fragments;
     if (o.max_output_buffer) cfg.max_output_buffer = o.max_output_buffer;
+    cfg.max_buffered_input = o.max_buffered_input;  // 0: the engine's default
     if (o.max_connections) cfg.max_connections = o.max_connections;
     cfg.max_connections_per_ip = o.max_connections_per_ip;
     if (o.ipv6_prefix_length > 128)

@@ -51,6 +51,8 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   impl->upgrade_cfg.allowed_origins = cfg.allowed_origins;
   impl->limits.max_message_size = cfg.max_message_size;
   impl->limits.max_fragments = cfg.max_fragments;
+  impl->input_budget.max = cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size);
+  impl->limits.input_budget = &impl->input_budget;
   impl->tick_ms = tick_for(cfg);
   if (!cfg.static_dir.empty()) {
     if (access(cfg.static_dir.c_str(), R_OK | X_OK) != 0)

@@ -58,6 +58,7 @@ struct Server::Impl {
   uint16_t port = 0;
   http::StaticFiles static_files{""};
   protocol::UpgradeConfig upgrade_cfg;
+  protocol::InputBudget input_budget;  // before pool: every parser gives its share back
   protocol::ParserLimits limits;
   int tick_ms = 250;
 

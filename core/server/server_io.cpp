@@ -227,6 +227,8 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
+  // Before any frame (the leftover below included) is parsed.
+  c->ws.set_max_message_size(handler->message_limit(req.path, u.subprotocol));
   if (ConnInfo* i = c->built_info()) {
     i->path = req.path;  // built early (not expected)
   } else if ((c->path_ref = paths.acquire(req.path)) == PathTable::kNone) {

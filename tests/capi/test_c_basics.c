@@ -78,6 +78,7 @@ static void test_options_init(void) {
   CHECK_ZERO_OR(o.max_text_length, 4096u);
   CHECK(o.on_chat == NULL);
   CHECK_ZERO_OR(o.ipv6_prefix_length, 64u);
+  CHECK_ZERO_OR(o.max_buffered_input, (size_t)64 << 20);
 }
 
 static void expect_create_fails(const chatws_options* o, int expected, const char* what) {
