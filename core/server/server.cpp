@@ -188,17 +188,16 @@ int Server::Impl::poll_once(int timeout_ms) {
   int n = poller.wait(evs, 256, timeout_ms);
   if (n < 0) return kESystem;
   now_ms = net::monotonic_ms();
+  // Connections whose last turn ended with input possibly left get their
+  // turn after the events; until then (flag still set) an event of theirs
+  // does not give them a second one. Swapped, so both lists keep capacity.
+  turns.swap(read_pending);
   for (int i = 0; i < n; ++i) on_event(evs[i]);
-
-  // Connections that had more input than one event's budget.
-  if (!read_pending.empty()) {
-    std::vector<Connection*> again;
-    again.swap(read_pending);
-    for (Connection* c : again) {
-      c->read_pending = false;
-      if (c->state != ConnState::Dead) read_ready(c);
-    }
+  for (Connection* c : turns) {
+    c->read_pending = false;
+    if (c->state != ConnState::Dead) read_ready(c);
   }
+  turns.clear();
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
   run_close_reports();
@@ -418,9 +417,11 @@ void Server::Impl::on_tick() {
   poller.drain_timer();
   std::vector<Connection*> expired;
   for (Connection* c : by_id) {
-    // A burst's spilled output array goes back once the queue is empty: a
-    // few allocations a second at most, never one per message.
+    // A burst's spilled output array (and input kept between turns) goes
+    // back once empty: a few allocations a second at most, never one per
+    // message.
     c->out.trim();
+    c->trim_input();
     switch (c->state) {
       case ConnState::Http:
       case ConnState::Closing:
