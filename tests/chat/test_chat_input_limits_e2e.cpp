@@ -20,23 +20,6 @@ namespace {
 
 using protocol::Opcode;
 
-// The header of a masked frame announcing `len` bytes, and `sent` of them
-// (zero mask: they arrive as 'a', valid text).
-std::string partial_frame(Opcode op, uint64_t len, size_t sent) {
-  static const uint8_t zero[4] = {0, 0, 0, 0};
-  uint8_t h[protocol::kMaxFrameHeader];
-  const size_t n = protocol::encode_masked_frame_header(h, op, len, zero, true);
-  return std::string(reinterpret_cast<char*>(h), n) + std::string(sent, 'a');
-}
-
-uint16_t read_close(WsClient& c) {
-  for (int i = 0; i < 10000; ++i) {
-    auto f = c.read_frame(5000);
-    if (!f) return 0;
-    if (f->op == Opcode::Close) return f->close_code();
-  }
-  return 0;
-}
 
 class ChatInputLimits : public ::testing::Test {
  protected:
@@ -83,8 +66,8 @@ TEST_F(ChatInputLimits, LongestValidMessagePassesOneByteMoreIsClosed1009) {
   for (int i = 0; i < 10 && f.find("\"type\":\"msg\"") == std::string::npos; ++i) f = c->read_text();
   EXPECT_NE(f.find("\"text\":\"edge\""), std::string::npos) << f.substr(0, 200);
   // One byte over: the header alone decides.
-  ASSERT_TRUE(c->write_all(partial_frame(Opcode::Text, bound + 1, 0)));
-  EXPECT_EQ(read_close(*c), 1009);
+  ASSERT_TRUE(c->write_all(WsClient::partial_frame(Opcode::Text, bound + 1, 0)));
+  EXPECT_EQ(c->read_close_code(), 1009);
   EXPECT_TRUE(c->wait_eof());
 }
 
@@ -105,11 +88,11 @@ TEST_F(ChatInputLimits, FiftyConnectionsSendingUnfinishedHugeFramesCostNoMemory)
   const size_t before = rss_bytes();
   std::vector<std::unique_ptr<WsClient>> attackers;
   for (int i = 0; i < 50; ++i) attackers.push_back(member());
-  const std::string attack = partial_frame(Opcode::Text, 15u << 20, 1 << 20);
+  const std::string attack = WsClient::partial_frame(Opcode::Text, 15u << 20, 1 << 20);
   size_t closed_1009 = 0;
   for (auto& a : attackers) {
     a->write_all(attack);  // may fail part way: the server closes it under us
-    closed_1009 += read_close(*a) == 1009;
+    closed_1009 += a->read_close_code() == 1009;
   }
   EXPECT_EQ(closed_1009, attackers.size());
   if (kMeasureMemory) {

@@ -20,22 +20,6 @@ using protocol::Opcode;
 
 namespace {
 
-// The header of a masked frame announcing `len` bytes, and `sent` of them.
-std::string partial_frame(Opcode op, uint64_t len, size_t sent) {
-  static const uint8_t zero[4] = {0, 0, 0, 0};
-  uint8_t h[protocol::kMaxFrameHeader];
-  const size_t n = protocol::encode_masked_frame_header(h, op, len, zero, true);
-  return std::string(reinterpret_cast<char*>(h), n) + std::string(sent, 'a');
-}
-
-uint16_t read_close(WsClient& c) {
-  for (int i = 0; i < 1000; ++i) {
-    auto f = c.read_frame(5000);
-    if (!f) return 0;
-    if (f->op == Opcode::Close) return f->close_code();
-  }
-  return 0;
-}
 
 std::unique_ptr<WsClient> client(uint16_t port) {
   auto c = std::make_unique<WsClient>(port);
@@ -73,7 +57,7 @@ TEST(PartialInputBudget, UnfinishedMessagesFromManyConnectionsStayWithinTheBudge
   // 30 connections, one after the other, each announce 3 MiB and send all
   // but the last byte: the first two fit the 8 MiB budget (6 MiB), every
   // later one would take it over.
-  const std::string attack = partial_frame(Opcode::Binary, 3 * kMiB, 3 * kMiB - 1);
+  const std::string attack = WsClient::partial_frame(Opcode::Binary, 3 * kMiB, 3 * kMiB - 1);
   std::vector<std::unique_ptr<WsClient>> holders, refused;
   for (int i = 0; i < 30; ++i) {
     auto a = client(st.port());
@@ -86,7 +70,7 @@ TEST(PartialInputBudget, UnfinishedMessagesFromManyConnectionsStayWithinTheBudge
       expect_echo(*bystander, "after holder " + std::to_string(i));
       holders.push_back(std::move(a));
     } else {
-      EXPECT_EQ(read_close(*a), 1013) << "connection " << i;
+      EXPECT_EQ(a->read_close_code(), 1013) << "connection " << i;
       refused.push_back(std::move(a));
     }
   }
@@ -102,8 +86,8 @@ TEST(PartialInputBudget, UnfinishedMessagesFromManyConnectionsStayWithinTheBudge
   // With 6 of 8 MiB held, a maximal message (4 MiB) does not fit either...
   {
     auto big = client(st.port());
-    ASSERT_TRUE(big->write_all(partial_frame(Opcode::Binary, 4 * kMiB, 1000)));
-    EXPECT_EQ(read_close(*big), 1013);
+    ASSERT_TRUE(big->write_all(WsClient::partial_frame(Opcode::Binary, 4 * kMiB, 1000)));
+    EXPECT_EQ(big->read_close_code(), 1013);
   }
   // ...until the holders leave and give their share back.
   holders.clear();
@@ -130,12 +114,12 @@ TEST(PartialInputBudget, DefaultIsFourMaximalMessages) {
   std::vector<std::unique_ptr<WsClient>> cs;
   for (int i = 0; i < 4; ++i) {
     cs.push_back(client(st.port()));
-    ASSERT_TRUE(cs.back()->write_all(partial_frame(Opcode::Binary, kMiB, 100)));
+    ASSERT_TRUE(cs.back()->write_all(WsClient::partial_frame(Opcode::Binary, kMiB, 100)));
     expect_echo(*bystander, "after " + std::to_string(i));  // held before the next one writes
   }
   auto fifth = client(st.port());
-  ASSERT_TRUE(fifth->write_all(partial_frame(Opcode::Binary, kMiB, 100)));
-  EXPECT_EQ(read_close(*fifth), 1013);
+  ASSERT_TRUE(fifth->write_all(WsClient::partial_frame(Opcode::Binary, kMiB, 100)));
+  EXPECT_EQ(fifth->read_close_code(), 1013);
   EXPECT_EQ(st.server->connection_count(), 5u);  // the four and the bystander
 }
 

@@ -33,6 +33,13 @@ std::string partial(Opcode op, uint64_t len, size_t sent, bool fin = true) {
   return std::string(reinterpret_cast<char*>(h), n) + std::string(sent, 'p');
 }
 
+// Parsers sharing a budget of `max` bytes.
+struct Budgeted {
+  InputBudget budget;
+  ParserLimits limits;
+  explicit Budgeted(uint64_t max) : budget{max} { limits.input_budget = &budget; }
+};
+
 TEST(FrameParserMessageLimit, HeaderOverTheParsersLimitFailsBeforeThePayload) {
   ParserLimits shared;  // 16 MiB
   FrameParser p(shared);
@@ -76,9 +83,9 @@ TEST(FrameParserMessageLimit, OnlyLowersTheSharedLimit) {
 }
 
 TEST(FrameParserBudget, ChargesAnnouncedLengthOfBufferedFramesAndReleasesOnCompletion) {
-  InputBudget budget{1000};
-  ParserLimits shared;
-  shared.input_budget = &budget;
+  Budgeted setup(1000);
+  InputBudget& budget = setup.budget;
+  const ParserLimits& shared = setup.limits;
   FrameParser a(shared), b(shared);
   Recorder ra, rb;
   // A whole unfragmented frame is delivered in place: nothing is charged.
@@ -102,9 +109,9 @@ TEST(FrameParserBudget, ChargesAnnouncedLengthOfBufferedFramesAndReleasesOnCompl
 }
 
 TEST(FrameParserBudget, FragmentsAreChargedAtTheirHeaders) {
-  InputBudget budget{1000};
-  ParserLimits shared;
-  shared.input_budget = &budget;
+  Budgeted setup(1000);
+  InputBudget& budget = setup.budget;
+  const ParserLimits& shared = setup.limits;
   FrameParser p(shared);
   Recorder r;
   feed(p, r, cframe(Opcode::Text, std::string(400, 'a'), false));
@@ -119,9 +126,9 @@ TEST(FrameParserBudget, FragmentsAreChargedAtTheirHeaders) {
 }
 
 TEST(FrameParserBudget, ADestroyedParserGivesItsShareBack) {
-  InputBudget budget{1 << 20};
-  ParserLimits shared;
-  shared.input_budget = &budget;
+  Budgeted setup(1 << 20);
+  InputBudget& budget = setup.budget;
+  const ParserLimits& shared = setup.limits;
   {
     FrameParser p(shared);
     Recorder r;
@@ -132,9 +139,9 @@ TEST(FrameParserBudget, ADestroyedParserGivesItsShareBack) {
 }
 
 TEST(FrameParserBudget, ExactlyAtTheBudgetIsAccepted) {
-  InputBudget budget{1000};
-  ParserLimits shared;
-  shared.input_budget = &budget;
+  Budgeted setup(1000);
+  InputBudget& budget = setup.budget;
+  const ParserLimits& shared = setup.limits;
   FrameParser p(shared), q(shared);
   Recorder r, rq;
   feed(p, r, partial(Opcode::Binary, 600, 1));
