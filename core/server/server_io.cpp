@@ -108,7 +108,9 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     c->writable = true;
     if (!c->out.empty()) flush(c);
   }
-  if (ev.readable && c->state != ConnState::Dead) read_ready(c);
+  // A connection whose turn is due from the pending list gets that one
+  // (after the events), not a second one now.
+  if (ev.readable && c->state != ConnState::Dead && !c->read_pending) read_ready(c);
 }
 
 // ------------------------------------------------------------------ reading
