@@ -128,6 +128,27 @@ TlsHandshake TlsTransport::handshake(std::string* why) {
 }
 
 ssize_t TlsTransport::read(void* buf, size_t n) {
+  if (end_ != 1) {
+    ssize_t end = end_;
+    end_ = 1;
+    return end;
+  }
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read_record(static_cast<char*>(buf) + got, n - got);
+    if (r > 0) {
+      got += size_t(r);
+      if (input_drained()) break;  // no need for the read that would say EAGAIN
+      continue;
+    }
+    if (got == 0) return r;
+    if (r != kAgain) end_ = int8_t(r);  // for the next call
+    break;
+  }
+  return ssize_t(got);
+}
+
+ssize_t TlsTransport::read_record(void* buf, size_t n) {
   size_t got = 0;
   int r = SSL_read_ex(ssl_, buf, n, &got);
   // A read may produce output (a KeyUpdate reply, an alert).
@@ -153,7 +174,9 @@ ssize_t TlsTransport::read(void* buf, size_t n) {
   }
 }
 
-bool TlsTransport::input_drained() const { return socket_drained_ && !SSL_has_pending(ssl_); }
+bool TlsTransport::input_drained() const {
+  return socket_drained_ && end_ == 1 && !SSL_has_pending(ssl_);
+}
 
 bool TlsTransport::write_record(const void* p, size_t n) {
   size_t written = 0;

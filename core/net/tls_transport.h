@@ -59,8 +59,10 @@ class TlsTransport {
   TlsHandshake handshake(std::string* why);
   bool established() const { return established_; }
 
-  // Plaintext into buf: > 0 bytes, 0 end of stream (close_notify, or EOF;
-  // see clean_close()), kAgain, kFailed (a bad record: alert sent).
+  // Plaintext into buf from as many records as are there, up to n (like
+  // one read() of the socket): > 0 bytes, 0 end of stream (close_notify, or
+  // EOF; see clean_close()), kAgain, kFailed (a bad record: alert sent). An
+  // end met after some data is returned by the next call.
   ssize_t read(void* buf, size_t n);
   // Encrypts up to TlsStaging::kPlainPerCall bytes of iov[] into records of
   // up to 16 KiB (small frames coalesced through `scratch`, >= 16 KiB) and
@@ -88,6 +90,7 @@ class TlsTransport {
  private:
   TlsTransport(SSL* ssl, int fd, TlsStaging* staging) : ssl_(ssl), staging_(staging), fd_(fd) {}
   bool write_record(const void* p, size_t n);
+  ssize_t read_record(void* buf, size_t n);  // one SSL_read
   friend struct TlsBio;
 
   SSL* ssl_;
@@ -99,6 +102,7 @@ class TlsTransport {
   bool notify_sent_ = false;
   bool peer_notified_ = false;
   bool socket_drained_ = false;  // the BIO's last recv() came back short or EAGAIN
+  int8_t end_ = 1;               // an end met after data: 0 (EOF) or kFailed; 1: none
 };
 
 }  // namespace chatws::net

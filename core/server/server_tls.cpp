@@ -53,31 +53,32 @@ void Server::Impl::tls_read_ready(Connection* c) {
         return;
     }
   }
-  for (int i = 0; i < kTlsReadsPerEvent; ++i) {
-    ssize_t n = t->read(rbuf.get(), kReadBufferSize);
-    if (n > 0) {
-      c->last_rx_ms = now_ms;
-      c->ping_outstanding = false;
-      on_bytes(c, rbuf.get(), size_t(n));
-      if (c->state == ConnState::Dead || t->input_drained()) return;
-      continue;
+  // The socket's turn, as for plain: one read (here of as many records as
+  // fit kReadBufferSize), its frames up to the turn's budget, the rest kept.
+  ssize_t n = t->read(rbuf.get(), kReadBufferSize);
+  if (n > 0) {
+    c->last_rx_ms = now_ms;
+    c->ping_outstanding = false;
+    const size_t used = on_bytes(c, rbuf.get(), size_t(n));
+    if (c->state == ConnState::Dead) return;
+    if (used < size_t(n)) {
+      c->keep_input(rbuf.get() + used, size_t(n) - used);
+      take_turn_later(c);
+    } else if (!t->input_drained()) {
+      // Records may be buffered in OpenSSL, not the socket: no new edge
+      // would come for them.
+      take_turn_later(c);
     }
-    if (n == 0) {
-      // Their close_notify gets ours (best effort) before the socket goes.
-      if (t->clean_close()) t->shutdown();
-      peer_ended(c);
-      return;
-    }
-    if (n == net::kAgain) return;
-    abort(c, 1006);  // a bad record: OpenSSL sent the alert
     return;
   }
-  // Budget spent (records may be buffered in OpenSSL, not the socket: no
-  // new edge would come): next iteration.
-  if (!c->read_pending) {
-    c->read_pending = true;
-    read_pending.push_back(c);
+  if (n == 0) {
+    // Their close_notify gets ours (best effort) before the socket goes.
+    if (t->clean_close()) t->shutdown();
+    peer_ended(c);
+    return;
   }
+  if (n == net::kAgain) return;
+  abort(c, 1006);  // a bad record: OpenSSL sent the alert
 }
 
 // write_gathered coalesces small frames into one record in wbuf.
@@ -154,17 +155,13 @@ void Server::Impl::tls_refuse_plain_http(Connection* c) {
 // until the peer's FIN, so that closing never resets the connection under
 // a reply the peer has not read yet.
 void Server::Impl::discard_input(Connection* c) {
-  for (int i = 0; i < kReadsPerEvent; ++i) {
-    ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
-    if (n > 0) continue;
-    if (n == net::kAgain) return;
-    abort(c, c->close_code ? c->close_code : 1006);
+  ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
+  if (n > 0) {
+    if (size_t(n) == kReadBufferSize) take_turn_later(c);  // more may be waiting
     return;
   }
-  if (!c->read_pending) {
-    c->read_pending = true;
-    read_pending.push_back(c);
-  }
+  if (n == net::kAgain) return;
+  abort(c, c->close_code ? c->close_code : 1006);
 }
 
 }  // namespace chatws

@@ -87,6 +87,26 @@ TEST_F(TlsE2E, WebSocketEchoOverTls) {
   }
 }
 
+// A burst far above one turn's budget (kMessagesPerTurn) in a few records:
+// the rest of each read is kept and handled over later turns, in order and
+// complete, and another client is served in between.
+TEST_F(TlsE2E, BurstOverManyTurnsArrivesInOrder) {
+  start(config());
+  TlsWsClient flood, other;
+  ASSERT_TRUE(flood.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(other.connect(st->port(), certs.ca_cert()));
+  constexpr int kBurst = 3000;
+  std::string burst;
+  for (int i = 0; i < kBurst; ++i) burst += WsClient::masked_frame(Opcode::Text, "m" + std::to_string(i));
+  ASSERT_TRUE(flood.tls.write_all(burst));  // ~30 KB: two records
+  ASSERT_TRUE(other.send_text("me too"));
+  EXPECT_EQ(other.read_text(), "me too");
+  for (int i = 0; i < kBurst; ++i) {
+    std::string got = flood.read_text();
+    ASSERT_EQ(got, "m" + std::to_string(i));
+  }
+}
+
 TEST_F(TlsE2E, StaticFilesAndUpgradeOnOnePort) {
   start(config());
   TlsWsClient w;
