@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "http/file_response.h"
 #include "protocol/handshake.h"
 
 namespace chatws::http {
@@ -114,32 +115,12 @@ bool resolve(const std::string& path, std::string* out) {
 
 int status_for_errno(int err) { return err == EACCES || err == EPERM ? 403 : 404; }
 
-std::string head_line(int status, const char* type, size_t length, bool keep_alive,
-                      std::string_view extra = {}) {
-  std::string h;
-  h.reserve(192 + extra.size());
-  h.append("HTTP/1.1 ");
-  h.append(std::to_string(status));
-  h.push_back(' ');
-  h.append(protocol::http_reason_phrase(status));
-  h.append("\r\nContent-Type: ");
-  h.append(type);
-  h.append("\r\nContent-Length: ");
-  h.append(std::to_string(length));
-  h.append("\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: ");
-  h.append(keep_alive ? "keep-alive" : "close");
-  h.append("\r\n");
-  h.append(extra);
-  h.append("\r\n");
-  return h;
-}
-
 StaticResponse error(int status, bool head_only, bool keep_alive, std::string_view extra = {}) {
   StaticResponse r;
   r.status = status;
   std::string body = protocol::http_reason_phrase(status);
   body.push_back('\n');
-  r.head = head_line(status, "text/plain; charset=utf-8", body.size(), keep_alive, extra);
+  r.head = response_head(status, "text/plain; charset=utf-8", body.size(), keep_alive, extra);
   if (!head_only) r.body = std::move(body);
   return r;
 }
@@ -285,7 +266,7 @@ StaticResponse StaticFiles::serve(const protocol::HttpRequest& req, bool keep_al
       }
     }
     // Content-Length is what was read (the file may have changed since fstat).
-    r.head = head_line(200, content_type(type_name), head_only ? size : r.body.size(), keep_alive);
+    r.head = response_head(200, content_type(type_name), head_only ? size : r.body.size(), keep_alive);
     return r;
   } catch (const std::bad_alloc&) {
     return StaticResponse{500, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
