@@ -65,6 +65,7 @@ struct Server::Impl {
   size_t round_left = 0;                            // of dirty, still in this flush round
   size_t round_step = 0;                            // written per iteration in this round
   Connection* serving = nullptr;                    // whose on_message is running
+  Connection* opening = nullptr;                    // whose on_open is running (its greeting)
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // read budget ran out
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)

@@ -213,20 +213,31 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     }
   }
   std::string leftover(c->http()->leftover());
+  {
+    // The 101 and what on_open queues (e.g. a room's history, which may
+    // exceed the cap) are the joiner's greeting, not a backlog: not capped
+    // while they are queued.
+    opening = c;
+    struct Opening {
+      Connection*& slot;
+      ~Opening() { slot = nullptr; }
+    } reset{opening};
+    FrameRef f(SharedFrame::raw(u.response));
+    enqueue(c, f.get());
+    set_state(c, ConnState::Open);
+    c->deadline_ms = 0;
+    c->opened = true;
+    c->open_index = uint32_t(open.size());
+    open.push_back(c);
+    ws_count.fetch_add(1, std::memory_order_relaxed);
+    handler->on_open(c->id);
+  }
+  // The greeting (with any response before it) is then exempt from the cap
+  // once, by its own size, until it is written: the cap applies to what
+  // comes after it, and a slow-consumer close keeps it (the 101 must
+  // precede the close frame).
+  if (c->state != ConnState::Dead) c->set_greeting(c->out.bytes());
   c->end_http();
-  FrameRef f(SharedFrame::raw(u.response));
-  // Until the 101 is out, whatever on_open queues (e.g. a room's history,
-  // which may exceed the cap) is the joiner's greeting, not a backlog: it is
-  // not capped, and the handshake response can never be dropped.
-  c->greeting = true;
-  enqueue(c, f.get());
-  set_state(c, ConnState::Open);
-  c->deadline_ms = 0;
-  c->opened = true;
-  c->open_index = uint32_t(open.size());
-  open.push_back(c);
-  ws_count.fetch_add(1, std::memory_order_relaxed);
-  handler->on_open(c->id);
   if (!leftover.empty() && c->state == ConnState::Open)
     on_ws_bytes(c, reinterpret_cast<uint8_t*>(leftover.data()), leftover.size());
   return false;
@@ -302,7 +313,11 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   const size_t limit = cfg.max_output_buffer;
-  auto over_cap = [&] { return !c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit; };
+  // The greeting is not capped while on_open runs; its bytes then stay
+  // exempt until written (greeting_bytes), nothing queued after them is.
+  const bool exempt = c == opening;
+  auto capped = [&] { return c->out.bytes() - c->greeting_bytes(); };
+  auto over_cap = [&] { return !exempt && capped() != 0 && capped() + f->size() > limit; };
   // Over the cap only because its turn to be flushed has not come yet (a
   // burst within an iteration, a long flush list): write what the kernel
   // takes now; a client is too slow only if the kernel refuses. Its
@@ -317,7 +332,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     // Too slow: what it has not started receiving is dropped and it is
     // closed (a close already queued is kept).
     if (c->state == ConnState::Open) {
-      c->out.drop_unstarted();
+      c->out.drop_unstarted(c->greeting_bytes());
       send_close(c, 1008, "too slow: output queue full");
       linger(c);  // it does not read, so do not wait for its close reply
     }
@@ -325,7 +340,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   }
   c->out.push(f);
   mark_dirty(c);
-  if (c->out.bytes() > limit / 2) {
+  if (!exempt && capped() > limit / 2) {
     c->over_soft = true;
     return kQueuedOverLimit;
   }
@@ -387,6 +402,7 @@ bool Server::Impl::write_out(Connection* c) {
     }
     if (w > 0) {
       c->out.consume(size_t(w));
+      if (c->greeting) c->greeting_written(size_t(w));
       continue;
     }
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -402,7 +418,6 @@ bool Server::Impl::write_out(Connection* c) {
 
 void Server::Impl::flush(Connection* c) {
   if (!write_out(c) || !c->out.empty()) return;
-  c->greeting = false;
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);
