@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/file_body.h"
 #include "protocol/frame_parser.h"
 #include "protocol/http_request.h"
 #include "server/output_queue.h"
@@ -62,12 +63,13 @@ class Deadline32 {
 };
 
 // What only some connections need, or need only for a while: the HTTP parser
-// of the handshake, the greeting's size, the ConnInfo once the host asked
-// for it, a close reason, the count of dropped messages, a path the
-// PathTable had no room for, an IPv6 peer address. Allocated on first use;
-// an open WebSocket usually has none.
+// of the handshake, a static file being sent, the greeting's size, the
+// ConnInfo once the host asked for it, a close reason, the count of dropped
+// messages, a path the PathTable had no room for, an IPv6 peer address.
+// Allocated on first use; an open WebSocket usually has none.
 struct ConnCold {
   std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
+  std::unique_ptr<http::FileBody> file;  // the rest of a static file response
   // Once built it stays for the connection's life: the host keeps pointers.
   std::unique_ptr<ConnInfo> info;
   std::string close_reason;
@@ -78,8 +80,8 @@ struct ConnCold {
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
-    return !http && !info && close_reason.empty() && path.empty() && dropped == 0 && greeting == 0 &&
-           !holds_addr6;
+    return !http && !file && !info && close_reason.empty() && path.empty() && dropped == 0 &&
+           greeting == 0 && !holds_addr6;
   }
 };
 
@@ -130,6 +132,7 @@ struct Connection {
   bool read_pending : 1 = false;   // stopped reading with data left (fairness budget)
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
+  bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6
@@ -175,6 +178,15 @@ struct Connection {
     }
     cold_->greeting = 0;
     greeting = false;
+    drop_cold_if_unused();
+  }
+
+  // A static file response being streamed (nullptr if none).
+  http::FileBody* file() const { return cold_ ? cold_->file.get() : nullptr; }
+  void set_file(std::unique_ptr<http::FileBody> f) { cold().file = std::move(f); }
+  void end_file() {
+    if (!cold_ || !cold_->file) return;
+    cold_->file.reset();
     drop_cold_if_unused();
   }
 

@@ -3,6 +3,7 @@
 // (accept, HTTP, WebSocket frames, output).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,13 @@ struct Server::Impl {
   // kFlushMinStep connections each), new input being read in between.
   static constexpr size_t kFlushSteps = 4;
   static constexpr size_t kFlushMinStep = 16;
+  // HTTP output per connection: no further request is parsed while more
+  // than this (or the cap, if smaller) is queued, and a static file is read
+  // in chunks of kFileChunk (a pooled frame size) into at most this much
+  // queued output; kFileRounds refills per flush, then the others' turn.
+  static constexpr size_t kHttpWindow = 64 * 1024;
+  static constexpr size_t kFileChunk = 16 * 1024;
+  static constexpr int kFileRounds = 8;
 
   ServerConfig cfg;
   ServerHandler* handler = nullptr;
@@ -132,6 +140,12 @@ struct Server::Impl {
   void accept_all();
   void on_event(const net::PollEvent& ev);
   void read_ready(Connection* c);
+  void read_again(Connection* c) {  // read_ready next iteration
+    if (!c->read_pending) {
+      c->read_pending = true;
+      read_pending.push_back(c);
+    }
+  }
   void on_bytes(Connection* c, uint8_t* data, size_t n);
   void on_http_bytes(Connection* c, const uint8_t* data, size_t n);
   void on_ws_bytes(Connection* c, uint8_t* data, size_t n);
@@ -140,6 +154,12 @@ struct Server::Impl {
   void respond_and_close(Connection* c, int status, std::string_view message,
                          std::string_view extra_headers = {});
   int enqueue(Connection* c, SharedFrame* f);
+  // http_output.cpp: HTTP responses bounded per connection, files streamed.
+  size_t http_window() const { return std::min(cfg.max_output_buffer, kHttpWindow); }
+  bool http_busy(Connection* c) const { return c->file() || c->out.bytes() >= http_window(); }
+  void send_file(Connection* c, http::FileBody&& body);
+  bool fill_file(Connection* c);
+  bool continue_http(Connection* c);
   void send_close(Connection* c, uint16_t code, std::string_view reason);
   void mark_dirty(Connection* c);
   bool write_out(Connection* c);  // write what the kernel takes; false if it failed

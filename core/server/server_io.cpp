@@ -86,6 +86,9 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 
 void Server::Impl::read_ready(Connection* c) {
   for (int i = 0; i < kReadsPerEvent; ++i) {
+    // A response is still going out: the next requests stay in the socket
+    // (continue_http reads again once it is out).
+    if (c->http_hold && c->state == ConnState::Http) return;
     ssize_t n = ::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
       c->last_rx_ms = now_ms;
@@ -110,10 +113,7 @@ void Server::Impl::read_ready(Connection* c) {
   }
   // Budget spent with data possibly left: come back next iteration so one
   // busy client cannot starve the others.
-  if (!c->read_pending) {
-    c->read_pending = true;
-    read_pending.push_back(c);
-  }
+  read_again(c);
 }
 
 void Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
@@ -138,6 +138,13 @@ void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
   // Loop for pipelined keep-alive requests.
   while (true) {
     if (r == protocol::HttpRequestParser::Result::Incomplete) return;
+    // Responses are answered in order and never dropped: while one is
+    // still going out (a file) or the queue is past the window, the next
+    // request (even a malformed one) waits, and so does reading.
+    if (http_busy(c)) {
+      c->http_hold = true;
+      return;
+    }
     if (r == protocol::HttpRequestParser::Result::Error) {
       respond_and_close(c, c->http()->error_status(), c->http()->error_reason());
       return;
@@ -170,9 +177,9 @@ bool Server::Impl::handle_request(Connection* c) {
     set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
     c->end_http();
-    return false;
   }
-  return true;
+  if (resp.file.valid()) send_file(c, std::move(resp.file));
+  return keep;
 }
 
 bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& req) {
@@ -245,6 +252,11 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
 
 void Server::Impl::respond_and_close(Connection* c, int status, std::string_view message,
                                      std::string_view extra_headers) {
+  if (c->file()) {
+    // Mid-response (a file stalled, e.g. the timeout): nothing can follow it.
+    abort(c, 1006);
+    return;
+  }
   std::string resp = protocol::http_error_response(status, message, extra_headers);
   FrameRef f(SharedFrame::raw(resp));
   enqueue(c, f.get());
@@ -313,9 +325,11 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   const size_t limit = cfg.max_output_buffer;
-  // The greeting is not capped while on_open runs; its bytes then stay
-  // exempt until written (greeting_bytes), nothing queued after them is.
-  const bool exempt = c == opening;
+  // Not capped: an HTTP response (never dropped; HTTP output is bounded by
+  // the next request waiting while the queue is busy, see on_http_bytes),
+  // and the greeting while on_open runs. The greeting's bytes stay exempt
+  // until written (greeting_bytes), nothing queued after them is.
+  const bool exempt = c == opening || c->state == ConnState::Http;
   auto capped = [&] { return c->out.bytes() - c->greeting_bytes(); };
   auto over_cap = [&] { return !exempt && capped() != 0 && capped() + f->size() > limit; };
   // Over the cap only because its turn to be flushed has not come yet (a
@@ -417,7 +431,9 @@ bool Server::Impl::write_out(Connection* c) {
 }
 
 void Server::Impl::flush(Connection* c) {
-  if (!write_out(c) || !c->out.empty()) return;
+  if (!write_out(c)) return;
+  if (c->http_hold && !continue_http(c)) return;
+  if (!c->out.empty()) return;
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);

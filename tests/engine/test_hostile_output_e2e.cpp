@@ -1,6 +1,7 @@
 // Hostile clients against what the server sends, over real sockets on
 // 127.0.0.1: a client that never reads from its first byte (upgrade and
-// frames in one write). Each must leave the
+// frames in one write), pipelined HTTP floods from a client that reads late
+// or never, and idle downloads of a large file. Each must leave the
 // server's memory and descriptors within a stated bound while a
 // well-behaved client keeps being served, and end with the documented
 // outcome: every response delivered in order, or a close.
@@ -16,11 +17,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "support/descriptors.h"
+#include "support/pattern_file.h"
 #include "support/process_memory.h"
 #include "support/test_server.h"
 #include "support/ws_client.h"
@@ -156,6 +159,155 @@ TEST_F(HostileOutput, NeverReadingFromTheFirstByteIsClosedAtTheCap) {
   c.close();
   expect_serving("after the never-reader");
   expect_descriptors_back("never-reader");
+}
+
+// Files "f000".."f999", 4 KiB each, each with its own bytes.
+std::string numbered_content(int i) {
+  char id[16];
+  std::snprintf(id, sizeof id, "file %03d\n", i);
+  std::string s(4096, char('a' + i % 26));
+  s.replace(0, std::strlen(id), id);
+  return s;
+}
+
+void write_numbered_files(const fs::path& root, int n) {
+  for (int i = 0; i < n; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "f%03d", i);
+    std::ofstream(root / name, std::ios::binary) << numbered_content(i);
+  }
+}
+
+std::string numbered_requests(int n) {
+  std::string all;
+  for (int i = 0; i < n; ++i) {
+    char target[16];
+    std::snprintf(target, sizeof target, "/f%03d", i);
+    all += HostileOutput::get(target);
+  }
+  return all;
+}
+
+// 1000 pipelined GETs (4 MB of responses, four times the output cap) from a
+// client that reads only once it has sent them all: every response
+// arrives, complete and in order, and the server holds a window of them at
+// a time, not all.
+TEST_F(HostileOutput, PipelinedFloodFromALateReaderGetsEveryResponseInOrder) {
+  constexpr int kRequests = 1000;
+  write_numbered_files(root, kRequests);
+  ServerConfig cfg;
+  cfg.socket_send_buffer = 16384;
+  start(cfg);
+  TcpClient c(st->port());
+  c.set_receive_buffer(64 * 1024);  // a sixtieth of what it asks for
+  timeval tv{5, 0};
+  setsockopt(c.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(c.write_all(numbered_requests(kRequests)));
+  expect_echo(*bystander, "during the pipelined flood");
+  size_t peak = kMeasureMemory ? rss_growth() : 0;
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = c.read_http_response();
+    ASSERT_TRUE(r) << "response " << i << " of " << kRequests << " never came: " << c.error();
+    ASSERT_EQ(r->substr(0, 12), "HTTP/1.1 200") << i;
+    const std::string want = numbered_content(i);
+    ASSERT_EQ(r->substr(r->size() - want.size()), want) << "response " << i << " out of order";
+    if (kMeasureMemory && i % 100 == 0) peak = std::max(peak, rss_growth());
+  }
+  if (kMeasureMemory) {
+    EXPECT_LT(peak, 8 * kMiB);
+  }
+  // The connection is still good for more.
+  ASSERT_TRUE(c.write_all(get("/f007")));
+  auto more = c.read_http_response();
+  ASSERT_TRUE(more);
+  EXPECT_EQ(more->substr(more->size() - 4096), numbered_content(7));
+  c.close();
+  expect_serving("after the pipelined flood");
+  expect_descriptors_back("pipelined flood");
+}
+
+// The same flood from a client that never reads: the server stops reading
+// it at the window, and closes it when nothing moves for the handshake
+// timeout; memory stays bounded meanwhile.
+TEST_F(HostileOutput, PipelinedFloodFromANonReaderIsClosedWhenItStalls) {
+  constexpr int kRequests = 1000;
+  write_numbered_files(root, kRequests);
+  ServerConfig cfg;
+  cfg.socket_send_buffer = 16384;
+  cfg.handshake_timeout_ms = 300;
+  cfg.close_timeout_ms = 300;
+  start(cfg);
+  TcpClient c(st->port());
+  c.set_receive_buffer(4096);
+  timeval tv{5, 0};
+  setsockopt(c.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(c.write_all(numbered_requests(kRequests)));
+  // Its server side is gone once only the client's own socket is left.
+  EXPECT_TRUE(wait_until([&] { return open_descriptors() <= fds_before + 1; }, 5000))
+      << "the stalled connection is still open";
+  if (kMeasureMemory) {
+    EXPECT_LT(rss_growth(), 8 * kMiB);
+  }
+  // It got whole responses, in order, fewer than it asked for, then the end.
+  int got = 0;
+  for (; got < kRequests; ++got) {
+    auto r = c.read_http_response(3000);
+    if (!r) break;
+    if (r->substr(0, 12) != "HTTP/1.1 200") {
+      EXPECT_EQ(r->substr(0, 12), "HTTP/1.1 408");
+      break;
+    }
+    ASSERT_EQ(r->substr(r->size() - 4096), numbered_content(got));
+  }
+  EXPECT_LT(got, kRequests);
+  EXPECT_TRUE(c.wait_eof(3000));
+  expect_serving("after the stalled flood");
+}
+
+// Idle downloads: 12 clients ask for a 48 MB file and never read. Each holds
+// at most a window of it (64 KiB) in the server, not the file; a full
+// download meanwhile is byte-exact, and the files are closed once the
+// clients go.
+TEST_F(HostileOutput, IdleDownloadsOfALargeFileHoldAWindowEach) {
+  constexpr uint64_t kSize = 48ull << 20;
+  constexpr int kIdle = 12;
+  ASSERT_TRUE(write_pattern_file((root / "big.bin").string(), kSize));
+  ServerConfig cfg;
+  cfg.socket_send_buffer = 16384;
+  start(cfg);
+  std::vector<std::unique_ptr<TcpClient>> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    idle.push_back(std::make_unique<TcpClient>(st->port()));
+    idle.back()->set_receive_buffer(4096);
+    ASSERT_TRUE(idle.back()->write_all(get("/big.bin")));
+  }
+  // Every one is being answered (the server read their requests).
+  for (auto& c : idle) {
+    pollfd p{c->fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  }
+  EXPECT_EQ(descriptors_open_to(root / "big.bin"), size_t(kIdle));
+  // Each socket plus its file on the server side, and the client sockets.
+  EXPECT_LE(open_descriptors(), fds_before + 3 * kIdle);
+  size_t peak = kMeasureMemory ? rss_growth() : 0;
+  expect_echo(*bystander, "during the idle downloads");
+  // A reader downloads the whole file meanwhile, byte for byte.
+  TcpClient reader(st->port());
+  ASSERT_TRUE(reader.write_all(get("/big.bin")));
+  CheckedResponse r = read_checked_response(reader, 0);
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_TRUE(r.complete()) << r.received << " of " << kSize << ", mismatch at " << r.mismatch;
+  if (kMeasureMemory) {
+    peak = std::max(peak, rss_growth());
+    // A window per connection (and the kernel's socket buffers, which are
+    // not in RSS): about 1 MiB; the whole file would be 48 MB each.
+    EXPECT_LT(peak, 8 * kMiB) << kIdle << " idle downloads";
+  }
+  reader.close();
+  idle.clear();
+  expect_serving("after the idle downloads");
+  EXPECT_TRUE(wait_until([&] { return descriptors_open_to(root / "big.bin") == 0; }, 5000));
+  expect_descriptors_back("idle downloads");
 }
 
 }  // namespace
