@@ -186,6 +186,8 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "history_size") o->history_size = as_number<uint32_t>(v, "history_size");
     else if (key == "max_user_length") o->max_user_length = as_number<uint32_t>(v, "max_user_length");
     else if (key == "max_text_length") o->max_text_length = as_number<uint32_t>(v, "max_text_length");
+    else if (key == "max_rooms") o->max_rooms = as_number<uint32_t>(v, "max_rooms");
+    else if (key == "max_idle_room_bytes") o->max_idle_room_bytes = as_number<size_t>(v, "max_idle_room_bytes");
     else throw py::key_error("unknown chatws option: " + key);
   }
 }

@@ -87,7 +87,8 @@ enum {
   CHATWS_ESTATE = -5,      /* not allowed now (e.g. run while already running) */
   CHATWS_ESYSTEM = -6,     /* a system call failed; chatws_last_error() has errno's text */
   CHATWS_ETOOBIG = -7,     /* message larger than max_message_size */
-  CHATWS_EFULL = -8,       /* the connection's output queue is full: message dropped */
+  CHATWS_EFULL = -8,       /* the connection's output queue is full: message dropped
+                              (chatws_chat_post: max_rooms rooms exist) */
   CHATWS_ESTOPPED = -9,    /* the server is stopping or stopped */
   CHATWS_ESTORAGE = -10,   /* the history store failed (disk full, read-only, corrupt) */
   CHATWS_EINTERNAL = -11   /* an unexpected internal failure (a bug); see chatws_last_error() */
@@ -234,7 +235,8 @@ typedef struct chatws_options {
    * on_message. Other connections reach on_message as usual. */
   int chat;                     /* default 0 */
   const char* history_path;     /* SQLite file for durable history; NULL (default): in memory */
-  uint32_t history_size;        /* messages kept per room; default 50 */
+  uint32_t history_size;        /* messages kept (and stored: older ones are deleted from
+                                   history_path) and sent per room; default 50 */
   uint32_t max_user_length;     /* characters; default 64 */
   uint32_t max_text_length;     /* characters; default 4096 */
   chatws_chat_cb on_chat;       /* moderation hook; NULL: accept all */
@@ -244,6 +246,25 @@ typedef struct chatws_options {
                                    doubles it); 0 (default): the kernel's autotuning. A small
                                    value bounds kernel memory per connection and makes a slow
                                    reader reach max_output_buffer sooner */
+
+  /* Added in 0.2.0 (chat mode). 0 means the default. */
+  uint32_t max_rooms;           /* rooms that may exist at once; default 10000. In memory:
+                                   the rooms held (in use, or idle with their history); a new
+                                   room beyond it drops the least recently used idle room, or
+                                   is refused if every room has members. With history_path:
+                                   the rooms stored in the file plus those in use without a
+                                   message yet; a new room beyond it is refused (stored
+                                   history is never dropped for it). Refused: HTTP 503 "too
+                                   many rooms" at the upgrade (close 1013 if the last room was
+                                   taken between upgrade and open), CHATWS_EFULL from
+                                   chatws_chat_post(). With history_path the file holds at most
+                                   max_rooms x history_size messages: older ones are deleted
+                                   as new ones are stored */
+  size_t max_idle_room_bytes;   /* memory for rooms nobody is in (kept so that a returning
+                                   member gets the history); default 64 MiB. Beyond it the
+                                   least recently used of them are dropped from memory:
+                                   without history_path their history is then gone, with it
+                                   they are reloaded from the file */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */
@@ -362,7 +383,8 @@ CHATWS_API int chatws_connections(chatws_server* server, chatws_conn_id* ids, si
 /* Post a chat message from the host (e.g. a system notice) to `room` (""
  * for the default room) as if a client had sent it: it passes validation,
  * is stored and is broadcast. Chat mode only. Loop thread. Returns CHATWS_OK,
- * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_ESTORAGE. */
+ * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_EFULL (a new
+ * room, and max_rooms rooms exist), CHATWS_ESTORAGE. */
 CHATWS_API int chatws_chat_post(chatws_server* server, const char* room, const char* user,
                                 const char* text);
 

@@ -208,6 +208,8 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       if (o.history_size) cc.history_size = o.history_size;
       if (o.max_user_length) cc.max_user_length = o.max_user_length;
       if (o.max_text_length) cc.max_text_length = o.max_text_length;
+      if (o.max_rooms) cc.max_rooms = o.max_rooms;
+      if (o.max_idle_room_bytes) cc.max_idle_room_bytes = o.max_idle_room_bytes;
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
       if (!s->chat) return set_error(code, err);
       s->router.attach(s->server.get(), s->chat.get());
@@ -357,6 +359,7 @@ int chatws_chat_post(chatws_server* s, const char* room, const char* user, const
     if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
     int rc = s->chat->post(room ? room : "", user, text);
     if (rc == CHATWS_EINVAL) return set_error(rc, "invalid room name, user or text");
+    if (rc == CHATWS_EFULL) return set_error(rc, "too many rooms (max_rooms): the room was not created");
     if (rc < 0) return set_error(rc, describe(rc));
     return rc;
   });

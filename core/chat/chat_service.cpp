@@ -13,6 +13,7 @@ namespace chatws::chat {
 namespace {
 
 constexpr std::string_view kStorageUnavailable = "storage unavailable";
+constexpr std::string_view kTooManyRooms = "too many rooms";
 
 int64_t now_ms() {
   using namespace std::chrono;
@@ -34,6 +35,7 @@ bool ChatService::is_chat_subprotocol(std::string_view sp) {
 ChatService::ChatService(Server& server, const ChatConfig& cfg)
     : server_(server),
       cfg_(cfg),
+      history_bytes_(std::max<size_t>(server.max_output_buffer() / 4, 1)),
       limits_{cfg.max_user_length, cfg.max_text_length},
       parser_(limits_) {}
 
@@ -44,15 +46,18 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   if (cfg.history_size == 0) cfg.history_size = defaults.history_size;
   if (cfg.max_user_length == 0) cfg.max_user_length = defaults.max_user_length;
   if (cfg.max_text_length == 0) cfg.max_text_length = defaults.max_text_length;
+  if (cfg.max_rooms == 0) cfg.max_rooms = defaults.max_rooms;
+  if (cfg.max_idle_room_bytes == 0) cfg.max_idle_room_bytes = defaults.max_idle_room_bytes;
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
   if (!in_memory_path(cfg.history_path)) {
     std::string err;
-    s->store_ = HistoryStore::open(cfg.history_path, &err);
+    s->store_ = HistoryStore::open(cfg.history_path, &err, cfg.history_size);
     if (!s->store_) {
       if (error) *error = err;
       if (code) *code = kEStorage;
       return nullptr;
     }
+    s->stored_rooms_ = s->store_->rooms_at_open();
   }
   if (code) *code = kOk;
   return s;
@@ -74,37 +79,99 @@ ChatService::~ChatService() {
 int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
   if (!is_chat(subprotocol)) return 0;
   RoomPathResult r = room_from_path(path);
+  if (r.status == 0 && !room_admissible(r.room)) {
+    r.status = 503;
+    r.reason = kTooManyRooms;
+  }
   if (r.status != 0 && reason) *reason = std::move(r.reason);
   return r.status;
 }
 
-ChatService::Room* ChatService::get_room(std::string_view name, std::string* error) {
+size_t ChatService::room_count() const {
+  return store_ ? stored_rooms_ + unstored_rooms_ : rooms_.size();
+}
+
+bool ChatService::room_admissible(const std::string& name) {
+  if (rooms_.count(name) || room_count() < cfg_.max_rooms) return true;
+  if (!store_) return !idle_.empty();  // get_room drops the least recently used
+  // A stored room is counted already. On a query error let on_open report
+  // the store's failure.
+  bool stored = false;
+  std::string err;
+  return !store_->has_room(name, &stored, &err) || stored;
+}
+
+ChatService::Room* ChatService::get_room(std::string_view name, std::string* error, int* code) {
   std::string key(name);
-  if (auto it = rooms_.find(key); it != rooms_.end()) return it->second.get();
+  if (auto it = rooms_.find(key); it != rooms_.end()) {
+    activate(it->second.get());
+    return it->second.get();
+  }
   auto room = std::make_unique<Room>(key, cfg_.history_size);
   if (store_) {
     std::vector<ChatMessage> msgs;
     int64_t max_id = 0;
-    if (!store_->load(name, cfg_.history_size, &msgs, &max_id, error)) return nullptr;
+    if (!store_->load(name, cfg_.history_size, &msgs, &max_id, error)) {
+      *code = kEStorage;
+      return nullptr;
+    }
     for (ChatMessage& m : msgs) room->history.push(std::move(m));
     room->next_id = max_id + 1;
+    room->stored = max_id != 0;
   }
+  if (!room->stored && room_count() >= cfg_.max_rooms) {
+    // Without a store the least recently used idle room makes way; stored
+    // history is never dropped for a new room.
+    if (store_ || idle_.empty()) {
+      *code = kEFull;
+      *error = std::string(kTooManyRooms);
+      return nullptr;
+    }
+    erase_room(idle_.back());
+  }
+  if (store_ && !room->stored) ++unstored_rooms_;
   Room* r = room.get();
   rooms_.emplace(std::move(key), std::move(room));
   return r;
 }
 
-void ChatService::maybe_evict(Room* room) {
-  // Without a store the RAM copy is the only one, so it stays.
-  if (!store_ || delivering_ || room->pending != 0 || !room->members.empty()) return;
-  rooms_.erase(room->name);
+void ChatService::activate(Room* room) {
+  if (!room->idle) return;
+  idle_.erase(room->idle_pos);
+  idle_bytes_ -= room->idle_bytes;
+  room->idle = false;
 }
 
-void ChatService::evict_unused(std::vector<Room*>* rooms) {
-  // Each room once: eviction frees it.
-  std::sort(rooms->begin(), rooms->end());
-  rooms->erase(std::unique(rooms->begin(), rooms->end()), rooms->end());
-  for (Room* r : *rooms) maybe_evict(r);
+void ChatService::settle() {
+  // Each room once: erasing frees it. A room is erased only here and as
+  // the least recently used idle one, and the rooms listed were in use
+  // when listed (and can turn idle only here), so every pointer is live.
+  std::vector<Room*> rooms;
+  rooms.swap(unsettled_);
+  std::sort(rooms.begin(), rooms.end());
+  rooms.erase(std::unique(rooms.begin(), rooms.end()), rooms.end());
+  for (Room* r : rooms) {
+    if (r->idle || r->pending != 0 || !r->members.empty() || r->presence_due) continue;
+    if (r->history.empty()) {  // nothing worth keeping
+      erase_room(r);
+      continue;
+    }
+    // Nobody is in it: keep it (a returning member gets its history) as
+    // the most recently used idle room, holding no more than it needs.
+    r->snapshot = FrameRef();
+    std::vector<Member>().swap(r->members);
+    r->idle = true;
+    r->idle_bytes = sizeof(Room) + 2 * r->name.capacity() + 64 + r->history.heap_bytes();
+    idle_bytes_ += r->idle_bytes;
+    r->idle_pos = idle_.insert(idle_.begin(), r);
+  }
+  while (idle_bytes_ > cfg_.max_idle_room_bytes && !idle_.empty()) erase_room(idle_.back());
+}
+
+void ChatService::erase_room(Room* room) {
+  activate(room);
+  if (store_ && !room->stored) --unstored_rooms_;
+  rooms_.erase(room->name);
 }
 
 size_t ChatService::member_count(std::string_view room) const {
@@ -113,7 +180,7 @@ size_t ChatService::member_count(std::string_view room) const {
 }
 
 const FrameRef& ChatService::snapshot_of(Room* room) {
-  if (!room->snapshot) room->snapshot = text_frame(encode_classic_snapshot(room->history));
+  if (!room->snapshot) room->snapshot = text_frame(encode_classic_snapshot(room->history, history_bytes_));
   return room->snapshot;
 }
 
@@ -121,16 +188,48 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
   server_.send(id, protocol::Opcode::Text, encode_error(f, reason));
 }
 
-void ChatService::send_presence(Room* room, bool joined, ConnId except) {
-  // Copy the receivers: a send may close a connection, and its on_close
-  // would change room->members under the loop.
-  std::vector<ConnId> to;
-  for (const Member& m : room->members) {
-    if (m.format == WireFormat::V1 && m.id != except) to.push_back(m.id);
+void ChatService::presence_changed(Room* room, bool after_iteration_end) {
+  // Joins and leaves only mark the room: its members hear one count per
+  // iteration (announce_presence), so a join costs the same in any room.
+  if (room->presence_due) return;
+  room->presence_due = true;
+  // A close reported after this iteration's on_iteration_end would
+  // otherwise wait for the next event.
+  if (after_iteration_end && presence_due_.empty()) server_.wake();
+  presence_due_.push_back(room);
+}
+
+void ChatService::announce_presence() {
+  if (presence_due_.empty()) return;
+  std::vector<Room*> rooms;
+  rooms.swap(presence_due_);
+  delivering_ = true;  // a flush re-entered meanwhile only commits
+  std::vector<ConnId> joined, left;
+  for (Room* room : rooms) {
+    room->presence_due = false;
+    const auto n = static_cast<uint32_t>(room->members.size());
+    // The receivers first (a send never reports a close, but stays out of
+    // the walk anyway); each v1 member is told only a count it has not
+    // heard, so a joiner is not told its own join and a join and a leave
+    // in one iteration cost nothing.
+    joined.clear();
+    left.clear();
+    for (Member& m : room->members) {
+      if (m.format != WireFormat::V1 || m.told == n) continue;
+      (m.told < n ? joined : left).push_back(m.id);
+      m.told = n;
+    }
+    if (!joined.empty()) {
+      FrameRef f = text_frame(encode_v1_presence(true, n));
+      for (ConnId id : joined) server_.send_frame(id, f);
+    }
+    if (!left.empty()) {
+      FrameRef f = text_frame(encode_v1_presence(false, n));
+      for (ConnId id : left) server_.send_frame(id, f);
+    }
   }
-  if (to.empty()) return;
-  FrameRef f = text_frame(encode_v1_presence(joined, room->members.size()));
-  for (ConnId id : to) server_.send_frame(id, f);
+  delivering_ = false;
+  unsettled_.insert(unsettled_.end(), rooms.begin(), rooms.end());
 }
 
 void ChatService::on_open(ConnId id) {
@@ -145,7 +244,13 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   std::string err;
-  Room* room = get_room(rp.room, &err);
+  int code = kOk;
+  Room* room = get_room(rp.room, &err, &code);
+  if (!room && code == kEFull) {
+    // Admitted at the upgrade, but others took the last rooms since.
+    server_.close(id, 1013, kTooManyRooms);
+    return;
+  }
   if (!room) {
     std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", rp.room.c_str(),
                  err.c_str());
@@ -153,28 +258,30 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   conns_[id] = Conn{room, fmt, room->members.size()};
-  room->members.push_back({id, fmt});
+  room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
                  encode_v1_hello(room->name, id, room->members.size(), room->history));
   }
-  send_presence(room, true, id);
+  presence_changed(room, false);
 }
 
 void ChatService::on_drain(ConnId id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
+  Conn& c = it->second;
   const uint64_t dropped = server_.dropped(id);  // 0 when stale
-  if (dropped <= it->second.dropped_told) return;
-  uint64_t n = dropped - it->second.dropped_told;
-  it->second.dropped_told = dropped;
-  if (it->second.format == WireFormat::Classic) {
-    // A classic client only ever shows the latest snapshot: resending it
-    // repairs whatever it missed.
-    server_.send_frame(id, snapshot_of(it->second.room));
-  } else {
+  if (dropped <= c.dropped_told && !c.snapshot_stale) return;
+  const uint64_t n = dropped - c.dropped_told;
+  c.dropped_told = dropped;
+  if (c.format == WireFormat::Classic) {
+    // A classic client only ever shows the latest snapshot: sending it
+    // now repairs whatever it missed or was not sent while behind.
+    c.snapshot_stale = false;
+    server_.send_frame(id, snapshot_of(c.room));
+  } else if (n != 0) {
     server_.send(id, protocol::Opcode::Text, encode_v1_dropped(n));
   }
 }
@@ -191,8 +298,7 @@ void ChatService::on_close(ConnId id) {
     conns_[room->members[c.index].id].index = c.index;
   }
   room->members.pop_back();
-  send_presence(room, false, 0);
-  maybe_evict(room);
+  presence_changed(room, true);
 }
 
 void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) {
@@ -232,19 +338,24 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
       send_error(id, fmt, reason.empty() ? "message rejected" : reason);
       return;
     }
-    err = validate_fields(d.user, d.text, limits_);
+    std::string_view kept = d.user;
+    err = validate_fields(&kept, d.text, limits_);
     if (!err.empty()) {
       send_error(id, fmt, "message rewritten invalid by moderator: " + err);
       return;
     }
+    d.user = std::string(kept);
   }
-  // Look the room up again: the moderator may have closed connections and
-  // so evicted it.
-  Room* room = get_room(room_name, &err);
+  // Look the room up again: the moderator may have posted to other rooms
+  // and so made room for them.
+  int code = kOk;
+  Room* room = get_room(room_name, &err, &code);
   if (!room) {
-    std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", room_name.c_str(),
-                 err.c_str());
-    send_error(id, fmt, kStorageUnavailable);
+    if (code == kEStorage) {
+      std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", room_name.c_str(),
+                   err.c_str());
+    }
+    send_error(id, fmt, code == kEFull ? kTooManyRooms : kStorageUnavailable);
     return;
   }
   enqueue(room, id, std::move(d.user), std::move(d.text), d.time_ms);
@@ -252,13 +363,16 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
 
 int ChatService::post(std::string_view room_name, std::string_view user, std::string_view text) {
   if (!is_valid_room_name(room_name)) return kEInval;
-  if (!validate_fields(user, text, limits_).empty()) return kEInval;
+  if (!validate_fields(&user, text, limits_).empty()) return kEInval;  // user trimmed
   std::string err;
-  Room* room = get_room(room_name, &err);
+  int code = kOk;
+  Room* room = get_room(room_name, &err, &code);
   if (!room) {
-    std::fprintf(stderr, "chatws: chat: cannot load room '%.*s': history store: %s\n",
-                 static_cast<int>(room_name.size()), room_name.data(), err.c_str());
-    return kEStorage;
+    if (code == kEStorage) {
+      std::fprintf(stderr, "chatws: chat: cannot load room '%.*s': history store: %s\n",
+                   static_cast<int>(room_name.size()), room_name.data(), err.c_str());
+    }
+    return code;
   }
   enqueue(room, 0, std::string(user), std::string(text), now_ms());
   // The batch (ours included) is stored as a whole or not at all.
@@ -281,7 +395,11 @@ int ChatService::flush() {
   // A flush re-entered from a send of deliver_ready() (a host callback that
   // posts) only commits; the outer loop delivers, so that every room's
   // messages go out in id order.
-  if (!delivering_) deliver_ready();
+  if (!delivering_) {
+    deliver_ready();
+    announce_presence();
+    settle();
+  }
   return rc;
 }
 
@@ -308,14 +426,18 @@ int ChatService::commit() {
         auto it = conns_.find(p.sender);
         if (it != conns_.end()) send_error(p.sender, it->second.format, kStorageUnavailable);
       }
-      std::vector<Room*> rooms;
-      for (const Pending& p : batch) rooms.push_back(p.room);
-      evict_unused(&rooms);
+      for (const Pending& p : batch) unsettled_.push_back(p.room);
       return kEStorage;
     }
     if (store_failing_) {
       std::fprintf(stderr, "chatws: chat: history store writable again\n");
       store_failing_ = false;
+    }
+    for (const Pending& p : batch) {
+      if (p.room->stored) continue;
+      p.room->stored = true;
+      ++stored_rooms_;
+      --unstored_rooms_;
     }
   }
   for (Pending& p : batch) ready_.push_back(std::move(p));
@@ -325,18 +447,16 @@ int ChatService::commit() {
 void ChatService::deliver_ready() {
   if (ready_.empty()) return;
   delivering_ = true;
-  std::vector<Room*> touched;
   std::vector<Pending> batch;
   while (!ready_.empty()) {
     batch.clear();
     batch.swap(ready_);
-    deliver(batch, &touched);
+    deliver(batch);
   }
   delivering_ = false;
-  evict_unused(&touched);
 }
 
-void ChatService::deliver(std::vector<Pending>& batch, std::vector<Room*>* touched) {
+void ChatService::deliver(std::vector<Pending>& batch) {
   // Receivers per room, copied once per batch: a send may close a
   // connection, whose on_close changes room->members.
   std::unordered_map<Room*, std::vector<Member>> receivers;
@@ -345,7 +465,7 @@ void ChatService::deliver(std::vector<Pending>& batch, std::vector<Room*>* touch
     auto [rit, fresh] = receivers.try_emplace(room);
     if (fresh) {
       rit->second = room->members;
-      touched->push_back(room);
+      unsettled_.push_back(room);
     }
     --room->pending;
     room->history.push(std::move(p.msg));
@@ -353,12 +473,24 @@ void ChatService::deliver(std::vector<Pending>& batch, std::vector<Room*>* touch
     const ChatMessage& m = room->history.newest();
     FrameRef v1;
     for (const Member& r : rit->second) {
-      if (r.format == WireFormat::Classic) {
-        server_.send_frame(r.id, snapshot_of(room));  // one encoding per message, shared
-      } else {
-        if (!v1) v1 = text_frame(encode_v1_msg(m));
-        server_.send_frame(r.id, v1);
+      if (r.format != WireFormat::V1) continue;
+      if (!v1) v1 = text_frame(encode_v1_msg(m));
+      server_.send_frame(r.id, v1);
+    }
+  }
+  // A classic member gets one snapshot per room and batch, the latest: the
+  // earlier ones of the batch would be superseded before it could show
+  // them. One still behind on what it was sent (backlogged) gets nothing
+  // now and the latest at on_drain, so what it is sent is bounded by what
+  // it reads, not multiplied by the rate of messages.
+  for (auto& [room, members] : receivers) {
+    for (const Member& r : members) {
+      if (r.format != WireFormat::Classic) continue;
+      if (server_.backlogged(r.id)) {
+        if (auto it = conns_.find(r.id); it != conns_.end()) it->second.snapshot_stale = true;
+        continue;
       }
+      server_.send_frame(r.id, snapshot_of(room));  // one encoding per room and batch, shared
     }
   }
 }

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,9 +44,23 @@ struct ChatConfig {
   // SQLite file for durable history. "" or ":memory:": no SQLite at all,
   // history is kept in RAM only and lost when the service is destroyed.
   std::string history_path;
-  uint32_t history_size = 50;      // messages kept and sent per room; 0: default
+  // Messages kept and sent per room; 0: default. Also the store's
+  // retention: older messages are deleted from the file.
+  uint32_t history_size = 50;
   uint32_t max_user_length = 64;   // code points; 0: default
   uint32_t max_text_length = 4096; // code points; 0: default
+  // Rooms that may exist at once; 0: default. In memory: the rooms held
+  // (with members, or idle with their history); a new room beyond it
+  // drops the least recently used idle room, or is refused when every room
+  // has members. With a store: the rooms stored in the file plus those in
+  // use that have no message yet; a new room beyond it is refused (stored
+  // history is never dropped to make room). Refused: 503 at the upgrade,
+  // close 1013 if it got past that, kEFull from post().
+  uint32_t max_rooms = 10000;
+  // Memory for rooms nobody is in (their history, kept so a returning
+  // member gets it), least recently used dropped beyond it; 0: default.
+  // In memory their history is then gone; with a store it is reloaded.
+  size_t max_idle_room_bytes = size_t{64} << 20;
 };
 
 // A message as the moderator sees it. user/text may be rewritten; the
@@ -104,6 +119,10 @@ class ChatService {
 
   // Introspection (loop thread).
   size_t member_count(std::string_view room) const;
+  size_t room_count() const;  // what max_rooms counts
+  size_t rooms_in_memory() const { return rooms_.size(); }
+  bool holds_room(std::string_view room) const { return rooms_.count(std::string(room)) != 0; }
+  size_t idle_room_bytes() const { return idle_bytes_; }
   bool storage_failing() const { return store_failing_; }
   bool durable() const { return store_ != nullptr; }
 
@@ -111,6 +130,7 @@ class ChatService {
   struct Member {
     ConnId id;
     WireFormat format;
+    uint32_t told;           // v1: the member count this member last heard
   };
   struct Room {
     Room(std::string n, size_t cap) : name(std::move(n)), history(cap) {}
@@ -120,12 +140,18 @@ class ChatService {
     size_t pending = 0;      // messages of this room in pending_ or ready_
     std::vector<Member> members;
     FrameRef snapshot;       // classic snapshot of `history`, encoded lazily
+    bool presence_due = false;  // in presence_due_: its count changed this iteration
+    bool stored = false;        // with a store: the file holds messages of it
+    bool idle = false;          // in idle_: no members, nothing pending
+    size_t idle_bytes = 0;      // its memory, counted while idle
+    std::list<Room*>::iterator idle_pos;
   };
   struct Conn {
     Room* room;
     WireFormat format;
     size_t index;            // position in room->members
     uint64_t dropped_told = 0;  // drops already reported to the client
+    bool snapshot_stale = false;  // classic: skipped a snapshot while backlogged
   };
   struct Pending {
     Room* room;
@@ -135,29 +161,45 @@ class ChatService {
 
   ChatService(Server& server, const ChatConfig& cfg);
 
-  Room* get_room(std::string_view name, std::string* error);
-  void maybe_evict(Room* room);
-  void evict_unused(std::vector<Room*>* rooms);
+  // The room, loaded or created; nullptr with *code kEFull (max_rooms) or
+  // kEStorage and *error.
+  Room* get_room(std::string_view name, std::string* error, int* code);
+  bool room_admissible(const std::string& name);
+  void activate(Room* room);
+  void settle();  // unsettled_ rooms that are no longer in use turn idle or go
+  void erase_room(Room* room);
   void enqueue(Room* room, ConnId sender, std::string user, std::string text, int64_t time_ms);
   int commit();            // pending_ -> store -> ready_
   void deliver_ready();     // ready_ -> sockets
-  void deliver(std::vector<Pending>& batch, std::vector<Room*>* touched);
+  void deliver(std::vector<Pending>& batch);
   const FrameRef& snapshot_of(Room* room);
   void send_error(ConnId id, WireFormat f, std::string_view reason);
-  void send_presence(Room* room, bool joined, ConnId except);
+  void presence_changed(Room* room, bool after_iteration_end);
+  void announce_presence();
 
   Server& server_;
   ChatConfig cfg_;
+  // A classic snapshot carries the newest history that fits in a quarter
+  // of the output cap, so one always fits next to a backlog of half the cap.
+  // (A v1 hello is sent once per join, never per message: it keeps the
+  // whole last history_size, so a rejoining client can fill its gap.)
+  size_t history_bytes_;
   TextLimits limits_;
   MessageParser parser_;
   std::unique_ptr<HistoryStore> store_;
   bool store_failing_ = false;
-  bool delivering_ = false;  // rooms must not be evicted while a batch is sent
+  bool delivering_ = false;  // sending a batch or presence: a re-entered flush only commits
   Moderator moderator_;
   std::unordered_map<std::string, std::unique_ptr<Room>> rooms_;
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<Pending> pending_;  // accepted, not yet committed
   std::vector<Pending> ready_;    // committed, not yet delivered
+  std::vector<Room*> presence_due_;  // rooms whose member count changed since the last flush
+  std::vector<Room*> unsettled_;  // rooms that may have fallen out of use since the last flush
+  std::list<Room*> idle_;         // rooms nobody is in, most recently used first
+  size_t idle_bytes_ = 0;
+  size_t stored_rooms_ = 0;       // with a store: rooms the file holds
+  size_t unstored_rooms_ = 0;     // with a store: rooms in memory the file does not hold
 };
 
 }  // namespace chatws::chat

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "chat/json_escape.h"
@@ -16,22 +18,95 @@ size_t count_code_points(std::string_view s) {
 
 namespace {
 
-std::string check_field(const char* name, std::string_view v, size_t max) {
+std::string field_error(const char* name, const char* what) { return std::string("\"") + name + "\" " + what; }
+
+// Valid UTF-8 and not empty.
+std::string check_utf8(const char* name, std::string_view v) {
   // Parsed JSON strings are valid UTF-8 already; host posts and moderator
   // rewrites are not, so every path checks.
-  if (!simdjson::validate_utf8(v.data(), v.size())) return std::string("\"") + name + "\" is not valid UTF-8";
-  if (v.empty()) return std::string("\"") + name + "\" must not be empty";
+  if (!simdjson::validate_utf8(v.data(), v.size())) return field_error(name, "is not valid UTF-8");
+  if (v.empty()) return field_error(name, "must not be empty");
+  return {};
+}
+
+std::string check_length(const char* name, std::string_view v, size_t max) {
   if (v.size() > max && count_code_points(v) > max) {  // bytes >= code points: cheap test first
-    return std::string("\"") + name + "\" is longer than " + std::to_string(max) + " characters";
+    return field_error(name, ("is longer than " + std::to_string(max) + " characters").c_str());
+  }
+  return {};
+}
+
+// The code point starting at s[i] of valid UTF-8; *len gets its byte count.
+uint32_t decode_at(std::string_view s, size_t i, size_t* len) {
+  const auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i + k])); };
+  const uint32_t c = b(0);
+  if (c < 0x80) return *len = 1, c;
+  if (c < 0xE0) return *len = 2, ((c & 0x1F) << 6) | (b(1) & 0x3F);
+  if (c < 0xF0) return *len = 3, ((c & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  return *len = 4, ((c & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+}
+
+// Unicode White_Space (what a name is trimmed of).
+bool is_space(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+enum class NameChar { Ok, Control, Bidi, Invisible };
+
+// What a code point inside a (trimmed) name is. Controls include the
+// whitespace that breaks a line (tab, newline, NEL, U+2028/U+2029).
+NameChar classify_name_char(uint32_t c) {
+  if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029) return NameChar::Control;
+  if (c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+      (c >= 0x2066 && c <= 0x2069)) {
+    return NameChar::Bidi;
+  }
+  // Zero-width and blank-looking characters: a name made of them looks
+  // empty, and one slipped into a name makes a look-alike of another.
+  if (c == 0xAD || c == 0x34F || c == 0x115F || c == 0x1160 || c == 0x180E || (c >= 0x200B && c <= 0x200D) ||
+      (c >= 0x2060 && c <= 0x2064) || (c >= 0x206A && c <= 0x206F) || c == 0x2800 || c == 0x3164 ||
+      c == 0xFEFF || c == 0xFFA0 || (c >= 0xE0000 && c <= 0xE007F)) {
+    return NameChar::Invisible;
+  }
+  return NameChar::Ok;
+}
+
+// Narrows *name (valid UTF-8) to its trimmed form and checks what is left;
+// "" if it is a valid name.
+std::string check_name_chars(std::string_view* name) {
+  std::string_view v = *name;
+  size_t n = 0;
+  while (!v.empty() && is_space(decode_at(v, 0, &n))) v.remove_prefix(n);
+  while (!v.empty()) {
+    size_t start = v.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(v[start]) & 0xC0) == 0x80) --start;
+    if (!is_space(decode_at(v, start, &n))) break;
+    v.remove_suffix(v.size() - start);
+  }
+  *name = v;
+  if (v.empty()) return field_error("user", "must not be blank");
+  for (size_t i = 0; i < v.size(); i += n) {
+    switch (classify_name_char(decode_at(v, i, &n))) {
+      case NameChar::Ok: break;
+      case NameChar::Control: return field_error("user", "must not contain control characters");
+      case NameChar::Bidi: return field_error("user", "must not contain bidirectional formatting characters");
+      case NameChar::Invisible: return field_error("user", "must not contain invisible characters");
+    }
   }
   return {};
 }
 
 }  // namespace
 
-std::string validate_fields(std::string_view user, std::string_view text, const TextLimits& limits) {
-  std::string e = check_field("user", user, limits.max_user);
-  if (e.empty()) e = check_field("text", text, limits.max_text);
+std::string validate_fields(std::string_view* user, std::string_view text, const TextLimits& limits) {
+  // The name rule applies to what is sent, the length limit to what is kept.
+  std::string e = check_utf8("user", *user);
+  if (e.empty()) e = check_name_chars(user);
+  if (e.empty()) e = check_length("user", *user, limits.max_user);
+  if (e.empty()) e = check_utf8("text", text);
+  if (e.empty()) e = check_length("text", text, limits.max_text);
   return e;
 }
 
@@ -93,7 +168,7 @@ bool MessageParser::parse(std::string_view payload, WireFormat format, std::stri
       return false;
     }
   }
-  *error = validate_fields(*user, *text, limits_);
+  *error = validate_fields(user, *text, limits_);
   return error->empty();
 }
 
@@ -126,16 +201,28 @@ size_t estimate(const HistoryRing& h) {
   return n;
 }
 
+// Appends the newest entries of `history` that fit in `max_bytes` (with
+// `reserve` bytes kept for the rest of the payload), newest first, comma
+// separated; at least the newest.
+void append_newest(std::string* out, const HistoryRing& history, size_t max_bytes, size_t reserve) {
+  for (size_t i = history.size(), n = 0; i-- > 0; ++n) {
+    const size_t start = out->size();
+    if (n != 0) out->push_back(',');
+    append_entry(out, history.at(i), false);
+    if (n != 0 && out->size() + reserve > max_bytes) {
+      out->resize(start);
+      return;
+    }
+  }
+}
+
 }  // namespace
 
-std::string encode_classic_snapshot(const HistoryRing& history) {
+std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes) {
   std::string out;
-  out.reserve(estimate(history));
+  out.reserve(std::min(estimate(history), max_bytes));
   out.append("{\"msg\":[");
-  for (size_t i = history.size(); i-- > 0;) {
-    append_entry(&out, history.at(i), false);
-    if (i != 0) out.push_back(',');
-  }
+  append_newest(&out, history, max_bytes, 2);
   out.append("]}");
   return out;
 }

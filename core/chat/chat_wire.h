@@ -9,9 +9,19 @@
 //
 // Classic format, subprotocol "json" (the original chat page, unchanged)
 //   client -> server  {"user": "...", "text": "..."}
-//   server -> client  on join, and after every new message in the room:
+//   server -> client  on join, and after new messages in the room:
 //                     {"msg": [{"user": "...", "text": "...", "time": <ms>}, ...]}
 //                     the room's last N messages (default 50), NEWEST FIRST.
+//                     One snapshot per loop iteration and room (messages
+//                     that arrive together are in one snapshot, the
+//                     latest), and a member still receiving an earlier one
+//                     (its unsent output above half of max_output_buffer)
+//                     gets the latest only once it has caught up. A
+//                     snapshot carries as many of the newest messages as
+//                     fit in max_output_buffer / 4 bytes as encoded (always
+//                     the newest), so another client's messages (say, text
+//                     of control characters, 1 byte stored and 6 sent) can
+//                     never make an honest reader "too slow".
 //   errors (to the sender only; the connection stays open):
 //                     {"error": "<reason>"}
 //
@@ -23,12 +33,22 @@
 //     on join, to the joiner only:
 //       {"type":"hello","room":"<name>","you":<conn id>,"members":<n>,
 //        "history":[{"id":<int>,"user":"...","text":"...","time":<ms>}, ...]}
-//       history is the room's last N messages, OLDEST FIRST; members counts
-//       every connection in the room (both formats), the joiner included.
+//       history is the room's last N messages, OLDEST FIRST (all of them: it
+//       is sent once per join, and may exceed max_output_buffer, which does
+//       not apply to a joiner's greeting); members counts every connection
+//       in the room (both formats), the joiner included.
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
-//     when another connection joins / leaves the room:
+//     when the room's member count changes because others joined / left:
 //       {"type":"join","members":<n>}   {"type":"leave","members":<n>}
+//       Coalesced: at most one per room and loop iteration, carrying the
+//       count at the end of that iteration ("join" if it is higher than
+//       the count this member last heard, "leave" if lower; nothing if it
+//       is the same, e.g. one joined and one left). So a client reads the
+//       count, not a frame per join: a crowd joining at once costs each
+//       member a few frames, not one per joiner. The joiner hears only
+//       changes after its hello. (Before 0.2.0 there was one frame per join
+//       or leave; the types and fields are unchanged.)
 //     errors, to the sender only (the connection stays open):
 //       {"type":"error","error":"<reason>"}
 //     when the server ran with the drop policy for slow readers and had to
@@ -41,8 +61,25 @@
 //
 // Both formats
 //   time     server time when the message was accepted, ms since the Unix epoch
-//   user     1..max_user_length (default 64) Unicode code points
-//   text     1..max_text_length (default 4096) Unicode code points
+//   user     1..max_user_length (default 64) Unicode code points, after
+//            trimming: surrounding Unicode whitespace (White_Space: space,
+//            tab, newlines, NBSP, U+2000..U+200A, U+3000, ...) is removed and
+//            the rest is what is stored and shown. Refused (error to the
+//            sender), so that a name cannot look empty or like another one:
+//              - blank: nothing left after trimming ("must not be blank");
+//              - control characters: U+0000..U+001F (NUL, tab and newlines
+//                inside a name included), U+007F..U+009F, U+2028, U+2029;
+//              - bidirectional formatting: U+061C, U+200E, U+200F,
+//                U+202A..U+202E (embeddings, overrides), U+2066..U+2069
+//                (isolates);
+//              - invisible characters: zero-width U+200B..U+200D, U+2060..
+//                U+2064, U+FEFF, soft hyphen U+00AD, U+034F, U+180E,
+//                U+206A..U+206F, tags U+E0000..U+E007F, and the blank-looking
+//                Hangul fillers U+115F, U+1160, U+3164, U+FFA0 and U+2800.
+//            Other characters (any script, emoji, variation selectors,
+//            spaces inside a name) are accepted as sent.
+//   text     1..max_text_length (default 4096) Unicode code points, kept
+//            exactly as sent (newlines, tabs and any other character).
 //   Unknown fields are ignored. Invalid JSON, a non-object, a missing or
 //   non-string user/text, an empty or too long user/text, a payload larger
 //   than the longest valid message could be (MessageParser::max_payload(),
@@ -76,8 +113,10 @@ struct TextLimits {
 };
 
 // Checks user and text against the rules above (valid UTF-8, non-empty,
-// at most the limit in code points). Returns "" if valid, else the reason.
-std::string validate_fields(std::string_view user, std::string_view text, const TextLimits& limits);
+// the user-name rule, at most the limit in code points). *user is narrowed
+// to the name as kept (trimmed; a view into the same bytes). Returns "" if
+// valid, else the reason.
+std::string validate_fields(std::string_view* user, std::string_view text, const TextLimits& limits);
 
 // Number of code points in valid UTF-8.
 size_t count_code_points(std::string_view s);
@@ -109,8 +148,9 @@ class MessageParser {
 
 // ---- server -> client payloads (text frames) ----
 
-// {"msg":[...]} with the ring's messages newest first.
-std::string encode_classic_snapshot(const HistoryRing& history);
+// {"msg":[...]} with the ring's messages newest first: as many of the
+// newest as fit in max_bytes (the whole payload), and always the newest.
+std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes = SIZE_MAX);
 // {"error":"..."}
 std::string encode_classic_error(std::string_view reason);
 

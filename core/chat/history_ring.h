@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,18 @@ class HistoryRing {
     }
     items_[head_] = std::move(m);
     head_ = (head_ + 1) % cap_;
+  }
+
+  // Heap bytes held (the ring and the strings that do not fit inline), for
+  // the chat's memory accounting.
+  size_t heap_bytes() const {
+    size_t n = items_.capacity() * sizeof(ChatMessage);
+    for (const ChatMessage& m : items_) {
+      for (const std::string* s : {&m.user, &m.text}) {
+        if (s->capacity() > std::string().capacity()) n += s->capacity() + 1;
+      }
+    }
+    return n;
   }
 
   // i = 0 is the oldest kept message, size() - 1 the newest.

@@ -386,6 +386,15 @@ std::string_view Server::path(ConnId id) const {
   return c->has_cold() ? std::string_view(c->cold().path) : std::string_view();
 }
 
+void Server::wake() { impl_->poller.wake(); }
+
+bool Server::backlogged(ConnId id) const {
+  Connection* c = impl_->by_id.find(id);
+  return c && c->opened && c->state != ConnState::Dead && c->over_soft;
+}
+
+size_t Server::max_output_buffer() const { return impl_->cfg.max_output_buffer; }
+
 uint64_t Server::dropped(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
   if (!c || !c->opened || c->state == ConnState::Dead) return 0;

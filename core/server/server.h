@@ -113,6 +113,12 @@ class Server {
   int broadcast_frame(const FrameRef& frame, ConnId exclude);  // loop thread only
   int close(ConnId id, uint16_t code, std::string_view reason);
 
+  // Makes the loop's next wait return at once, so that on_iteration_end
+  // comes soon: for a handler that left work for it from a callback that
+  // runs after it (an on_close reported at the end of an iteration). Any
+  // thread.
+  void wake();
+
   // Loop thread only (or no loop running).
   bool on_loop_thread() const;
   const ConnInfo* info(ConnId id) const;      // nullptr when stale
@@ -127,6 +133,13 @@ class Server {
   // Messages dropped for the connection under SlowConsumerPolicy::Drop (0 if
   // stale), without building the ConnInfo.
   uint64_t dropped(ConnId id) const;
+  // True while the connection's unsent output has gone above half of
+  // max_output_buffer and not yet drained (false if stale): on_drain follows
+  // once it has all been written. For senders that can skip a message a
+  // backlogged reader would only get late (a snapshot superseded by the
+  // next one) and catch it up at on_drain.
+  bool backlogged(ConnId id) const;
+  size_t max_output_buffer() const;  // the configured cap, in bytes
   ConnInfo* mutable_info(ConnId id);
   size_t connection_count() const;             // any thread
   void connection_ids(std::vector<ConnId>* out) const;

@@ -5,7 +5,7 @@
  * "json" wire format and the richer "chatws.v1") with durable history.
  *
  *   chat_server [--host 127.0.0.1] [--port 8080] [--static-dir DIR]
- *               [--history FILE] [--history-size N]
+ *               [--history FILE] [--history-size N] [--max-rooms N]
  *
  * SIGINT/SIGTERM stop it gracefully: clients get close 1001 and the history
  * is flushed. Signals are taken by a dedicated thread with sigwait(), because
@@ -106,7 +106,8 @@ static void usage(FILE* out, const char* argv0) {
           "  --port N           TCP port (default 8080; 0 picks a free one)\n"
           "  --static-dir DIR   directory served over HTTP (default %s)\n"
           "  --history FILE     SQLite file for durable history (default: in memory)\n"
-          "  --history-size N   messages kept per room (default 50)\n",
+          "  --history-size N   messages kept per room (default 50)\n"
+          "  --max-rooms N      chat rooms at once; new ones beyond get 503 (default 10000)\n",
           argv0, CHATWS_EXAMPLE_WEB_DIR);
 }
 
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
       {"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
       {"static-dir", required_argument, NULL, 'd'}, {"history", required_argument, NULL, 'H'},
       {"history-size", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'u'},
+      {"max-rooms", required_argument, NULL, 'R'},
       {NULL, 0, NULL, 0}};
   chatws_options opts;
   chatws_server* server = NULL;
@@ -160,6 +162,13 @@ int main(int argc, char** argv) {
           return 2;
         }
         opts.history_size = (uint32_t)value;
+        break;
+      case 'R':
+        if (parse_uint(optarg, 4294967295UL, &value) != 0 || value == 0) {
+          fprintf(stderr, "%s: bad max rooms '%s'\n", argv[0], optarg);
+          return 2;
+        }
+        opts.max_rooms = (uint32_t)value;
         break;
       case 'u': usage(stdout, argv[0]); return 0;
       default: usage(stderr, argv[0]); return 2;

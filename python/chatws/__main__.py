@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default 1 MiB)")
     p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default 64)")
     p.add_argument("--max-text-length", type=_positive, help="characters in a message (default 4096)")
+    p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default 10000)")
+    p.add_argument("--max-idle-room-bytes", type=_positive,
+                   help="memory for rooms nobody is in, least recently used dropped beyond it (default 64 MiB)")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
                    help="accept WebSocket handshakes only from this Origin (repeatable; default any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
@@ -98,6 +101,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_output_buffer=args.max_output_buffer,
             max_user_length=args.max_user_length,
             max_text_length=args.max_text_length,
+            max_rooms=args.max_rooms,
+            max_idle_room_bytes=args.max_idle_room_bytes,
             allowed_origins=args.allowed_origin,
             slow_consumer_policy=args.slow_consumer,
             idle_timeout=args.idle_timeout,

@@ -80,7 +80,8 @@ class MessageTooBig(Error, ValueError):
 
 class QueueFull(Error):
     """CHATWS_EFULL: the connection's output queue is full (slow consumer
-    policy "drop"): the message was dropped."""
+    policy "drop"): the message was dropped; or, from post_chat, the room
+    would be new and max_rooms rooms exist."""
 
     code = -8
 

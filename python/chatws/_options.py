@@ -84,6 +84,8 @@ def build_options(
     history_size: Optional[int],
     max_user_length: Optional[int],
     max_text_length: Optional[int],
+    max_rooms: Optional[int],
+    max_idle_room_bytes: Optional[int],
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -119,4 +121,6 @@ def build_options(
         "history_size": _limit("history_size", history_size, u32_max),
         "max_user_length": _limit("max_user_length", max_user_length, u32_max),
         "max_text_length": _limit("max_text_length", max_text_length, u32_max),
+        "max_rooms": _limit("max_rooms", max_rooms, u32_max),
+        "max_idle_room_bytes": _limit("max_idle_room_bytes", max_idle_room_bytes, size_max),
     }

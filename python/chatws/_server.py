@@ -127,7 +127,9 @@ class Server:
     ``math.inf``: disabled). Defaults: max_request_size 8 KiB,
     max_message_size 16 MiB, max_output_buffer 1 MiB, max_connections
     100000, handshake_timeout 10, idle_timeout 60, close_timeout 5,
-    drain_timeout 5, history_size 50 (see chatws.h).
+    drain_timeout 5, history_size 50, max_rooms 10000, max_idle_room_bytes
+    64 MiB (see chatws.h). A new chat room beyond max_rooms is refused (HTTP
+    503 at the upgrade; :meth:`post_chat` raises ``QueueFull``).
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -170,6 +172,8 @@ class Server:
         history_size: Optional[int] = None,
         max_user_length: Optional[int] = None,
         max_text_length: Optional[int] = None,
+        max_rooms: Optional[int] = None,
+        max_idle_room_bytes: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -213,6 +217,8 @@ class Server:
             history_size=history_size,
             max_user_length=max_user_length,
             max_text_length=max_text_length,
+            max_rooms=max_rooms,
+            max_idle_room_bytes=max_idle_room_bytes,
         )
         self._host = host
         self._chat = bool(chat)

@@ -26,7 +26,15 @@ namespace chatws::test {
 class CountingHost : public ServerHandler {
  public:
   std::atomic<int> non_chat_messages{0};
+  std::atomic<long> iterations{0};
+  // Runs (loop thread) on every upgrade the chat accepted, before on_open.
+  std::function<void(std::string_view path)> upgrade_hook;
   void on_message(ConnId, protocol::Opcode, const char*, size_t) override { ++non_chat_messages; }
+  void on_iteration_end() override { ++iterations; }
+  int on_upgrade(std::string_view path, std::string_view, std::string*) override {
+    if (upgrade_hook) upgrade_hook(path);
+    return 0;
+  }
 };
 
 class ChatHarness {
@@ -67,6 +75,41 @@ class ChatHarness {
   const std::string& error() const { return error_; }
   int code() const { return code_; }
   int non_chat_messages() const { return host_.non_chat_messages; }
+  // Set before start(); runs on the loop thread with the chat.
+  void set_upgrade_hook(std::function<void(chat::ChatService&, std::string_view path)> fn) {
+    host_.upgrade_hook = [this, fn](std::string_view path) { fn(*chat_, path); };
+  }
+  // Loop iterations completed so far (any thread).
+  long iterations() const { return host_.iterations; }
+
+  // Holds the loop thread (between two iterations) while `fn` runs on the
+  // calling thread, e.g. so that many clients' requests reach the server
+  // in one go; the loop then finds them all ready at once.
+  template <class F>
+  void while_loop_held(F fn) {
+    // Shared: the loop thread may still be inside the task when we return.
+    auto held = std::make_shared<std::promise<void>>();
+    auto release = std::make_shared<std::promise<void>>();
+    std::future<void> is_held = held->get_future();
+    std::shared_future<void> released = release->get_future().share();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      tasks_.push_back([held, released] {
+        held->set_value();
+        released.wait_for(std::chrono::seconds(30));  // bounded even if the test dies
+      });
+    }
+    if (is_held.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      throw std::runtime_error("loop thread did not stop for the hold");
+    }
+    try {
+      fn();
+    } catch (...) {
+      release->set_value();
+      throw;
+    }
+    release->set_value();
+  }
 
   // Runs fn on the loop thread between two iterations and returns its result.
   template <class F>

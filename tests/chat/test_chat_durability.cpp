@@ -26,13 +26,7 @@ std::string msg_json(const std::string& user, const std::string& text) {
   return "{\"user\":\"" + user + "\",\"text\":\"" + text + "\"}";
 }
 
-Texts texts(const std::string& payload) {
-  std::vector<Entry> entries;
-  if (!decode_snapshot(payload, &entries)) return {"<bad snapshot: " + payload + ">"};
-  Texts out;
-  for (auto& e : entries) out.push_back(e.text);
-  return out;
-}
+std::vector<std::string> texts(const std::string& payload) { return snapshot_texts(payload); }
 
 chat::ChatConfig file_config(const std::string& path) {
   chat::ChatConfig c;

@@ -22,14 +22,7 @@ std::string msg_json(const std::string& user, const std::string& text) {
   return "{\"user\":\"" + user + "\",\"text\":\"" + text + "\"}";
 }
 
-// The texts of a classic snapshot, newest first; {"<bad>"} if malformed.
-std::vector<std::string> texts(const std::string& payload) {
-  std::vector<Entry> entries;
-  if (!decode_snapshot(payload, &entries)) return {"<bad snapshot: " + payload + ">"};
-  std::vector<std::string> out;
-  for (auto& e : entries) out.push_back(e.text);
-  return out;
-}
+std::vector<std::string> texts(const std::string& payload) { return snapshot_texts(payload); }
 
 using Texts = std::vector<std::string>;
 
@@ -104,16 +97,19 @@ TEST_F(ChatE2E, TwoClientsSeeEachOthersMessagesInOrder) {
   EXPECT_EQ(texts(b.read_text()), (Texts{"hi ann", "hello bob"}));
 
   // Several messages in one TCP write (one loop iteration, one commit):
-  // one snapshot per message, in order.
+  // one snapshot for the batch, the latest, with all of them in order.
   std::string burst;
   for (int i = 1; i <= 3; ++i) {
     burst += WsClient::masked_frame(protocol::Opcode::Text, msg_json("ann", "b" + std::to_string(i)));
   }
   ASSERT_TRUE(a.write_all(burst));
   for (WsClient* c : {&a, &b}) {
-    EXPECT_EQ(texts(c->read_text()), (Texts{"b1", "hi ann", "hello bob"}));
-    EXPECT_EQ(texts(c->read_text()), (Texts{"b2", "b1", "hi ann", "hello bob"}));
     EXPECT_EQ(texts(c->read_text()), (Texts{"b3", "b2", "b1", "hi ann", "hello bob"}));
+  }
+  // Nothing else was sent for the burst: the next snapshot is the next message's.
+  ASSERT_TRUE(b.send_text(msg_json("bob", "after")));
+  for (WsClient* c : {&a, &b}) {
+    EXPECT_EQ(texts(c->read_text()), (Texts{"after", "b3", "b2", "b1", "hi ann", "hello bob"}));
   }
 }
 
@@ -193,6 +189,10 @@ std::vector<BadInput> bad_inputs() {
       {R"({"user":"a","text":null})", "\"text\" must be a string"},
       {R"({"user":"","text":"b"})", "\"user\" must not be empty"},
       {R"({"user":"a","text":""})", "\"text\" must not be empty"},
+      {R"({"user":"  \t","text":"b"})", "\"user\" must not be blank"},
+      {R"({"user":"\u0000","text":"b"})", "\"user\" must not contain control characters"},
+      {R"({"user":"\u202Enimda","text":"b"})", "\"user\" must not contain bidirectional formatting characters"},
+      {R"({"user":"ad\u200Bmin","text":"b"})", "\"user\" must not contain invisible characters"},
       {"{\"user\":\"" + std::string(65, 'u') + "\",\"text\":\"b\"}", "\"user\" is longer than 64 characters"},
       {"{\"user\":\"a\",\"text\":\"" + std::string(4097, 't') + "\"}", "\"text\" is longer than 4096 characters"},
       {R"({"user":"a","text":"b"})", "binary messages are not supported", true},
@@ -349,10 +349,17 @@ TEST_F(ChatE2E, HostPost) {
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "s", ""); }), kEInval);
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "s", "\xC3"); }), kEInval);
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "s", std::string(4097, 'x')); }), kEInval);
+  EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", std::string("\0", 1), "t"); }), kEInval);
+  EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "\xE2\x80\xAE" "x", "t"); }), kEInval);
+  // A name is stored trimmed.
+  EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "  system\n", "trimmed"); }), kOk);
+  ASSERT_TRUE(decode_v1(v.read_text(), &m));
+  EXPECT_EQ(m.msg.user, "system");
+  EXPECT_EQ(texts(a.read_text()), (Texts{"trimmed", "welcome"}));
   // A post to a room nobody is in is kept for later joiners.
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("", "system", "hello default"); }), kOk);
   EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("lobby", "system", "second"); }), kOk);
-  EXPECT_EQ(texts(a.read_text()), (Texts{"second", "welcome"}));
+  EXPECT_EQ(texts(a.read_text()), (Texts{"second", "trimmed", "welcome"}));
   WsClient d;
   join(d, "/", "json", &first);
   EXPECT_EQ(texts(first), (Texts{"hello default"}));

@@ -2,9 +2,14 @@
 // messages but is told how many once its backlog drains.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "chat/chat_harness.h"
+#include "chat/wire_decode.h"
 #include "support/ws_client.h"
 
 using namespace chatws;
@@ -61,26 +66,107 @@ TEST(ChatSlowReader, DropPolicyTellsTheV1ClientHowManyItMissed) {
 namespace {
 
 // A room whose history encodes to more than the output cap (50 messages of
-// 4096 control characters, each escaped to 6 bytes) must stay joinable: the
-// joiner's greeting is not a backlog.
-TEST(ChatBigHistory, JoinerGetsAHistoryLargerThanTheOutputCap) {
+// 4096 control characters, each escaped to 6 bytes): a classic joiner gets
+// the newest messages that fit in a quarter of the cap (snapshots are sent
+// per message, so they are bounded), a v1 joiner the whole history (its
+// hello is sent once, and the greeting is not a backlog).
+TEST(ChatBigHistory, ClassicJoinerGetsTheNewestThatFitInAQuarterOfTheCapV1JoinerAll) {
   ChatHarness h;
   ServerConfig sc;  // default 1 MiB output cap
   ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
   const std::string text(4096, '\x01');
   int ok = h.on_loop([&](chat::ChatService& chat) {
     int n = 0;
-    for (int i = 0; i < 50; ++i) n += chat.post("big", "u", text) == kOk;
-    return n;
+    for (int i = 0; i < 49; ++i) n += chat.post("big", "u", text) == kOk;
+    return n + (chat.post("big", "u", "newest") == kOk);
   });
   ASSERT_EQ(ok, 50);
-  for (const char* sp : {"chatws.v1", "json"}) {
-    WsClient c;
-    ASSERT_TRUE(c.connect(h.port(), "/rooms/big", sp)) << sp << " " << c.status() << " " << c.error();
-    std::string first = c.read_text();
-    EXPECT_GT(first.size(), size_t(1) << 20) << sp;
-    EXPECT_NE(first.find("\\u0001"), std::string::npos) << sp;
+  WsClient classic;
+  ASSERT_TRUE(classic.connect(h.port(), "/rooms/big", "json"));
+  std::string first = classic.read_text();
+  EXPECT_LE(first.size(), sc.max_output_buffer / 4);
+  std::vector<Entry> entries;
+  ASSERT_TRUE(decode_snapshot(first, &entries)) << first.substr(0, 200);
+  ASSERT_GE(entries.size(), 9u);  // 24.6 KB each
+  EXPECT_LT(entries.size(), 50u);
+  EXPECT_EQ(entries[0].text, "newest");
+  EXPECT_EQ(entries[1].text, text);
+
+  WsClient v1;
+  ASSERT_TRUE(v1.connect(h.port(), "/rooms/big", "chatws.v1"));
+  first = v1.read_text();
+  EXPECT_GT(first.size(), sc.max_output_buffer);
+  V1 hello;
+  ASSERT_TRUE(decode_v1(first, &hello)) << first.substr(0, 200);
+  ASSERT_EQ(hello.history.size(), 50u);
+  EXPECT_EQ(hello.history.front().id, 1);
+  EXPECT_EQ(hello.history.back().id, 50);
+  EXPECT_EQ(hello.history.back().text, "newest");
+}
+
+// One client floods a room with messages of control characters (1 byte
+// stored, 6 on the wire): a classic member that keeps reading, on a small
+// send buffer, is never closed and sees only valid snapshots, the last one
+// with the flood's last message. Each snapshot is bounded (a quarter of
+// the cap) and a reader still busy with one is sent only the latest once
+// it has caught up, so the flooder's bytes are not multiplied per member.
+TEST(ChatClassicFlood, ReadingClassicMemberIsNeverClosedByAnothersControlCharacterFlood) {
+  ChatHarness h;
+  ServerConfig sc;  // 1 MiB output cap
+  sc.socket_send_buffer = 64 * 1024;
+  ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
+  WsClient reader, flooder;
+  ASSERT_TRUE(reader.connect(h.port(), "/rooms/flood", "json"));
+  ASSERT_EQ(reader.read_text(), R"({"msg":[]})");
+  ASSERT_TRUE(flooder.connect(h.port(), "/rooms/flood", "chatws.v1"));
+  ASSERT_NE(flooder.read_text().find("\"hello\""), std::string::npos);
+
+  constexpr int kFlood = 150;  // 150 x 24.6 KB on the wire (unbounded: closed after ~40)
+  struct Seen {
+    int snapshots = 0;
+    size_t largest = 0;
+    std::string failure;  // "" while all is well
+  } seen;
+  std::thread read_all([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // sanitizers are slow
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = reader.read_message(10000);
+      if (!m) return void(seen.failure = "read failed: " + reader.error());
+      if (m->op == protocol::Opcode::Close) {
+        return void(seen.failure = "closed " + std::to_string(m->close_code()) + " " + m->close_reason());
+      }
+      std::vector<Entry> e;
+      if (!decode_snapshot(m->payload, &e) || e.empty()) return void(seen.failure = "bad snapshot");
+      ++seen.snapshots;
+      seen.largest = std::max(seen.largest, m->payload.size());
+      if (e[0].text == "end") return;
+    }
+    seen.failure = "no snapshot with the last message in time";
+  });
+
+  std::string flood = "{\"user\":\"f\",\"text\":\"";
+  for (int i = 0; i < 4096; ++i) flood += "\\u0001";
+  flood += "\"}";
+  // As fast as the server takes them: the next message as soon as the
+  // flooder has its echo (it is not the slow one), so each one is its own
+  // batch and snapshot.
+  struct JoinAtExit {  // an assertion below must not leave the reader running
+    std::thread& t;
+    ~JoinAtExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_reader{read_all};
+  for (int i = 0; i < kFlood; ++i) {
+    ASSERT_TRUE(flooder.send_text(flood)) << i;
+    const std::string echo = flooder.read_text();
+    ASSERT_NE(echo.find("\"type\":\"msg\""), std::string::npos) << i << ": " << echo.substr(0, 100);
   }
+  ASSERT_TRUE(flooder.send_text(R"({"user":"f","text":"end"})"));
+  read_all.join();
+  EXPECT_EQ(seen.failure, "");
+  EXPECT_GE(seen.snapshots, 1);
+  EXPECT_LE(seen.largest, sc.max_output_buffer / 4);
+  EXPECT_TRUE(h.wait_for([](chat::ChatService& c) { return c.member_count("flood") == 2; }));
 }
 
 }  // namespace

@@ -47,6 +47,12 @@ TEST(ChatWireParse, ValidationTable) {
       {"text array", R"({"user":"a","text":["b"]})", "\"text\" must be a string"},
       {"text bool", R"({"user":"a","text":true})", "\"text\" must be a string"},
       {"empty user", R"({"user":"","text":"b"})", "\"user\" must not be empty"},
+      {"blank user", R"({"user":" \t ","text":"b"})", "\"user\" must not be blank"},
+      {"NUL user", R"({"user":"\u0000","text":"b"})", "\"user\" must not contain control characters"},
+      {"bidi override in user", R"({"user":"adm\u202Ein","text":"b"})",
+       "\"user\" must not contain bidirectional formatting characters"},
+      {"zero-width user", R"({"user":"\u200B","text":"b"})", "\"user\" must not contain invisible characters"},
+      {"user trimmed to max", "{\"user\":\"  " + repeat(e_acute, 64) + "\\n\",\"text\":\"b\"}", ""},
       {"empty text", R"({"user":"a","text":""})", "\"text\" must not be empty"},
       {"user at max", "{\"user\":\"" + repeat(e_acute, 64) + "\",\"text\":\"b\"}", ""},
       {"user over max", "{\"user\":\"" + repeat("u", 65) + "\",\"text\":\"b\"}",
@@ -87,6 +93,15 @@ TEST(ChatWireParse, FieldsDecoded) {
   EXPECT_EQ(text, std::string("a\0b", 3));
 }
 
+TEST(ChatWireParse, UserIsTrimmed) {
+  MessageParser parser(TextLimits{});
+  std::string_view user, text;
+  std::string error;
+  ASSERT_TRUE(parser.parse(R"({"user":" \u00a0ann\n","text":" hi "})", WireFormat::Classic, &user, &text, &error));
+  EXPECT_EQ(user, "ann");
+  EXPECT_EQ(text, " hi ");  // text is kept as sent
+}
+
 TEST(ChatWireParse, V1Type) {
   MessageParser parser(TextLimits{});
   std::string_view user, text;
@@ -113,14 +128,108 @@ TEST(ChatWireParse, CustomLimits) {
   EXPECT_EQ(error, "\"text\" is longer than 5 characters");
 }
 
+// validate_fields() on a user name given as a literal; "" if valid.
+std::string check_user(std::string_view name, std::string_view* trimmed = nullptr,
+                       TextLimits l = TextLimits{}) {
+  std::string_view u = name;
+  std::string e = validate_fields(&u, "b", l);
+  if (trimmed) *trimmed = u;
+  return e;
+}
+
 TEST(ChatWireValidate, HostInput) {
   TextLimits l;
-  EXPECT_EQ(validate_fields("a", "b", l), "");
-  EXPECT_EQ(validate_fields("a", "\xFF", l), "\"text\" is not valid UTF-8");
-  EXPECT_EQ(validate_fields("\xED\xA0\x80", "b", l), "\"user\" is not valid UTF-8");  // surrogate
-  EXPECT_EQ(validate_fields("", "b", l), "\"user\" must not be empty");
-  EXPECT_EQ(validate_fields("a", "", l), "\"text\" must not be empty");
+  std::string_view a = "a", bad = "\xED\xA0\x80", empty = "";
+  EXPECT_EQ(validate_fields(&a, "b", l), "");
+  EXPECT_EQ(validate_fields(&a, "\xFF", l), "\"text\" is not valid UTF-8");
+  EXPECT_EQ(validate_fields(&bad, "b", l), "\"user\" is not valid UTF-8");  // surrogate
+  EXPECT_EQ(validate_fields(&empty, "b", l), "\"user\" must not be empty");
+  EXPECT_EQ(validate_fields(&a, "", l), "\"text\" must not be empty");
   EXPECT_EQ(count_code_points("a\xC3\xA9\xE6\x97\xA5\xF0\x9F\x98\x80"), 4u);
+}
+
+// The user-name rule of chat_wire.h, one class of character at a time.
+TEST(ChatWireUserName, SurroundingWhitespaceIsTrimmed) {
+  std::string_view t;
+  EXPECT_EQ(check_user("  ann\t\r\n", &t), "");
+  EXPECT_EQ(t, "ann");
+  // Unicode whitespace too: NBSP, EN QUAD, IDEOGRAPHIC SPACE, NEL, LINE SEPARATOR.
+  EXPECT_EQ(check_user("\xC2\xA0\xE2\x80\x80" "b\xC3\xA9" "a" "\xE3\x80\x80\xC2\x85\xE2\x80\xA8", &t), "");
+  EXPECT_EQ(t, "b\xC3\xA9" "a");
+  // Spaces inside a name are kept.
+  EXPECT_EQ(check_user(" ann  lee ", &t), "");
+  EXPECT_EQ(t, "ann  lee");
+  EXPECT_EQ(check_user("ann\xC2\xA0lee", &t), "");
+  // The length limit counts the trimmed name.
+  EXPECT_EQ(check_user("   abc   ", &t, TextLimits{3, 5}), "");
+  EXPECT_EQ(t, "abc");
+}
+
+TEST(ChatWireUserName, BlankNamesAreRefused) {
+  for (std::string_view name : {std::string_view(" "), std::string_view("\t\n \r"),
+                                std::string_view("\xE3\x80\x80\xC2\xA0"),  // ideographic space, NBSP
+                                std::string_view("\xE2\x80\xA8\xE2\x80\xA9")}) {
+    EXPECT_EQ(check_user(name), "\"user\" must not be blank") << name;
+  }
+}
+
+TEST(ChatWireUserName, ControlCharactersAreRefused) {
+  const std::string e = "\"user\" must not contain control characters";
+  EXPECT_EQ(check_user(std::string_view("\0", 1)), e);  // NUL only
+  EXPECT_EQ(check_user(std::string_view("\0\0\0", 3)), e);
+  EXPECT_EQ(check_user(std::string_view("an\0n", 4)), e);
+  EXPECT_EQ(check_user("a\x01" "b"), e);
+  EXPECT_EQ(check_user("a\tb"), e);        // whitespace, but a control inside a name
+  EXPECT_EQ(check_user("a\nb"), e);
+  EXPECT_EQ(check_user("a\x7F" "b"), e);   // DEL
+  EXPECT_EQ(check_user("a\xC2\x80" "b"), e);  // C1 controls U+0080..U+009F
+  EXPECT_EQ(check_user("a\xC2\x9F" "b"), e);
+  EXPECT_EQ(check_user("a\xC2\x85" "b"), e);  // NEL inside
+  EXPECT_EQ(check_user("a\xE2\x80\xA8" "b"), e);  // LINE SEPARATOR inside
+  EXPECT_EQ(check_user("a\xE2\x80\xA9" "b"), e);  // PARAGRAPH SEPARATOR inside
+  // U+00A0 (NBSP) and U+00A1 are not controls.
+  EXPECT_EQ(check_user("a\xC2\xA1" "b"), "");
+}
+
+TEST(ChatWireUserName, BidiControlsAreRefused) {
+  const std::string e = "\"user\" must not contain bidirectional formatting characters";
+  // U+202A..U+202E (embeddings, overrides), U+2066..U+2069 (isolates),
+  // U+200E/U+200F (LRM/RLM), U+061C (ALM).
+  for (const char* cp : {"\xE2\x80\xAA", "\xE2\x80\xAB", "\xE2\x80\xAC", "\xE2\x80\xAD", "\xE2\x80\xAE",
+                         "\xE2\x81\xA6", "\xE2\x81\xA7", "\xE2\x81\xA8", "\xE2\x81\xA9",
+                         "\xE2\x80\x8E", "\xE2\x80\x8F", "\xD8\x9C"}) {
+    EXPECT_EQ(check_user(std::string("adm") + cp + "in"), e) << cp;
+    EXPECT_EQ(check_user(std::string(cp) + "admin"), e) << cp;  // not trimmed as whitespace
+    EXPECT_EQ(check_user(cp), e) << cp;
+  }
+  // Right-to-left text itself is fine (Hebrew, Arabic).
+  EXPECT_EQ(check_user("\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D"), "");
+  EXPECT_EQ(check_user("\xD9\x85\xD8\xB1\xD8\xAD\xD8\xA8\xD8\xA7"), "");
+}
+
+TEST(ChatWireUserName, ZeroWidthAndInvisibleCharactersAreRefused) {
+  const std::string e = "\"user\" must not contain invisible characters";
+  // ZWSP, ZWNJ, ZWJ, WORD JOINER, invisible operators, BOM, SOFT HYPHEN,
+  // COMBINING GRAPHEME JOINER, MONGOLIAN VOWEL SEPARATOR, Hangul fillers,
+  // BRAILLE BLANK, a tag character.
+  for (const char* cp : {"\xE2\x80\x8B", "\xE2\x80\x8C", "\xE2\x80\x8D", "\xE2\x81\xA0", "\xE2\x81\xA4",
+                         "\xEF\xBB\xBF", "\xC2\xAD", "\xCD\x8F", "\xE1\xA0\x8E", "\xE1\x85\x9F",
+                         "\xE1\x85\xA0", "\xE3\x85\xA4", "\xEF\xBE\xA0", "\xE2\xA0\x80",
+                         "\xF3\xA0\x80\x81"}) {
+    EXPECT_EQ(check_user(std::string("adm") + cp + "in"), e) << cp;
+    EXPECT_EQ(check_user(cp), e) << cp;  // a zero-width-only name
+    EXPECT_EQ(check_user(std::string(" ") + cp + " "), e) << cp;
+  }
+  // Visible non-ASCII names are fine: accents, CJK, emoji with a variation selector.
+  EXPECT_EQ(check_user("J\xC3\xBCrgen"), "");
+  EXPECT_EQ(check_user("\xE5\xB1\xB1\xE7\x94\xB0"), "");
+  EXPECT_EQ(check_user("\xE2\x9D\xA4\xEF\xB8\x8F"), "");
+}
+
+TEST(ChatWireUserName, TextIsNotSubjectToTheNameRule) {
+  std::string_view u = "ann";
+  EXPECT_EQ(validate_fields(&u, "  line\none\ttab \xE2\x80\xAEtxet\xE2\x80\x8B ", TextLimits{}), "");
+  EXPECT_EQ(validate_fields(&u, std::string_view("\0", 1), TextLimits{}), "");
 }
 
 HistoryRing ring_of(size_t cap, int n) {
@@ -152,6 +261,35 @@ TEST(ChatWireEncode, ClassicSnapshotNewestFirst) {
   r.push(ChatMessage{9, "a\"b", "x\ny\x01</script>\xE2\x80\xA8", 1700000000123});
   EXPECT_EQ(encode_classic_snapshot(r),
             "{\"msg\":[{\"user\":\"a\\\"b\",\"text\":\"x\\ny\\u0001</script>\\u2028\",\"time\":1700000000123}]}");
+}
+
+// A classic snapshot carries the newest entries that fit in the byte
+// budget (a classic client shows only the snapshot, so the newest must
+// win), and always the newest one.
+TEST(ChatWireEncode, SnapshotIsBoundedInBytesNewestKept) {
+  HistoryRing r(50);
+  for (int i = 1; i <= 50; ++i) r.push(ChatMessage{i, "u", std::string(100, '\x01'), 1000 + i});  // 600 B escaped
+  const std::string full = encode_classic_snapshot(r);
+  ASSERT_GT(full.size(), 50u * 600);
+  for (size_t budget : {size_t(1000), size_t(2000), size_t(10000), full.size() - 1, full.size()}) {
+    const std::string s = encode_classic_snapshot(r, budget);
+    EXPECT_LE(s.size(), budget) << budget;
+    EXPECT_NE(s.find("\"time\":1050}"), std::string::npos) << budget;  // the newest is in
+    // Exactly the newest k entries, as in the unbounded encoding; one more
+    // would not have fitted.
+    EXPECT_EQ(s.substr(0, s.size() - 2), full.substr(0, s.size() - 2)) << budget;
+    EXPECT_EQ(s.substr(s.size() - 2), "]}");
+    if (s.size() < full.size()) {
+      EXPECT_EQ(full[s.size() - 2], ',');
+      const size_t next_end = full.find('}', s.size() - 1) + 1;  // the entry that did not fit
+      EXPECT_GT(next_end + 2, budget) << budget;
+    }
+  }
+  EXPECT_EQ(encode_classic_snapshot(r, full.size()), full);
+  // A budget smaller than one entry still carries the newest.
+  const std::string tiny = encode_classic_snapshot(r, 10);
+  EXPECT_EQ(tiny.rfind("{\"msg\":[{", 0), 0u);
+  EXPECT_NE(tiny.find("\"time\":1050}]}"), std::string::npos);
 }
 
 TEST(ChatWireEncode, Errors) {

@@ -7,15 +7,18 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "chat/history_store.h"
+#include "sqlite_peek.h"
 #include "temp_dir.h"
 
 namespace chatws::chat {
 namespace {
 
+using test::count_rows;
 using test::TempDir;
 
 ChatMessage msg(int64_t id, const std::string& text) { return ChatMessage{id, "user" + std::to_string(id), text, 1700000000000 + id}; }
@@ -109,7 +112,117 @@ TEST(HistoryStore, SchemaAndModeOnDisk) {
   EXPECT_EQ(one("PRAGMA user_version"), "1");
   EXPECT_EQ(one("PRAGMA journal_mode"), "wal");  // persistent in the file
   EXPECT_EQ(one("SELECT group_concat(name) FROM pragma_table_info('messages')"), "room,id,user,text,time");
+  EXPECT_EQ(one("PRAGMA auto_vacuum"), "2");  // incremental: freed pages can be given back
   sqlite3_close(db);
+}
+
+TEST(HistoryStore, RetentionKeepsTheLastNOfEachRoom) {
+  TempDir dir;
+  const std::string path = dir.file("h.db");
+  std::string err;
+  {
+    auto s = HistoryStore::open(path, &err, 5);
+    ASSERT_TRUE(s) << err;
+    ASSERT_TRUE(write_msgs(*s, "b", {msg(1, "b1"), msg(2, "b2"), msg(3, "b3")}, &err)) << err;
+    int64_t id = 1;
+    for (int batch = 0; batch < 10; ++batch) {  // 10 commits of 10
+      std::vector<ChatMessage> ten;
+      for (int i = 0; i < 10; ++i, ++id) ten.push_back(msg(id, "a" + std::to_string(id)));
+      ASSERT_TRUE(write_msgs(*s, "a", ten, &err)) << err;
+    }
+    std::vector<ChatMessage> one_commit;  // more than the retention in one commit
+    for (int i = 0; i < 30; ++i, ++id) one_commit.push_back(msg(id, "a" + std::to_string(id)));
+    ASSERT_TRUE(write_msgs(*s, "a", one_commit, &err)) << err;
+    std::vector<ChatMessage> out;
+    int64_t max_id = 0;
+    ASSERT_TRUE(s->load("a", 1000, &out, &max_id, &err)) << err;
+    EXPECT_EQ(max_id, 130);
+    ASSERT_EQ(out.size(), 5u);
+    EXPECT_EQ(out.front().id, 126);
+    EXPECT_EQ(out.back().text, "a130");
+    bool has = false;
+    ASSERT_TRUE(s->has_room("b", &has, &err));
+    EXPECT_TRUE(has);
+    ASSERT_TRUE(s->has_room("nobody", &has, &err));
+    EXPECT_FALSE(has);
+  }
+  EXPECT_EQ(count_rows(path), 8);  // 5 of a, 3 of b
+  EXPECT_EQ(count_rows(path, "room = 'a' AND id < 126"), 0);
+  // A later open with a smaller retention trims at once.
+  {
+    auto s = HistoryStore::open(path, &err, 2);
+    ASSERT_TRUE(s) << err;
+    EXPECT_EQ(s->rooms_at_open(), 2u);
+  }
+  EXPECT_EQ(count_rows(path), 4);
+  EXPECT_EQ(count_rows(path, "room = 'a' AND id >= 129"), 2);
+}
+
+// A file written without retention (or by a version without it): the first
+// open trims it, converts it to incremental auto-vacuum and gives the
+// space back.
+TEST(HistoryStore, OpenTrimsAnUnboundedFileAndShrinksIt) {
+  TempDir dir;
+  const std::string path = dir.file("old.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE messages(room TEXT NOT NULL, id INTEGER NOT NULL, user TEXT NOT NULL,"
+                           " text TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+                           "PRAGMA user_version = 1;"
+                           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+                           " INSERT INTO messages SELECT 'flood', i, 'u', printf('%.1000c', 'x'), i FROM n;"
+                           "INSERT INTO messages VALUES('quiet', 1, 'u', 'hello', 1);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  const auto before = std::filesystem::file_size(path);
+  ASSERT_GT(before, 5u << 20);
+  std::string err;
+  {
+    auto s = HistoryStore::open(path, &err, 50);
+    ASSERT_TRUE(s) << err;
+    EXPECT_EQ(s->rooms_at_open(), 2u);
+    std::vector<ChatMessage> out;
+    int64_t max_id = 0;
+    ASSERT_TRUE(s->load("flood", 1000, &out, &max_id, &err)) << err;
+    EXPECT_EQ(max_id, 5000);  // ids go on from the newest
+    EXPECT_EQ(out.size(), 50u);
+  }
+  EXPECT_EQ(count_rows(path), 51);
+  EXPECT_LT(std::filesystem::file_size(path), before / 20);
+  EXPECT_EQ(test::sqlite_one(path, "PRAGMA auto_vacuum"), "2");
+}
+
+// One room flooded for many commits: the rows stay at the retention and
+// the file (and its WAL) at a small steady size.
+TEST(HistoryStore, FloodedRoomKeepsTheFileSmall) {
+  TempDir dir;
+  const std::string path = dir.file("h.db");
+  std::string err;
+  auto s = HistoryStore::open(path, &err, 50);
+  ASSERT_TRUE(s) << err;
+  int64_t id = 1;
+  uintmax_t largest = 0;
+  for (int batch = 0; batch < 400; ++batch) {  // 40,000 messages of 1 KB: 40 MB sent
+    std::vector<ChatMessage> hundred;
+    for (int i = 0; i < 100; ++i, ++id) hundred.push_back(msg(id, std::string(1000, 'f')));
+    ASSERT_TRUE(write_msgs(*s, "flood", hundred, &err)) << err;
+    largest = std::max(largest, std::filesystem::file_size(path) + std::filesystem::file_size(path + "-wal"));
+  }
+  EXPECT_LT(largest, uintmax_t(6) << 20);  // the WAL's checkpoint size plus a few pages
+  s.reset();
+  EXPECT_EQ(count_rows(path), 50);
+  // The file is at the size of the largest content (about two batches) ...
+  EXPECT_LT(std::filesystem::file_size(path), uintmax_t(1) << 20);
+  // ... and the next open gives the free pages back.
+  s = HistoryStore::open(path, &err, 50);
+  ASSERT_TRUE(s) << err;
+  s.reset();
+  EXPECT_LT(std::filesystem::file_size(path), uintmax_t(384) << 10);  // 50 rows of 1 KB: ~60 pages
 }
 
 TEST(HistoryStore, CorruptFileIsRefused) {

@@ -45,6 +45,16 @@ inline bool decode_snapshot(const std::string& payload, std::vector<Entry>* out)
   return true;
 }
 
+// The texts of a classic snapshot, newest first; {"<bad snapshot: ...>"}
+// if it is malformed.
+inline std::vector<std::string> snapshot_texts(const std::string& payload) {
+  std::vector<Entry> entries;
+  if (!decode_snapshot(payload, &entries)) return {"<bad snapshot: " + payload + ">"};
+  std::vector<std::string> out;
+  for (auto& e : entries) out.push_back(e.text);
+  return out;
+}
+
 struct V1 {
   std::string type;
   std::string room;            // hello

@@ -5,7 +5,9 @@
 // Input: 1 byte flags (wire format, limits), 8 bytes of id/time, then the
 // payload. Checks
 //   - an accepted message has a user and a text that are valid UTF-8 (by the
-//     reference decoder), non-empty and within the limits in code points;
+//     reference decoder), non-empty and within the limits in code points,
+//     and a user name that obeys the name rule of chat_wire.h (checked here
+//     against a table of its ranges);
 //   - every outgoing payload (classic snapshot, v1 msg/hello/error/presence,
 //     classic error) is valid JSON of the documented shape, gives back the
 //     exact strings that went in, and never carries a raw U+2028/U+2029;
@@ -14,8 +16,10 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat_wire.h"
 #include "chat/history_ring.h"
@@ -118,6 +122,54 @@ void check_outgoing(const ChatMessage& m, const ChatMessage& older, std::string_
   check(num(doc, "members") == (m.time_ms & 0xFFFF));
 }
 
+// The user-name rule of chat_wire.h as a table: trimmed whitespace, and the
+// ranges refused inside a name.
+struct Range {
+  uint32_t lo, hi;
+};
+constexpr Range kSpace[] = {{0x09, 0x0D}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680},
+                            {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F},
+                            {0x3000, 0x3000}};
+constexpr Range kRefused[] = {
+    {0x00, 0x1F}, {0x7F, 0x9F}, {0xAD, 0xAD}, {0x34F, 0x34F}, {0x61C, 0x61C}, {0x115F, 0x1160},
+    {0x180E, 0x180E}, {0x200B, 0x200F}, {0x2028, 0x202E}, {0x2060, 0x2064}, {0x2066, 0x206F},
+    {0x2800, 0x2800}, {0x3164, 0x3164}, {0xFEFF, 0xFEFF}, {0xFFA0, 0xFFA0}, {0xE0000, 0xE007F}};
+
+template <size_t N>
+bool in(const Range (&table)[N], uint32_t c) {
+  for (const Range& r : table) {
+    if (c >= r.lo && c <= r.hi) return true;
+  }
+  return false;
+}
+
+// Code points of valid UTF-8.
+std::vector<uint32_t> code_points(std::string_view s) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    const auto b0 = static_cast<uint8_t>(s[i]);
+    const size_t len = b0 < 0x80 ? 1 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : 4;
+    uint32_t c = len == 1 ? b0 : b0 & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) c = (c << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3F);
+    out.push_back(c);
+    i += len;
+  }
+  return out;
+}
+
+// The name as kept if `name` (valid UTF-8) obeys the rule within max_user.
+std::optional<std::vector<uint32_t>> reference_name(std::string_view name, size_t max_user) {
+  std::vector<uint32_t> cps = code_points(name);
+  size_t b = 0, e = cps.size();
+  while (b < e && in(kSpace, cps[b])) ++b;
+  while (e > b && in(kSpace, cps[e - 1])) --e;
+  if (b == e || e - b > max_user) return std::nullopt;
+  for (size_t i = b; i < e; ++i) {
+    if (in(kRefused, cps[i])) return std::nullopt;
+  }
+  return std::vector<uint32_t>(cps.begin() + ptrdiff_t(b), cps.begin() + ptrdiff_t(e));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -139,7 +191,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(!user.empty() && !text.empty());
     check(count_code_points(user) <= limits.max_user);
     check(count_code_points(text) <= limits.max_text);
-    check(validate_fields(user, text, limits).empty());
+    // The parser hands back the name as kept: it obeys the rule and is its
+    // own trimmed form.
+    auto kept = reference_name(user, limits.max_user);
+    check(kept && *kept == code_points(user));
+    std::string_view again = user;
+    check(validate_fields(&again, text, limits).empty() && again == user);
 
     ChatMessage m{id, std::string(user), std::string(text), time_ms};
     ChatMessage older{id / 2, std::string(text), std::string(user), time_ms / 2};
@@ -157,12 +214,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_error(WireFormat::V1, payload);
   }
   // validate_fields on raw bytes: accepts exactly valid, non-empty, short
-  // enough strings.
+  // enough strings whose first is a valid name, and keeps the name as the
+  // rule trims it.
   const std::string_view a = payload.substr(0, payload.size() / 2);
   const std::string_view b = payload.substr(payload.size() / 2);
-  const bool ok = valid_utf8(a) && valid_utf8(b) && !a.empty() && !b.empty() &&
-                  count_code_points(a) <= limits.max_user &&
-                  count_code_points(b) <= limits.max_text;
-  check(validate_fields(a, b, limits).empty() == ok);
+  std::optional<std::vector<uint32_t>> name;
+  if (valid_utf8(a)) name = reference_name(a, limits.max_user);
+  const bool ok = name && valid_utf8(b) && !b.empty() && count_code_points(b) <= limits.max_text;
+  std::string_view kept = a;
+  check(validate_fields(&kept, b, limits).empty() == ok);
+  if (ok) check(code_points(kept) == *name);
   return 0;
 }

@@ -67,7 +67,8 @@ def test_python_m_chatws_reports_a_busy_port(child: Callable[..., Child]) -> Non
 def test_python_m_chatws_help(child: Callable[..., Child]) -> None:
     code, out, _ = child("-m", "chatws", "--help").finish()
     assert code == 0
-    for option in ("--host", "--port", "--static-dir", "--history", "--history-size"):
+    for option in ("--host", "--port", "--static-dir", "--history", "--history-size", "--max-rooms",
+                   "--max-idle-room-bytes"):
         assert option in out
 
 

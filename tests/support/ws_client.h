@@ -219,6 +219,14 @@ class WsClient : public TcpClient {
   // `extra_headers` are whole "Name: value\r\n" lines.
   int handshake(std::string_view path = "/", std::string_view protocols = "", std::string_view extra_headers = "",
                 int timeout_ms = 5000) {
+    if (!send_handshake(path, protocols, extra_headers)) return -1;
+    return finish_handshake(timeout_ms);
+  }
+
+  // handshake() in two steps, for tests that send many requests before the
+  // server answers any: the request, then reading and checking the answer.
+  bool send_handshake(std::string_view path = "/", std::string_view protocols = "",
+                      std::string_view extra_headers = "") {
     status_ = 0;
     response_.clear();
     body_.clear();
@@ -228,7 +236,9 @@ class WsClient : public TcpClient {
                       "\r\nSec-WebSocket-Version: 13\r\n";
     if (!protocols.empty()) req += "Sec-WebSocket-Protocol: " + std::string(protocols) + "\r\n";
     req += std::string(extra_headers) + "\r\n";
-    if (!write_all(req)) return -1;
+    return write_all(req);
+  }
+  int finish_handshake(int timeout_ms = 5000) {
     const auto deadline = deadline_in(timeout_ms);
     auto resp = read_http_response(timeout_ms);
     if (!resp) return -1;
