@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   clang libclang-rt-14-dev          # sanitizer and fuzz builds
   chromium chromium-driver          # browser tests (selenium)
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
+  iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns
 )
 # Installed only when the command is missing: Node may come from another
 # source (e.g. nodesource, which bundles npm and conflicts with Debian's npm).

@@ -174,6 +174,10 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "max_connections") o->max_connections = as_number<uint32_t>(v, "max_connections");
     else if (key == "max_connections_per_ip")
       o->max_connections_per_ip = as_number<uint32_t>(v, "max_connections_per_ip");
+    else if (key == "ipv6_prefix_length")
+      o->ipv6_prefix_length = as_number<uint32_t>(v, "ipv6_prefix_length");
+    else if (key == "max_buffered_input")
+      o->max_buffered_input = as_number<size_t>(v, "max_buffered_input");
     else if (key == "socket_send_buffer") o->socket_send_buffer = as_number<int>(v, "socket_send_buffer");
     else if (key == "slow_consumer_policy")
       o->slow_consumer_policy = as_number<int>(v, "slow_consumer_policy");

@@ -201,7 +201,11 @@ typedef struct chatws_options {
 
   /* Limits. 0 means the default. */
   size_t max_request_size;      /* request line + headers; default 8192; exceeded: HTTP 431 */
-  size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009 */
+  size_t max_message_size;      /* one message (all fragments); default 16 MiB; exceeded: close 1009,
+                                   decided from the frame header before the payload is
+                                   buffered. Chat connections are bounded lower, by the
+                                   longest valid chat message (about 54 KB with the default
+                                   user and text limits) */
   size_t max_fragments;         /* fragments per message; default 65536; exceeded: close 1009 */
   size_t max_output_buffer;     /* output queued per connection that its socket will not
                                    take yet; default 1 MiB; exceeded: slow_consumer_policy
@@ -210,7 +214,8 @@ typedef struct chatws_options {
                                    further request is read while min(this, 64 KiB) wait */
   uint32_t max_connections;     /* open WebSocket + HTTP connections; default 100000;
                                    exceeded: HTTP 503 to the new one */
-  uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503 */
+  uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503. IPv6
+                                   peers count by prefix: see ipv6_prefix_length */
   int slow_consumer_policy;     /* CHATWS_SLOW_CLOSE (default) or CHATWS_SLOW_DROP */
 
   /* Timeouts in milliseconds. 0 means the default; -1 disables. */
@@ -247,7 +252,9 @@ typedef struct chatws_options {
                                    value bounds kernel memory per connection and makes a slow
                                    reader reach max_output_buffer sooner */
 
-  /* Added in 0.2.0 (chat mode). 0 means the default. */
+  /* Added in 0.2.0 (struct_size tells them apart). 0 means the default. */
+
+  /* Chat mode. */
   uint32_t max_rooms;           /* rooms that may exist at once; default 10000. In memory:
                                    the rooms held (in use, or idle with their history); a new
                                    room beyond it drops the least recently used idle room, or
@@ -265,6 +272,22 @@ typedef struct chatws_options {
                                    least recently used of them are dropped from memory:
                                    without history_path their history is then gone, with it
                                    they are reloaded from the file */
+
+  /* Engine. */
+  uint32_t ipv6_prefix_length;  /* max_connections_per_ip counts IPv6 peers by this many
+                                   leading bits of their address, since one host usually
+                                   holds a whole /64: 1..128, 0 (default) means 64; 128
+                                   counts each address apart. IPv4 peers (also IPv4-mapped
+                                   ones) always count by their whole address. Above 128:
+                                   CHATWS_EINVAL */
+  size_t max_buffered_input;    /* bytes of partial messages (announced by their frame
+                                   headers) held at once by all connections together;
+                                   default 0 = 4 x max_message_size (64 MiB with the
+                                   defaults). A frame that would exceed it closes its
+                                   connection with 1013 (try again later) before any of it
+                                   is stored; the other connections and what they hold are
+                                   not affected. Whole messages that arrive in one read are
+                                   delivered in place and not counted */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */

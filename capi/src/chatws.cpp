@@ -180,8 +180,12 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.max_message_size) cfg.max_message_size = o.max_message_size;
     if (o.max_fragments) cfg.max_fragments = o.max_fragments;
     if (o.max_output_buffer) cfg.max_output_buffer = o.max_output_buffer;
+    cfg.max_buffered_input = o.max_buffered_input;  // 0: the engine's default
     if (o.max_connections) cfg.max_connections = o.max_connections;
     cfg.max_connections_per_ip = o.max_connections_per_ip;
+    if (o.ipv6_prefix_length > 128)
+      return set_error(CHATWS_EINVAL, "ipv6_prefix_length must be between 1 and 128 (0: 64)");
+    if (o.ipv6_prefix_length) cfg.ipv6_prefix_length = o.ipv6_prefix_length;
     if (o.socket_send_buffer < 0)
       return set_error(CHATWS_EINVAL, "socket_send_buffer must be >= 0");
     cfg.socket_send_buffer = o.socket_send_buffer;

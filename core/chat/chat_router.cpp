@@ -9,6 +9,11 @@ int ChatRouter::on_upgrade(std::string_view path, std::string_view subprotocol, 
   return host_ ? host_->on_upgrade(path, subprotocol, reason) : 0;
 }
 
+size_t ChatRouter::message_limit(std::string_view path, std::string_view subprotocol) {
+  if (chat_ && chat_->is_chat(subprotocol)) return chat_->message_limit();
+  return host_ ? host_->message_limit(path, subprotocol) : 0;
+}
+
 void ChatRouter::on_open(ConnId id) {
   if (is_chat_conn(id)) chat_->on_open(id);
   if (host_) host_->on_open(id);

@@ -6,6 +6,8 @@
 // What each side sees:
 //   on_upgrade        the chat first (it refuses bad room names for its own
 //                     subprotocols); if it accepts, the host decides.
+//   message_limit     the chat's bound for its subprotocols (no valid chat
+//                     message is longer), else the host's.
 //   on_open           every connection: the chat's first, then the host.
 //   on_message        a chat connection's go to the chat only; others to the host.
 //   on_close          every connection: the chat (which ignores ids it does
@@ -50,6 +52,7 @@ class ChatRouter final : public ServerHandler {
   ChatService* chat() const { return chat_; }
 
   int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override;
+  size_t message_limit(std::string_view path, std::string_view subprotocol) override;
   void on_open(ConnId id) override;
   void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) override;
   void on_close(ConnId id, uint16_t code, std::string_view reason) override;

@@ -97,6 +97,12 @@ class ChatService {
   // *reason. Other subprotocols are not the chat's business: 0.
   int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason);
 
+  // The longest message a chat connection may send (MessageParser::
+  // max_payload(): no valid chat message is longer), for the server to
+  // enforce at the frame level: a longer one is closed with 1009 before it
+  // is buffered, instead of being held whole to be refused.
+  size_t message_limit() const { return parser_.max_payload(); }
+
   void on_open(ConnId id);
   void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len);
   void on_close(ConnId id);

@@ -81,11 +81,12 @@
 //   text     1..max_text_length (default 4096) Unicode code points, kept
 //            exactly as sent (newlines, tabs and any other character).
 //   Unknown fields are ignored. Invalid JSON, a non-object, a missing or
-//   non-string user/text, an empty or too long user/text, a payload larger
-//   than the longest valid message could be (MessageParser::max_payload(),
-//   about 54 KB with the default limits) and binary frames are answered
-//   with an error to the sender; nothing is stored or sent to anyone else
-//   and the connection stays open. A message is sent to anyone only once it
+//   non-string user/text, an empty or too long user/text and binary frames
+//   are answered with an error to the sender; nothing is stored or sent to
+//   anyone else and the connection stays open. A message larger than the
+//   longest valid message could be (MessageParser::max_payload(), about
+//   54 KB with the default limits) closes the connection with 1009, decided
+//   from its frame headers before it is buffered. A message is sent to anyone only once it
 //   is durably stored; if storing fails the sender gets the error
 //   "storage unavailable" instead.
 // ---------------------------------------------------------------------------

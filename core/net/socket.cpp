@@ -54,26 +54,55 @@ uint16_t local_port(int fd) {
   return 0;
 }
 
-Acceptor::Acceptor() { spare_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+std::string address_group(const std::string& address, unsigned ipv6_prefix) {
+  uint8_t a6[16];
+  if (inet_pton(AF_INET6, address.c_str(), a6) != 1) return address;  // IPv4 (or not an address)
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (std::memcmp(a6, kMapped, 12) == 0) {
+    inet_ntop(AF_INET, a6 + 12, buf, sizeof buf);
+    return buf;
+  }
+  const unsigned bits = ipv6_prefix == 0 || ipv6_prefix > 128 ? 128 : ipv6_prefix;
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned keep = bits > 8 * i ? bits - 8 * i : 0;  // bits of byte i to keep
+    if (keep < 8) a6[i] &= uint8_t(0xFF00u >> keep);
+  }
+  inet_ntop(AF_INET6, a6, buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(bits);
+}
+
+namespace {
+int open_spare() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+}  // namespace
+
+Acceptor::Acceptor() { spare_ = open_spare(); }
 Acceptor::~Acceptor() {
   if (spare_ >= 0) ::close(spare_);
 }
 
-int Acceptor::accept_one(int listen_fd, Accepted* out) {
+Acceptor::Result Acceptor::accept_one(int listen_fd, Accepted* out) {
+  // Lost during an earlier exhaustion: take it back first, so the next one
+  // can be shed too (one open() per accept, only while it is missing).
+  if (spare_ < 0) spare_ = open_spare();
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    if ((errno == EMFILE || errno == ENFILE) && spare_ >= 0) {
-      ::close(spare_);
-      int victim = ::accept(listen_fd, nullptr, nullptr);
-      if (victim >= 0) ::close(victim);
-      spare_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Result::Empty;
+    if (errno != EMFILE && errno != ENFILE) return Result::Retry;  // ECONNABORTED, EINTR, ENOBUFS...
+    if (spare_ < 0) return Result::Exhausted;
+    ::close(spare_);
+    int victim = ::accept(listen_fd, nullptr, nullptr);
+    const bool no_slot = victim < 0 && (errno == EMFILE || errno == ENFILE);
+    if (victim >= 0) {
+      ::close(victim);
       ++shed_;
-      return -1;
     }
-    return -1;  // ECONNABORTED, EINTR, ENOBUFS...: transient
+    spare_ = open_spare();
+    // Not even the spare's slot was usable (another thread took it, or the
+    // limit is below it): nothing can be shed now.
+    return no_slot || spare_ < 0 ? Result::Exhausted : Result::Retry;
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -89,7 +118,7 @@ int Acceptor::accept_one(int listen_fd, Accepted* out) {
   }
   out->fd = fd;
   out->address = buf;
-  return 1;
+  return Result::Accepted;
 }
 
 }  // namespace chatws::net

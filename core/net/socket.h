@@ -12,6 +12,14 @@ namespace chatws::net {
 int listen_tcp(const std::string& host, uint16_t port, std::string* error);
 uint16_t local_port(int fd);
 
+// The group a peer address counts in for the per-address connection limit:
+// an IPv4 address (also seen as ::ffff:a.b.c.d by a dual-stack listener) on
+// its own, an IPv6 address by its first `ipv6_prefix` bits (1..128), since
+// one host usually holds a whole /64 and could pick a new address for every
+// connection. As text, e.g. "2001:db8:1:2::/64". Text that is not an
+// address is returned as is.
+std::string address_group(const std::string& address, unsigned ipv6_prefix);
+
 struct Accepted {
   int fd = -1;
   std::string address;
@@ -21,14 +29,22 @@ struct Accepted {
 // Accepts connections, shedding one when the process runs out of
 // descriptors (EMFILE/ENFILE) so the listener does not spin: a spare
 // descriptor is released, the pending connection accepted and closed, and
-// the spare reopened.
+// the spare reopened. When even that is impossible (the spare could not be
+// reopened: no descriptor at all) accept_one says so, and the caller stops
+// watching the listener for a while; the spare is reopened by the next call
+// that finds a descriptor free.
 class Acceptor {
  public:
+  enum class Result {
+    Accepted,   // *out filled
+    Empty,      // nothing pending
+    Retry,      // a connection was shed, or a transient error: call again
+    Exhausted,  // out of descriptors and nothing to shed: back off
+  };
+
   Acceptor();
   ~Acceptor();
-  // 1: *out filled; 0: nothing pending; -1: a connection was shed or a
-  // transient error happened (try again later).
-  int accept_one(int listen_fd, Accepted* out);
+  Result accept_one(int listen_fd, Accepted* out);
   uint64_t shed_count() const { return shed_; }
 
  private:

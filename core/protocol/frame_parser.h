@@ -5,6 +5,7 @@
 // rule a server must.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -16,10 +17,20 @@
 
 namespace chatws::protocol {
 
+// Partial input that several parsers (a server's connections) may hold at
+// once, in bytes announced by the frame headers of messages being
+// reassembled. A frame that would take `used` over `max` fails with 1013
+// before any of it is stored. Not thread-safe: one per loop.
+struct InputBudget {
+  uint64_t max = UINT64_MAX;
+  uint64_t used = 0;
+};
+
 struct ParserLimits {
   uint64_t max_message_size = 16u << 20;  // all fragments of one message
   size_t max_fragments = 65536;           // frames of one message
   bool require_mask = true;               // server side: clients must mask
+  InputBudget* input_budget = nullptr;    // shared budget of partial input; none if null
 };
 
 // The events a parser emits. Each returns false to make the parser stop
@@ -28,7 +39,7 @@ struct ParserLimits {
 //   bool on_ping(const char* data, size_t len);
 //   bool on_pong(const char* data, size_t len);
 //   bool on_close(uint16_t code /* 1005 if no code */, std::string_view reason);
-//   void on_error(uint16_t close_code /* 1002, 1007, 1009 */, const char* reason);
+//   void on_error(uint16_t close_code /* 1002, 1007, 1009, 1013 */, const char* reason);
 // After on_close or on_error the parser is finished and consumes nothing more.
 class FrameParser {
  public:
@@ -36,6 +47,19 @@ class FrameParser {
   // its connections): it must outlive the parser.
   explicit FrameParser(const ParserLimits& limits = default_limits()) : limits_(&limits) {}
   explicit FrameParser(ParserLimits&&) = delete;  // would dangle
+  // Gives its share of the input budget back.
+  ~FrameParser() { drop_spill(); }
+  FrameParser(const FrameParser&) = delete;
+  FrameParser& operator=(const FrameParser&) = delete;
+
+  // A message limit of this parser's own, below the shared one (e.g. what a
+  // handler accepts on this connection at most); 0: none. Decided like the
+  // shared limit, from each frame header and the message's running total,
+  // so it applies from the next header on.
+  void set_max_message_size(uint64_t n) { own_limit_ = uint32_t(std::min<uint64_t>(n, UINT32_MAX)); }
+  uint64_t max_message_size() const {
+    return own_limit_ && own_limit_ < limits_->max_message_size ? own_limit_ : limits_->max_message_size;
+  }
 
   // Consume bytes; `data` may be modified (unmasked in place). Returns the
   // number of bytes consumed: all of them unless a handler returned false or
@@ -49,10 +73,13 @@ class FrameParser {
   bool idle() const { return state_ == State::Header && hdr_len_ == 0 && !in_message_; }
   // Bytes held for a partially received message (for memory accounting).
   size_t buffered() const { return spill_ ? spill_->message.size() : 0; }
+  // Bytes of the input budget this parser holds: the announced length of
+  // the message it is reassembling.
+  uint64_t reserved() const { return spill_ ? spill_->charged : 0; }
   // Release the reassembly memory when idle. Normally a no-op: the parser
   // frees it itself as soon as the message that needed it completes.
   void shrink() {
-    if (idle() && (!spill_ || spill_->control.empty())) spill_.reset();
+    if (idle() && (!spill_ || spill_->control.empty())) drop_spill();
   }
 
   static const ParserLimits& default_limits() {
@@ -70,6 +97,7 @@ class FrameParser {
     std::string message;      // reassembly buffer for data messages
     std::string control;      // reassembly buffer for a split control frame
     uint64_t msg_size = 0;    // announced bytes of the message so far
+    uint64_t charged = 0;     // of them, taken from the input budget
     size_t fragments = 0;     // frames of the message so far
     Utf8Stream utf8;
   };
@@ -77,6 +105,23 @@ class FrameParser {
   Spill& spill() {
     if (!spill_) spill_ = std::make_unique<Spill>();
     return *spill_;
+  }
+
+  // Takes `n` bytes of the input budget for the message `sp` reassembles;
+  // false if the budget has no room for them.
+  bool charge(Spill& sp, uint64_t n) {
+    InputBudget* b = limits_->input_budget;
+    if (!b) return true;
+    if (n > b->max - std::min(b->used, b->max)) return false;
+    b->used += n;
+    sp.charged += n;
+    return true;
+  }
+  // Frees the reassembly state and gives its budget back.
+  void drop_spill() {
+    if (!spill_) return;
+    if (limits_->input_budget) limits_->input_budget->used -= spill_->charged;
+    spill_.reset();
   }
 
   const ParserLimits* limits_;
@@ -91,12 +136,13 @@ class FrameParser {
   State state_ = State::Header;
   Opcode op_ = Opcode::Continuation;
   Opcode msg_op_ = Opcode::Text;  // current (data) message
-  bool fin_ = false;
-  bool masked_ = false;
-  bool in_message_ = false;
-  bool first_frame_ = false;  // the frame being read opens its message
-  bool frame_started_ = false;  // payload bytes of this frame were seen
-  uint8_t mask_phase_ = 0;      // payload bytes of this frame seen so far, mod 4
+  bool fin_ : 1 = false;
+  bool masked_ : 1 = false;
+  bool in_message_ : 1 = false;
+  bool first_frame_ : 1 = false;    // the frame being read opens its message
+  bool frame_started_ : 1 = false;  // payload bytes of this frame were seen
+  uint8_t mask_phase_ : 2 = 0;      // payload bytes of this frame seen so far, mod 4
+  uint32_t own_limit_ = 0;          // see set_max_message_size(); 0: none
 
   const uint8_t* mask() const { return hdr_; }
   void advance_frame(size_t n) {

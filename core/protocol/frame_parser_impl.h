@@ -7,8 +7,13 @@
 //   receiver gains nothing by rejecting them and the length is validated
 //   against the limits either way.
 // - Limits are decided from the header alone, before any payload byte is
-//   stored: a frame that would take its message over max_message_size is
-//   answered with 1009 as soon as its length field is complete.
+//   stored: a frame that would take its message over max_message_size (the
+//   parser's own limit if lower) is answered with 1009 as soon as its length
+//   field is complete. A frame that must be reassembled (not delivered in
+//   place) takes its announced length from the shared input budget when it
+//   starts, or fails with 1013 (try again later: the server, not this
+//   message, is over its bound); the message gives it all back when it
+//   completes or the parser is destroyed.
 // - A handler returning false stops consume() right after the event that
 //   returned it; the bytes of that frame count as consumed and the parser is
 //   positioned at the next frame, so consume() may be called again with the
@@ -100,9 +105,11 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
   if (!is_control(op)) {
     // Already-received fragments of this message count towards the limit.
     const uint64_t so_far = op == Opcode::Continuation ? spill_->msg_size : 0;
-    if (so_far > limits_->max_message_size || len > limits_->max_message_size - so_far) {
-      return fail(1009, "message too big");
-    }
+    const uint64_t limit = max_message_size();
+    if (so_far > limit || len > limit - so_far) return fail(1009, "message too big");
+    // A continuation is always reassembled: it takes its share now.
+    if (op == Opcode::Continuation && !charge(*spill_, len))
+      return fail(1013, "server has too much partial input buffered");
   }
   if (hdr_len_ < full) {
     *need = full;
@@ -128,7 +135,7 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
       in_message_ = true;
       first_frame_ = true;
       msg_op_ = op;
-      spill_.reset();  // already null: freed when the last message completed
+      drop_spill();  // already null: freed when the last message completed
     } else {
       first_frame_ = false;
       ++spill_->fragments;
@@ -237,7 +244,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
       if (in_message_) {
         sp.control.clear();
       } else {
-        spill_.reset();
+        drop_spill();
       }
       if (!go_on) return pos;
       continue;
@@ -262,10 +269,17 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
 
     // Reassembly: validate text as it arrives so bad UTF-8 fails fast.
     if (!spill_) {
-      // First chunk of the message's first frame (nothing of it seen yet).
+      // First chunk of the message's first frame (nothing of it seen yet):
+      // the whole frame will be held, so its announced length is charged.
       spill_ = std::make_unique<Spill>();
       spill_->fragments = 1;
       spill_->msg_size = remaining_;
+      if (!charge(*spill_, remaining_)) {
+        drop_spill();
+        state_ = State::Done;
+        h.on_error(1013, "server has too much partial input buffered");
+        return pos;
+      }
     }
     Spill& sp = *spill_;
     if (text && !sp.utf8.feed(reinterpret_cast<const char*>(p), avail)) {
@@ -289,7 +303,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
     }
     // The handler sees the buffer; freed after, so an idle parser owns none.
     const bool go_on = h.on_message(msg_op_, sp.message.data(), sp.message.size());
-    spill_.reset();
+    drop_spill();
     if (!go_on) return pos;
   }
   return pos;

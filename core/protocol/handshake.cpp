@@ -6,6 +6,8 @@
 // - Sec-WebSocket-Key must be exactly 24 base64 characters ending in "=="
 //   (the only form that decodes to 16 bytes); it may appear only once.
 // - Origin comparison is ASCII case-insensitive (scheme and host are).
+// - Host is not checked here: the request parser already answers an
+//   HTTP/1.1 head without it with 400, for every request (RFC 9112 3.2).
 // - Subprotocols are matched case-sensitively: the client checks that the
 //   answer is one of the names it offered, byte for byte.
 #include "protocol/handshake.h"
@@ -72,7 +74,6 @@ bool wants_websocket(const HttpRequest& req) { return req.has_token("Upgrade", "
 UpgradeResult evaluate_upgrade(const HttpRequest& req, const UpgradeConfig& cfg) {
   if (req.method != "GET") return reject(405, "WebSocket upgrade requires GET", "Allow: GET\r\n");
   if (req.version_minor != 1) return reject(400, "upgrade requires HTTP/1.1");
-  if (req.find("Host") == nullptr) return reject(400, "missing Host header");
   if (!req.has_token("Upgrade", "websocket")) return reject(400, "missing Upgrade: websocket");
   if (!req.has_token("Connection", "upgrade")) return reject(400, "missing Connection: Upgrade");
 

@@ -11,8 +11,10 @@
 // - Leading empty lines before the request line are not skipped (400).
 // - obs-fold (a header line starting with SP/HTAB) is rejected (400), as
 //   RFC 9112 5.2 allows.
-// - Host is not required here (the WebSocket handshake requires it), but a
-//   second Host header is a 400 (RFC 9112 3.2).
+// - An HTTP/1.1 request without Host, or with a second one, is a 400 (RFC
+//   9112 3.2), decided here for static requests and upgrades alike. HTTP/1.0
+//   predates Host and may omit it; an empty value is valid (a target
+//   without authority).
 // - No request bodies: Transfer-Encoding is 501, Content-Length other than 0
 //   is 413, an unparsable or conflicting Content-Length is 400.
 #include "protocol/http_request.h"
@@ -237,6 +239,7 @@ HttpRequestParser::Result HttpRequestParser::parse_head(size_t head_len) {
       if (!zero) return fail(413, "request bodies are not accepted");
     }
   }
+  if (!have_host && req_.version_minor >= 1) return fail(400, "missing Host header");
   done_ = true;
   return Result::Complete;
 }

@@ -35,9 +35,9 @@ class HttpRequestParser {
   explicit HttpRequestParser(size_t max_head_size = 8192) : max_(max_head_size) {}
 
   // Append bytes. Returns Complete once the head (up to CRLFCRLF) is parsed,
-  // Error on malformed input (error_status() 400, 431 over the limit, 505
-  // for a version other than HTTP/1.x, 501 for Transfer-Encoding, 413 for a
-  // body), Incomplete otherwise. Bytes after the head are kept and reported
+  // Error on malformed input (error_status() 400, also for an HTTP/1.1 head
+  // without Host; 431 over the limit, 505 for a version other than HTTP/1.x,
+  // 501 for Transfer-Encoding, 413 for a body), Incomplete otherwise. Bytes after the head are kept and reported
   // by leftover() (pipelined request or early WebSocket frames).
   Result feed(const char* data, size_t len);
 

@@ -77,11 +77,17 @@ struct ConnCold {
   uint64_t dropped = 0;  // messages dropped under the drop policy
   size_t greeting = 0;   // unwritten bytes of the greeting, at the head of the queue
   uint8_t addr6[16] = {};
+  // Input read but not handled yet: the rest of a read whose turn ended at
+  // its message budget (at most one read's worth), handled from input_pos
+  // on in the next turns. Its capacity is kept while the client keeps
+  // sending (no allocation per turn) and released by the timer once empty.
+  std::string input;
+  size_t input_pos = 0;
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
     return !http && !file && !info && close_reason.empty() && path.empty() && dropped == 0 &&
-           greeting == 0 && !holds_addr6;
+           greeting == 0 && !holds_addr6 && input.empty();
   }
 };
 
@@ -129,7 +135,7 @@ struct Connection {
   bool shut_done : 1 = false;      // FIN sent (shutdown SHUT_WR)
   bool over_soft : 1 = false;      // crossed the soft output limit: on_drain when empty
   bool ping_outstanding : 1 = false;
-  bool read_pending : 1 = false;   // stopped reading with data left (fairness budget)
+  bool read_pending : 1 = false;   // in Impl::read_pending: its next turn is due (fairness)
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
   bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
@@ -188,6 +194,21 @@ struct Connection {
     if (!cold_ || !cold_->file) return;
     cold_->file.reset();
     drop_cold_if_unused();
+  }
+
+  // Input kept from a turn that ended at its budget (see ConnCold::input).
+  bool has_input() const { return cold_ && cold_->input_pos < cold_->input.size(); }
+  void keep_input(const uint8_t* data, size_t n) {
+    ConnCold& k = cold();
+    k.input.assign(reinterpret_cast<const char*>(data), n);  // reuses the capacity
+    k.input_pos = 0;
+  }
+  // The kept input's memory, once it has all been handled (timer, not per turn).
+  void trim_input() {
+    if (cold_ && !has_input() && cold_->input.capacity() > std::string().capacity()) {
+      std::string().swap(cold_->input);
+      cold_->input_pos = 0;
+    }
   }
 
   // The ConnInfo if it was built (see Server::Impl::conn_info).

@@ -96,7 +96,7 @@ bool Server::Impl::continue_http(Connection* c) {
   c->http_hold = false;
   on_http_bytes(c, nullptr, 0);  // requests already buffered
   if (c->state == ConnState::Dead) return false;
-  read_again(c);  // and those still in the socket
+  take_turn_later(c);  // and those still in the socket
   return !c->http_hold;
 }
 

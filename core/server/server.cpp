@@ -41,6 +41,8 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
     return fail(kEInval, "max_message_size must be between 1 byte and 2 GiB");
   if (cfg.max_request_size < 256) return fail(kEInval, "max_request_size must be at least 256");
   if (cfg.max_output_buffer == 0) return fail(kEInval, "max_output_buffer must be positive");
+  if (cfg.ipv6_prefix_length < 1 || cfg.ipv6_prefix_length > 128)
+    return fail(kEInval, "ipv6_prefix_length must be between 1 and 128");
 
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
@@ -49,6 +51,8 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   impl->upgrade_cfg.allowed_origins = cfg.allowed_origins;
   impl->limits.max_message_size = cfg.max_message_size;
   impl->limits.max_fragments = cfg.max_fragments;
+  impl->input_budget.max = cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size);
+  impl->limits.input_budget = &impl->input_budget;
   impl->tick_ms = tick_for(cfg);
   if (!cfg.static_dir.empty()) {
     if (access(cfg.static_dir.c_str(), R_OK | X_OK) != 0)
@@ -168,6 +172,14 @@ int Server::Impl::poll_once(int timeout_ms) {
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
 
   if (work_left()) timeout_ms = 0;
+  if (accept_paused) {
+    const int64_t left = accept_retry_ms - now_ms;
+    if (left <= 0) {
+      resume_accepting();
+    } else if (timeout_ms < 0 || timeout_ms > left) {
+      timeout_ms = int(left);
+    }
+  }
   if (state.load() == LoopState::Stopping) {
     int cap = by_id.empty() ? 0 : tick_ms;
     if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;
@@ -176,17 +188,16 @@ int Server::Impl::poll_once(int timeout_ms) {
   int n = poller.wait(evs, 256, timeout_ms);
   if (n < 0) return kESystem;
   now_ms = net::monotonic_ms();
+  // Connections whose last turn ended with input possibly left get their
+  // turn after the events; until then (flag still set) an event of theirs
+  // does not give them a second one. Swapped, so both lists keep capacity.
+  turns.swap(read_pending);
   for (int i = 0; i < n; ++i) on_event(evs[i]);
-
-  // Connections that had more input than one event's budget.
-  if (!read_pending.empty()) {
-    std::vector<Connection*> again;
-    again.swap(read_pending);
-    for (Connection* c : again) {
-      c->read_pending = false;
-      if (c->state != ConnState::Dead) read_ready(c);
-    }
+  for (Connection* c : turns) {
+    c->read_pending = false;
+    if (c->state != ConnState::Dead) read_ready(c);
   }
+  turns.clear();
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
   run_close_reports();
@@ -415,9 +426,11 @@ void Server::Impl::on_tick() {
   poller.drain_timer();
   std::vector<Connection*> expired;
   for (Connection* c : by_id) {
-    // A burst's spilled output array goes back once the queue is empty: a
-    // few allocations a second at most, never one per message.
+    // A burst's spilled output array (and input kept between turns) goes
+    // back once empty: a few allocations a second at most, never one per
+    // message.
     c->out.trim();
+    c->trim_input();
     switch (c->state) {
       case ConnState::Http:
       case ConnState::Closing:

@@ -48,8 +48,14 @@ struct ServerConfig {
   size_t max_message_size = 16u << 20;
   size_t max_fragments = 65536;
   size_t max_output_buffer = 1u << 20;
+  // Partial messages held at once by all connections, in bytes announced by
+  // their frame headers; a frame that would go over closes its connection
+  // with 1013. 0: four times max_message_size.
+  size_t max_buffered_input = 0;
   uint32_t max_connections = 100000;
   uint32_t max_connections_per_ip = 0;
+  // IPv6 peers count against max_connections_per_ip by this prefix (1..128).
+  unsigned ipv6_prefix_length = 64;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
   int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
   int handshake_timeout_ms = 10000;   // -1: disabled
@@ -67,6 +73,15 @@ class ServerHandler {
   // (4xx) to refuse it with *reason as the body (e.g. a bad room name).
   virtual int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
     (void)path; (void)subprotocol; (void)reason;
+    return 0;
+  }
+  // When an upgrade is accepted (on_upgrade returned 0): the largest message
+  // this connection may send, if the handler knows a bound below
+  // max_message_size (0: none). Checked against each frame header and the
+  // running total of the message's fragments; over it, close 1009 before
+  // anything is buffered.
+  virtual size_t message_limit(std::string_view path, std::string_view subprotocol) {
+    (void)path; (void)subprotocol;
     return 0;
   }
   virtual void on_open(ConnId) {}

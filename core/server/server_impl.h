@@ -37,7 +37,11 @@ struct Command {
 struct Server::Impl {
   static constexpr uint64_t kListenToken = ~uint64_t{0} - 2;
   static constexpr size_t kReadBufferSize = 64 * 1024;
-  static constexpr int kReadsPerEvent = 4;
+  // One connection's turn in an iteration: one read (or what an earlier
+  // turn left), and at most this many messages and control frames handled,
+  // so that every ready connection is served in every iteration however
+  // fast one of them sends.
+  static constexpr int kMessagesPerTurn = 64;
   // Output of at most this many bytes in several frames is copied into
   // wbuf and written with write() instead of a writev of one iovec each.
   static constexpr size_t kCoalesceMax = 16 * 1024;
@@ -45,6 +49,9 @@ struct Server::Impl {
   // kFlushMinStep connections each), new input being read in between.
   static constexpr size_t kFlushSteps = 4;
   static constexpr size_t kFlushMinStep = 16;
+  // Out of descriptors: how long the listener is left alone before the
+  // next try (unless a connection closes first).
+  static constexpr int kAcceptBackoffMs = 100;
   // HTTP output per connection: no further request is parsed while more
   // than this (or the cap, if smaller) is queued, and a static file is read
   // in chunks of kFileChunk (a pooled frame size) into at most this much
@@ -58,9 +65,12 @@ struct Server::Impl {
   net::Poller poller;
   net::Acceptor acceptor;
   int listen_fd = -1;
+  bool accept_paused = false;  // listener out of the poll set (see pause_accepting)
+  int64_t accept_retry_ms = 0;
   uint16_t port = 0;
   http::StaticFiles static_files{""};
   protocol::UpgradeConfig upgrade_cfg;
+  protocol::InputBudget input_budget;  // before pool: every parser gives its share back
   protocol::ParserLimits limits;
   int tick_ms = 250;
 
@@ -75,7 +85,8 @@ struct Server::Impl {
   Connection* serving = nullptr;                    // whose on_message is running
   Connection* opening = nullptr;                    // whose on_open is running (its greeting)
   std::vector<Connection*> dead;                    // destroy at iteration end
-  std::vector<Connection*> read_pending;            // read budget ran out
+  std::vector<Connection*> read_pending;            // turn due next iteration (input may be left)
+  std::vector<Connection*> turns;                   // ... those of this iteration (see poll_once)
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
   std::unordered_map<std::string, uint32_t> per_ip;
   ConnId next_id = 1;
@@ -138,17 +149,15 @@ struct Server::Impl {
 
   // server_io.cpp
   void accept_all();
+  void pause_accepting();
+  void resume_accepting();
   void on_event(const net::PollEvent& ev);
   void read_ready(Connection* c);
-  void read_again(Connection* c) {  // read_ready next iteration
-    if (!c->read_pending) {
-      c->read_pending = true;
-      read_pending.push_back(c);
-    }
-  }
-  void on_bytes(Connection* c, uint8_t* data, size_t n);
+  size_t on_bytes(Connection* c, uint8_t* data, size_t n);  // bytes handled this turn
   void on_http_bytes(Connection* c, const uint8_t* data, size_t n);
-  void on_ws_bytes(Connection* c, uint8_t* data, size_t n);
+  size_t feed_frames(Connection* c, uint8_t* data, size_t n);  // until the turn's budget
+  void on_ws_bytes(Connection* c, uint8_t* data, size_t n);    // feed_frames, keeping the rest
+  void take_turn_later(Connection* c);
   bool handle_request(Connection* c);
   bool handle_upgrade(Connection* c, const protocol::HttpRequest& req);
   void respond_and_close(Connection* c, int status, std::string_view message,

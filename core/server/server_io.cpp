@@ -18,11 +18,16 @@ using protocol::Opcode;
 // ---------------------------------------------------------------- accepting
 
 void Server::Impl::accept_all() {
+  using R = net::Acceptor::Result;
   for (int i = 0; i < 64 && listen_fd >= 0; ++i) {
     net::Accepted a;
-    int rc = acceptor.accept_one(listen_fd, &a);
-    if (rc == 0) return;
-    if (rc < 0) continue;
+    const R rc = acceptor.accept_one(listen_fd, &a);
+    if (rc == R::Empty) return;
+    if (rc == R::Exhausted) {
+      pause_accepting();
+      return;
+    }
+    if (rc == R::Retry) continue;
     Connection* c = pool.create(limits);
     c->id = next_id++;
     c->fd = a.fd;
@@ -44,7 +49,7 @@ void Server::Impl::accept_all() {
     }
     if (cfg.max_connections_per_ip > 0) {
       c->counted_ip = true;
-      uint32_t n = ++per_ip[a.address];
+      uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
       if (n > cfg.max_connections_per_ip) {
         respond_and_close(c, 503, "too many connections from this address");
         continue;
@@ -55,6 +60,30 @@ void Server::Impl::accept_all() {
       // and the listener keeps serving.
       respond_and_close(c, 503, "server is at its connection limit");
     }
+  }
+}
+
+// Out of descriptors with nothing to shed: the level-triggered listener
+// would report the pending connection on every wait and the loop would spin.
+// It is left out of the poll set until a descriptor is freed here (destroy)
+// or the back-off passes (see poll_once), whichever comes first.
+void Server::Impl::pause_accepting() {
+  if (accept_paused || listen_fd < 0) return;
+  poller.remove(listen_fd);
+  accept_paused = true;
+  accept_retry_ms = now_ms + kAcceptBackoffMs;
+}
+
+void Server::Impl::resume_accepting() {
+  if (!accept_paused) return;
+  if (listen_fd < 0) {  // stopped meanwhile
+    accept_paused = false;
+    return;
+  }
+  if (poller.add_level_read(listen_fd, kListenToken)) {
+    accept_paused = false;
+  } else {
+    accept_retry_ms = now_ms + kAcceptBackoffMs;
   }
 }
 
@@ -79,24 +108,47 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     c->writable = true;
     if (!c->out.empty()) flush(c);
   }
-  if (ev.readable && c->state != ConnState::Dead) read_ready(c);
+  // A connection whose turn is due from the pending list gets that one
+  // (after the events), not a second one now.
+  if (ev.readable && c->state != ConnState::Dead && !c->read_pending) read_ready(c);
 }
 
 // ------------------------------------------------------------------ reading
 
+// One turn of the connection: the input an earlier turn left, else one read
+// of at most kReadBufferSize; of it, at most kMessagesPerTurn messages are
+// handled and the rest is kept for the next turn (see feed_frames).
 void Server::Impl::read_ready(Connection* c) {
-  for (int i = 0; i < kReadsPerEvent; ++i) {
-    // A response is still going out: the next requests stay in the socket
-    // (continue_http reads again once it is out).
-    if (c->http_hold && c->state == ConnState::Http) return;
+  // A response is still going out: the next requests stay in the socket
+  // (continue_http takes a turn again once it is out).
+  if (c->http_hold && c->state == ConnState::Http) return;
+  if (c->has_input()) {
+    // Handled in place from the kept buffer; only its position moves.
+    ConnCold& k = c->cold();
+    k.input_pos += feed_frames(c, reinterpret_cast<uint8_t*>(k.input.data()) + k.input_pos,
+                               k.input.size() - k.input_pos);
+    if (c->state == ConnState::Dead) return;
+    if (!c->has_input() || (c->state != ConnState::Open && c->state != ConnState::Closing)) {
+      k.input.clear();  // capacity kept for the next burst (see trim_input)
+      k.input_pos = 0;
+    }
+    take_turn_later(c);  // the rest, or the socket (unread since the kept read)
+    return;
+  }
+  for (;;) {
     ssize_t n = ::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
-      on_bytes(c, rbuf.get(), size_t(n));
+      const size_t used = on_bytes(c, rbuf.get(), size_t(n));
       if (c->state == ConnState::Dead) return;
-      if (size_t(n) < kReadBufferSize) return;  // drained (edge-triggered)
-      continue;
+      if (used < size_t(n)) {
+        c->keep_input(rbuf.get() + used, size_t(n) - used);
+        take_turn_later(c);
+      } else if (size_t(n) == kReadBufferSize) {
+        take_turn_later(c);  // more may be waiting (edge-triggered: no new event for it)
+      }
+      return;
     }
     if (n == 0) {  // peer closed its side
       if (c->state == ConnState::Open) {
@@ -111,24 +163,28 @@ void Server::Impl::read_ready(Connection* c) {
     abort(c, 1006);
     return;
   }
-  // Budget spent with data possibly left: come back next iteration so one
-  // busy client cannot starve the others.
-  read_again(c);
 }
 
-void Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
+void Server::Impl::take_turn_later(Connection* c) {
+  if (!c->read_pending) {
+    c->read_pending = true;
+    read_pending.push_back(c);
+  }
+}
+
+size_t Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
   switch (c->state) {
     case ConnState::Http:
       on_http_bytes(c, data, n);
-      break;
+      return n;
     case ConnState::Open:
     case ConnState::Closing:
-      on_ws_bytes(c, data, n);
-      break;
+      return feed_frames(c, data, n);
     case ConnState::Lingering:
     case ConnState::Dead:
       break;  // discarded
   }
+  return n;
 }
 
 // --------------------------------------------------------------------- HTTP
@@ -205,6 +261,8 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
+  // Before any frame (the leftover below included) is parsed.
+  c->ws.set_max_message_size(handler->message_limit(req.path, u.subprotocol));
   if (ConnInfo* i = c->built_info()) {
     i->path = req.path;  // built early (not expected)
   } else if ((c->path_ref = paths.acquire(req.path)) == PathTable::kNone) {
@@ -273,9 +331,14 @@ namespace {
 struct FrameEvents {
   Server::Impl* s;
   Connection* c;
+  int left = Server::Impl::kMessagesPerTurn;  // events this turn may still handle
+
+  // Go on with the next frame: the connection still reads frames and the
+  // turn has budget left (else consume() stops and the rest waits).
+  bool next() { return (c->state == ConnState::Open || c->state == ConnState::Closing) && --left > 0; }
 
   bool on_message(Opcode op, const char* data, size_t len) {
-    if (c->state != ConnState::Open) return c->state == ConnState::Closing;  // discard
+    if (c->state != ConnState::Open) return next();  // Closing: discarded
     // While the handler runs, send()/broadcast() of this very buffer need
     // not validate it again (the common echo and relay).
     if (op == Opcode::Text) s->delivering = std::string_view(data, len);
@@ -283,18 +346,18 @@ struct FrameEvents {
     s->handler->on_message(c->id, op, data, len);
     s->serving = nullptr;
     s->delivering = {};
-    return c->state == ConnState::Open || c->state == ConnState::Closing;
+    return next();
   }
   bool on_ping(const char* data, size_t len) {
     if (c->state == ConnState::Open) {
       FrameRef pong(SharedFrame::make(Opcode::Pong, std::string_view(data, len)));
       s->enqueue(c, pong.get());
     }
-    return c->state == ConnState::Open || c->state == ConnState::Closing;
+    return next();
   }
   bool on_pong(const char*, size_t) {
     c->ping_outstanding = false;
-    return true;
+    return next();
   }
   bool on_close(uint16_t code, std::string_view reason) {
     c->close_received = true;
@@ -316,9 +379,24 @@ struct FrameEvents {
 };
 }  // namespace
 
-void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
+// The frames in data[0, n) until the turn's budget is spent; returns the
+// bytes consumed. Less than n only if the turn ended with frames left: the
+// caller keeps them for the next turn (a connection that is closing, whose
+// input is discarded, counts as all consumed).
+size_t Server::Impl::feed_frames(Connection* c, uint8_t* data, size_t n) {
   FrameEvents ev{this, c};
-  c->ws.consume(data, n, ev);
+  const size_t used = c->ws.consume(data, n, ev);
+  const bool reading = c->state == ConnState::Open || c->state == ConnState::Closing;
+  return reading && !c->ws.finished() ? used : n;
+}
+
+// Bytes that came with the upgrade request: a turn of their own.
+void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
+  const size_t used = feed_frames(c, data, n);
+  if (used < n) {
+    c->keep_input(data + used, n - used);
+    take_turn_later(c);
+  }
 }
 
 // ------------------------------------------------------------------- output
@@ -524,13 +602,17 @@ void Server::Impl::destroy(Connection* c) {
     if (it != dirty.end()) dirty.erase(it);
     else dirty_first.erase(std::find(dirty_first.begin(), dirty_first.end(), c));
   }
-  if (c->read_pending) read_pending.erase(std::find(read_pending.begin(), read_pending.end(), c));
+  if (c->read_pending) {
+    auto it = std::find(read_pending.begin(), read_pending.end(), c);
+    if (it != read_pending.end()) read_pending.erase(it);  // else in `turns`, cleared with it
+  }
   poller.remove(c->fd);
   ::close(c->fd);
+  if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now
   by_id.erase(c->id);
   paths.release(c->path_ref);
   if (c->counted_ip) {
-    auto it = per_ip.find(c->address());
+    auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
   report_close(c);

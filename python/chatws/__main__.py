@@ -55,9 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", metavar="PATH", help="SQLite file for durable chat history (default: in memory)")
     p.add_argument("--history-size", type=_positive, help="messages kept per room (default 50)")
     p.add_argument("--max-connections", type=_positive, help="open connections (default 100000)")
-    p.add_argument("--max-connections-per-ip", type=_positive, help="per client address (default unlimited)")
+    p.add_argument("--max-connections-per-ip", type=_positive,
+                   help="per client address, IPv6 clients per network prefix (default unlimited)")
+    p.add_argument("--ipv6-prefix-length", type=_positive, metavar="BITS",
+                   help="IPv6 clients count against --max-connections-per-ip by this prefix (default 64)")
     p.add_argument("--max-message-size", type=_positive, help="bytes per WebSocket message (default 16 MiB)")
     p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default 1 MiB)")
+    p.add_argument("--max-buffered-input", type=_positive,
+                   help="bytes of unfinished messages held for all clients together (default 4 x max message size)")
     p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default 64)")
     p.add_argument("--max-text-length", type=_positive, help="characters in a message (default 4096)")
     p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default 10000)")
@@ -97,6 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             history_size=args.history_size,
             max_connections=args.max_connections,
             max_connections_per_ip=args.max_connections_per_ip,
+            ipv6_prefix_length=args.ipv6_prefix_length,
+            max_buffered_input=args.max_buffered_input,
             max_message_size=args.max_message_size,
             max_output_buffer=args.max_output_buffer,
             max_user_length=args.max_user_length,

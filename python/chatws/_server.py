@@ -126,10 +126,14 @@ class Server:
     Sizes are bytes; timeouts are seconds (``None``: the library default,
     ``math.inf``: disabled). Defaults: max_request_size 8 KiB,
     max_message_size 16 MiB, max_output_buffer 1 MiB, max_connections
-    100000, handshake_timeout 10, idle_timeout 60, close_timeout 5,
-    drain_timeout 5, history_size 50, max_rooms 10000, max_idle_room_bytes
-    64 MiB (see chatws.h). A new chat room beyond max_rooms is refused (HTTP
-    503 at the upgrade; :meth:`post_chat` raises ``QueueFull``).
+    100000, max_connections_per_ip unlimited (IPv6 peers counted by their
+    /``ipv6_prefix_length`` network, 64), max_buffered_input 4 x
+    max_message_size (partial messages of all connections together; a frame
+    over it closes its connection with 1013), handshake_timeout 10,
+    idle_timeout 60, close_timeout 5, drain_timeout 5, history_size 50,
+    max_rooms 10000, max_idle_room_bytes 64 MiB (see chatws.h). A new chat
+    room beyond max_rooms is refused (HTTP 503 at the upgrade;
+    :meth:`post_chat` raises ``QueueFull``).
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -161,6 +165,8 @@ class Server:
         max_output_buffer: Optional[int] = None,
         max_connections: Optional[int] = None,
         max_connections_per_ip: Optional[int] = None,
+        ipv6_prefix_length: Optional[int] = None,
+        max_buffered_input: Optional[int] = None,
         socket_send_buffer: Optional[int] = None,
         slow_consumer_policy: str = "close",
         handshake_timeout: Optional[float] = None,
@@ -206,6 +212,8 @@ class Server:
             max_output_buffer=max_output_buffer,
             max_connections=max_connections,
             max_connections_per_ip=max_connections_per_ip,
+            ipv6_prefix_length=ipv6_prefix_length,
+            max_buffered_input=max_buffered_input,
             socket_send_buffer=socket_send_buffer,
             slow_consumer_policy=slow_consumer_policy,
             handshake_timeout=handshake_timeout,

@@ -77,6 +77,8 @@ static void test_options_init(void) {
   CHECK_ZERO_OR(o.max_user_length, 64u);
   CHECK_ZERO_OR(o.max_text_length, 4096u);
   CHECK(o.on_chat == NULL);
+  CHECK_ZERO_OR(o.ipv6_prefix_length, 64u);
+  CHECK_ZERO_OR(o.max_buffered_input, (size_t)64 << 20);
 }
 
 static void expect_create_fails(const chatws_options* o, int expected, const char* what) {
@@ -95,6 +97,10 @@ static void test_bad_options(void) {
   chatws_options_init(&o);
   o.slow_consumer_policy = 42;
   expect_create_fails(&o, CHATWS_EINVAL, "slow_consumer_policy 42");
+
+  chatws_options_init(&o);
+  o.ipv6_prefix_length = 129;
+  expect_create_fails(&o, CHATWS_EINVAL, "ipv6_prefix_length 129");
 
   chatws_options_init(&o);
   o.struct_size = 0; /* not initialised with chatws_options_init() */
@@ -129,6 +135,22 @@ static void test_disabled_timeouts(void) {
   chatws_server_destroy(s);
 }
 
+/* The IPv6 prefix of the per-address limit: 1..128 are valid. */
+static void test_ipv6_prefix_lengths(void) {
+  unsigned bits[] = {1, 48, 64, 128};
+  size_t i;
+  for (i = 0; i < sizeof bits / sizeof bits[0]; ++i) {
+    chatws_options o;
+    chatws_server* s = NULL;
+    chatws_options_init(&o);
+    o.max_connections_per_ip = 4;
+    o.ipv6_prefix_length = bits[i];
+    CHECK_EQ_INT(chatws_server_create(&o, &s), CHATWS_OK);
+    CHECK(s != NULL);
+    chatws_server_destroy(s);
+  }
+}
+
 static void test_null_arguments(void) {
   chatws_options o;
   chatws_options_init(&o);
@@ -148,6 +170,7 @@ int main(void) {
   test_options_init();
   test_bad_options();
   test_disabled_timeouts();
+  test_ipv6_prefix_lengths();
   test_null_arguments();
   return test_finish("test_c_basics");
 }

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/process_memory.h"
 #include "support/test_server.h"
 #include "support/ws_client.h"
 
@@ -34,32 +35,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::string_literals;
 
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kMeasureMemory = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-constexpr bool kMeasureMemory = false;
-#else
-constexpr bool kMeasureMemory = true;
-#endif
-#else
-constexpr bool kMeasureMemory = true;
-#endif
-
-constexpr size_t kMiB = 1024 * 1024;
-
-// Resident set of this process, after handing freed heap back to the OS.
-size_t rss_bytes() {
-  malloc_trim(0);
-  long pages = 0, resident = 0;
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return size_t(resident) * size_t(sysconf(_SC_PAGESIZE));
-}
 
 long ms_since(Clock::time_point t) {
   return long(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());

@@ -84,6 +84,34 @@ TEST(HotPathAllocations, EchoAllocatesNothingInSteadyState) {
       << "heap allocations on the loop thread over " << h.second_mark - h.first_mark << " echoes";
 }
 
+// Bursts larger than a turn's message budget: the rest of each read is
+// kept for the next turns in a buffer whose capacity is reused.
+TEST(HotPathAllocations, BurstsOverTheTurnBudgetAllocateNothingInSteadyState) {
+  CountingHandler h;
+  h.first_mark = 2560;
+  h.second_mark = 12800;
+  ServerThread st(ServerConfig{}, &h);
+  ASSERT_TRUE(st.server) << st.error;
+  h.server = st.server.get();
+  WsClient c(st.port());
+  ASSERT_EQ(c.handshake(), 101);
+  const std::string payload(24, 'q');
+  std::string burst;
+  for (int k = 0; k < 256; ++k) burst += WsClient::masked_frame(Opcode::Text, payload);
+  for (int round = 0; round < 60; ++round) {
+    ASSERT_TRUE(c.write_all(burst));  // 256 messages in one write: four turns
+    for (int k = 0; k < 256; ++k) {
+      auto f = c.read_message();
+      ASSERT_TRUE(f);
+      ASSERT_EQ(f->payload, payload);
+    }
+  }
+  ASSERT_GE(h.seen, h.second_mark);
+  EXPECT_EQ(h.at_second - h.at_first, 0u)
+      << "heap allocations on the loop thread over " << h.second_mark - h.first_mark
+      << " echoes in bursts of 256";
+}
+
 TEST(HotPathAllocations, BroadcastAllocatesNothingInSteadyState) {
   CountingHandler h;
   h.broadcast = true;

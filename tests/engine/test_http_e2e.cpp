@@ -131,6 +131,23 @@ TEST_F(HttpFixture, OversizedAndMalformedRequests) {
   EXPECT_EQ(status(*r), 431);
 }
 
+// RFC 9112 3.2: an HTTP/1.1 request without Host is a 400, for a file as
+// for an upgrade, and the connection is closed; HTTP/1.0 needs no Host.
+TEST_F(HttpFixture, Http11WithoutHostIs400) {
+  TcpClient c(st->port());
+  ASSERT_TRUE(c.write_all("GET /index.html HTTP/1.1\r\n\r\n"));
+  auto r = c.read_http_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(status(*r), 400);
+  EXPECT_NE(r->find("missing Host header"), std::string::npos) << *r;
+  EXPECT_EQ(r->find("<h1>chat</h1>"), std::string::npos);
+  EXPECT_TRUE(c.wait_eof());
+  std::string u = get("GET / HTTP/1.1\r\n" + ws_headers() + "\r\n");
+  EXPECT_EQ(status(u), 400);
+  EXPECT_NE(u.find("missing Host header"), std::string::npos) << u;
+  EXPECT_EQ(status(get("GET /index.html HTTP/1.0\r\n\r\n")), 200);
+}
+
 TEST_F(HttpFixture, UpgradeErrorsGetSpecificStatuses) {
   EXPECT_EQ(status(get(req("/", ws_headers("short")))), 400);
   std::string r = get(req("/", ws_headers("dGhlIHNhbXBsZSBub25jZQ==", "8")));

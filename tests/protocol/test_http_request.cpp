@@ -78,9 +78,9 @@ TEST(HttpRequest, Http10AndKeepAlive) {
   const Case cases[] = {
       {"GET / HTTP/1.0\r\n\r\n", false},
       {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
-      {"GET / HTTP/1.1\r\n\r\n", true},
-      {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
-      {"GET / HTTP/1.1\r\nConnection: foo, CLOSE\r\n\r\n", false},
+      {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n", false},
   };
   for (const auto& c : cases) {
     HttpRequestParser p;
@@ -114,8 +114,28 @@ TEST(HttpRequest, ViewsSurviveMoreBytesAfterCompletion) {
 
 TEST(HttpRequest, ContentLengthZeroIsFine) {
   HttpRequestParser p;
-  EXPECT_EQ(parse(p, "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
+  EXPECT_EQ(parse(p, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
             Result::Complete);
+}
+
+// RFC 9112 3.2: an HTTP/1.1 request without Host is a 400, whatever it asks
+// for (a file or an upgrade); HTTP/1.0 predates Host and may omit it; an
+// empty Host value is what a client sends for a target without authority.
+TEST(HttpRequest, Http11RequiresHost) {
+  for (const char* req : {"GET / HTTP/1.1\r\n\r\n", "GET /index.html HTTP/1.1\r\nX: a\r\n\r\n",
+                          "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"}) {
+    HttpRequestParser p;
+    ASSERT_EQ(parse(p, req), Result::Error) << req;
+    EXPECT_EQ(p.error_status(), 400) << req;
+    EXPECT_STREQ(p.error_reason(), "missing Host header") << req;
+  }
+  for (const char* req : {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+                          "GET / HTTP/1.1\r\nhOsT: a\r\n\r\n"}) {
+    HttpRequestParser p;
+    EXPECT_EQ(parse(p, req), Result::Complete) << req;
+  }
 }
 
 struct StatusCase {
@@ -175,6 +195,7 @@ INSTANTIATE_TEST_SUITE_P(
         StatusCase{"nul_in_value", std::string("GET / HTTP/1.1\r\nX: a") + '\0' + "b\r\n\r\n", 400},
         StatusCase{"cr_in_value", "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},
         StatusCase{"two_hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400},
+        StatusCase{"no_host", "GET / HTTP/1.1\r\nX: a\r\n\r\n", 400},
         StatusCase{"transfer_encoding", "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
                    501},
         StatusCase{"content_length", "GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 413},
@@ -207,7 +228,7 @@ TEST(HttpRequest, RandomSplitsGiveTheSameRequest) {
 
 // A request whose head (through CRLFCRLF) is exactly `size` bytes.
 std::string head_of_size(size_t size) {
-  std::string start = "GET / HTTP/1.1\r\nX-Pad: ";
+  std::string start = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ";
   std::string end = "\r\n\r\n";
   return start + std::string(size - start.size() - end.size(), 'p') + end;
 }

@@ -291,6 +291,27 @@ class WsClient : public TcpClient {
     return protocol::encode_masked_frame(op, payload, mask, fin);
   }
 
+  // The header of a masked frame announcing `len` payload bytes and the
+  // first `sent` of them ('a' under a zero mask: valid text), as a client
+  // that never finishes its message sends.
+  static std::string partial_frame(protocol::Opcode op, uint64_t len, size_t sent) {
+    static const uint8_t zero[4] = {0, 0, 0, 0};
+    uint8_t h[protocol::kMaxFrameHeader];
+    const size_t n = protocol::encode_masked_frame_header(h, op, len, zero, true);
+    return std::string(reinterpret_cast<char*>(h), n) + std::string(sent, 'a');
+  }
+
+  // Reads frames until the server's close frame; its code, or 0 if none
+  // came (EOF, timeout).
+  uint16_t read_close_code(int timeout_ms = 5000) {
+    for (int i = 0; i < 100000; ++i) {
+      auto f = read_frame(timeout_ms);
+      if (!f) return 0;
+      if (f->op == protocol::Opcode::Close) return f->close_code();
+    }
+    return 0;
+  }
+
   bool send_frame(protocol::Opcode op, std::string_view payload, bool fin = true) {
     uint8_t mask[4];
     for (auto& m : mask) m = uint8_t(rng_());
