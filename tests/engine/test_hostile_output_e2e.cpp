@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "support/descriptors.h"
+#include "support/echo_under_attack.h"
 #include "support/pattern_file.h"
 #include "support/process_memory.h"
-#include "support/test_server.h"
 #include "support/ws_client.h"
 
 using namespace chatws;
@@ -36,12 +36,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct HostileOutput : ::testing::Test {
+// The echo server under attack (support/echo_under_attack.h), serving a
+// temporary directory, with a descriptor baseline too.
+struct HostileOutput : EchoUnderAttack {
   fs::path root;
-  RecordingHandler handler;
-  std::unique_ptr<ServerThread> st;
-  std::unique_ptr<WsClient> bystander;  // a well-behaved client, open throughout
-  size_t rss_before = 0;
   size_t fds_before = 0;
 
   void SetUp() override {
@@ -56,44 +54,10 @@ struct HostileOutput : ::testing::Test {
     fs::remove_all(root, ec);
   }
 
-  // An echo server with `cfg` serving `root`, a bystander connected, and
-  // the memory and descriptor baselines.
   void start(ServerConfig cfg) {
     cfg.static_dir = root.string();
-    cfg.drain_timeout_ms = 300;  // teardown: hostile clients never answer the 1001
-    handler.on_msg = [this](ConnId id, Opcode op, const char* d, size_t n) {
-      handler.server->send(id, op, std::string_view(d, n));
-    };
-    st = std::make_unique<ServerThread>(cfg, &handler);
-    ASSERT_TRUE(st->server) << st->error;
-    handler.server = st->server.get();
-    bystander = std::make_unique<WsClient>(st->port());
-    ASSERT_EQ(bystander->handshake(), 101);
-    expect_echo(*bystander, "before");
-    rss_before = rss_bytes();
+    EchoUnderAttack::start(cfg);
     fds_before = open_descriptors();
-  }
-
-  static void expect_echo(WsClient& c, const std::string& text) {
-    ASSERT_TRUE(c.send_text(text));
-    auto f = c.read_message();
-    ASSERT_TRUE(f) << "no echo of " << text;
-    EXPECT_EQ(f->payload, text);
-  }
-
-  // The bystander still gets its echoes, and a new client is served.
-  void expect_serving(const std::string& when) {
-    expect_echo(*bystander, "bystander " + when);
-    WsClient fresh(st->port());
-    ASSERT_EQ(fresh.handshake(), 101) << when;
-    expect_echo(fresh, "fresh " + when);
-  }
-
-  bool closed_with(uint16_t code, int timeout_ms) {
-    return handler.wait([&](const std::vector<Event>& ev) {
-      return std::any_of(ev.begin(), ev.end(),
-                         [&](const Event& e) { return e.kind == Event::Close && e.code == code; });
-    }, timeout_ms);
   }
 
   size_t rss_growth() const {
@@ -136,11 +100,11 @@ TEST_F(HostileOutput, NeverReadingFromTheFirstByteIsClosedAtTheCap) {
   // At most 128 MiB of frames; the cap (1 MiB) is reached after the first.
   for (int round = 0; round < 128 && !closed; ++round) {
     if (!c.write_all(batch)) break;  // the server stopped reading
-    closed = closed_with(1008, 0);
+    closed = wait_close(1008, 0);
     if (kMeasureMemory && round % 8 == 0) peak = std::max(peak, rss_growth());
     if (round == 4) expect_echo(*bystander, "during the flood");
   }
-  EXPECT_TRUE(closed_with(1008, 5000)) << "never closed as too slow";
+  EXPECT_TRUE(wait_close(1008, 5000)) << "never closed as too slow";
   if (kMeasureMemory) {
     EXPECT_LT(peak, 16 * kMiB) << "memory grew with the flood";
   }
