@@ -104,16 +104,17 @@ TEST_F(HostileOutput, NeverReadingFromTheFirstByteIsClosedAtTheCap) {
     if (kMeasureMemory && round % 8 == 0) peak = std::max(peak, rss_growth());
     if (round == 4) expect_echo(*bystander, "during the flood");
   }
-  EXPECT_TRUE(wait_close(1008, 5000)) << "never closed as too slow";
   if (kMeasureMemory) {
     EXPECT_LT(peak, 16 * kMiB) << "memory grew with the flood";
   }
-  // What it got: the 101, then whole echoes, then the close frame.
+  ASSERT_TRUE(wait_close(1008, 5000)) << "never closed as too slow";
+  // What it got: the 101, then whole echoes (the few the kernel took
+  // before the cap), then the close frame.
   auto head = c.read_http_response();
   ASSERT_TRUE(head);
   EXPECT_EQ(head->substr(0, 12), "HTTP/1.1 101");
   uint16_t code = 0;
-  for (int i = 0; i < 1000 && code == 0; ++i) {
+  for (int i = 0; i < 16 && code == 0; ++i) {
     auto f = c.read_frame(3000);
     ASSERT_TRUE(f) << "the stream broke after " << i << " frames: " << c.error();
     if (f->op == Opcode::Close) code = f->close_code();
@@ -125,19 +126,22 @@ TEST_F(HostileOutput, NeverReadingFromTheFirstByteIsClosedAtTheCap) {
   expect_descriptors_back("never-reader");
 }
 
-// Files "f000".."f999", 4 KiB each, each with its own bytes.
+// Files "f00".."f99", 4 KiB each, each with its own bytes; request i asks
+// for file i % 100, so the responses of a flood are told apart in order.
+constexpr int kFiles = 100;
+
 std::string numbered_content(int i) {
   char id[16];
-  std::snprintf(id, sizeof id, "file %03d\n", i);
-  std::string s(4096, char('a' + i % 26));
+  std::snprintf(id, sizeof id, "file %02d\n", i % kFiles);
+  std::string s(4096, char('a' + i % kFiles % 26));
   s.replace(0, std::strlen(id), id);
   return s;
 }
 
-void write_numbered_files(const fs::path& root, int n) {
-  for (int i = 0; i < n; ++i) {
+void write_numbered_files(const fs::path& root) {
+  for (int i = 0; i < kFiles; ++i) {
     char name[16];
-    std::snprintf(name, sizeof name, "f%03d", i);
+    std::snprintf(name, sizeof name, "f%02d", i);
     std::ofstream(root / name, std::ios::binary) << numbered_content(i);
   }
 }
@@ -146,7 +150,7 @@ std::string numbered_requests(int n) {
   std::string all;
   for (int i = 0; i < n; ++i) {
     char target[16];
-    std::snprintf(target, sizeof target, "/f%03d", i);
+    std::snprintf(target, sizeof target, "/f%02d", i % kFiles);
     all += HostileOutput::get(target);
   }
   return all;
@@ -158,7 +162,7 @@ std::string numbered_requests(int n) {
 // a time, not all.
 TEST_F(HostileOutput, PipelinedFloodFromALateReaderGetsEveryResponseInOrder) {
   constexpr int kRequests = 1000;
-  write_numbered_files(root, kRequests);
+  write_numbered_files(root);
   ServerConfig cfg;
   cfg.socket_send_buffer = 16384;
   start(cfg);
@@ -181,7 +185,7 @@ TEST_F(HostileOutput, PipelinedFloodFromALateReaderGetsEveryResponseInOrder) {
     EXPECT_LT(peak, 8 * kMiB);
   }
   // The connection is still good for more.
-  ASSERT_TRUE(c.write_all(get("/f007")));
+  ASSERT_TRUE(c.write_all(get("/f07")));
   auto more = c.read_http_response();
   ASSERT_TRUE(more);
   EXPECT_EQ(more->substr(more->size() - 4096), numbered_content(7));
@@ -195,17 +199,19 @@ TEST_F(HostileOutput, PipelinedFloodFromALateReaderGetsEveryResponseInOrder) {
 // timeout; memory stays bounded meanwhile.
 TEST_F(HostileOutput, PipelinedFloodFromANonReaderIsClosedWhenItStalls) {
   constexpr int kRequests = 1000;
-  write_numbered_files(root, kRequests);
+  write_numbered_files(root);
   ServerConfig cfg;
   cfg.socket_send_buffer = 16384;
   cfg.handshake_timeout_ms = 300;
   cfg.close_timeout_ms = 300;
   start(cfg);
   TcpClient c(st->port());
-  c.set_receive_buffer(4096);
+  c.set_receive_buffer(64 * 1024);
   timeval tv{5, 0};
   setsockopt(c.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   ASSERT_TRUE(c.write_all(numbered_requests(kRequests)));
+  pollfd p{c.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1) << "never answered";
   // Its server side is gone once only the client's own socket is left.
   EXPECT_TRUE(wait_until([&] { return open_descriptors() <= fds_before + 1; }, 5000))
       << "the stalled connection is still open";

@@ -26,7 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint64_t kBig = 24ull << 20;  // many chunks and windows
+constexpr uint64_t kBig = 8ull << 20;  // 512 chunks, 128 windows
 
 struct StaticStream : ::testing::Test {
   fs::path base;
