@@ -30,9 +30,9 @@ void Server::Impl::send_file(Connection* c, http::FileBody&& body) {
   c->deadline_ms = stall_deadline(cfg, now_ms);
 }
 
-// Tops the queue up to the window with the file's next chunks (one read);
-// false if the response was cut short (the connection then closes).
-bool Server::Impl::fill_file(Connection* c) {
+// Tops the queue up to the window with the file's next chunks (one read).
+// A file that changed ends the response short: the connection closes.
+void Server::Impl::fill_file(Connection* c) {
   http::FileBody& body = *c->file();
   const size_t window = std::max(http_window(), kFileChunk);
   const size_t queued = c->out.bytes();
@@ -40,7 +40,7 @@ bool Server::Impl::fill_file(Connection* c) {
   uint64_t want = room - room % kFileChunk;  // whole chunks: no small reads
   if (body.left() <= room) want = body.left();
   want = std::min<uint64_t>(want, body.left());
-  if (want == 0) return true;
+  if (want == 0) return;
 
   FrameRef frames[http::FileBody::kMaxBuffers];
   iovec iov[http::FileBody::kMaxBuffers];
@@ -55,7 +55,7 @@ bool Server::Impl::fill_file(Connection* c) {
     for (int i = 0; i < n; ++i) c->out.push_adopt(frames[i].release());
     mark_dirty(c);
     c->deadline_ms = stall_deadline(cfg, now_ms);
-    if (body.left() > 0) return true;
+    if (body.left() > 0) return;
   }
   // Done, or the file changed or shrank under us: its head announced a
   // length this response can no longer have, so it ends short and the
@@ -71,7 +71,6 @@ bool Server::Impl::fill_file(Connection* c) {
   } else if (c->state == ConnState::Http) {
     c->deadline_ms = cfg.handshake_timeout_ms > 0 ? now_ms + cfg.handshake_timeout_ms : 0;
   }
-  return ok;
 }
 
 // Called by flush() for a held connection, after a write: refills the file

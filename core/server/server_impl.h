@@ -167,7 +167,7 @@ struct Server::Impl {
   size_t http_window() const { return std::min(cfg.max_output_buffer, kHttpWindow); }
   bool http_busy(Connection* c) const { return c->file() || c->out.bytes() >= http_window(); }
   void send_file(Connection* c, http::FileBody&& body);
-  bool fill_file(Connection* c);
+  void fill_file(Connection* c);
   bool continue_http(Connection* c);
   void send_close(Connection* c, uint16_t code, std::string_view reason);
   void mark_dirty(Connection* c);
