@@ -18,6 +18,7 @@ DEB_PACKAGES=(
   libgtest-dev                      # C++ unit tests
   clang libclang-rt-14-dev          # sanitizer and fuzz builds
   chromium chromium-driver          # browser tests (selenium)
+  curl                              # an independent HTTP client for the static-file tests
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
   iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns
 )

@@ -205,7 +205,9 @@ typedef struct chatws_options {
 
   const char* host;             /* address to bind; default "127.0.0.1" ("::1", "0.0.0.0" ...) */
   uint16_t port;                /* TCP port; 0 (default) picks a free port, see chatws_server_port() */
-  const char* static_dir;       /* directory served over HTTP GET/HEAD; NULL (default): none */
+  const char* static_dir;       /* directory served over HTTP GET/HEAD (files streamed, at
+                                   most 64 KiB each in memory; Range, ETag/Last-Modified
+                                   conditional requests); NULL (default): none */
   const char* subprotocols;     /* comma-separated, in the server's order of preference, e.g.
                                    "json"; the first one the client also offers is chosen.
                                    NULL (default): none negotiated */
@@ -224,7 +226,9 @@ typedef struct chatws_options {
   size_t max_fragments;         /* fragments per message; default 65536; exceeded: close 1009 */
   size_t max_output_buffer;     /* output queued per connection that its socket will not
                                    take yet; default 1 MiB; exceeded: slow_consumer_policy
-                                   applies */
+                                   applies (the 101 and what on_open sends are exempt once,
+                                   by their own size). HTTP responses are never dropped: no
+                                   further request is read while min(this, 64 KiB) wait */
   uint32_t max_connections;     /* open WebSocket + HTTP connections; default 100000;
                                    exceeded: HTTP 503 to the new one */
   uint32_t max_connections_per_ip; /* default 0 = unlimited; exceeded: HTTP 503. IPv6

@@ -11,8 +11,9 @@
 //      but never outside it;
 //   5. open with O_NOFOLLOW and fstat the descriptor: only regular files are
 //      served (404 otherwise), never a FIFO or device that could block.
-// A directory (including "/") serves its index.html. Files over
-// kMaxFileSize are refused with 500 rather than read into memory.
+// A directory (including "/") serves its index.html. The file is not read
+// here: the response carries it open, with the byte range to send (see
+// file_response.h for validators, conditionals and ranges).
 // The root is trusted: concurrent renames inside it by an attacker (a race
 // between realpath and open) are outside this model.
 #include "http/static_files.h"
@@ -24,15 +25,15 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <ctime>
 #include <new>
 
+#include "http/file_response.h"
 #include "protocol/handshake.h"
 
 namespace chatws::http {
 
 namespace {
-
-constexpr uint64_t kMaxFileSize = 64ull << 20;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -114,51 +115,14 @@ bool resolve(const std::string& path, std::string* out) {
 
 int status_for_errno(int err) { return err == EACCES || err == EPERM ? 403 : 404; }
 
-std::string head_line(int status, const char* type, size_t length, bool keep_alive,
-                      std::string_view extra = {}) {
-  std::string h;
-  h.reserve(192 + extra.size());
-  h.append("HTTP/1.1 ");
-  h.append(std::to_string(status));
-  h.push_back(' ');
-  h.append(protocol::http_reason_phrase(status));
-  h.append("\r\nContent-Type: ");
-  h.append(type);
-  h.append("\r\nContent-Length: ");
-  h.append(std::to_string(length));
-  h.append("\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: ");
-  h.append(keep_alive ? "keep-alive" : "close");
-  h.append("\r\n");
-  h.append(extra);
-  h.append("\r\n");
-  return h;
-}
-
 StaticResponse error(int status, bool head_only, bool keep_alive, std::string_view extra = {}) {
   StaticResponse r;
   r.status = status;
   std::string body = protocol::http_reason_phrase(status);
   body.push_back('\n');
-  r.head = head_line(status, "text/plain; charset=utf-8", body.size(), keep_alive, extra);
+  r.head = response_head(status, "text/plain; charset=utf-8", body.size(), keep_alive, extra);
   if (!head_only) r.body = std::move(body);
   return r;
-}
-
-// Reads up to `size` bytes of `fd` (stops early at EOF if the file shrank).
-bool read_all(int fd, size_t size, std::string* out) {
-  out->resize(size);
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::read(fd, out->data() + got, size - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  out->resize(got);
-  return true;
 }
 
 class Fd {
@@ -170,6 +134,11 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;
@@ -274,18 +243,17 @@ StaticResponse StaticFiles::serve(const protocol::HttpRequest& req, bool keep_al
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
       return error(404, head_only, keep_alive);
     }
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (size > kMaxFileSize) return error(500, head_only, keep_alive);
-
+    const FileVersion version = file_version(st);
+    FileAnswer a = answer_file(req, version, content_type(type_name), keep_alive, ::time(nullptr));
     StaticResponse r;
-    r.status = 200;
-    if (!head_only) {
-      if (!read_all(fd.get(), static_cast<size_t>(size), &r.body)) {
-        return error(500, head_only, keep_alive);
-      }
+    r.status = a.status;
+    r.head = std::move(a.head);
+    r.body = std::move(a.body);
+    if (a.length > 0) {
+      ::posix_fadvise(fd.get(), static_cast<off_t>(a.offset), static_cast<off_t>(a.length),
+                      POSIX_FADV_SEQUENTIAL);
+      r.file = FileBody(fd.release(), version, a.offset, a.length);
     }
-    // Content-Length is what was read (the file may have changed since fstat).
-    r.head = head_line(200, content_type(type_name), head_only ? size : r.body.size(), keep_alive);
     return r;
   } catch (const std::bad_alloc&) {
     return StaticResponse{500, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/file_body.h"
 #include "net/tls_transport.h"
 #include "protocol/frame_parser.h"
 #include "protocol/http_request.h"
@@ -63,18 +64,20 @@ class Deadline32 {
 };
 
 // What only some connections need, or need only for a while: the HTTP parser
-// of the handshake, the ConnInfo once the host asked for it, a close reason,
-// the count of dropped messages, a path the PathTable had no room for, an
-// IPv6 peer address, the TLS session. Allocated on first use; an open plain
-// WebSocket usually has none.
+// of the handshake, a static file being sent, the greeting's size, the
+// ConnInfo once the host asked for it, a close reason, the count of dropped
+// messages, a path the PathTable had no room for, an IPv6 peer address, the
+// TLS session. Allocated on first use; an open plain WebSocket usually has none.
 struct ConnCold {
   std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
-  std::unique_ptr<net::TlsTransport> tls;             // a connection to the TLS port
+  std::unique_ptr<http::FileBody> file;  // the rest of a static file response
+  std::unique_ptr<net::TlsTransport> tls;  // a connection to the TLS port
   // Once built it stays for the connection's life: the host keeps pointers.
   std::unique_ptr<ConnInfo> info;
   std::string close_reason;
   std::string path;  // when it is not in the PathTable
   uint64_t dropped = 0;  // messages dropped under the drop policy
+  size_t greeting = 0;   // unwritten bytes of the greeting, at the head of the queue
   uint8_t addr6[16] = {};
   // Input read but not handled yet: the rest of a read whose turn ended at
   // its message budget (at most one read's worth), handled from input_pos
@@ -85,8 +88,8 @@ struct ConnCold {
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
-    return !http && !tls && !info && close_reason.empty() && path.empty() && dropped == 0 && !holds_addr6 &&
-           input.empty();
+    return !http && !file && !tls && !info && close_reason.empty() && path.empty() &&
+           dropped == 0 && greeting == 0 && !holds_addr6 && input.empty();
   }
 };
 
@@ -136,7 +139,8 @@ struct Connection {
   bool ping_outstanding : 1 = false;
   bool read_pending : 1 = false;   // in Impl::read_pending: its next turn is due (fairness)
   bool counted_ip : 1 = false;
-  bool greeting : 1 = false;       // 101 response not yet fully written: output not capped
+  bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
+  bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
   bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
 
  private:
@@ -161,7 +165,38 @@ struct Connection {
   void end_http() {
     if (!cold_) return;
     cold_->http.reset();
-    if (cold_->disposable(addr_kind_ == kV6)) cold_.reset();
+    drop_cold_if_unused();
+  }
+  void drop_cold_if_unused() {
+    if (cold_ && cold_->disposable(addr_kind_ == kV6)) cold_.reset();
+  }
+
+  // The greeting (the 101 and what on_open queued, see Impl::handle_upgrade)
+  // is exempt from the output cap once, by its own size: the first
+  // greeting_bytes() bytes of the queue, until they are written.
+  size_t greeting_bytes() const { return greeting ? cold_->greeting : 0; }
+  void set_greeting(size_t n) {
+    if (n == 0) return;
+    cold().greeting = n;
+    greeting = true;
+  }
+  void greeting_written(size_t n) {  // n bytes of the queue were written
+    if (n < cold_->greeting) {
+      cold_->greeting -= n;
+      return;
+    }
+    cold_->greeting = 0;
+    greeting = false;
+    drop_cold_if_unused();
+  }
+
+  // A static file response being streamed (nullptr if none).
+  http::FileBody* file() const { return cold_ ? cold_->file.get() : nullptr; }
+  void set_file(std::unique_ptr<http::FileBody> f) { cold().file = std::move(f); }
+  void end_file() {
+    if (!cold_ || !cold_->file) return;
+    cold_->file.reset();
+    drop_cold_if_unused();
   }
 
   // Input kept from a turn that ended at its budget (see ConnCold::input).

@@ -78,10 +78,14 @@ class OutputQueue {
   }
 
   // Drop every frame not yet started (slow-consumer close); keeps a partly
-  // written first frame so the stream stays well-formed.
-  void drop_unstarted() {
+  // written first frame so the stream stays well-formed, and the frames
+  // that hold the first `keep_bytes` unwritten bytes (e.g. a handshake
+  // response the close frame must follow).
+  void drop_unstarted(size_t keep_bytes = 0) {
     SharedFrame** s = slots();
-    uint32_t keep = head_ + (offset_ ? 1 : 0);
+    uint32_t keep = head_;
+    for (size_t kept = 0; keep < tail_ && (kept < keep_bytes || (keep == head_ && offset_)); ++keep)
+      kept += s[keep]->size() - (keep == head_ ? offset_ : 0);
     for (uint32_t i = keep; i < tail_; ++i) {
       bytes_ -= s[i]->size();
       s[i]->unref();

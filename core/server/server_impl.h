@@ -3,6 +3,7 @@
 // (accept, HTTP, WebSocket frames, output).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,13 @@ struct Server::Impl {
   // Out of descriptors: how long the listener is left alone before the
   // next try (unless a connection closes first).
   static constexpr int kAcceptBackoffMs = 100;
+  // HTTP output per connection: no further request is parsed while more
+  // than this (or the cap, if smaller) is queued, and a static file is read
+  // in chunks of kFileChunk (a pooled frame size) into at most this much
+  // queued output; kFileRounds refills per flush, then the others' turn.
+  static constexpr size_t kHttpWindow = 64 * 1024;
+  static constexpr size_t kFileChunk = 16 * 1024;
+  static constexpr int kFileRounds = 8;
 
   ServerConfig cfg;
   ServerHandler* handler = nullptr;
@@ -79,6 +87,7 @@ struct Server::Impl {
   size_t round_left = 0;                            // of dirty, still in this flush round
   size_t round_step = 0;                            // written per iteration in this round
   Connection* serving = nullptr;                    // whose on_message is running
+  Connection* opening = nullptr;                    // whose on_open is running (its greeting)
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // turn due next iteration (input may be left)
   std::vector<Connection*> turns;                   // ... those of this iteration (see poll_once)
@@ -161,6 +170,12 @@ struct Server::Impl {
   void respond_and_close(Connection* c, int status, std::string_view message,
                          std::string_view extra_headers = {});
   int enqueue(Connection* c, SharedFrame* f);
+  // http_output.cpp: HTTP responses bounded per connection, files streamed.
+  size_t http_window() const { return std::min(cfg.max_output_buffer, kHttpWindow); }
+  bool http_busy(Connection* c) const { return c->file() || c->out.bytes() >= http_window(); }
+  void send_file(Connection* c, http::FileBody&& body);
+  void fill_file(Connection* c);
+  bool continue_http(Connection* c);
   void send_close(Connection* c, uint16_t code, std::string_view reason);
   void mark_dirty(Connection* c);
   bool write_out(Connection* c);  // write what the kernel takes; false if it failed

@@ -124,6 +124,9 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 // of at most kReadBufferSize; of it, at most kMessagesPerTurn messages are
 // handled and the rest is kept for the next turn (see feed_frames).
 void Server::Impl::read_ready(Connection* c) {
+  // A response is still going out: the next requests stay in the socket
+  // (continue_http takes a turn again once it is out).
+  if (c->http_hold && c->state == ConnState::Http) return;
   if (c->has_input()) {
     // Handled in place from the kept buffer; only its position moves.
     ConnCold& k = c->cold();
@@ -199,6 +202,13 @@ void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
   // Loop for pipelined keep-alive requests.
   while (true) {
     if (r == protocol::HttpRequestParser::Result::Incomplete) return;
+    // Responses are answered in order and never dropped: while one is
+    // still going out (a file) or the queue is past the window, the next
+    // request (even a malformed one) waits, and so does reading.
+    if (http_busy(c)) {
+      c->http_hold = true;
+      return;
+    }
     if (r == protocol::HttpRequestParser::Result::Error) {
       respond_and_close(c, c->http()->error_status(), c->http()->error_reason());
       return;
@@ -231,9 +241,9 @@ bool Server::Impl::handle_request(Connection* c) {
     set_state(c, ConnState::Lingering);
     c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
     c->end_http();
-    return false;
   }
-  return true;
+  if (resp.file.valid()) send_file(c, std::move(resp.file));
+  return keep;
 }
 
 bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& req) {
@@ -276,20 +286,31 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     }
   }
   std::string leftover(c->http()->leftover());
+  {
+    // The 101 and what on_open queues (e.g. a room's history, which may
+    // exceed the cap) are the joiner's greeting, not a backlog: not capped
+    // while they are queued.
+    opening = c;
+    struct Opening {
+      Connection*& slot;
+      ~Opening() { slot = nullptr; }
+    } reset{opening};
+    FrameRef f(SharedFrame::raw(u.response));
+    enqueue(c, f.get());
+    set_state(c, ConnState::Open);
+    c->deadline_ms = 0;
+    c->opened = true;
+    c->open_index = uint32_t(open.size());
+    open.push_back(c);
+    ws_count.fetch_add(1, std::memory_order_relaxed);
+    handler->on_open(c->id);
+  }
+  // The greeting (with any response before it) is then exempt from the cap
+  // once, by its own size, until it is written: the cap applies to what
+  // comes after it, and a slow-consumer close keeps it (the 101 must
+  // precede the close frame).
+  if (c->state != ConnState::Dead) c->set_greeting(c->out.bytes());
   c->end_http();
-  FrameRef f(SharedFrame::raw(u.response));
-  // Until the 101 is out, whatever on_open queues (e.g. a room's history,
-  // which may exceed the cap) is the joiner's greeting, not a backlog: it is
-  // not capped, and the handshake response can never be dropped.
-  c->greeting = true;
-  enqueue(c, f.get());
-  set_state(c, ConnState::Open);
-  c->deadline_ms = 0;
-  c->opened = true;
-  c->open_index = uint32_t(open.size());
-  open.push_back(c);
-  ws_count.fetch_add(1, std::memory_order_relaxed);
-  handler->on_open(c->id);
   if (!leftover.empty() && c->state == ConnState::Open)
     on_ws_bytes(c, reinterpret_cast<uint8_t*>(leftover.data()), leftover.size());
   return false;
@@ -297,6 +318,11 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
 
 void Server::Impl::respond_and_close(Connection* c, int status, std::string_view message,
                                      std::string_view extra_headers) {
+  if (c->file()) {
+    // Mid-response (a file stalled, e.g. the timeout): nothing can follow it.
+    abort(c, 1006);
+    return;
+  }
   std::string resp = protocol::http_error_response(status, message, extra_headers);
   FrameRef f(SharedFrame::raw(resp));
   enqueue(c, f.get());
@@ -385,7 +411,13 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   const size_t limit = cfg.max_output_buffer;
-  auto over_cap = [&] { return !c->greeting && !c->out.empty() && c->out.bytes() + f->size() > limit; };
+  // Not capped: an HTTP response (never dropped; HTTP output is bounded by
+  // the next request waiting while the queue is busy, see on_http_bytes),
+  // and the greeting while on_open runs. The greeting's bytes stay exempt
+  // until written (greeting_bytes), nothing queued after them is.
+  const bool exempt = c == opening || c->state == ConnState::Http;
+  auto capped = [&] { return c->out.bytes() - c->greeting_bytes(); };
+  auto over_cap = [&] { return !exempt && capped() != 0 && capped() + f->size() > limit; };
   // Over the cap only because its turn to be flushed has not come yet (a
   // burst within an iteration, a long flush list): write what the kernel
   // takes now; a client is too slow only if the kernel refuses. Its
@@ -400,7 +432,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     // Too slow: what it has not started receiving is dropped and it is
     // closed (a close already queued is kept).
     if (c->state == ConnState::Open) {
-      c->out.drop_unstarted();
+      c->out.drop_unstarted(c->greeting_bytes());
       send_close(c, 1008, "too slow: output queue full");
       linger(c);  // it does not read, so do not wait for its close reply
     }
@@ -408,7 +440,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   }
   c->out.push(f);
   mark_dirty(c);
-  if (c->out.bytes() > limit / 2) {
+  if (!exempt && capped() > limit / 2) {
     c->over_soft = true;
     return kQueuedOverLimit;
   }
@@ -467,6 +499,7 @@ bool Server::Impl::write_out(Connection* c) {
     }
     if (w > 0) {
       c->out.consume(size_t(w));
+      if (c->greeting) c->greeting_written(size_t(w));
       continue;
     }
     if (w == net::kAgain) {
@@ -480,9 +513,10 @@ bool Server::Impl::write_out(Connection* c) {
 }
 
 void Server::Impl::flush(Connection* c) {
-  if (!write_out(c) || !c->out.empty()) return;
-  if (c->is_tls && !tls_drained(c)) return;
-  c->greeting = false;
+  if (!write_out(c)) return;
+  if (c->http_hold && !continue_http(c)) return;
+  if (!c->out.empty()) return;
+  if (c->is_tls && !tls_drained(c)) return;  // ciphertext still pending, or no handshake yet
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);

@@ -107,6 +107,7 @@ bool Server::Impl::tls_write_out(Connection* c) {
     ssize_t w = t->write_gathered(iov, n, wbuf.get());
     if (w < 0) return failed();
     c->out.consume(size_t(w));
+    if (c->greeting) c->greeting_written(size_t(w));  // as write_out does
     if (t->wants_write()) {
       c->writable = false;
       return true;

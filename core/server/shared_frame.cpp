@@ -84,6 +84,8 @@ SharedFrame* SharedFrame::make2(protocol::Opcode op, std::string_view a, std::st
   return f;
 }
 
+SharedFrame* SharedFrame::buffer(size_t n) { return allocate(n); }
+
 SharedFrame* SharedFrame::raw(std::string_view a, std::string_view b) {
   SharedFrame* f = allocate(a.size() + b.size());
   char* p = f->mutable_data();

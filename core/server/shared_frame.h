@@ -24,6 +24,9 @@ class SharedFrame {
 
   // Raw bytes with no WebSocket header (HTTP responses share the output path).
   static SharedFrame* raw(std::string_view a, std::string_view b = {});
+  // `n` raw bytes for the caller to fill (mutable_data()) before queueing,
+  // e.g. a chunk of a file read straight into it.
+  static SharedFrame* buffer(size_t n);
 
   // Free the calling thread's pooled blocks (e.g. when the server goes idle).
   static void trim_pool();

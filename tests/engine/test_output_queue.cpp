@@ -249,6 +249,29 @@ TEST(OutputQueue, DropUnstartedAtFrameBoundaryDropsEverything) {
   EXPECT_EQ(drain(q, 100), "cc");
 }
 
+// The frames holding the first `keep_bytes` unwritten bytes (a greeting)
+// stay, whole; a partly written one counts with what is left of it.
+TEST(OutputQueue, DropUnstartedKeepsTheFramesOfTheFirstBytes) {
+  FrameRef a = raw("aaa"), b = raw("bbbb"), c = raw("cc"), d = raw("d");
+  OutputQueue q;
+  for (const FrameRef* f : {&a, &b, &c, &d}) q.push(f->get());
+  q.drop_unstarted(4);  // a and one byte of b: a and b stay
+  EXPECT_EQ(q.bytes(), 7u);
+  EXPECT_EQ(gathered(q), "aaabbbb");
+  EXPECT_EQ(refs(c.get()), 1u);
+  EXPECT_EQ(refs(d.get()), 1u);
+  q.push(c.get());
+  q.push(d.get());
+  q.consume(2);       // "a" left of a
+  q.drop_unstarted(1);  // exactly the rest of a
+  EXPECT_EQ(gathered(q), "a");
+  q.push(c.get());
+  q.push(d.get());
+  q.drop_unstarted(100);  // more than queued: everything stays
+  EXPECT_EQ(drain(q, 2), "acc" "d");
+  for (const FrameRef* f : {&a, &b, &c, &d}) EXPECT_EQ(refs(f->get()), 1u);
+}
+
 // A broadcast frame queued many times: clear() returns every reference.
 TEST(OutputQueue, ClearReleasesEveryReference) {
   FrameRef shared = raw("broadcast");

@@ -122,6 +122,32 @@ TEST_F(TlsE2E, StaticFilesAndUpgradeOnOnePort) {
   EXPECT_EQ(w.read_text(), "after the page");
 }
 
+// A file far larger than the HTTP window streams over TLS in chunks, the
+// records following the socket as it drains; a small socket buffer makes
+// the transport hold ciphertext between writable edges.
+TEST_F(TlsE2E, LargeStaticFileStreamsOverTls) {
+  std::string big(3 * 1024 * 1024 + 123, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = char('a' + (i * 7) % 26);
+  std::ofstream(certs.file("www/big.bin"), std::ios::binary) << big;
+  ServerConfig c = config();
+  c.socket_send_buffer = 16 * 1024;
+  start(c);
+  TlsWsClient w;
+  ASSERT_TRUE(w.tls_connect(st->port(), certs.ca_cert())) << w.tls.error();
+  ASSERT_TRUE(w.tls.write_all("GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto resp = w.read_head();
+  ASSERT_TRUE(resp) << w.tls.error();
+  ASSERT_EQ(resp->rfind("HTTP/1.1 200", 0), 0u) << resp->substr(0, 200);
+  const std::string body = resp->substr(resp->find("\r\n\r\n") + 4);
+  EXPECT_EQ(body.size(), big.size());
+  EXPECT_TRUE(body == big);
+  // Keep-alive: the connection serves the next request after the file.
+  ASSERT_TRUE(w.tls.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto next = w.read_head();
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->find("<h1>over tls</h1>"), std::string::npos);
+}
+
 TEST_F(TlsE2E, ServerCloseSendsCloseFrameThenCloseNotify) {
   start(config());
   TlsWsClient w;
