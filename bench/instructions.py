@@ -14,6 +14,7 @@ same dump, so the interval need not line up with the generator's.
 
     python3 bench/instructions.py --build-dir build-bench            # echo, 32 B
     python3 bench/instructions.py --mode broadcast --connections 100
+    python3 bench/instructions.py --tls        # over wss:// (OpenSSL's share included)
 """
 import argparse
 import re
@@ -59,6 +60,7 @@ def main() -> int:
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before the counters are zeroed")
     p.add_argument("--measure", type=float, default=4.0, help="seconds counted")
+    p.add_argument("--tls", action="store_true", help="wss:// (a self-signed certificate made for the run)")
     args = p.parse_args()
 
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -75,8 +77,15 @@ def main() -> int:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="chatws-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
+        tls = []
+        if args.tls:
+            cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                           check=True, capture_output=True)
+            tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
         server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                   str(server_exe), "--mode", args.mode, "--port", str(port)],
+                                   str(server_exe), "--mode", args.mode, "--port", str(port), *tls],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         loadgen = None
         try:
@@ -87,7 +96,7 @@ def main() -> int:
             loadgen = subprocess.Popen([str(loadgen_exe), "--port", str(port), "--mode", args.mode,
                                         "--connections", str(args.connections), "--size", str(args.size),
                                         "--window", str(args.window), "--duration", str(total_s),
-                                        "--warmup", "0"],
+                                        "--warmup", "0"] + (["--tls"] if args.tls else []),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(args.warmup)  # the interval to skip, not a synchronisation
             subprocess.run(["callgrind_control", "-z", str(server.pid)], capture_output=True, check=True)
@@ -109,7 +118,7 @@ def main() -> int:
         return 1
     per = total / calls
     if args.mode == "echo":
-        print(f"echo {args.size} B, {args.connections} connections, window {args.window}: "
+        print(f"echo {args.size} B{' over TLS' if args.tls else ''}, {args.connections} connections, window {args.window}: "
               f"{total:,} instructions / {calls:,} messages = {per:,.0f} per message")
     else:
         deliveries = calls * args.connections

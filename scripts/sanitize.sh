@@ -27,8 +27,8 @@ case "$TSAN_DIR" in /*) ;; *) TSAN_DIR="$ROOT/$TSAN_DIR" ;; esac
 if [ $# -gt 0 ]; then MODES=("$@"); else MODES=(asan tsan); fi
 
 # ctest labels (tests/CMakeLists.txt: one per test folder).
-ASAN_LABELS='^(protocol|http|engine|chat|capi|capi_cpp|fuzz)$'
-TSAN_LABELS='^(engine|capi)$'
+ASAN_LABELS='^(protocol|http|net|engine|chat|capi|capi_cpp|fuzz)$'
+TSAN_LABELS='^(net|engine|capi)$'
 # Excluded under UBSan only: this test leaves the process no free file
 # descriptor, and UBSan's vptr check then cannot validate a vtable (it needs
 # a pipe) and reports "invalid vptr" on a valid object: a false positive.
@@ -80,7 +80,7 @@ run_mode() {
   mapfile -t targets < <(test_targets "$dir")
   if [ "$mode" = tsan ]; then
     # The threaded tests only (see the top).
-    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -E '^(chatws_engine_tests|test_c_)')
+    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -E '^(chatws_net_tests|chatws_engine_tests|test_c_)')
   fi
   [ ${#targets[@]} -gt 0 ] || { results+=("$mode: no test targets"); return 1; }
   if ! cmake --build "$dir" -j "$JOBS" --target "${targets[@]}" >"$dir/sanitize-build.log" 2>&1; then

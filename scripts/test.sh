@@ -76,9 +76,13 @@ stage_browser() {
   run_pytest tests/browser
 }
 
-# Autobahn TestSuite (groups 1-10) against the echo server of this build.
+# Autobahn TestSuite (groups 1-10) against the echo server of this build,
+# over ws:// and then over wss:// (through tests/conformance/tls_relay.py).
 stage_conformance() {
-  "$ROOT/scripts/conformance.sh" "$BUILD_DIR"
+  local rc=0
+  "$ROOT/scripts/conformance.sh" "$BUILD_DIR" || rc=1
+  CHATWS_CONFORMANCE_TLS=1 "$ROOT/scripts/conformance.sh" "$BUILD_DIR" || rc=1
+  return $rc
 }
 
 # Short soak: 300 clients, slow readers, a kill -9 and restart (tests/soak).

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -59,7 +61,8 @@ bool get_hex(const char* in, size_t digits, uint64_t& v) {
 struct LoadGenerator::Conn {
   int fd = -1;
   uint32_t index = 0;
-  enum State { Idle, Connecting, Handshaking, Open, Closed } state = Idle;
+  enum State { Idle, Connecting, TlsHandshaking, Handshaking, Open, Closed } state = Idle;
+  SSL* ssl = nullptr;      // --tls
   std::string key;
   std::string head;        // handshake response received so far
   std::string out;         // bytes not yet written
@@ -79,9 +82,88 @@ LoadGenerator::LoadGenerator(const Options& opts)
 }
 
 LoadGenerator::~LoadGenerator() {
-  for (auto& c : conns_)
+  for (auto& c : conns_) {
+    if (c->ssl) SSL_free(c->ssl);
     if (c->fd >= 0) ::close(c->fd);
+  }
   if (epfd_ >= 0) ::close(epfd_);
+  if (tls_ctx_) SSL_CTX_free(tls_ctx_);
+}
+
+namespace {
+std::string ssl_reason(const char* what) {
+  char buf[256] = "";
+  unsigned long e = ERR_get_error();
+  if (e) ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return std::string(what) + ": " + (e ? buf : std::strerror(errno));
+}
+}  // namespace
+
+ssize_t LoadGenerator::conn_read(Conn& c, void* buf, size_t n, std::string* why) {
+  if (!c.ssl) {
+    for (;;) {
+      ssize_t r = ::read(c.fd, buf, n);
+      if (r >= 0) return r;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return -1;
+      *why = std::string("read: ") + std::strerror(errno);
+      return -2;
+    }
+  }
+  size_t got = 0;
+  int rc = SSL_read_ex(c.ssl, buf, n, &got);
+  if (rc == 1) return ssize_t(got);
+  switch (SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    default:
+      *why = ssl_reason("TLS read");
+      return -2;
+  }
+}
+
+ssize_t LoadGenerator::conn_write(Conn& c, const void* buf, size_t n, std::string* why) {
+  if (!c.ssl) {
+    for (;;) {
+      ssize_t w = ::write(c.fd, buf, n);
+      if (w >= 0) return w;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return -1;
+      *why = std::string("write: ") + std::strerror(errno);
+      return -2;
+    }
+  }
+  size_t wrote = 0;
+  int rc = SSL_write_ex(c.ssl, buf, n, &wrote);
+  if (rc == 1) return ssize_t(wrote);
+  switch (SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      return -1;
+    default:
+      *why = ssl_reason("TLS write");
+      return -2;
+  }
+}
+
+void LoadGenerator::tls_step(Conn& c) {
+  ERR_clear_error();
+  int rc = SSL_connect(c.ssl);
+  if (rc == 1) {
+    c.state = Conn::Handshaking;
+    c.key = make_websocket_key();
+    c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key,
+                                  opts_.chat ? kChatSubprotocol : std::string_view{});
+    mark_dirty(c);
+    return;
+  }
+  int e = SSL_get_error(c.ssl, rc);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;  // the next event resumes
+  fail(c, ssl_reason("TLS handshake"), true);
 }
 
 bool LoadGenerator::resolve() {
@@ -144,6 +226,13 @@ void LoadGenerator::on_connected(Conn& c) {
     fail(c, std::string("connect: ") + std::strerror(err), true);
     return;
   }
+  if (tls_ctx_) {
+    c.ssl = SSL_new(tls_ctx_);
+    SSL_set_fd(c.ssl, c.fd);
+    c.state = Conn::TlsHandshaking;
+    tls_step(c);
+    return;
+  }
   c.state = Conn::Handshaking;
   c.key = make_websocket_key();
   c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key,
@@ -184,16 +273,15 @@ void LoadGenerator::mark_dirty(Conn& c) {
 void LoadGenerator::flush(Conn& c) {
   c.blocked = false;
   while (c.out_off < c.out.size()) {
-    ssize_t n = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+    std::string why;
+    ssize_t n = conn_write(c, c.out.data() + c.out_off, c.out.size() - c.out_off, &why);
     if (n > 0) {
       c.out_off += size_t(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
+    } else if (n == -1) {
       c.blocked = true;
       return;  // EPOLLOUT (edge-triggered) resumes
     } else {
-      fail(c, std::string("write: ") + std::strerror(errno), c.state != Conn::Closed);
+      fail(c, why.empty() ? "write: 0 bytes" : why, c.state != Conn::Closed);
       return;
     }
   }
@@ -250,9 +338,15 @@ void LoadGenerator::fail(Conn& c, const std::string& why, bool is_error) {
     ++result_.errors;
     if (result_.first_error.empty()) result_.first_error = why;
   }
-  if (c.state == Conn::Connecting || c.state == Conn::Handshaking) --connecting_;
+  if (c.state == Conn::Connecting || c.state == Conn::TlsHandshaking ||
+      c.state == Conn::Handshaking)
+    --connecting_;
   if (c.state == Conn::Open) --open_;
   c.state = Conn::Closed;
+  if (c.ssl) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) {
     ::close(c.fd);  // also removes it from the epoll set
     c.fd = -1;
@@ -363,7 +457,8 @@ void LoadGenerator::on_readable(Conn& c) {
       }
       return;
     }
-    ssize_t n = ::read(c.fd, read_buf_.data(), read_buf_.size());
+    std::string why;
+    ssize_t n = conn_read(c, read_buf_.data(), read_buf_.size(), &why);
     if (n > 0) {
       // One clock read per read() rather than per message: it stamps the
       // replies sent and times the messages received in this batch (a
@@ -371,7 +466,8 @@ void LoadGenerator::on_readable(Conn& c) {
       clock_ns_ = now_ns();
       if (c.state == Conn::Handshaking) on_handshake_bytes(c, read_buf_.data(), size_t(n));
       else if (c.state == Conn::Open) on_frames(c, read_buf_.data(), size_t(n));
-      if (size_t(n) < read_buf_.size()) return;  // drained (saves an EAGAIN read)
+      // drained (saves an EAGAIN read); TLS returns a record at a time
+      if (!c.ssl && size_t(n) < read_buf_.size()) return;
     } else if (n == 0) {
       bool expected = c.close_sent || phase_ == Phase::Closing;
       if (!expected) {
@@ -380,12 +476,10 @@ void LoadGenerator::on_readable(Conn& c) {
       }
       fail(c, "", false);
       return;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN) {
+    } else if (n == -1) {
       return;
     } else {
-      fail(c, std::string("read: ") + std::strerror(errno), phase_ != Phase::Closing);
+      fail(c, why, phase_ != Phase::Closing);
       return;
     }
   }
@@ -394,6 +488,9 @@ void LoadGenerator::on_readable(Conn& c) {
 void LoadGenerator::on_event(Conn& c, uint32_t events) {
   if (c.state == Conn::Connecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+    if (c.state != Conn::Handshaking) return;
+  } else if (c.state == Conn::TlsHandshaking) {
+    tls_step(c);
     if (c.state != Conn::Handshaking) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
@@ -450,6 +547,14 @@ void LoadGenerator::close_all() {
 }
 
 Result LoadGenerator::run() {
+  if (opts_.tls) {
+    // A benchmark client: no verification, no resumption; buffers released
+    // between records so that 10,000 idle connections stay cheap here too.
+    tls_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_mode(tls_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                   SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);
+  }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0 || !resolve()) {
     ++result_.errors;

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/types.h>
+
+struct ssl_ctx_st;
 
 #include <cstdint>
 #include <memory>
@@ -47,6 +50,11 @@ class LoadGenerator {
   enum class Phase { Connecting, Warmup, Measuring, Draining, Closing };
 
   bool resolve();
+  // The connection's byte stream, plain or TLS: > 0 bytes, 0 EOF, -1 try
+  // again (EAGAIN), -2 failed (*why says how).
+  ssize_t conn_read(Conn& c, void* buf, size_t n, std::string* why);
+  ssize_t conn_write(Conn& c, const void* buf, size_t n, std::string* why);
+  void tls_step(Conn& c);  // drive the TLS handshake, then send the upgrade
   bool start_connect(Conn& c);
   bool open_all();
   void drive_until(uint64_t deadline_ns);
@@ -67,6 +75,7 @@ class LoadGenerator {
   bool counting() const { return phase_ == Phase::Measuring; }
 
   Options opts_;
+  ::ssl_ctx_st* tls_ctx_ = nullptr;  // --tls
   sockaddr_in server_addr_{};
   int epfd_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;

@@ -25,6 +25,7 @@ void usage(FILE* out) {
       "  --warmup S           unmeasured seconds before (default 1)\n"
       "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
       "  --binary             send binary frames (default: ASCII text)\n"
+      "  --tls                wss:// instead of ws:// (TLS 1.3 by OpenSSL; certificate not verified)\n"
       "  --chat               with --mode broadcast: talk to the built-in chat\n"
       "                       (subprotocol chatws.v1, path /rooms/bench unless --path)\n"
       "  --batch-writes       write replies once per epoll batch instead of right after\n"
@@ -97,6 +98,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--warmup") o.warmup_s = to_double("--warmup", take(), 0, 3600);
     else if (a == "--server-pid") o.server_pid = int(to_long("--server-pid", take(), 1, 1L << 30));
     else if (a == "--binary") o.binary = true;
+    else if (a == "--tls") o.tls = true;
     else if (a == "--chat") o.chat = true;
     else if (a == "--json") o.json = true;
     else if (a == "--batch-writes") o.batch_writes = true;

@@ -21,6 +21,7 @@ struct Options {
   double warmup_s = 1;       // traffic before the measured interval, not counted
   int server_pid = 0;        // 0: no server CPU / RSS figures
   bool binary = false;       // binary frames instead of (ASCII) text
+  bool tls = false;          // wss:// (OpenSSL client; the server's certificate is not verified)
   bool json = false;         // also print one machine-readable JSON line
   bool chat = false;         // broadcast through the built-in chat (chatws.v1) instead
   int source_addresses = 1;  // bind to 127.0.0.1 .. 127.0.0.N (idle mode, many conns)

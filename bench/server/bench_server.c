@@ -5,6 +5,7 @@
  *   chatws-bench-server --mode echo|broadcast|chat --port N
  *                       [--host ADDR] [--max-message-size B] [--static-dir DIR]
  *                       [--history FILE] [--history-size N]   (chat mode)
+ *                       [--tls-cert FILE --tls-key FILE]      (wss://; SIGHUP reloads)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
@@ -41,8 +42,8 @@ static void on_broadcast(chatws_server* s, chatws_conn_id conn, const char* data
 }
 
 /* Signals are taken by a helper thread (sigwait) rather than a handler, so
- * that chatws_server_stop() -- an "any thread" call -- runs in a normal
- * thread context. */
+ * that chatws_server_stop() and chatws_server_reload_tls() -- "any thread"
+ * calls -- run in a normal thread context. */
 static void* signal_thread(void* arg) {
   chatws_server* server = arg;
   sigset_t set;
@@ -50,14 +51,21 @@ static void* signal_thread(void* arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  if (sigwait(&set, &sig) == 0) chatws_server_stop(server);
+  sigaddset(&set, SIGHUP);
+  while (sigwait(&set, &sig) == 0) {
+    if (sig != SIGHUP) break;
+    if (chatws_server_reload_tls(server, NULL, NULL, NULL) != CHATWS_OK)
+      fprintf(stderr, "chatws-bench-server: TLS reload: %s\n", chatws_last_error());
+  }
+  chatws_server_stop(server);
   return NULL;
 }
 
 static void usage(FILE* out) {
   fputs("usage: chatws-bench-server --mode echo|broadcast|chat --port N [--host ADDR]\n"
         "                           [--max-message-size B] [--static-dir DIR]\n"
-        "                           [--history FILE] [--history-size N]  (chat mode only)\n",
+        "                           [--history FILE] [--history-size N]  (chat mode only)\n"
+        "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n",
         out);
 }
 
@@ -67,6 +75,8 @@ int main(int argc, char** argv) {
   const char* host = "127.0.0.1";
   const char* static_dir = NULL;
   const char* history_path = NULL;
+  const char* tls_cert = NULL;
+  const char* tls_key = NULL;
   unsigned long history_size = 0; /* 0: the library's default */
   unsigned long long max_message = 16ull << 20;
   int i;
@@ -103,6 +113,12 @@ int main(int argc, char** argv) {
       history_size = strtoul(v, &end, 10);
       if (*end != '\0' || history_size == 0 || history_size > 1000000) { usage(stderr); return 2; }
       ++i;
+    } else if (!strcmp(argv[i], "--tls-cert") && v) {
+      tls_cert = v;
+      ++i;
+    } else if (!strcmp(argv[i], "--tls-key") && v) {
+      tls_key = v;
+      ++i;
     } else if (!strcmp(argv[i], "--static-dir") && v) {
       static_dir = v;
       ++i;
@@ -125,6 +141,8 @@ int main(int argc, char** argv) {
   opts.host = host;
   opts.port = (uint16_t)port;
   opts.static_dir = static_dir;
+  opts.tls_cert_file = tls_cert;
+  opts.tls_key_file = tls_key;
   opts.max_message_size = (size_t)max_message;
   /* Autobahn sends 16 MiB messages in one go; the output queue must hold one
    * echo of the largest message. */
@@ -146,6 +164,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -161,8 +180,9 @@ int main(int argc, char** argv) {
     chatws_server_destroy(server);
     return 1;
   }
-  printf("chatws-bench-server %s: %s mode on %s:%d%s%s\n", chatws_version(),
-         mode == MODE_ECHO ? "echo" : mode == MODE_BROADCAST ? "broadcast" : "chat", host,
+  printf("chatws-bench-server %s: %s mode on %s%s:%d%s%s\n", chatws_version(),
+         mode == MODE_ECHO ? "echo" : mode == MODE_BROADCAST ? "broadcast" : "chat",
+         tls_cert ? "wss://" : "", host,
          chatws_server_port(server), history_path ? ", history in " : "",
          history_path ? history_path : "");
   fflush(stdout);

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/
@@ -29,12 +30,28 @@ CASES = [
     ("broadcast", ["--mode", "broadcast", "--connections", "20", "--batch-writes"], "fan-out"),
     ("chat", ["--mode", "broadcast", "--chat", "--connections", "10"], "fan-out"),
     ("echo", ["--mode", "idle", "--connections", "50"], "idle"),
+    # wss://: the server gets --tls-cert/--tls-key, the loadgen --tls.
+    ("echo", ["--mode", "echo", "--connections", "8", "--tls"], "messages"),
+    ("broadcast", ["--mode", "broadcast", "--connections", "20", "--tls"], "fan-out"),
+    ("echo", ["--mode", "idle", "--connections", "50", "--tls"], "idle"),
 ]
+TLS_DIR = tempfile.mkdtemp(prefix="chatws-smoke-tls-")
+
+
+def tls_server_args() -> list:
+    """A self-signed certificate made for this run (no key is kept)."""
+    cert, key = os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+    return ["--tls-cert", cert, "--tls-key", key]
 
 
 def run_case(server_exe: str, loadgen_exe: str, mode: str, args: list, kind: str) -> list:
     port = free_port()
-    server = subprocess.Popen([server_exe, "--mode", mode, "--port", str(port)],
+    tls = tls_server_args() if "--tls" in args else []
+    server = subprocess.Popen([server_exe, "--mode", mode, "--port", str(port), *tls],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     problems = []
     try:
@@ -87,6 +104,7 @@ def main() -> int:
         else:
             print(f"ok   {label}")
     print(f"{len(CASES) - failed} of {len(CASES)} passed")
+    subprocess.run(["rm", "-rf", TLS_DIR])
     return 1 if failed else 0
 
 

@@ -2,6 +2,7 @@
 // The public API is the pure-Python package around it; see chatws/_native.pyi.
 #include <chatws.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "native_server.h"
 
@@ -36,17 +37,21 @@ PYBIND11_MODULE(_native, m) {
   codes.attr("QUEUED_OVER_LIMIT") = CHATWS_QUEUED_OVER_LIMIT;
   codes.attr("SLOW_CLOSE") = CHATWS_SLOW_CLOSE;
   codes.attr("SLOW_DROP") = CHATWS_SLOW_DROP;
+  codes.attr("TLS_1_2") = CHATWS_TLS_1_2;
+  codes.attr("TLS_1_3") = CHATWS_TLS_1_3;
 
   py::class_<NativeServer>(m, "Server")
       .def(py::init([](const py::dict& options, py::object owner_ref, py::object on_open,
                        py::object on_message, py::object on_close, py::object on_drain,
-                       py::object on_chat) {
+                       py::object on_chat, py::object on_log) {
              Dispatch d{std::move(on_open), std::move(on_message), std::move(on_close),
-                        std::move(on_drain), std::move(on_chat)};
+                        std::move(on_drain), std::move(on_chat),
+                        on_log.is_none() ? py::object() : std::move(on_log)};
              return new NativeServer(options, std::move(owner_ref), std::move(d));
            }),
            py::arg("options"), py::arg("owner_ref"), py::arg("on_open"), py::arg("on_message"),
-           py::arg("on_close"), py::arg("on_drain"), py::arg("on_chat"))
+           py::arg("on_close"), py::arg("on_drain"), py::arg("on_chat"),
+           py::arg("on_log") = py::none())
       .def_property_readonly("port", &NativeServer::port)
       .def_property_readonly("fd", &NativeServer::fd)
       .def_property_readonly("closed", &NativeServer::closed)
@@ -63,5 +68,7 @@ PYBIND11_MODULE(_native, m) {
       .def("connection_count", &NativeServer::connection_count)
       .def("chat_post", &NativeServer::chat_post, py::arg("room"), py::arg("user"),
            py::arg("text"))
+      .def("reload_tls", &NativeServer::reload_tls, py::arg("cert_file"), py::arg("key_file"),
+           py::arg("key_passphrase"))
       .def("close", &NativeServer::close);
 }

@@ -153,6 +153,16 @@ int on_chat(chatws_server*, chatws_conn_id id, chatws_chat_message* msg, void* u
   return CHATWS_CHAT_REJECT;
 }
 
+void on_log(chatws_server*, int level, const char* message, void* user) {
+  auto* self = static_cast<NativeServer*>(user);
+  Gil gil;
+  Ref owner(self->owner());
+  if (!owner) return;
+  Ref pylevel(PyLong_FromLong(level));
+  Ref pymessage(text(message));
+  Ref r(call(self, self->dispatch().log, {owner.get(), pylevel.get(), pymessage.get()}));
+}
+
 }  // namespace
 
 void install_callbacks(chatws_options* opts, NativeServer* server) {
@@ -161,6 +171,7 @@ void install_callbacks(chatws_options* opts, NativeServer* server) {
   opts->on_close = on_close;
   opts->on_drain = on_drain;
   opts->on_chat = on_chat;
+  if (server->dispatch().log) opts->on_log = on_log;
   opts->user = server;
 }
 

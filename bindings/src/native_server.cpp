@@ -141,6 +141,7 @@ void check(const Result& r) {
 
 struct OptionStrings {
   std::string host, static_dir, subprotocols, allowed_origins, path_prefix, history_path;
+  std::string tls_cert, tls_key, tls_pass, tls_ciphers, tls_suites;
 };
 
 template <class T>
@@ -192,6 +193,13 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "max_text_length") o->max_text_length = as_number<uint32_t>(v, "max_text_length");
     else if (key == "max_rooms") o->max_rooms = as_number<uint32_t>(v, "max_rooms");
     else if (key == "max_idle_room_bytes") o->max_idle_room_bytes = as_number<size_t>(v, "max_idle_room_bytes");
+    else if (key == "tls_cert_file") text(&s->tls_cert, &o->tls_cert_file);
+    else if (key == "tls_key_file") text(&s->tls_key, &o->tls_key_file);
+    else if (key == "tls_key_passphrase") text(&s->tls_pass, &o->tls_key_passphrase);
+    else if (key == "tls_min_version") o->tls_min_version = as_number<int>(v, "tls_min_version");
+    else if (key == "tls_ciphers") text(&s->tls_ciphers, &o->tls_ciphers);
+    else if (key == "tls_ciphersuites") text(&s->tls_suites, &o->tls_ciphersuites);
+    else if (key == "tls_session_tickets") o->tls_session_tickets = as_number<int>(v, "tls_session_tickets");
     else throw py::key_error("unknown chatws option: " + key);
   }
 }
@@ -387,6 +395,16 @@ void NativeServer::chat_post(const std::string& room, const std::string& user,
   // (CHATWS_ETHREAD). The history store may write to disk.
   check(call_maybe_released(on_loop_thread(), [&] {
     return chatws_chat_post(server_, room.c_str(), user.c_str(), text.c_str());
+  }));
+}
+
+void NativeServer::reload_tls(const std::optional<std::string>& cert,
+                              const std::optional<std::string>& key,
+                              const std::optional<std::string>& passphrase) {
+  UseGuard use(*this);
+  auto c_str = [](const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; };
+  check(call_maybe_released(on_loop_thread(), [&] {
+    return chatws_server_reload_tls(server_, c_str(cert), c_str(key), c_str(passphrase));
   }));
 }
 

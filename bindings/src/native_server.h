@@ -27,6 +27,7 @@ struct Dispatch {
   py::object close;    // (owner, id, code, reason)
   py::object drain;    // (owner, id)
   py::object chat;     // (owner, id, room, user, text, time_ms) -> None | False | (user, text)
+  py::object log;      // (owner, level, message); None: no log lines
 };
 
 class NativeServer {
@@ -64,6 +65,9 @@ class NativeServer {
   void close_connection(uint64_t id, int code, const std::string& reason);
   size_t connection_count();
   void chat_post(const std::string& room, const std::string& user, const std::string& text);
+  // chatws_server_reload_tls (GIL released: it reads files). None: NULL.
+  void reload_tls(const std::optional<std::string>& cert, const std::optional<std::string>& key,
+                  const std::optional<std::string>& passphrase);
 
   // chatws_server_destroy(): closes the remaining connections (their
   // on_close handlers run) and drops the Python references. Idempotent. Not

@@ -177,6 +177,23 @@ typedef struct chatws_chat_message {
 typedef int (*chatws_chat_cb)(chatws_server* server, chatws_conn_id conn,
                               chatws_chat_message* msg, void* user);
 
+/* Log levels of chatws_log_cb. */
+#define CHATWS_LOG_DEBUG 0
+#define CHATWS_LOG_INFO 1
+#define CHATWS_LOG_WARNING 2
+#define CHATWS_LOG_ERROR 3
+
+/* A line for the host's log, about something the host sees no other way
+ * (e.g. a client that spoke plain HTTP to the TLS port: one CHATWS_LOG_DEBUG
+ * line per such connection). Rare, never per message. `message` is
+ * NUL-terminated UTF-8, valid until the callback returns. Loop thread. */
+typedef void (*chatws_log_cb)(chatws_server* server, int level, const char* message, void* user);
+
+/* TLS protocol versions (chatws_options.tls_min_version). TLS 1.0 and 1.1
+ * are never accepted. */
+#define CHATWS_TLS_1_2 12
+#define CHATWS_TLS_1_3 13
+
 /* ---------------------------------------------------------------- options */
 
 /* Options for chatws_server_create(). Always initialise with
@@ -288,6 +305,28 @@ typedef struct chatws_options {
                                    is stored; the other connections and what they hold are
                                    not affected. Whole messages that arrive in one read are
                                    delivered in place and not counted */
+
+  /* Added in 0.2.0: TLS. With a certificate and a key the port speaks only
+   * TLS 1.2/1.3 (OpenSSL): https:// for the static files and wss:// for
+   * WebSockets. The TLS handshake counts against handshake_timeout_ms and
+   * max_connections; a client that sends plain HTTP gets a plain-text 400
+   * and is closed. A missing, unreadable, malformed or mismatched certificate
+   * or key makes chatws_server_create() fail with CHATWS_EINVAL and a
+   * chatws_last_error() naming the file and OpenSSL's reason. */
+  const char* tls_cert_file;    /* PEM: the certificate, then its chain; NULL (default): no TLS */
+  const char* tls_key_file;     /* PEM private key of that certificate */
+  const char* tls_key_passphrase; /* where the key's passphrase is, as openssl(1) -passin:
+                                   "pass:TEXT", "env:VARIABLE" or "file:PATH" (first line);
+                                   NULL (default): the key is not encrypted */
+  int tls_min_version;          /* CHATWS_TLS_1_2 (default, 0) or CHATWS_TLS_1_3 */
+  const char* tls_ciphers;      /* TLS 1.2 cipher list, OpenSSL syntax; NULL (default): ECDHE
+                                   with AES-GCM or ChaCha20-Poly1305 only */
+  const char* tls_ciphersuites; /* TLS 1.3 suites; NULL (default): TLS_AES_128_GCM_SHA256,
+                                   TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256 */
+  int tls_session_tickets;      /* session resumption by ticket: 0 (default) on, its keys
+                                   rotated every 12 hours (a ticket lives 12-24 h; a reload
+                                   keeps them); -1 off. ALPN always offers http/1.1 */
+  chatws_log_cb on_log;         /* NULL (default): no log lines */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */
@@ -336,6 +375,20 @@ CHATWS_API int chatws_server_stop(chatws_server* server);
 
 /* Nonzero once the server has fully stopped. Any thread. */
 CHATWS_API int chatws_server_stopped(const chatws_server* server);
+
+/* Load a new TLS certificate chain and key for the connections that start
+ * from now on; connections already open keep the certificate they started
+ * with. cert_file and key_file NULL: the files in use, read again (the
+ * renewal case: certbot or cert-manager replaced them in place);
+ * key_passphrase as in chatws_options (NULL: unchanged when the files are
+ * unchanged, none otherwise). The files are read before the call returns;
+ * the strings may be freed afterwards. Session tickets stay valid. Any
+ * thread (e.g. a thread that took SIGHUP). Returns CHATWS_OK, CHATWS_EINVAL
+ * (the pair does not load: chatws_last_error() names the file and gives
+ * OpenSSL's reason, and the pair in use stays in use), CHATWS_ESTATE (the
+ * server was created without TLS). */
+CHATWS_API int chatws_server_reload_tls(chatws_server* server, const char* cert_file,
+                                        const char* key_file, const char* key_passphrase);
 
 /* ---------------------------------------------------------- connections */
 

@@ -106,6 +106,12 @@ struct chatws_server final : chatws::ServerHandler {
   void on_drain(ConnId id) override {
     if (opts.on_drain) opts.on_drain(this, id, opts.user);
   }
+  void on_log(chatws::LogLevel level, std::string_view message) override {
+    if (opts.on_log) {
+      std::string m(message);
+      opts.on_log(this, int(level), m.c_str(), opts.user);
+    }
+  }
 
   bool moderate(chatws::chat::ChatDraft& d, std::string* reason) {
     std::string room(d.room);
@@ -200,6 +206,22 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     cfg.close_timeout_ms = timeout(o.close_timeout_ms, cfg.close_timeout_ms);
     cfg.drain_timeout_ms = timeout(o.drain_timeout_ms, cfg.drain_timeout_ms);
     if (o.chat && cfg.subprotocols.empty()) cfg.subprotocols = {"chatws.v1", "json"};
+    if (o.tls_cert_file || o.tls_key_file) {
+      if (!o.tls_cert_file || !o.tls_key_file)
+        return set_error(CHATWS_EINVAL, "TLS needs both tls_cert_file and tls_key_file");
+      cfg.tls.cert_file = o.tls_cert_file;
+      cfg.tls.key_file = o.tls_key_file;
+      cfg.tls.key_passphrase = o.tls_key_passphrase ? o.tls_key_passphrase : "";
+      if (o.tls_min_version != 0 && o.tls_min_version != CHATWS_TLS_1_2 &&
+          o.tls_min_version != CHATWS_TLS_1_3)
+        return set_error(CHATWS_EINVAL, "tls_min_version must be CHATWS_TLS_1_2 or CHATWS_TLS_1_3");
+      cfg.tls.min_version = o.tls_min_version ? o.tls_min_version : CHATWS_TLS_1_2;
+      cfg.tls.ciphers = o.tls_ciphers ? o.tls_ciphers : "";
+      cfg.tls.ciphersuites = o.tls_ciphersuites ? o.tls_ciphersuites : "";
+      if (o.tls_session_tickets != 0 && o.tls_session_tickets != -1)
+        return set_error(CHATWS_EINVAL, "tls_session_tickets must be 0 (on) or -1 (off)");
+      cfg.tls.session_tickets = o.tls_session_tickets == 0;
+    }
 
     std::string err;
     int code = CHATWS_EINTERNAL;
@@ -227,6 +249,8 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     // Strings in the options are not kept past this call: clear the copies.
     s->opts.host = s->opts.static_dir = s->opts.subprotocols = nullptr;
     s->opts.allowed_origins = s->opts.websocket_path_prefix = s->opts.history_path = nullptr;
+    s->opts.tls_cert_file = s->opts.tls_key_file = s->opts.tls_key_passphrase = nullptr;
+    s->opts.tls_ciphers = s->opts.tls_ciphersuites = nullptr;
     *out = s.release();
     return CHATWS_OK;
   });
@@ -274,6 +298,17 @@ int chatws_server_stop(chatws_server* s) {
   if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
   s->server->stop();
   return CHATWS_OK;
+}
+
+int chatws_server_reload_tls(chatws_server* s, const char* cert_file, const char* key_file,
+                             const char* key_passphrase) {
+  return guarded([&]() -> int {
+    if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+    std::string err;
+    int rc = s->server->reload_tls(cert_file ? cert_file : "", key_file ? key_file : "",
+                                   key_passphrase ? key_passphrase : "", &err);
+    return rc == CHATWS_OK ? rc : set_error(rc, err);
+  });
 }
 
 int chatws_send(chatws_server* s, chatws_conn_id conn, const void* data, size_t len, int opcode) {

@@ -58,6 +58,10 @@ class ChatRouter final : public ServerHandler {
   void on_close(ConnId id, uint16_t code, std::string_view reason) override;
   void on_drain(ConnId id) override;
   void on_iteration_end() override;
+  // Log lines are the host's.
+  void on_log(LogLevel level, std::string_view message) override {
+    if (host_) host_->on_log(level, message);
+  }
 
  private:
   bool is_chat_conn(ConnId id) const {

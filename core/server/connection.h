@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "http/file_body.h"
+#include "net/tls_transport.h"
 #include "protocol/frame_parser.h"
 #include "protocol/http_request.h"
 #include "server/output_queue.h"
@@ -65,11 +66,12 @@ class Deadline32 {
 // What only some connections need, or need only for a while: the HTTP parser
 // of the handshake, a static file being sent, the greeting's size, the
 // ConnInfo once the host asked for it, a close reason, the count of dropped
-// messages, a path the PathTable had no room for, an IPv6 peer address.
-// Allocated on first use; an open WebSocket usually has none.
+// messages, a path the PathTable had no room for, an IPv6 peer address, the
+// TLS session. Allocated on first use; an open plain WebSocket usually has none.
 struct ConnCold {
   std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
   std::unique_ptr<http::FileBody> file;  // the rest of a static file response
+  std::unique_ptr<net::TlsTransport> tls;  // a connection to the TLS port
   // Once built it stays for the connection's life: the host keeps pointers.
   std::unique_ptr<ConnInfo> info;
   std::string close_reason;
@@ -86,8 +88,8 @@ struct ConnCold {
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
-    return !http && !file && !info && close_reason.empty() && path.empty() && dropped == 0 &&
-           greeting == 0 && !holds_addr6 && input.empty();
+    return !http && !file && !tls && !info && close_reason.empty() && path.empty() &&
+           dropped == 0 && greeting == 0 && !holds_addr6 && input.empty();
   }
 };
 
@@ -139,6 +141,7 @@ struct Connection {
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
   bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
+  bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6
@@ -209,6 +212,13 @@ struct Connection {
       std::string().swap(cold_->input);
       cold_->input_pos = 0;
     }
+  }
+
+  // The TLS session of an is_tls connection (it keeps the cold part).
+  net::TlsTransport* tls() const { return cold_ ? cold_->tls.get() : nullptr; }
+  void set_tls(net::TlsTransport* t) {
+    cold().tls.reset(t);
+    is_tls = t != nullptr;
   }
 
   // The ConnInfo if it was built (see Server::Impl::conn_info).

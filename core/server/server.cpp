@@ -60,6 +60,13 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
     impl->static_files = http::StaticFiles(cfg.static_dir);
   }
   std::string err;
+  if (cfg.tls.enabled()) {
+    // Before binding: a bad certificate is the host's mistake (EINVAL), and
+    // the port must not be taken by a server that will not start.
+    impl->tls = net::TlsContext::create(cfg.tls, &err);
+    if (!impl->tls) return fail(kEInval, err);
+    impl->tls_staging = std::make_unique<net::TlsStaging>();
+  }
   if (!impl->poller.init(&err)) return fail(kESystem, err);
   impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err);
   if (impl->listen_fd < 0) return fail(kESystem, err);
@@ -252,6 +259,8 @@ void Server::Impl::begin_stop() {
   for (Connection* c : all) {
     if (c->state == ConnState::Open) {
       send_close(c, 1001, "server shutting down");
+    } else if (tls_handshaking(c)) {
+      abort(c, 1006);  // nothing in flight to let finish
     } else if (c->state == ConnState::Http) {
       // Let a response in flight finish, then close.
       set_state(c, ConnState::Lingering);
@@ -368,6 +377,20 @@ int Server::close(ConnId id, uint16_t code, std::string_view reason) {
   return impl_->direct_close(id, code, reason);
 }
 
+int Server::reload_tls(const std::string& cert_file, const std::string& key_file,
+                       const std::string& key_passphrase, std::string* error) {
+  if (!impl_->tls) {
+    if (error) *error = "the server was not created with TLS (no certificate and key)";
+    return kEState;
+  }
+  std::string err;
+  if (!impl_->tls->reload(cert_file, key_file, key_passphrase, &err)) {
+    if (error) *error = std::move(err);
+    return kEInval;
+  }
+  return kOk;
+}
+
 Connection* Server::Impl::find_open(ConnId id) const {
   Connection* c = by_id.find(id);
   return c && c->state == ConnState::Open ? c : nullptr;
@@ -449,8 +472,13 @@ void Server::Impl::on_tick() {
   for (Connection* c : expired) {
     switch (c->state) {
       case ConnState::Http:
-        // Slow or silent client (slowloris): answer 408 and close.
-        respond_and_close(c, 408, "request head not received in time");
+        // Slow or silent client (slowloris): answer 408 and close; in the
+        // TLS handshake there is no channel to answer on yet.
+        if (tls_handshaking(c)) {
+          abort(c, 1006);
+        } else {
+          respond_and_close(c, 408, "request head not received in time");
+        }
         break;
       case ConnState::Open:
         if (!c->ping_outstanding) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/tls_context.h"
 #include "protocol/frame.h"
 #include "server/shared_frame.h"
 
@@ -37,6 +38,9 @@ enum Status : int {
 
 enum class SlowConsumerPolicy { Close, Drop };
 
+// Levels of ServerHandler::on_log (same values as CHATWS_LOG_* in chatws.h).
+enum class LogLevel : int { Debug = 0, Info = 1, Warning = 2, Error = 3 };
+
 struct ServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -62,6 +66,9 @@ struct ServerConfig {
   int idle_timeout_ms = 60000;
   int close_timeout_ms = 5000;
   int drain_timeout_ms = 5000;
+  // TLS on the listening port (https:// and wss://) when a certificate and
+  // key are set; the handshake is covered by handshake_timeout_ms.
+  net::TlsConfig tls;
 };
 
 // Host-facing events. Called on the loop thread. A handler may call any
@@ -91,6 +98,10 @@ class ServerHandler {
   // Once per loop iteration, after all I/O of the iteration (e.g. to commit a
   // batch of history). Also called once during a graceful stop.
   virtual void on_iteration_end() {}
+  // Something worth a line in the host's log that has no other outcome the
+  // host sees (e.g. a client that spoke plain HTTP to the TLS port). Rare:
+  // never per message.
+  virtual void on_log(LogLevel level, std::string_view message) { (void)level; (void)message; }
 };
 
 struct ConnInfo {
@@ -133,6 +144,12 @@ class Server {
   // runs after it (an on_close reported at the end of an iteration). Any
   // thread.
   void wake();
+  // Any thread. New TLS connections use the certificate and key of these
+  // files (empty: the current files, read again); existing connections keep
+  // theirs. kEState if the server has no TLS, kEInval (and *error) if the
+  // pair does not load, in which case the current one stays in use.
+  int reload_tls(const std::string& cert_file, const std::string& key_file,
+                 const std::string& key_passphrase, std::string* error);
 
   // Loop thread only (or no loop running).
   bool on_loop_thread() const;

@@ -15,6 +15,8 @@
 #include "http/static_files.h"
 #include "net/poller.h"
 #include "net/socket.h"
+#include "net/tls_context.h"
+#include "net/tls_transport.h"
 #include "protocol/handshake.h"
 #include "server/connection.h"
 #include "server/conn_table.h"
@@ -73,6 +75,8 @@ struct Server::Impl {
   protocol::InputBudget input_budget;  // before pool: every parser gives its share back
   protocol::ParserLimits limits;
   int tick_ms = 250;
+  std::unique_ptr<net::TlsContext> tls;          // set: every connection is TLS
+  std::unique_ptr<net::TlsStaging> tls_staging;  // with tls: the loop's ciphertext buffer
 
   ConnectionPool pool;                              // storage of every Connection
   ConnTable by_id;                                  // every live connection
@@ -147,10 +151,13 @@ struct Server::Impl {
     c->state = s;
   }
 
+  void log(LogLevel level, std::string_view message) { handler->on_log(level, message); }
+
   // server_io.cpp
   void accept_all();
   void pause_accepting();
   void resume_accepting();
+  void peer_ended(Connection* c);  // the peer closed its side
   void on_event(const net::PollEvent& ev);
   void read_ready(Connection* c);
   size_t on_bytes(Connection* c, uint8_t* data, size_t n);  // bytes handled this turn
@@ -181,6 +188,18 @@ struct Server::Impl {
   void abort(Connection* c, uint16_t code);
   void destroy(Connection* c);
   void destroy_dead();
+  // server_tls.cpp: the TLS transport's side of reading, writing and closing.
+  bool start_tls(Connection* c);
+  void tls_read_ready(Connection* c);
+  bool tls_write_out(Connection* c);
+  // True once the output, ciphertext included, is all with the kernel;
+  // false while the handshake is not done.
+  bool tls_drained(Connection* c) const;
+  bool tls_handshaking(const Connection* c) const;
+  // close_notify, then FIN (when the ciphertext is out); false if it failed.
+  bool tls_shutdown(Connection* c);
+  void tls_refuse_plain_http(Connection* c);
+  void discard_input(Connection* c);
   int direct_send(ConnId id, protocol::Opcode op, std::string_view payload);
   int direct_broadcast(SharedFrame* f, ConnId exclude);
   int direct_close(ConnId id, uint16_t code, std::string_view reason);

@@ -40,6 +40,10 @@ void Server::Impl::accept_all() {
     c->start_http(cfg.max_request_size);
     by_id.insert(c);
     had_connections = true;
+    if (tls && !start_tls(c)) {
+      abort(c, 1006);
+      continue;
+    }
     // The token is the connection itself (no fd table to keep: 8 bytes per
     // descriptor). It cannot outlive it: destroy() deregisters the fd before
     // freeing the connection, and runs only after a batch's events are handled.
@@ -106,7 +110,8 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
   if (c->state == ConnState::Dead) return;
   if (ev.writable) {
     c->writable = true;
-    if (!c->out.empty()) flush(c);
+    // TLS: ciphertext (a handshake flight, a close_notify) may be waiting.
+    if (!c->out.empty() || c->is_tls) flush(c);
   }
   // A connection whose turn is due from the pending list gets that one
   // (after the events), not a second one now.
@@ -135,8 +140,12 @@ void Server::Impl::read_ready(Connection* c) {
     take_turn_later(c);  // the rest, or the socket (unread since the kept read)
     return;
   }
+  if (c->is_tls) {
+    tls_read_ready(c);  // the socket's turn, through the transport
+    return;
+  }
   for (;;) {
-    ssize_t n = ::read(c->fd, rbuf.get(), kReadBufferSize);
+    ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
@@ -150,19 +159,18 @@ void Server::Impl::read_ready(Connection* c) {
       }
       return;
     }
-    if (n == 0) {  // peer closed its side
-      if (c->state == ConnState::Open) {
-        abort(c, 1006);
-      } else {
-        abort(c, c->close_code ? c->close_code : 1006);
-      }
+    if (n == 0) {
+      peer_ended(c);
       return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    if (errno == EINTR) continue;
+    if (n == net::kAgain) return;
     abort(c, 1006);
     return;
   }
+}
+
+void Server::Impl::peer_ended(Connection* c) {
+  abort(c, c->state == ConnState::Open || !c->close_code ? 1006 : c->close_code);
 }
 
 void Server::Impl::take_turn_later(Connection* c) {
@@ -468,6 +476,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
 }
 
 bool Server::Impl::write_out(Connection* c) {
+  if (c->is_tls) return tls_write_out(c);
   while (!c->out.empty() && c->writable) {
     iovec iov[64];
     int n = c->out.gather(iov, 64);
@@ -483,25 +492,20 @@ bool Server::Impl::write_out(Connection* c) {
         std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
       }
-      w = ::send(c->fd, wbuf.get(), total, MSG_NOSIGNAL);
+      iovec one{wbuf.get(), total};
+      w = net::plain::write_gathered(c->fd, &one, 1);
     } else {
-      // sendmsg, not writev: a write to a peer that reset must fail with
-      // EPIPE, never raise SIGPIPE in the host process.
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = size_t(n);
-      w = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+      w = net::plain::write_gathered(c->fd, iov, n);
     }
     if (w > 0) {
       c->out.consume(size_t(w));
       if (c->greeting) c->greeting_written(size_t(w));
       continue;
     }
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (w == net::kAgain) {
       c->writable = false;
       return true;
     }
-    if (w < 0 && errno == EINTR) continue;
     abort(c, c->close_sent ? c->close_code : 1006);  // EPIPE, ECONNRESET
     return false;
   }
@@ -512,13 +516,15 @@ void Server::Impl::flush(Connection* c) {
   if (!write_out(c)) return;
   if (c->http_hold && !continue_http(c)) return;
   if (!c->out.empty()) return;
+  if (c->is_tls && !tls_drained(c)) return;  // ciphertext still pending, or no handshake yet
   if (c->over_soft) {
     c->over_soft = false;
     if (c->state == ConnState::Open) handler->on_drain(c->id);
   }
   if (c->state == ConnState::Lingering && !c->shut_done) {
+    if (c->is_tls && !tls_shutdown(c)) return;  // close_notify first, FIN once it is out
     c->shut_done = true;
-    ::shutdown(c->fd, SHUT_WR);
+    net::plain::shutdown(c->fd);
   }
 }
 

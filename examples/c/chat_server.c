@@ -5,12 +5,18 @@
  * "json" wire format and the richer "chatws.v1") with durable history.
  *
  *   chat_server [--host 127.0.0.1] [--port 8080] [--static-dir DIR]
- *               [--history FILE] [--history-size N] [--max-rooms N]
+ *               [--history FILE] [--history-size N] [--max-rooms N] [--verbose]
+ *               [--tls-cert FILE --tls-key FILE [--tls-key-passphrase SOURCE]
+ *                [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
+ *                [--tls-ciphersuites LIST] [--no-tls-session-tickets]]
  *
  * SIGINT/SIGTERM stop it gracefully: clients get close 1001 and the history
- * is flushed. Signals are taken by a dedicated thread with sigwait(), because
- * chatws_server_stop() is not async-signal-safe and must not be called from a
- * signal handler.
+ * is flushed. With TLS, SIGHUP reloads the certificate and key from their
+ * files (the renewal case: certbot or cert-manager replaced them); open
+ * connections keep theirs, and a pair that does not load is refused with the
+ * reason while the old one stays in use. Signals are taken by a dedicated
+ * thread with sigwait(), because chatws_server_stop() is not
+ * async-signal-safe and must not be called from a signal handler.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -36,7 +42,10 @@
 struct signal_thread_arg {
   chatws_server* server;
   sigset_t set;
+  int tls;
 };
+
+static int verbose = 0;
 
 static void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -88,12 +97,31 @@ static void on_message(chatws_server* server, chatws_conn_id conn, const char* d
            len, is_binary ? "binary" : "text");
 }
 
+/* The library's own log lines (debug ones only with --verbose). */
+static void on_log(chatws_server* server, int level, const char* message, void* user) {
+  static const char* names[] = {"debug", "info", "warning", "error"};
+  (void)server;
+  (void)user;
+  if (level == CHATWS_LOG_DEBUG && !verbose) return;
+  log_line("%s: %s", level >= 0 && level <= 3 ? names[level] : "log", message);
+}
+
 static void* signal_thread(void* p) {
   struct signal_thread_arg* arg = p;
   for (;;) {
     int sig = 0;
     if (sigwait(&arg->set, &sig) != 0) continue;
     if (sig == QUIT_SIGNAL) return NULL;
+    if (sig == SIGHUP) {
+      if (!arg->tls) {
+        log_line("SIGHUP: no TLS certificate to reload");
+      } else if (chatws_server_reload_tls(arg->server, NULL, NULL, NULL) == CHATWS_OK) {
+        log_line("SIGHUP: TLS certificate reloaded; new connections use it");
+      } else {
+        log_line("SIGHUP: TLS reload failed, keeping the certificate in use: %s", chatws_last_error());
+      }
+      continue;
+    }
     log_line("%s: stopping (clients get close 1001, history is flushed)", strsignal(sig));
     chatws_server_stop(arg->server); /* idempotent: a second signal is harmless */
   }
@@ -107,7 +135,15 @@ static void usage(FILE* out, const char* argv0) {
           "  --static-dir DIR   directory served over HTTP (default %s)\n"
           "  --history FILE     SQLite file for durable history (default: in memory)\n"
           "  --history-size N   messages kept per room (default 50)\n"
-          "  --max-rooms N      chat rooms at once; new ones beyond get 503 (default 10000)\n",
+          "  --max-rooms N      chat rooms at once; new ones beyond get 503 (default 10000)\n"
+          "  --verbose          also print the library's debug lines\n"
+          "  --tls-cert FILE    PEM certificate chain: serve https:// and wss:// (SIGHUP reloads)\n"
+          "  --tls-key FILE     PEM private key of the certificate\n"
+          "  --tls-key-passphrase SOURCE   pass:TEXT, env:VARIABLE or file:PATH\n"
+          "  --tls-min-version 1.2|1.3     oldest TLS version accepted (default 1.2)\n"
+          "  --tls-ciphers LIST            TLS 1.2 cipher list (OpenSSL syntax)\n"
+          "  --tls-ciphersuites LIST       TLS 1.3 cipher suites\n"
+          "  --no-tls-session-tickets      no session resumption by ticket\n",
           argv0, CHATWS_EXAMPLE_WEB_DIR);
 }
 
@@ -126,6 +162,11 @@ int main(int argc, char** argv) {
       {"static-dir", required_argument, NULL, 'd'}, {"history", required_argument, NULL, 'H'},
       {"history-size", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'u'},
       {"max-rooms", required_argument, NULL, 'R'},
+      {"verbose", no_argument, NULL, 'v'},          {"tls-cert", required_argument, NULL, 'c'},
+      {"tls-key", required_argument, NULL, 'k'},    {"tls-key-passphrase", required_argument, NULL, 'P'},
+      {"tls-min-version", required_argument, NULL, 'm'}, {"tls-ciphers", required_argument, NULL, 'C'},
+      {"tls-ciphersuites", required_argument, NULL, 'S'},
+      {"no-tls-session-tickets", no_argument, NULL, 'T'},
       {NULL, 0, NULL, 0}};
   chatws_options opts;
   chatws_server* server = NULL;
@@ -143,6 +184,7 @@ int main(int argc, char** argv) {
   opts.on_open = on_open;
   opts.on_close = on_close;
   opts.on_message = on_message;
+  opts.on_log = on_log;
 
   while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
     switch (c) {
@@ -170,6 +212,20 @@ int main(int argc, char** argv) {
         }
         opts.max_rooms = (uint32_t)value;
         break;
+      case 'v': verbose = 1; break;
+      case 'c': opts.tls_cert_file = optarg; break;
+      case 'k': opts.tls_key_file = optarg; break;
+      case 'P': opts.tls_key_passphrase = optarg; break;
+      case 'C': opts.tls_ciphers = optarg; break;
+      case 'S': opts.tls_ciphersuites = optarg; break;
+      case 'T': opts.tls_session_tickets = -1; break;
+      case 'm':
+        if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+          fprintf(stderr, "%s: --tls-min-version must be 1.2 or 1.3\n", argv[0]);
+          return 2;
+        }
+        opts.tls_min_version = optarg[2] == '3' ? CHATWS_TLS_1_3 : CHATWS_TLS_1_2;
+        break;
       case 'u': usage(stdout, argv[0]); return 0;
       default: usage(stderr, argv[0]); return 2;
     }
@@ -184,7 +240,9 @@ int main(int argc, char** argv) {
   sigemptyset(&sig_arg.set);
   sigaddset(&sig_arg.set, SIGINT);
   sigaddset(&sig_arg.set, SIGTERM);
+  sigaddset(&sig_arg.set, SIGHUP);
   sigaddset(&sig_arg.set, QUIT_SIGNAL);
+  sig_arg.tls = opts.tls_cert_file != NULL;
   if ((rc = pthread_sigmask(SIG_BLOCK, &sig_arg.set, NULL)) != 0) {
     fprintf(stderr, "pthread_sigmask: %s\n", strerror(rc));
     return 1;
@@ -202,8 +260,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  log_line("chatws %s: chat on http://%s%s%s:%d/ (static %s, history %s)", chatws_version(),
-           strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
+  log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s)", chatws_version(),
+           opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
            chatws_server_port(server), opts.static_dir,
            opts.history_path ? opts.history_path : "in memory");
 

@@ -2,6 +2,8 @@
 
 Serves the chat page over HTTP and the chat over WebSocket on the same port
 (subprotocols "chatws.v1" and the classic "json"; rooms at /rooms/<name>).
+With --tls-cert and --tls-key the port speaks TLS (https:// and wss://), and
+SIGHUP reloads the certificate and key (e.g. after certbot renewed them).
 Ctrl-C or SIGTERM stops it gracefully.
 """
 
@@ -74,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with a client that reads too slowly (default close)")
     p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping (default 60; 'off')")
     p.add_argument("--drain-timeout", type=_seconds, help="seconds a graceful stop waits for clients (default 5)")
+    tls = p.add_argument_group("TLS (https:// and wss:// on the same port)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain (leaf first); turns TLS on")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key of the certificate")
+    tls.add_argument("--tls-key-passphrase", metavar="SOURCE",
+                     help="where the key's passphrase is: pass:TEXT, env:VARIABLE or file:PATH")
+    tls.add_argument("--tls-min-version", choices=("1.2", "1.3"), default="1.2",
+                     help="oldest TLS version accepted (default 1.2)")
+    tls.add_argument("--tls-ciphers", metavar="LIST", help="TLS 1.2 cipher list (OpenSSL syntax)")
+    tls.add_argument("--tls-ciphersuites", metavar="LIST", help="TLS 1.3 cipher suites")
+    tls.add_argument("--no-tls-session-tickets", action="store_true",
+                     help="turn session resumption by ticket off (default on)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -82,6 +95,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("chatws")
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        log.error("--tls-cert and --tls-key go together")
+        return 2
 
     static_dir: Optional[Path] = None
     if not args.no_static:
@@ -114,6 +131,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             slow_consumer_policy=args.slow_consumer,
             idle_timeout=args.idle_timeout,
             drain_timeout=args.drain_timeout,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_key_passphrase=args.tls_key_passphrase,
+            tls_min_version=args.tls_min_version,
+            tls_ciphers=args.tls_ciphers,
+            tls_ciphersuites=args.tls_ciphersuites,
+            tls_session_tickets=not args.no_tls_session_tickets,
         )
     except Error as exc:
         log.error("cannot start the server: %s", exc)
@@ -123,6 +147,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         # SIGTERM: graceful stop (close 1001 to every client, flush history);
         # the handler runs on this thread between two loop slices.
         signal.signal(signal.SIGTERM, lambda signum, frame: server.stop(wait=False))
+        if server.tls:
+            # SIGHUP: read the certificate and key files again (renewal).
+            def reload(signum: int, frame: object) -> None:
+                try:
+                    server.reload_tls()
+                    log.info("TLS certificate reloaded from %s", args.tls_cert)
+                except Error as exc:
+                    log.error("TLS reload failed, keeping the certificate in use: %s", exc)
+
+            signal.signal(signal.SIGHUP, reload)
         where = server.http_url if static_dir is not None else server.url
         print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url})", flush=True)
         try:

@@ -28,6 +28,8 @@ class _Codes(ModuleType):
     QUEUED_OVER_LIMIT: int
     SLOW_CLOSE: int
     SLOW_DROP: int
+    TLS_1_2: int
+    TLS_1_3: int
 
 codes: _Codes
 
@@ -43,6 +45,7 @@ class Server:
         on_close: Callable[[Any, int, int, str], object],
         on_drain: Callable[[Any, int], object],
         on_chat: Callable[[Any, int, str, str, str, int], object],
+        on_log: Optional[Callable[[Any, int, str], object]] = ...,
     ) -> None: ...
     @property
     def port(self) -> int: ...
@@ -61,4 +64,6 @@ class Server:
     def close_connection(self, conn_id: int, code: int, reason: str) -> None: ...
     def connection_count(self) -> int: ...
     def chat_post(self, room: str, user: str, text: str) -> None: ...
+    def reload_tls(self, cert_file: Optional[str], key_file: Optional[str],
+                   key_passphrase: Optional[str]) -> None: ...
     def close(self) -> None: ...

@@ -16,6 +16,7 @@ __all__ = ["CHAT_SUBPROTOCOLS", "build_options", "timeout_ms"]
 CHAT_SUBPROTOCOLS = ("chatws.v1", "json")
 
 _SLOW_POLICIES = {"close": 0, "drop": 1}
+_TLS_VERSIONS = {"1.2": 12, "1.3": 13}
 
 StrList = Union[str, Iterable[str], None]
 
@@ -88,6 +89,13 @@ def build_options(
     max_text_length: Optional[int],
     max_rooms: Optional[int],
     max_idle_room_bytes: Optional[int],
+    tls_cert: Union[str, "os.PathLike[str]", None] = None,
+    tls_key: Union[str, "os.PathLike[str]", None] = None,
+    tls_key_passphrase: Optional[str] = None,
+    tls_min_version: str = "1.2",
+    tls_ciphers: Optional[str] = None,
+    tls_ciphersuites: Optional[str] = None,
+    tls_session_tickets: bool = True,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -95,6 +103,10 @@ def build_options(
         raise InvalidArgument(
             f"slow_consumer_policy must be 'close' or 'drop', not {slow_consumer_policy!r}"
         )
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidArgument("tls_cert and tls_key go together: give both (or neither)")
+    if tls_min_version not in _TLS_VERSIONS:
+        raise InvalidArgument(f"tls_min_version must be '1.2' or '1.3', not {tls_min_version!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -127,4 +139,11 @@ def build_options(
         "max_text_length": _limit("max_text_length", max_text_length, u32_max),
         "max_rooms": _limit("max_rooms", max_rooms, u32_max),
         "max_idle_room_bytes": _limit("max_idle_room_bytes", max_idle_room_bytes, size_max),
+        "tls_cert_file": _path("tls_cert", tls_cert),
+        "tls_key_file": _path("tls_key", tls_key),
+        "tls_key_passphrase": tls_key_passphrase,
+        "tls_min_version": _TLS_VERSIONS[tls_min_version] if tls_cert is not None else None,
+        "tls_ciphers": tls_ciphers,
+        "tls_ciphersuites": tls_ciphersuites,
+        "tls_session_tickets": None if tls_session_tickets else -1,
     }

@@ -180,6 +180,13 @@ class Server:
         max_text_length: Optional[int] = None,
         max_rooms: Optional[int] = None,
         max_idle_room_bytes: Optional[int] = None,
+        tls_cert: PathArg = None,
+        tls_key: PathArg = None,
+        tls_key_passphrase: Optional[str] = None,
+        tls_min_version: str = "1.2",
+        tls_ciphers: Optional[str] = None,
+        tls_ciphersuites: Optional[str] = None,
+        tls_session_tickets: bool = True,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -227,8 +234,16 @@ class Server:
             max_text_length=max_text_length,
             max_rooms=max_rooms,
             max_idle_room_bytes=max_idle_room_bytes,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_key_passphrase=tls_key_passphrase,
+            tls_min_version=tls_min_version,
+            tls_ciphers=tls_ciphers,
+            tls_ciphersuites=tls_ciphersuites,
+            tls_session_tickets=tls_session_tickets,
         )
         self._host = host
+        self._tls = tls_cert is not None
         self._chat = bool(chat)
         self._conns: Dict[int, Connection] = {}
         self._lock = threading.Lock()
@@ -248,6 +263,7 @@ class Server:
             _dispatch_close,
             _dispatch_drain,
             _dispatch_chat,
+            _dispatch_log,
         )
         self._port = self._native.port
         self._runner = _Runner(self._native, self._stop_wait_s)
@@ -266,14 +282,36 @@ class Server:
 
     @property
     def url(self) -> str:
-        """``ws://host:port/`` for clients on this machine (a wildcard host
-        such as 0.0.0.0 is shown as the loopback address)."""
-        return f"ws://{self._netloc()}/"
+        """``ws://host:port/`` (``wss://`` with TLS) for clients on this
+        machine (a wildcard host such as 0.0.0.0 is shown as the loopback
+        address)."""
+        return f"{'wss' if self._tls else 'ws'}://{self._netloc()}/"
 
     @property
     def http_url(self) -> str:
-        """``http://host:port/``: where the static files (the chat page) are."""
-        return f"http://{self._netloc()}/"
+        """``http://host:port/`` (``https://`` with TLS): where the static
+        files (the chat page) are."""
+        return f"{'https' if self._tls else 'http'}://{self._netloc()}/"
+
+    @property
+    def tls(self) -> bool:
+        """True if the port speaks TLS (tls_cert and tls_key were given)."""
+        return self._tls
+
+    def reload_tls(self, cert: PathArg = None, key: PathArg = None,
+                   passphrase: Optional[str] = None) -> None:
+        """Load a new certificate and key for the connections that start
+        from now on; open connections keep theirs. With no arguments the
+        files in use are read again (a renewal replaced them in place). Any
+        thread. A pair that does not load raises InvalidArgument with the
+        file and OpenSSL's reason, and the pair in use stays; a server
+        without TLS raises InvalidState."""
+        self._check_open()
+        self._native.reload_tls(
+            None if cert is None else os.fspath(cert),
+            None if key is None else os.fspath(key),
+            passphrase,
+        )
 
     def _netloc(self) -> str:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self._host, self._host)
@@ -544,6 +582,14 @@ def _dispatch_drain(server: Server, conn_id: int) -> None:
         return
     if result is not None:
         server._spawn(result, conn, "on_drain")
+
+
+# CHATWS_LOG_* -> logging levels.
+_LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+
+
+def _dispatch_log(server: Server, level: int, message: str) -> None:
+    logger.log(_LOG_LEVELS[level] if 0 <= level < len(_LOG_LEVELS) else logging.ERROR, "%s", message)
 
 
 def _dispatch_chat(server: Server, conn_id: int, room: str, user: str, text: str,

@@ -69,9 +69,10 @@ class _Browsers:
     """Headless Chromium instances, started on first use, each with its own
     fresh profile (so two of them are two independent users)."""
 
-    def __init__(self):
+    def __init__(self, extra_args: list[str] | None = None):
         self._drivers = []
         self._profiles = []
+        self._extra_args = list(extra_args or [])
 
     def get(self, index: int):
         while len(self._drivers) <= index:
@@ -88,7 +89,7 @@ class _Browsers:
         self._profiles.append(profile)
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for arg in CHROME_ARGS:
+        for arg in CHROME_ARGS + self._extra_args:
             options.add_argument(arg)
         options.add_argument(f"--user-data-dir={profile}")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

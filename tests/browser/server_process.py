@@ -71,20 +71,22 @@ class ChatServerProcess:
     """One chat server on a fixed port and history file; can be stopped and
     started again on the same port with the same history (a restart)."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, extra_args: list[str] | None = None,
+                 scheme: str = "http"):
         self.workdir = workdir
+        self.scheme = scheme
         self.port = port or free_port()
         self.history = workdir / "history.db"
         self.log_path = workdir / "server.log"
         template, self.description = server_command_template()
         self.argv = [part.format(port=self.port, static_dir=STATIC_DIR, history=self.history)
-                     for part in shlex.split(template)]
+                     for part in shlex.split(template)] + list(extra_args or [])
         self._proc: subprocess.Popen | None = None
         self._log = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         assert self._proc is None, "already running"

@@ -190,6 +190,15 @@ static inline int counter_wait(test_counter* c, int target, int timeout_ms) {
 #define WS_TEST_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_TEST_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
+/* The byte stream under the helpers below: the bare socket unless a test
+ * sets these hooks (capi_tls.h runs every helper over TLS with them). */
+typedef struct test_io {
+  int (*connected)(int fd); /* after connect(): 0, or -1 to fail the connect */
+  ssize_t (*send)(int fd, const void* data, size_t len);
+  ssize_t (*recv)(int fd, void* data, size_t len);
+} test_io;
+static test_io test_io_hooks = {NULL, NULL, NULL};
+
 static inline int tcp_connect(int port) {
   struct sockaddr_in addr;
   struct timeval tv = {TEST_TIMEOUT_MS / 1000, 0};
@@ -204,7 +213,8 @@ static inline int tcp_connect(int port) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr*)&addr, sizeof addr) != 0) {
+  if (connect(fd, (struct sockaddr*)&addr, sizeof addr) != 0 ||
+      (test_io_hooks.connected && test_io_hooks.connected(fd) != 0)) {
     close(fd);
     return -1;
   }
@@ -214,7 +224,7 @@ static inline int tcp_connect(int port) {
 static inline int write_all(int fd, const void* data, size_t len) {
   const char* p = (const char*)data;
   while (len > 0) {
-    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    ssize_t n = test_io_hooks.send ? test_io_hooks.send(fd, p, len) : send(fd, p, len, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return -1;
     p += n;
@@ -226,7 +236,7 @@ static inline int write_all(int fd, const void* data, size_t len) {
 static inline int read_all(int fd, void* data, size_t len) {
   char* p = (char*)data;
   while (len > 0) {
-    ssize_t n = recv(fd, p, len, 0);
+    ssize_t n = test_io_hooks.recv ? test_io_hooks.recv(fd, p, len) : recv(fd, p, len, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return -1;
     p += n;

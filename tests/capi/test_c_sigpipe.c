@@ -9,17 +9,25 @@
  * with a FIN while data is still arriving), so the server keeps writing
  * messages and leave notices to sockets that are going away. If SIGPIPE were
  * raised this process would die with 141 and ctest would report it.
+ *
+ * test_c_sigpipe_tls.c is this test over TLS (SIGPIPE_OVER_TLS): the server
+ * writes records through its own BIO, which must use MSG_NOSIGNAL too.
  */
 #include "capi_test.h" /* first: it sets _POSIX_C_SOURCE */
 
+#ifdef SIGPIPE_OVER_TLS
+#include "capi_tls.h"
+#endif
+
 #include <signal.h>
+#include <stdatomic.h>
 
 #define WAVES 60
 #define WAVE_SIZE 10
 
 typedef struct publisher {
   int port;
-  volatile int stop;
+  atomic_int stop; /* volatile is not enough between threads (TSan) */
   int sent;
   pthread_t thread;
 } publisher;
@@ -41,6 +49,9 @@ static void* publish_main(void* p) {
     pub->sent++;
   }
   close(fd);
+#ifdef SIGPIPE_OVER_TLS
+  tls_thread_done();
+#endif
   return NULL;
 }
 
@@ -65,8 +76,21 @@ int main(void) {
 
   chatws_options_init(&o);
   o.chat = 1;
+#ifdef SIGPIPE_OVER_TLS
+  char cert[300], key[300];
+  REQUIRE(tls_test_init() == 0);
+  o.tls_cert_file = tls_path(cert, sizeof cert, "a.pem");
+  o.tls_key_file = tls_path(key, sizeof key, "a.key");
+#endif
   REQUIRE(chatws_server_create(&o, &s) == CHATWS_OK);
   loop_thread_start(&lt, s);
+#ifdef SIGPIPE_OVER_TLS
+  /* The loop thread (started above) keeps SIGPIPE deliverable and deadly;
+   * this thread and the publisher, OpenSSL clients writing with write(),
+   * block it. */
+  tls_client_threads_block_sigpipe();
+  tls_use_hooks();
+#endif
 
   memset(&pub, 0, sizeof pub);
   pub.port = chatws_server_port(s);
@@ -115,5 +139,10 @@ int main(void) {
   chatws_server_stop(s);
   CHECK(loop_thread_join(&lt, TEST_TIMEOUT_MS) == 1);
   chatws_server_destroy(s);
+#ifdef SIGPIPE_OVER_TLS
+  tls_test_cleanup();
+  return test_finish("test_c_sigpipe_tls");
+#else
   return test_finish("test_c_sigpipe");
+#endif
 }

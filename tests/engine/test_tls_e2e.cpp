@@ -1,0 +1,357 @@
+// The server on a TLS port, end to end over 127.0.0.1 with OpenSSL's client:
+// WebSocket and static files over one port, close_notify, the hostile
+// clients of the handshake (silent, byte by byte, plain HTTP, garbage) with
+// a good client served meanwhile, the connection limit, certificate reload
+// under live connections.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "support/test_certs.h"
+#include "support/test_server.h"
+#include "support/tls_ws_client.h"
+#include "support/ws_client.h"
+
+using namespace chatws;
+using namespace chatws::test;
+using protocol::Opcode;
+using namespace std::string_literals;
+
+namespace {
+
+class LogHandler : public RecordingHandler {
+ public:
+  void on_log(LogLevel level, std::string_view message) override {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back({level, std::string(message)});
+  }
+  size_t count(std::string_view part) {
+    std::lock_guard<std::mutex> lock(mu);
+    size_t n = 0;
+    for (auto& l : lines) n += l.second.find(part) != std::string::npos;
+    return n;
+  }
+  std::mutex mu;
+  std::vector<std::pair<LogLevel, std::string>> lines;
+};
+
+class TlsE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(certs.ok());
+    ASSERT_TRUE(certs.make_leaf("a", 0xA1));
+    ASSERT_TRUE(certs.make_leaf("b", 0xB2));
+    std::filesystem::create_directory(certs.file("www"));
+    std::ofstream(certs.file("www/index.html")) << "<h1>over tls</h1>";
+    h.on_msg = [this](ConnId id, Opcode op, const char* d, size_t n) {
+      h.server->send(id, op, std::string_view(d, n));
+    };
+  }
+  ServerConfig config() {
+    ServerConfig c;
+    c.tls.cert_file = certs.file("a.pem");
+    c.tls.key_file = certs.file("a.key");
+    c.static_dir = certs.file("www");
+    return c;
+  }
+  void start(ServerConfig c) {
+    st = std::make_unique<ServerThread>(c, &h);
+    ASSERT_NE(st->server, nullptr) << st->error;
+    h.server = st->server.get();
+  }
+  // A well-behaved client: TLS, upgrade, one echo.
+  void expect_served(const std::string& text = "still served") {
+    TlsWsClient w;
+    ASSERT_TRUE(w.connect(st->port(), certs.ca_cert())) << w.tls.error();
+    ASSERT_TRUE(w.send_text(text));
+    EXPECT_EQ(w.read_text(), text);
+  }
+
+  TestCerts certs;
+  LogHandler h;
+  std::unique_ptr<ServerThread> st;
+};
+
+TEST_F(TlsE2E, WebSocketEchoOverTls) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert())) << w.tls.error();
+  EXPECT_EQ(w.tls.peer_serial(), "A1");
+  for (std::string msg : {std::string("hi"), std::string(4096, 'x'), std::string(200000, 'y')}) {
+    ASSERT_TRUE(w.send_text(msg));
+    EXPECT_EQ(w.read_text(), msg);
+  }
+}
+
+// A burst far above one turn's budget (kMessagesPerTurn) in a few records:
+// the rest of each read is kept and handled over later turns, in order and
+// complete, and another client is served in between.
+TEST_F(TlsE2E, BurstOverManyTurnsArrivesInOrder) {
+  start(config());
+  TlsWsClient flood, other;
+  ASSERT_TRUE(flood.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(other.connect(st->port(), certs.ca_cert()));
+  constexpr int kBurst = 3000;
+  std::string burst;
+  for (int i = 0; i < kBurst; ++i) burst += WsClient::masked_frame(Opcode::Text, "m" + std::to_string(i));
+  ASSERT_TRUE(flood.tls.write_all(burst));  // ~30 KB: two records
+  ASSERT_TRUE(other.send_text("me too"));
+  EXPECT_EQ(other.read_text(), "me too");
+  for (int i = 0; i < kBurst; ++i) {
+    std::string got = flood.read_text();
+    ASSERT_EQ(got, "m" + std::to_string(i));
+  }
+}
+
+TEST_F(TlsE2E, StaticFilesAndUpgradeOnOnePort) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.tls_connect(st->port(), certs.ca_cert())) << w.tls.error();
+  ASSERT_TRUE(w.tls.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto resp = w.read_head();
+  ASSERT_TRUE(resp);
+  EXPECT_EQ(resp->rfind("HTTP/1.1 200", 0), 0u) << *resp;
+  EXPECT_NE(resp->find("<h1>over tls</h1>"), std::string::npos);
+  // Same connection, keep-alive, then the upgrade.
+  EXPECT_EQ(w.upgrade("/"), 101);
+  ASSERT_TRUE(w.send_text("after the page"));
+  EXPECT_EQ(w.read_text(), "after the page");
+}
+
+// A file far larger than the HTTP window streams over TLS in chunks, the
+// records following the socket as it drains; a small socket buffer makes
+// the transport hold ciphertext between writable edges.
+TEST_F(TlsE2E, LargeStaticFileStreamsOverTls) {
+  std::string big(3 * 1024 * 1024 + 123, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = char('a' + (i * 7) % 26);
+  std::ofstream(certs.file("www/big.bin"), std::ios::binary) << big;
+  ServerConfig c = config();
+  c.socket_send_buffer = 16 * 1024;
+  start(c);
+  TlsWsClient w;
+  ASSERT_TRUE(w.tls_connect(st->port(), certs.ca_cert())) << w.tls.error();
+  ASSERT_TRUE(w.tls.write_all("GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto resp = w.read_head();
+  ASSERT_TRUE(resp) << w.tls.error();
+  ASSERT_EQ(resp->rfind("HTTP/1.1 200", 0), 0u) << resp->substr(0, 200);
+  const std::string body = resp->substr(resp->find("\r\n\r\n") + 4);
+  EXPECT_EQ(body.size(), big.size());
+  EXPECT_TRUE(body == big);
+  // Keep-alive: the connection serves the next request after the file.
+  ASSERT_TRUE(w.tls.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto next = w.read_head();
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->find("<h1>over tls</h1>"), std::string::npos);
+}
+
+TEST_F(TlsE2E, ServerCloseSendsCloseFrameThenCloseNotify) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(h.wait_count(Event::Open, 1));
+  ConnId id = h.events()[0].id;
+  ASSERT_EQ(st->server->close(id, 1000, "bye"), kOk);
+  auto f = w.read_frame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->opcode, 8);
+  // Our close reply; the server then ends TLS with close_notify.
+  const uint8_t mask[4] = {9, 9, 9, 9};
+  ASSERT_TRUE(w.tls.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1000, ""), mask, true)));
+  EXPECT_TRUE(w.tls.read_to_close_notify()) << w.tls.error();
+  ASSERT_TRUE(h.wait_count(Event::Close, 1));
+}
+
+TEST_F(TlsE2E, ClientCloseNotifyEndsTheConnection) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(h.wait_count(Event::Open, 1));
+  SSL_shutdown(w.tls.ssl());
+  ASSERT_TRUE(h.wait_count(Event::Close, 1));
+  EXPECT_EQ(h.events().back().code, 1006);  // no WebSocket close frame came
+}
+
+TEST_F(TlsE2E, SilentClientIsClosedAtTheHandshakeTimeout) {
+  ServerConfig c = config();
+  c.handshake_timeout_ms = 300;
+  start(c);
+  TcpClient silent(st->port());
+  ASSERT_TRUE(silent.ok());
+  expect_served();
+  EXPECT_TRUE(silent.wait_eof(3000));
+  EXPECT_TRUE(silent.buffer().empty());  // nothing to say in plain text
+}
+
+// A ClientHello dribbled one byte at a time: each byte is progress, but the
+// deadline set at accept is not extended by it.
+TEST_F(TlsE2E, ByteByByteClientHelloHitsTheDeadline) {
+  ServerConfig c = config();
+  c.handshake_timeout_ms = 400;
+  start(c);
+  // A real ClientHello, captured from OpenSSL's client over a socket pair.
+  std::string hello;
+  {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    std::thread t([&] {
+      TlsClient cl;
+      TlsClient::Options o;
+      cl.connect(sv[1], o, 300);  // times out: nobody answers
+    });
+    char buf[4096];
+    timeval tv{2, 0};
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(sv[0], buf, sizeof buf, 0);
+    ASSERT_GT(n, 10);
+    hello.assign(buf, size_t(n));
+    t.join();
+    ::close(sv[0]);
+  }
+  TcpClient slow(st->port());
+  auto start_t = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (size_t i = 0; i + 1 < hello.size() && !closed; ++i) {
+    if (!slow.write_all(hello.substr(i, 1))) break;
+    pollfd p{slow.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) closed = slow.wait_eof(10);
+    if (std::chrono::steady_clock::now() - start_t > std::chrono::seconds(5)) break;
+  }
+  if (!closed) closed = slow.wait_eof(3000);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start_t, std::chrono::seconds(4));
+  expect_served();
+}
+
+TEST_F(TlsE2E, PlainHttpGetsAClearAnswerAndOneDebugLine) {
+  start(config());
+  TcpClient plain(st->port());
+  ASSERT_TRUE(plain.write_all("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto resp = plain.read_http_response();
+  ASSERT_TRUE(resp) << plain.error();
+  EXPECT_EQ(resp->rfind("HTTP/1.1 400", 0), 0u) << *resp;
+  EXPECT_NE(resp->find("use https://"), std::string::npos);
+  EXPECT_TRUE(plain.wait_eof());
+  expect_served();
+  EXPECT_EQ(h.count("plain HTTP"), 1u);
+  std::lock_guard<std::mutex> lock(h.mu);
+  for (auto& l : h.lines) {
+    if (l.second.find("plain HTTP") != std::string::npos) {
+      EXPECT_EQ(l.first, LogLevel::Debug);
+    }
+  }
+}
+
+TEST_F(TlsE2E, GarbageRecordsGetAnAlertAndAClose) {
+  start(config());
+  TcpClient junk(st->port());
+  // A record header saying "handshake, 300 bytes", then noise.
+  std::string bad = "\x16\x03\x01\x01\x2c"s;
+  bad += std::string(300, '\x5a');
+  ASSERT_TRUE(junk.write_all(bad));
+  EXPECT_TRUE(junk.wait_eof());
+  ASSERT_GE(junk.buffer().size(), 1u);
+  EXPECT_EQ(uint8_t(junk.buffer()[0]), 21);  // an alert record
+  expect_served();
+  EXPECT_EQ(h.count("TLS handshake"), 1u);
+}
+
+TEST_F(TlsE2E, GarbageAfterTheHandshakeIsAnAlertToo) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(h.wait_count(Event::Open, 1));
+  // Raw bytes under OpenSSL: an application-data record that fails to decrypt.
+  std::string rec = "\x17\x03\x03\x00\x20"s + std::string(32, '\x01');
+  ASSERT_EQ(::send(w.tls.fd(), rec.data(), rec.size(), MSG_NOSIGNAL), ssize_t(rec.size()));
+  ASSERT_TRUE(h.wait_count(Event::Close, 1));
+  EXPECT_EQ(h.events().back().code, 1006);
+  expect_served();
+}
+
+TEST_F(TlsE2E, Tls11ClientIsRefusedOthersServed) {
+  start(config());
+  TlsClient old;
+  TlsClient::Options o;
+  o.max_version = TLS1_1_VERSION;
+  EXPECT_FALSE(old.connect(tcp_connect(st->port()), o));
+  expect_served();
+}
+
+TEST_F(TlsE2E, ConnectionLimitAnswers503OverTls) {
+  ServerConfig c = config();
+  c.max_connections = 1;
+  start(c);
+  TlsWsClient first;
+  ASSERT_TRUE(first.connect(st->port(), certs.ca_cert()));
+  TlsWsClient second;
+  ASSERT_TRUE(second.tls_connect(st->port(), certs.ca_cert())) << second.tls.error();
+  auto resp = second.read_head();
+  ASSERT_TRUE(resp) << second.tls.error();
+  EXPECT_EQ(resp->rfind("HTTP/1.1 503", 0), 0u) << *resp;
+  EXPECT_TRUE(second.tls.read_to_close_notify());
+  ASSERT_TRUE(first.send_text("first still here"));
+  EXPECT_EQ(first.read_text(), "first still here");
+}
+
+TEST_F(TlsE2E, ReloadKeepsLiveConnectionsAndServesTheNewCertificate) {
+  start(config());
+  TlsWsClient old_conn;
+  ASSERT_TRUE(old_conn.connect(st->port(), certs.ca_cert()));
+  EXPECT_EQ(old_conn.tls.peer_serial(), "A1");
+  std::string err;
+  // A bad pair is refused with the reason; the old one stays.
+  EXPECT_EQ(st->server->reload_tls(certs.file("a.pem"), certs.file("b.key"), "", &err), kEInval);
+  EXPECT_NE(err.find("key values mismatch"), std::string::npos) << err;
+  TlsWsClient still_a;
+  ASSERT_TRUE(still_a.connect(st->port(), certs.ca_cert()));
+  EXPECT_EQ(still_a.tls.peer_serial(), "A1");
+  // From this (non-loop) thread while the loop runs.
+  ASSERT_EQ(st->server->reload_tls(certs.file("b.pem"), certs.file("b.key"), "", &err), kOk) << err;
+  TlsWsClient fresh;
+  ASSERT_TRUE(fresh.connect(st->port(), certs.ca_cert()));
+  EXPECT_EQ(fresh.tls.peer_serial(), "B2");
+  for (TlsWsClient* w : {&old_conn, &still_a, &fresh}) {
+    ASSERT_TRUE(w->send_text("after reload"));
+    EXPECT_EQ(w->read_text(), "after reload");
+  }
+}
+
+TEST_F(TlsE2E, ReloadWithoutTlsIsAStateError) {
+  ServerConfig c;
+  start(c);
+  std::string err;
+  EXPECT_EQ(st->server->reload_tls("", "", "", &err), kEState);
+  EXPECT_FALSE(err.empty());
+}
+
+TEST_F(TlsE2E, BadCertificateFailsCreateBeforeBinding) {
+  ServerConfig c = config();
+  c.tls.key_file = certs.file("b.key");
+  std::string err;
+  int code = 0;
+  auto s = Server::create(c, &h, &err, &code);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_EQ(code, kEInval);
+  EXPECT_NE(err.find(certs.file("b.key")), std::string::npos) << err;
+}
+
+TEST_F(TlsE2E, GracefulStopSendsGoingAwayOverTls) {
+  start(config());
+  TlsWsClient w;
+  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  ASSERT_TRUE(h.wait_count(Event::Open, 1));
+  std::thread stopper([&] { st->stop(); });
+  auto f = w.read_frame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->opcode, 8);
+  EXPECT_EQ((uint8_t(f->payload[0]) << 8) | uint8_t(f->payload[1]), 1001);
+  const uint8_t mask[4] = {9, 9, 9, 9};
+  w.tls.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1001, ""), mask, true));
+  stopper.join();
+}
+
+}  // namespace
