@@ -485,6 +485,9 @@ typedef struct chatws_stats {
   uint64_t history_commits;      /* batches committed (one per loop iteration at most) */
   uint64_t history_commit_failures;
   uint64_t history_messages;     /* messages committed */
+  uint64_t chat_deliveries;      /* chat messages delivered to room members: one message to a
+                                    room of M counts M (a "json" client gets them folded
+                                    into snapshots, one per batch) */
   chatws_histogram history_commit; /* duration of one commit to the store */
 } chatws_stats;
 

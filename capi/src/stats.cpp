@@ -66,6 +66,7 @@ int chatws_server_get_stats(const chatws_server* server, chatws_stats* out) {
     full.history_commits = s.app.commits;
     full.history_commit_failures = s.app.commit_failures;
     full.history_messages = s.app.committed_messages;
+    full.chat_deliveries = s.app.deliveries;
     copy_histogram(s.app.commit_duration, &full.history_commit);
     const size_t n = out->struct_size < sizeof full ? out->struct_size : sizeof full;
     full.struct_size = out->struct_size;

@@ -461,6 +461,7 @@ void ChatService::collect_stats(AppStats* out) const {
   out->commits = commits_;
   out->commit_failures = commit_failures_;
   out->committed_messages = committed_messages_;
+  out->deliveries = deliveries_;
   out->store_ok = !store_failing_;
   out->commit_duration = commit_duration_;
 }
@@ -492,6 +493,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
     room->history.push(std::move(p.msg));
     room->snapshot = FrameRef();
     const ChatMessage& m = room->history.newest();
+    deliveries_ += rit->second.size();
     FrameRef v1;
     for (const Member& r : rit->second) {
       if (r.format != WireFormat::V1) continue;

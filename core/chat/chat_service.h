@@ -200,6 +200,7 @@ class ChatService {
   uint64_t commits_ = 0;
   uint64_t commit_failures_ = 0;
   uint64_t committed_messages_ = 0;
+  uint64_t deliveries_ = 0;  // message x member it was delivered to
   Histogram commit_duration_;
   bool delivering_ = false;  // sending a batch or presence: a re-entered flush only commits
   Moderator moderator_;

@@ -83,6 +83,7 @@ struct AppStats {
   uint64_t commits = 0;         // history batches committed
   uint64_t commit_failures = 0; // batches the store refused
   uint64_t committed_messages = 0;
+  uint64_t deliveries = 0;      // chat messages x the room members they went to
   bool store_ok = true;         // the last commit (if any) succeeded
   Histogram commit_duration;
 };

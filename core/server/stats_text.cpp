@@ -89,6 +89,9 @@ std::string render_prometheus(const StatsSnapshot& s, std::string_view version) 
             s.app.commit_failures);
     counter(m, "chatws_history_messages_total", "Chat messages committed to history.",
             s.app.committed_messages);
+    counter(m, "chatws_chat_deliveries_total",
+            "Chat messages delivered to room members (one message to a room of M counts M).",
+            s.app.deliveries);
     histogram(m, "chatws_history_commit_duration_seconds", "Time one history commit took.",
               s.app.commit_duration);
   }
