@@ -163,9 +163,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             signal.signal(signal.SIGHUP, reload)
         where = server.http_url if static_dir is not None else server.url
-        print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url})", flush=True)
-        if server.metrics_port is not None:
-            print(f"chatws: metrics on http://{args.metrics_host}:{server.metrics_port}/metrics", flush=True)
+        # One line (readers wait for it): the metrics URL, if any, at its end.
+        metrics = f", metrics on http://{args.metrics_host}:{server.metrics_port}/metrics" \
+            if server.metrics_port is not None else ""
+        print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url}){metrics}",
+              flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
