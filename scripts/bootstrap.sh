@@ -21,6 +21,7 @@ DEB_PACKAGES=(
   curl                              # an independent HTTP client for the static-file tests
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
   iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns
+  prometheus                        # promtool check metrics, and a real scraper in the metrics tests
 )
 # Installed only when the command is missing: Node may come from another
 # source (e.g. nodesource, which bundles npm and conflicts with Debian's npm).

@@ -66,6 +66,8 @@ PYBIND11_MODULE(_native, m) {
       .def("close_connection", &NativeServer::close_connection, py::arg("conn_id"),
            py::arg("code"), py::arg("reason"))
       .def("connection_count", &NativeServer::connection_count)
+      .def("stats", &NativeServer::stats)
+      .def("metrics_port", &NativeServer::metrics_port)
       .def("chat_post", &NativeServer::chat_post, py::arg("room"), py::arg("user"),
            py::arg("text"))
       .def("reload_tls", &NativeServer::reload_tls, py::arg("cert_file"), py::arg("key_file"),

@@ -1,5 +1,7 @@
 #include "native_server.h"
 
+#include <cstring>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -142,6 +144,7 @@ void check(const Result& r) {
 struct OptionStrings {
   std::string host, static_dir, subprotocols, allowed_origins, path_prefix, history_path;
   std::string tls_cert, tls_key, tls_pass, tls_ciphers, tls_suites;
+  std::string metrics_host;
 };
 
 template <class T>
@@ -200,6 +203,8 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "tls_ciphers") text(&s->tls_ciphers, &o->tls_ciphers);
     else if (key == "tls_ciphersuites") text(&s->tls_suites, &o->tls_ciphersuites);
     else if (key == "tls_session_tickets") o->tls_session_tickets = as_number<int>(v, "tls_session_tickets");
+    else if (key == "metrics_host") text(&s->metrics_host, &o->metrics_host);
+    else if (key == "metrics_port") o->metrics_port = as_number<uint16_t>(v, "metrics_port");
     else throw py::key_error("unknown chatws option: " + key);
   }
 }
@@ -406,6 +411,85 @@ void NativeServer::reload_tls(const std::optional<std::string>& cert,
   check(call_maybe_released(on_loop_thread(), [&] {
     return chatws_server_reload_tls(server_, c_str(cert), c_str(key), c_str(passphrase));
   }));
+}
+
+// --- stats -----------------------------------------------------------------
+
+namespace {
+
+py::dict histogram_dict(const chatws_histogram& h) {
+  static const uint64_t bounds_ns[CHATWS_HISTOGRAM_BOUNDS] = CHATWS_HISTOGRAM_BOUNDS_NS;
+  py::tuple bounds(CHATWS_HISTOGRAM_BOUNDS), buckets(CHATWS_HISTOGRAM_BOUNDS + 1);
+  for (int i = 0; i < CHATWS_HISTOGRAM_BOUNDS; ++i) bounds[i] = double(bounds_ns[i]) / 1e9;
+  for (int i = 0; i <= CHATWS_HISTOGRAM_BOUNDS; ++i) buckets[i] = h.buckets[i];
+  py::dict d;
+  d["bounds"] = bounds;
+  d["buckets"] = buckets;
+  d["count"] = h.count;
+  d["sum"] = double(h.sum_ns) / 1e9;
+  return d;
+}
+
+}  // namespace
+
+py::dict NativeServer::stats() {
+  UseGuard use(*this);
+  chatws_stats st;
+  std::memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  check(call_c([&] { return chatws_server_get_stats(server_, &st); }));
+  static const char* const reasons[] = {"limit",   "origin",  "path", "bad_request", "timeout",
+                                        "shutdown", "handler", "hook", "rate"};
+  static const int codes[] = CHATWS_STATS_CLOSE_CODES;
+  py::dict rejected, closes;
+  for (int i = 0; i < int(sizeof reasons / sizeof reasons[0]); ++i)
+    rejected[reasons[i]] = st.handshakes_rejected[i];
+  for (int i = 0; i < CHATWS_STATS_CLOSE_OTHER; ++i) closes[py::str(std::to_string(codes[i]))] = st.closes[i];
+  closes["other"] = st.closes[CHATWS_STATS_CLOSE_OTHER];
+  py::dict d;
+  d["version"] = st.version;
+  d["start_time"] = double(st.start_time_ms) / 1e3;
+  d["running"] = bool(st.running);
+  d["accepting"] = bool(st.accepting);
+  d["websocket_connections"] = st.websocket_connections;
+  d["http_connections"] = st.http_connections;
+  d["closing_connections"] = st.closing_connections;
+  d["queued_output_bytes"] = st.queued_output_bytes;
+  d["connections_accepted"] = st.connections_accepted;
+  d["http_requests"] = st.http_requests;
+  d["handshakes_accepted"] = st.handshakes_accepted;
+  d["handshakes_rejected"] = rejected;
+  d["closes"] = closes;
+  d["messages_received"] = st.messages_received;
+  d["messages_sent"] = st.messages_sent;
+  d["bytes_received"] = st.bytes_received;
+  d["bytes_sent"] = st.bytes_sent;
+  d["broadcasts"] = st.broadcasts;
+  d["broadcast_deliveries"] = st.broadcast_deliveries;
+  d["slow_consumer_closes"] = st.slow_consumer_closes;
+  d["slow_consumer_drops"] = st.slow_consumer_drops;
+  d["tls_handshakes"] = st.tls_handshakes;
+  d["tls_failures"] = st.tls_failures;
+  d["log_lines_suppressed"] = st.log_lines_suppressed;
+  d["loop_iterations"] = st.loop_iterations;
+  d["loop_iteration"] = histogram_dict(st.loop_iteration);
+  d["chat_enabled"] = bool(st.chat_enabled);
+  d["history_ok"] = bool(st.history_ok);
+  d["chat_rooms"] = st.chat_rooms;
+  d["chat_members"] = st.chat_members;
+  d["history_commits"] = st.history_commits;
+  d["history_commit_failures"] = st.history_commit_failures;
+  d["history_messages"] = st.history_messages;
+  d["chat_deliveries"] = st.chat_deliveries;
+  d["history_commit"] = histogram_dict(st.history_commit);
+  return d;
+}
+
+py::object NativeServer::metrics_port() {
+  TryUse use(*this);
+  if (!use) return py::none();
+  const int port = chatws_server_metrics_port(server_);
+  return port > 0 ? py::object(py::int_(port)) : py::none();
 }
 
 }  // namespace chatws_py

@@ -64,6 +64,10 @@ class NativeServer {
   void broadcast(py::handle data, uint64_t exclude);
   void close_connection(uint64_t id, int code, const std::string& reason);
   size_t connection_count();
+  // chatws_server_get_stats as a dict (no GIL release:
+  // it copies a snapshot), and the metrics port (None: no listener).
+  py::dict stats();
+  py::object metrics_port();
   void chat_post(const std::string& room, const std::string& user, const std::string& text);
   // chatws_server_reload_tls (GIL released: it reads files). None: NULL.
   void reload_tls(const std::optional<std::string>& cert, const std::optional<std::string>& key,

@@ -326,7 +326,24 @@ typedef struct chatws_options {
   int tls_session_tickets;      /* session resumption by ticket: 0 (default) on, its keys
                                    rotated every 12 hours (a ticket lives 12-24 h; a reload
                                    keeps them); -1 off. ALPN always offers http/1.1 */
-  chatws_log_cb on_log;         /* NULL (default): no log lines */
+  chatws_log_cb on_log;         /* NULL (default): no log lines. Lines a client can cause at
+                                   will (a refused handshake: CHATWS_LOG_INFO; a slow-consumer
+                                   close: CHATWS_LOG_WARNING) are rate limited to 10 per 10 s
+                                   of each kind; the next line let through says how many
+                                   were held back (see chatws_stats.log_lines_suppressed) */
+
+  /* Added in 0.2.0: metrics. A listener of its own, served by the same
+   * loop and with the same limits and timeouts as the main one, answering
+   * GET /metrics (Prometheus text format 0.0.4, see README "Metrics"),
+   * /healthz (200 while the loop runs) and /readyz (200, or 503 while
+   * stopping, not accepting or the history store fails); 404 for any other
+   * path or a WebSocket upgrade. Off unless one of the two is set. A
+   * metrics port that cannot be bound makes chatws_server_create() fail
+   * with CHATWS_ESYSTEM. */
+  const char* metrics_host;     /* address of the metrics listener; NULL (default):
+                                   "127.0.0.1" if metrics_port is set, else no listener */
+  int metrics_port;             /* its TCP port; 0 (default): a free one if metrics_host is
+                                   set (see chatws_server_metrics_port()), else no listener */
 } chatws_options;
 
 /* Fill *opts with defaults and set struct_size. Any thread. */
@@ -389,6 +406,103 @@ CHATWS_API int chatws_server_stopped(const chatws_server* server);
  * server was created without TLS). */
 CHATWS_API int chatws_server_reload_tls(chatws_server* server, const char* cert_file,
                                         const char* key_file, const char* key_passphrase);
+
+/* ------------------------------------------------------------------ stats */
+
+/* Reasons of chatws_stats.handshakes_rejected[]: a request that could have
+ * become a WebSocket answered with an HTTP error instead. */
+#define CHATWS_REJECT_LIMIT 0       /* max_connections, max_connections_per_ip (503) */
+#define CHATWS_REJECT_ORIGIN 1      /* Origin not in allowed_origins (403) */
+#define CHATWS_REJECT_PATH 2        /* outside websocket_path_prefix (404) */
+#define CHATWS_REJECT_BAD_REQUEST 3 /* malformed head, not an upgrade (400, 405, 426, 431) */
+#define CHATWS_REJECT_TIMEOUT 4     /* head (or TLS handshake) not done within handshake_timeout_ms */
+#define CHATWS_REJECT_SHUTDOWN 5    /* the server is stopping (503) */
+#define CHATWS_REJECT_HANDLER 6     /* refused by the chat (bad room name, too many rooms) */
+#define CHATWS_REJECT_HOOK 7        /* refused by the host's upgrade hook */
+#define CHATWS_REJECT_RATE 8        /* refused by a handshake rate limit */
+#define CHATWS_REJECT_SLOTS 16      /* size of the array: later reasons use the free slots */
+
+/* chatws_stats.closes[i] counts WebSocket closes reported to on_close with
+ * code CHATWS_STATS_CLOSE_CODES[i]; index CHATWS_STATS_CLOSE_OTHER counts
+ * every other code. */
+#define CHATWS_STATS_CLOSE_CODES {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013}
+#define CHATWS_STATS_CLOSE_OTHER 11
+#define CHATWS_STATS_CLOSE_SLOTS 16
+
+/* A latency histogram: buckets[i] counts the observations of at most
+ * CHATWS_HISTOGRAM_BOUNDS_NS[i] nanoseconds (and more than the bound
+ * before it; not cumulative), buckets[CHATWS_HISTOGRAM_BOUNDS] those above
+ * the last bound. */
+#define CHATWS_HISTOGRAM_BOUNDS 14
+#define CHATWS_HISTOGRAM_BOUNDS_NS {50000, 100000, 250000, 500000, 1000000, 2500000, \
+    5000000, 10000000, 25000000, 50000000, 100000000, 250000000, 1000000000, 5000000000}
+typedef struct chatws_histogram {
+  uint64_t count;
+  uint64_t sum_ns;
+  uint64_t buckets[CHATWS_HISTOGRAM_BOUNDS + 2]; /* one spare, always 0 */
+} chatws_histogram;
+
+/* Counters (only ever grow) and gauges of a server. Initialise struct_size
+ * to sizeof(chatws_stats); later versions add fields at the end only. */
+typedef struct chatws_stats {
+  size_t struct_size;            /* set by the caller: sizeof(chatws_stats) */
+  const char* version;           /* the library's version (static string) */
+  int64_t start_time_ms;         /* when the server was created, ms since the Unix epoch */
+  int running;                   /* 1 until a stop begins */
+  int accepting;                 /* 1 while the listener takes new connections */
+  /* Gauges. */
+  uint64_t websocket_connections; /* open WebSockets */
+  uint64_t http_connections;     /* connections reading or answering HTTP */
+  uint64_t closing_connections;  /* WebSockets closing, sockets lingering before their FIN */
+  uint64_t queued_output_bytes;  /* output queued for all connections, summed at the last
+                                    timer tick (at most 250 ms old while clients are
+                                    connected; 0 with none) */
+  /* Counters. */
+  uint64_t connections_accepted; /* TCP connections accepted */
+  uint64_t http_requests;        /* request heads parsed, upgrades included */
+  uint64_t handshakes_accepted;  /* 101 sent */
+  uint64_t handshakes_rejected[CHATWS_REJECT_SLOTS]; /* by CHATWS_REJECT_* */
+  uint64_t closes[CHATWS_STATS_CLOSE_SLOTS]; /* by close code, see CHATWS_STATS_CLOSE_CODES */
+  uint64_t messages_received;    /* WebSocket messages, text and binary */
+  uint64_t messages_sent;        /* WebSocket data frames queued to connections (a broadcast
+                                    to M receivers counts M) */
+  uint64_t bytes_received;       /* read from client sockets (after TLS decryption) */
+  uint64_t bytes_sent;           /* written to client sockets (before TLS encryption) */
+  uint64_t broadcasts;           /* broadcast calls (the chat's room deliveries included) */
+  uint64_t broadcast_deliveries; /* receivers those were queued to */
+  uint64_t slow_consumer_closes; /* closed with 1008, output queue full */
+  uint64_t slow_consumer_drops;  /* messages dropped under CHATWS_SLOW_DROP */
+  uint64_t tls_handshakes;       /* TLS handshakes completed */
+  uint64_t tls_failures;         /* TLS handshakes failed or timed out, plain HTTP on TLS */
+  uint64_t log_lines_suppressed; /* by the on_log rate limit */
+  uint64_t loop_iterations;
+  chatws_histogram loop_iteration; /* work time of one iteration (not the wait) */
+  /* Chat mode (all 0 otherwise). */
+  int chat_enabled;
+  int history_ok;                /* 1 unless the last history commit failed */
+  uint64_t chat_rooms;           /* rooms in memory */
+  uint64_t chat_members;         /* chat connections */
+  uint64_t history_commits;      /* batches committed (one per loop iteration at most) */
+  uint64_t history_commit_failures;
+  uint64_t history_messages;     /* messages committed */
+  uint64_t chat_deliveries;      /* chat messages delivered to room members: one message to a
+                                    room of M counts M (a "json" client gets them folded
+                                    into snapshots, one per batch) */
+  chatws_histogram history_commit; /* duration of one commit to the store */
+} chatws_stats;
+
+/* Fill *out with a consistent snapshot of the server's counters, as of the
+ * end of the loop's last iteration (the loop copies them once per
+ * iteration; nothing is locked or atomic on the per-message path). Fields
+ * beyond out->struct_size are not written. Any thread, including while
+ * another thread runs the loop. Returns CHATWS_OK, or CHATWS_EINVAL (NULL
+ * server or out, struct_size below sizeof(size_t) or above 64 KiB). */
+CHATWS_API int chatws_server_get_stats(const chatws_server* server, chatws_stats* out);
+
+/* The port of the metrics listener (see chatws_options.metrics_port), or
+ * CHATWS_ESTATE if the server has none (or it closed at the end of a
+ * stop), CHATWS_EINVAL for NULL. Any thread. */
+CHATWS_API int chatws_server_metrics_port(const chatws_server* server);
 
 /* ---------------------------------------------------------- connections */
 

@@ -223,6 +223,14 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       cfg.tls.session_tickets = o.tls_session_tickets == 0;
     }
 
+    cfg.version = CHATWS_VERSION_STRING;
+    if (o.metrics_host || o.metrics_port) {
+      if (o.metrics_port < 0 || o.metrics_port > 65535)
+        return set_error(CHATWS_EINVAL, "metrics_port must be between 0 and 65535");
+      cfg.metrics_host = o.metrics_host ? o.metrics_host : "127.0.0.1";
+      cfg.metrics_port = o.metrics_port;
+    }
+
     std::string err;
     int code = CHATWS_EINTERNAL;
     s->server = chatws::Server::create(cfg, &s->router, &err, &code);
@@ -250,7 +258,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     s->opts.host = s->opts.static_dir = s->opts.subprotocols = nullptr;
     s->opts.allowed_origins = s->opts.websocket_path_prefix = s->opts.history_path = nullptr;
     s->opts.tls_cert_file = s->opts.tls_key_file = s->opts.tls_key_passphrase = nullptr;
-    s->opts.tls_ciphers = s->opts.tls_ciphersuites = nullptr;
+    s->opts.tls_ciphers = s->opts.tls_ciphersuites = s->opts.metrics_host = nullptr;
     *out = s.release();
     return CHATWS_OK;
   });
@@ -405,3 +413,6 @@ int chatws_chat_post(chatws_server* s, const char* room, const char* user, const
 }
 
 }  // extern "C"
+
+// For capi/src/stats.cpp (which does not see the handle's definition).
+chatws::Server* chatws_internal_server(const chatws_server* s) { return s->server.get(); }

@@ -58,6 +58,13 @@ class ChatRouter final : public ServerHandler {
   void on_close(ConnId id, uint16_t code, std::string_view reason) override;
   void on_drain(ConnId id) override;
   void on_iteration_end() override;
+  void collect_stats(AppStats* out) override {
+    if (chat_) chat_->collect_stats(out);
+    if (host_) host_->collect_stats(out);
+  }
+  void on_http_request(std::string_view path, HttpReply* reply) override {
+    if (host_) host_->on_http_request(path, reply);
+  }
   // Log lines are the host's.
   void on_log(LogLevel level, std::string_view message) override {
     if (host_) host_->on_log(level, message);

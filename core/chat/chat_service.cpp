@@ -69,7 +69,11 @@ ChatService::~ChatService() {
     std::vector<HistoryStore::Row> rows;
     for (const Pending& p : pending_) rows.push_back({p.room->name, &p.msg});
     std::string err;
-    if (!store_->write(rows, &err)) {
+    const uint64_t t0 = monotonic_ns();
+    const bool written = store_->write(rows, &err);
+    commit_duration_.observe(monotonic_ns() - t0);
+    if (!written) {
+      ++commit_failures_;
       std::fprintf(stderr, "chatws: chat: %zu message(s) lost at shutdown: history store: %s\n",
                    rows.size(), err.c_str());
     }
@@ -412,7 +416,11 @@ int ChatService::commit() {
     rows.reserve(batch.size());
     for (const Pending& p : batch) rows.push_back({p.room->name, &p.msg});
     std::string err;
-    if (!store_->write(rows, &err)) {
+    const uint64_t t0 = monotonic_ns();
+    const bool written = store_->write(rows, &err);
+    commit_duration_.observe(monotonic_ns() - t0);
+    if (!written) {
+      ++commit_failures_;
       std::fprintf(stderr, "chatws: chat: %zu message(s) not stored, not delivered: history store: %s\n",
                    batch.size(), err.c_str());
       store_failing_ = true;
@@ -440,8 +448,22 @@ int ChatService::commit() {
       --unstored_rooms_;
     }
   }
+  ++commits_;
+  committed_messages_ += batch.size();
   for (Pending& p : batch) ready_.push_back(std::move(p));
   return kOk;
+}
+
+void ChatService::collect_stats(AppStats* out) const {
+  out->present = true;
+  out->rooms = rooms_.size();
+  out->members = conns_.size();
+  out->commits = commits_;
+  out->commit_failures = commit_failures_;
+  out->committed_messages = committed_messages_;
+  out->deliveries = deliveries_;
+  out->store_ok = !store_failing_;
+  out->commit_duration = commit_duration_;
 }
 
 void ChatService::deliver_ready() {
@@ -471,6 +493,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
     room->history.push(std::move(p.msg));
     room->snapshot = FrameRef();
     const ChatMessage& m = room->history.newest();
+    deliveries_ += rit->second.size();
     FrameRef v1;
     for (const Member& r : rit->second) {
       if (r.format != WireFormat::V1) continue;

@@ -131,6 +131,8 @@ class ChatService {
   size_t idle_room_bytes() const { return idle_bytes_; }
   bool storage_failing() const { return store_failing_; }
   bool durable() const { return store_ != nullptr; }
+  // The chat's part of the stats snapshot (loop thread, no allocation).
+  void collect_stats(AppStats* out) const;
 
  private:
   struct Member {
@@ -194,6 +196,12 @@ class ChatService {
   MessageParser parser_;
   std::unique_ptr<HistoryStore> store_;
   bool store_failing_ = false;
+  // Stats: plain fields, read by collect_stats() on the loop thread.
+  uint64_t commits_ = 0;
+  uint64_t commit_failures_ = 0;
+  uint64_t committed_messages_ = 0;
+  uint64_t deliveries_ = 0;  // message x member it was delivered to
+  Histogram commit_duration_;
   bool delivering_ = false;  // sending a batch or presence: a re-entered flush only commits
   Moderator moderator_;
   std::unordered_map<std::string, std::unique_ptr<Room>> rooms_;

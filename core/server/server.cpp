@@ -78,6 +78,9 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   // handshake (latency), so connection memory reflects connections only.
   (void)protocol::compute_accept_key("dGhlIHNhbXBsZSBub25jZQ==");
   impl->now_ms = net::monotonic_ms();
+  impl->start_wall_ms = wall_clock_ms();
+  if (cfg.metrics_port >= 0 && !impl->start_metrics(&err)) return fail(kESystem, err);
+  impl->publish_stats(0);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -85,6 +88,7 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() = default;
 
 Server::Impl::~Impl() {
+  stop_metrics();
   // Destroyed without a graceful stop: tell every client we are going away
   // (best effort, non-blocking), then report each connection closed.
   now_ms = net::monotonic_ms();
@@ -194,6 +198,7 @@ int Server::Impl::poll_once(int timeout_ms) {
   net::PollEvent evs[256];
   int n = poller.wait(evs, 256, timeout_ms);
   if (n < 0) return kESystem;
+  const uint64_t busy_from = monotonic_ns();
   now_ms = net::monotonic_ms();
   // Connections whose last turn ended with input possibly left get their
   // turn after the events; until then (flag still set) an event of theirs
@@ -230,6 +235,7 @@ int Server::Impl::poll_once(int timeout_ms) {
     }
   }
   update_tick();
+  publish_stats(monotonic_ns() - busy_from);
   return n;
 }
 
@@ -273,6 +279,7 @@ void Server::Impl::begin_stop() {
 
 void Server::Impl::finish_stop() {
   handler->on_iteration_end();  // e.g. make the chat history durable
+  stop_metrics();
   state.store(LoopState::Stopped);
   poller.set_tick(0);
 }
@@ -448,7 +455,9 @@ void Server::connection_ids(std::vector<ConnId>* out) const {
 void Server::Impl::on_tick() {
   poller.drain_timer();
   std::vector<Connection*> expired;
+  uint64_t queued = 0;
   for (Connection* c : by_id) {
+    queued += c->out.bytes();
     // A burst's spilled output array (and input kept between turns) goes
     // back once empty: a few allocations a second at most, never one per
     // message.
@@ -469,14 +478,18 @@ void Server::Impl::on_tick() {
         break;
     }
   }
+  queued_gauge = queued;  // a gauge as fresh as the tick: no sum per write
   for (Connection* c : expired) {
     switch (c->state) {
       case ConnState::Http:
         // Slow or silent client (slowloris): answer 408 and close; in the
         // TLS handshake there is no channel to answer on yet.
         if (tls_handshaking(c)) {
+          ++ctr.tls_failures;
+          count_reject(c, RejectReason::Timeout, 0, "TLS handshake not done in time");
           abort(c, 1006);
         } else {
+          count_reject(c, RejectReason::Timeout, 408, "request head not received in time");
           respond_and_close(c, 408, "request head not received in time");
         }
         break;

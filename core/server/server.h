@@ -14,6 +14,7 @@
 #include "net/tls_context.h"
 #include "protocol/frame.h"
 #include "server/shared_frame.h"
+#include "server/stats.h"
 
 namespace chatws {
 
@@ -69,6 +70,19 @@ struct ServerConfig {
   // TLS on the listening port (https:// and wss://) when a certificate and
   // key are set; the handshake is covered by handshake_timeout_ms.
   net::TlsConfig tls;
+  // The metrics listener (GET /metrics, /healthz, /readyz; 404 otherwise):
+  // a port of its own with the limits above, served by this loop. Off while
+  // metrics_port < 0; 0 picks a free port (see Server::metrics_port()).
+  std::string metrics_host = "127.0.0.1";
+  int metrics_port = -1;
+  std::string version;  // for chatws_build_info
+};
+
+// A plain HTTP answer the handler gives itself (the metrics listener).
+struct HttpReply {
+  int status = 0;  // 0: not handled here
+  std::string content_type;
+  std::string body;
 };
 
 // Host-facing events. Called on the loop thread. A handler may call any
@@ -102,6 +116,12 @@ class ServerHandler {
   // host sees (e.g. a client that spoke plain HTTP to the TLS port). Rare:
   // never per message.
   virtual void on_log(LogLevel level, std::string_view message) { (void)level; (void)message; }
+  // A GET/HEAD request before the static files: set reply->status to
+  // answer it here. Never called for upgrades.
+  virtual void on_http_request(std::string_view path, HttpReply* reply) { (void)path; (void)reply; }
+  // At the end of every iteration, for the stats snapshot: what the handler
+  // counts (the chat's rooms, members, commits). Must not allocate.
+  virtual void collect_stats(AppStats* out) { (void)out; }
 };
 
 struct ConnInfo {
@@ -174,6 +194,11 @@ class Server {
   size_t max_output_buffer() const;  // the configured cap, in bytes
   ConnInfo* mutable_info(ConnId id);
   size_t connection_count() const;             // any thread
+  // The counters and gauges as of the end of the last loop iteration (a
+  // consistent snapshot). Any thread.
+  void stats(StatsSnapshot* out) const;
+  // The metrics listener's port, or -1 if there is none. Any thread.
+  int metrics_port() const;
   void connection_ids(std::vector<ConnId>* out) const;
 
   struct Impl;

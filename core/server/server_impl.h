@@ -21,6 +21,7 @@
 #include "server/connection.h"
 #include "server/conn_table.h"
 #include "server/connection_pool.h"
+#include "server/log_limiter.h"
 #include "server/path_table.h"
 #include "server/server.h"
 
@@ -38,6 +39,7 @@ struct Command {
 
 struct Server::Impl {
   static constexpr uint64_t kListenToken = ~uint64_t{0} - 2;
+  static constexpr uint64_t kMetricsToken = ~uint64_t{0} - 3;
   static constexpr size_t kReadBufferSize = 64 * 1024;
   // One connection's turn in an iteration: one read (or what an earlier
   // turn left), and at most this many messages and control frames handled,
@@ -98,6 +100,21 @@ struct Server::Impl {
   size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
   std::atomic<size_t> ws_count{0};
 
+  // Stats (server/stats.h): plain fields of the loop, published into
+  // stats_cell at the end of each iteration.
+  LoopCounters ctr;
+  StatsCell stats_cell;
+  StatsSnapshot publishing;          // the loop's copy being filled (no allocation)
+  uint32_t state_count[5] = {};      // connections by ConnState
+  uint64_t queued_gauge = 0;         // output queued, summed at the last tick
+  int64_t start_wall_ms = 0;
+  LogLimiter reject_log, slow_log;   // lines a client can cause at will
+  // The metrics listener: a Server of its own whose epoll fd is polled by
+  // this loop (kMetricsToken), so it answers on the loop thread.
+  std::unique_ptr<ServerHandler> metrics_handler;
+  std::unique_ptr<Server> metrics;
+  std::atomic<int> metrics_port{-1};  // read by any thread
+
   std::unique_ptr<uint8_t[]> rbuf{new uint8_t[kReadBufferSize]};
   std::unique_ptr<uint8_t[]> wbuf{new uint8_t[kCoalesceMax]};
   int64_t now_ms = 0;
@@ -148,10 +165,27 @@ struct Server::Impl {
 
   void set_state(Connection* c, ConnState s) {
     lingering += (s == ConnState::Lingering) - (c->state == ConnState::Lingering);
+    --state_count[size_t(c->state)];
+    ++state_count[size_t(s)];
     c->state = s;
   }
+  // An HTTP error instead of an upgrade: counted by reason, and a line in
+  // the host's log (rate limited).
+  void count_reject(Connection* c, RejectReason why, int status, std::string_view message);
+  void publish_stats(uint64_t iteration_ns);
+  void log_slow_close(Connection* c);
+  // The handler's own answer to a GET/HEAD (on_http_request), queued; false
+  // if it has none.
+  bool answer_http(Connection* c, const protocol::HttpRequest& req);
+  // server_stats.cpp / metrics_listener.cpp
+  bool start_metrics(std::string* error);
+  void stop_metrics();
+  void poll_metrics();
 
   void log(LogLevel level, std::string_view message) { handler->on_log(level, message); }
+  // A line through `limit`: dropped (counted) past its rate, and the next
+  // line let through says how many were.
+  void log_limited(LogLimiter& limit, LogLevel level, std::string message);
 
   // server_io.cpp
   void accept_all();

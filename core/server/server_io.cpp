@@ -29,6 +29,8 @@ void Server::Impl::accept_all() {
     }
     if (rc == R::Retry) continue;
     Connection* c = pool.create(limits);
+    ++state_count[size_t(ConnState::Http)];
+    ++ctr.connections_accepted;
     c->id = next_id++;
     c->fd = a.fd;
     c->remote_port = a.port;
@@ -55,6 +57,7 @@ void Server::Impl::accept_all() {
       c->counted_ip = true;
       uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
       if (n > cfg.max_connections_per_ip) {
+        count_reject(c, RejectReason::Limit, 503, "too many connections from this address");
         respond_and_close(c, 503, "too many connections from this address");
         continue;
       }
@@ -62,6 +65,7 @@ void Server::Impl::accept_all() {
     if (by_id.size() - lingering > cfg.max_connections) {
       // Over the limit: answer right away so the client gets a clear status
       // and the listener keeps serving.
+      count_reject(c, RejectReason::Limit, 503, "server is at its connection limit");
       respond_and_close(c, 503, "server is at its connection limit");
     }
   }
@@ -106,6 +110,10 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     on_tick();
     return;
   }
+  if (ev.token == kMetricsToken) {
+    poll_metrics();
+    return;
+  }
   Connection* c = reinterpret_cast<Connection*>(uintptr_t(ev.token));
   if (c->state == ConnState::Dead) return;
   if (ev.writable) {
@@ -147,6 +155,7 @@ void Server::Impl::read_ready(Connection* c) {
   for (;;) {
     ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
+      ctr.bytes_in += uint64_t(n);
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
       const size_t used = on_bytes(c, rbuf.get(), size_t(n));
@@ -227,6 +236,7 @@ void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
       return;
     }
     if (r == protocol::HttpRequestParser::Result::Error) {
+      count_reject(c, RejectReason::BadRequest, c->http()->error_status(), c->http()->error_reason());
       respond_and_close(c, c->http()->error_status(), c->http()->error_reason());
       return;
     }
@@ -240,12 +250,16 @@ void Server::Impl::on_http_bytes(Connection* c, const uint8_t* data, size_t n) {
 // Returns true if the connection stays in HTTP keep-alive for another request.
 bool Server::Impl::handle_request(Connection* c) {
   const protocol::HttpRequest& req = c->http()->request();
+  ++ctr.http_requests;
   if (protocol::wants_websocket(req)) return handle_upgrade(c, req);
   if (req.method != "GET" && req.method != "HEAD") {
+    count_reject(c, RejectReason::BadRequest, 405, "only GET and HEAD are supported");
     respond_and_close(c, 405, "only GET and HEAD are supported", "Allow: GET, HEAD\r\n");
     return false;
   }
+  if (answer_http(c, req)) return c->state == ConnState::Http;
   if (cfg.static_dir.empty()) {
+    count_reject(c, RejectReason::BadRequest, 426, "this endpoint only speaks WebSocket");
     respond_and_close(c, 426, "this endpoint only speaks WebSocket",
                       "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     return false;
@@ -265,15 +279,19 @@ bool Server::Impl::handle_request(Connection* c) {
 
 bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& req) {
   if (state.load() != LoopState::Running) {
+    count_reject(c, RejectReason::Shutdown, 503, "server is shutting down");
     respond_and_close(c, 503, "server is shutting down");
     return false;
   }
   if (!cfg.websocket_path_prefix.empty() && !req.path.starts_with(cfg.websocket_path_prefix)) {
+    count_reject(c, RejectReason::Path, 404, "no WebSocket endpoint at this path");
     respond_and_close(c, 404, "no WebSocket endpoint at this path");
     return false;
   }
   protocol::UpgradeResult u = protocol::evaluate_upgrade(req, upgrade_cfg);
   if (u.status != 101) {
+    count_reject(c, u.status == 403 ? RejectReason::Origin : RejectReason::BadRequest, u.status,
+                 u.status == 403 ? "origin not allowed" : "not a valid WebSocket upgrade");
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
     set_state(c, ConnState::Lingering);
@@ -283,6 +301,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
   }
   std::string reason;
   if (int st = handler->on_upgrade(req.path, u.subprotocol, &reason); st != 0) {
+    count_reject(c, RejectReason::Handler, st, reason.empty() ? "upgrade refused" : reason);
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
@@ -320,6 +339,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     c->open_index = uint32_t(open.size());
     open.push_back(c);
     ws_count.fetch_add(1, std::memory_order_relaxed);
+    ++ctr.handshakes_accepted;
     handler->on_open(c->id);
   }
   // The greeting (with any response before it) is then exempt from the cap
@@ -367,6 +387,7 @@ struct FrameEvents {
     // While the handler runs, send()/broadcast() of this very buffer need
     // not validate it again (the common echo and relay).
     if (op == Opcode::Text) s->delivering = std::string_view(data, len);
+    ++s->ctr.messages_in;
     s->serving = c;
     s->handler->on_message(c->id, op, data, len);
     s->serving = nullptr;
@@ -444,11 +465,14 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   if (over_cap()) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       c->count_dropped();
+      ++ctr.slow_consumer_drops;
       return kEFull;
     }
     // Too slow: what it has not started receiving is dropped and it is
     // closed (a close already queued is kept).
     if (c->state == ConnState::Open) {
+      ++ctr.slow_consumer_closes;
+      log_slow_close(c);
       c->out.drop_unstarted(c->greeting_bytes());
       send_close(c, 1008, "too slow: output queue full");
       linger(c);  // it does not read, so do not wait for its close reply
@@ -456,6 +480,8 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     return kEFull;
   }
   c->out.push(f);
+  // Data frames to a WebSocket (the header's opcode: text 1, binary 2).
+  ctr.messages_out += c->state == ConnState::Open && (uint8_t(f->data()[0]) & 0x0Fu) - 1u < 2u;
   mark_dirty(c);
   if (!exempt && capped() > limit / 2) {
     c->over_soft = true;
@@ -515,6 +541,7 @@ bool Server::Impl::write_out(Connection* c) {
       w = net::plain::write_gathered(c->fd, iov, n);
     }
     if (w > 0) {
+      ctr.bytes_out += uint64_t(w);
       c->out.consume(size_t(w));
       if (c->greeting) c->greeting_written(size_t(w));
       continue;
@@ -606,6 +633,7 @@ void Server::Impl::run_close_reports() {
 void Server::Impl::report_close(Connection* c) {
   if (!c->opened || c->close_reported) return;
   c->close_reported = true;
+  ++ctr.closes[close_slot(c->close_code ? c->close_code : 1006)];
   handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason());
 }
 
@@ -640,6 +668,7 @@ void Server::Impl::destroy(Connection* c) {
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
   report_close(c);
+  --state_count[size_t(ConnState::Dead)];
   pool.destroy(c);
 }
 
@@ -706,6 +735,7 @@ int Server::Impl::direct_send(ConnId id, Opcode op, std::string_view payload) {
 
 int Server::Impl::direct_broadcast(SharedFrame* f, ConnId exclude) {
   int n = 0;
+  ++ctr.broadcasts;
   // Backwards: a receiver closed for being too slow is swap-removed with the
   // last element, which was already visited.
   for (size_t i = open.size(); i-- > 0;) {
@@ -714,6 +744,7 @@ int Server::Impl::direct_broadcast(SharedFrame* f, ConnId exclude) {
     if (c->id == exclude) continue;
     if (enqueue(c, f) >= 0) ++n;
   }
+  ctr.broadcast_deliveries += uint64_t(n);
   return n;
 }
 

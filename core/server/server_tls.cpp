@@ -38,6 +38,7 @@ void Server::Impl::tls_read_ready(Connection* c) {
       case net::TlsHandshake::Again:
         return;  // the deadline set at accept bounds a slow handshake
       case net::TlsHandshake::Done:
+        ++ctr.tls_handshakes;
         // Output queued meanwhile (an answer at the connection limit) can go now.
         if (!c->out.empty()) mark_dirty(c);
         break;
@@ -45,9 +46,11 @@ void Server::Impl::tls_read_ready(Connection* c) {
         abort(c, 1006);
         return;
       case net::TlsHandshake::PlainHttp:
+        ++ctr.tls_failures;
         tls_refuse_plain_http(c);
         return;
       case net::TlsHandshake::Failed:
+        ++ctr.tls_failures;
         log(LogLevel::Debug, "TLS handshake with " + peer(c) + " failed: " + why);
         abort(c, 1006);
         return;
@@ -57,6 +60,7 @@ void Server::Impl::tls_read_ready(Connection* c) {
   // fit kReadBufferSize), its frames up to the turn's budget, the rest kept.
   ssize_t n = t->read(rbuf.get(), kReadBufferSize);
   if (n > 0) {
+    ctr.bytes_in += uint64_t(n);
     c->last_rx_ms = now_ms;
     c->ping_outstanding = false;
     const size_t used = on_bytes(c, rbuf.get(), size_t(n));
@@ -106,6 +110,7 @@ bool Server::Impl::tls_write_out(Connection* c) {
     // gathered into one record.
     ssize_t w = t->write_gathered(iov, n, wbuf.get());
     if (w < 0) return failed();
+    ctr.bytes_out += uint64_t(w);
     c->out.consume(size_t(w));
     if (c->greeting) c->greeting_written(size_t(w));  // as write_out does
     if (t->wants_write()) {

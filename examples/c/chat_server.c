@@ -143,7 +143,8 @@ static void usage(FILE* out, const char* argv0) {
           "  --tls-min-version 1.2|1.3     oldest TLS version accepted (default 1.2)\n"
           "  --tls-ciphers LIST            TLS 1.2 cipher list (OpenSSL syntax)\n"
           "  --tls-ciphersuites LIST       TLS 1.3 cipher suites\n"
-          "  --no-tls-session-tickets      no session resumption by ticket\n",
+          "  --no-tls-session-tickets      no session resumption by ticket\n"
+          "  --metrics-port N   serve /metrics, /healthz, /readyz on 127.0.0.1:N (0: a free port)\n",
           argv0, CHATWS_EXAMPLE_WEB_DIR);
 }
 
@@ -167,6 +168,7 @@ int main(int argc, char** argv) {
       {"tls-min-version", required_argument, NULL, 'm'}, {"tls-ciphers", required_argument, NULL, 'C'},
       {"tls-ciphersuites", required_argument, NULL, 'S'},
       {"no-tls-session-tickets", no_argument, NULL, 'T'},
+      {"metrics-port", required_argument, NULL, 'M'},
       {NULL, 0, NULL, 0}};
   chatws_options opts;
   chatws_server* server = NULL;
@@ -226,6 +228,14 @@ int main(int argc, char** argv) {
         }
         opts.tls_min_version = optarg[2] == '3' ? CHATWS_TLS_1_3 : CHATWS_TLS_1_2;
         break;
+      case 'M':
+        if (parse_uint(optarg, 65535, &value) != 0) {
+          fprintf(stderr, "%s: bad metrics port '%s'\n", argv[0], optarg);
+          return 2;
+        }
+        opts.metrics_host = "127.0.0.1"; /* set: the listener is on, port 0 included */
+        opts.metrics_port = (int)value;
+        break;
       case 'u': usage(stdout, argv[0]); return 0;
       default: usage(stderr, argv[0]); return 2;
     }
@@ -264,6 +274,8 @@ int main(int argc, char** argv) {
            opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
            chatws_server_port(server), opts.static_dir,
            opts.history_path ? opts.history_path : "in memory");
+  if (chatws_server_metrics_port(server) > 0)
+    log_line("metrics on http://127.0.0.1:%d/metrics", chatws_server_metrics_port(server));
 
   rc = chatws_server_run(server);
   if (rc != CHATWS_OK)

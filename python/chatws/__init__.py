@@ -37,6 +37,7 @@ from ._errors import (
 from ._options import CHAT_SUBPROTOCOLS
 from ._resources import bundled_web_dir
 from ._server import ChatVerdict, Server
+from ._stats import Histogram, ServerStats
 
 try:
     from ._version import __version__
@@ -67,6 +68,8 @@ CLOSE_TRY_AGAIN = 1013
 __all__ = [
     "__version__",
     "Server",
+    "ServerStats",
+    "Histogram",
     "AsyncServer",
     "serve",
     "Connection",

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-ciphersuites", metavar="LIST", help="TLS 1.3 cipher suites")
     tls.add_argument("--no-tls-session-tickets", action="store_true",
                      help="turn session resumption by ticket off (default on)")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve /metrics, /healthz and /readyz on --metrics-host:N (0 picks a free one; default off)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics listener (default 127.0.0.1)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -138,6 +141,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             tls_ciphers=args.tls_ciphers,
             tls_ciphersuites=args.tls_ciphersuites,
             tls_session_tickets=not args.no_tls_session_tickets,
+            metrics_host=args.metrics_host if args.metrics_port is not None else None,
+            metrics_port=args.metrics_port,
         )
     except Error as exc:
         log.error("cannot start the server: %s", exc)
@@ -158,7 +163,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             signal.signal(signal.SIGHUP, reload)
         where = server.http_url if static_dir is not None else server.url
-        print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url})", flush=True)
+        # One line (readers wait for it): the metrics URL, if any, at its end.
+        metrics = f", metrics on http://{args.metrics_host}:{server.metrics_port}/metrics" \
+            if server.metrics_port is not None else ""
+        print(f"chatws {__version__}: chat server running, open {where} (WebSocket {server.url}){metrics}",
+              flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

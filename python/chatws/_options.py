@@ -96,6 +96,8 @@ def build_options(
     tls_ciphers: Optional[str] = None,
     tls_ciphersuites: Optional[str] = None,
     tls_session_tickets: bool = True,
+    metrics_host: Optional[str] = None,
+    metrics_port: Optional[int] = None,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -107,6 +109,11 @@ def build_options(
         raise InvalidArgument("tls_cert and tls_key go together: give both (or neither)")
     if tls_min_version not in _TLS_VERSIONS:
         raise InvalidArgument(f"tls_min_version must be '1.2' or '1.3', not {tls_min_version!r}")
+    if metrics_port is not None and (
+        not isinstance(metrics_port, int) or isinstance(metrics_port, bool) or not 0 <= metrics_port <= 65535
+    ):
+        raise InvalidArgument(f"metrics_port must be an int in 0..65535, not {metrics_port!r}")
+    metrics_on = metrics_host is not None or metrics_port is not None
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -146,4 +153,7 @@ def build_options(
         "tls_ciphers": tls_ciphers,
         "tls_ciphersuites": tls_ciphersuites,
         "tls_session_tickets": None if tls_session_tickets else -1,
+        # Off unless asked; 0 (or a host alone): a free port.
+        "metrics_host": (metrics_host or "127.0.0.1") if metrics_on else None,
+        "metrics_port": metrics_port if metrics_port else None,
     }

@@ -30,6 +30,7 @@ from ._connection import ChatMessage, Connection, Message
 from ._errors import InvalidState, ServerStopped
 from ._handlers import HandlerSlot, bind_overrides
 from ._options import build_options
+from ._stats import ServerStats
 
 __all__ = [
     "Server",
@@ -187,6 +188,8 @@ class Server:
         tls_ciphers: Optional[str] = None,
         tls_ciphersuites: Optional[str] = None,
         tls_session_tickets: bool = True,
+        metrics_host: Optional[str] = None,
+        metrics_port: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -241,6 +244,8 @@ class Server:
             tls_ciphers=tls_ciphers,
             tls_ciphersuites=tls_ciphersuites,
             tls_session_tickets=tls_session_tickets,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
         )
         self._host = host
         self._tls = tls_cert is not None
@@ -318,6 +323,19 @@ class Server:
         if ":" in host:
             host = f"[{host}]"
         return f"{host}:{self.port}"
+
+    def stats(self) -> ServerStats:
+        """The engine's counters and gauges, a consistent snapshot as of the
+        end of the loop's last iteration. Any thread."""
+        self._check_open()
+        return ServerStats._from_native(self._native.stats())
+
+    @property
+    def metrics_port(self) -> Optional[int]:
+        """The port of the metrics listener (``/metrics``, ``/healthz``,
+        ``/readyz``), or None if there is none (metrics_host/metrics_port
+        not given, or the server stopped)."""
+        return None if self._native.closed else self._native.metrics_port()
 
     @property
     def connections(self) -> List[Connection]:

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <thread>
 #include <vector>
 
 #include "support/test_server.h"
@@ -82,6 +83,47 @@ TEST(HotPathAllocations, EchoAllocatesNothingInSteadyState) {
   ASSERT_GE(h.seen, h.second_mark);
   EXPECT_EQ(h.at_second - h.at_first, 0u)
       << "heap allocations on the loop thread over " << h.second_mark - h.first_mark << " echoes";
+}
+
+// With the metrics listener on and another thread reading the stats all
+// along: counting and publishing the snapshot allocate nothing either.
+TEST(HotPathAllocations, EchoWithMetricsOnAllocatesNothingInSteadyState) {
+  CountingHandler h;
+  h.first_mark = 2000;
+  h.second_mark = 6000;
+  ServerConfig cfg;
+  cfg.metrics_port = 0;
+  ServerThread st(cfg, &h);
+  ASSERT_TRUE(st.server) << st.error;
+  ASSERT_GT(st.server->metrics_port(), 0);
+  h.server = st.server.get();
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    StatsSnapshot s;
+    while (!done.load()) st.server->stats(&s);
+  });
+  std::vector<std::unique_ptr<WsClient>> cs;
+  for (int i = 0; i < 4; ++i) {
+    cs.push_back(std::make_unique<WsClient>(st.port()));
+    ASSERT_EQ(cs.back()->handshake(), 101);
+  }
+  const std::string payload(32, 'e');
+  for (int round = 0; round < 100; ++round) {
+    for (auto& c : cs)
+      for (int k = 0; k < 16; ++k) ASSERT_TRUE(c->send_text(payload));
+    for (auto& c : cs)
+      for (int k = 0; k < 16; ++k) {
+        auto f = c->read_message();
+        ASSERT_TRUE(f);
+        ASSERT_EQ(f->payload, payload);
+      }
+  }
+  done = true;
+  reader.join();
+  ASSERT_GE(h.seen, h.second_mark);
+  EXPECT_EQ(h.at_second - h.at_first, 0u)
+      << "heap allocations on the loop thread over " << h.second_mark - h.first_mark
+      << " echoes with metrics on";
 }
 
 // Bursts larger than a turn's message budget: the rest of each read is
