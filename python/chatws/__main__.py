@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-idle-room-bytes", type=_positive,
                    help="memory for rooms nobody is in, least recently used dropped beyond it (default: 64 MiB)")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
-                   help="accept WebSocket handshakes only from this Origin, others get 403 (repeatable; default: any)")
+                   help="accept WebSocket handshakes only from this Origin, others get 403; repeatable (default: any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
                    help="a client past --max-output-buffer: close it (1008) or drop its messages (default: close)")
     p.add_argument("--handshake-timeout", type=_seconds, help="the HTTP request must arrive within (408) (default: 10)")
