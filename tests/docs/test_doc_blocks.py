@@ -83,13 +83,16 @@ class Proc:
                     return m
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.p.stdout is None or self.p.stdout.closed:  # stopped already
+            return self.p.returncode
         if self.p.poll() is None:
             try:
                 os.killpg(self.p.pid, sig)
                 self.p.wait(timeout=WAIT)
             except subprocess.TimeoutExpired:
                 os.killpg(self.p.pid, signal.SIGKILL)
-        self.p.communicate()
+        rest, _ = self.p.communicate()
+        self.lines.append(rest or "")
         return self.p.returncode
 
 
@@ -183,6 +186,7 @@ def one_port(code: str) -> int:
 
 def base_env(**extra: str) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "VIRTUAL_ENV"))}
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", os.environ.get("CHATWS_JOBS", "2"))
     env.update(extra)
     return env
 
@@ -332,7 +336,7 @@ def test_c_fragment_compiles(tmp_path: Path) -> None:
         src.write_text("#include <chatws.h>\n#include <stdio.h>\n"
                        "void fragment(chatws_server* server);\n"
                        "void fragment(chatws_server* server) {\n  chatws_options opts;\n"
-                       "  chatws_options_init(&opts);\n" + b.code + "  (void)opts;\n}\n")
+                       "  chatws_options_init(&opts);\n  {\n" + b.code + "  }\n  (void)opts;\n}\n")
         run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
              f"-I{REPO / 'capi' / 'include'}", str(src)], tmp_path, base_env(), WAIT)
 
@@ -349,12 +353,15 @@ def test_ci_blocks_are_what_test_sh_runs() -> None:
     """Blocks that are the test suite itself (running them here would run CI
     inside CI): test.sh runs the same commands."""
     test_sh = (REPO / "scripts" / "test.sh").read_text()
+    install_test = (REPO / "tests" / "install" / "run_install_test.cmake").read_text()
     for b in scenario("ci-build") + scenario("python-dev"):
         for line in b.code.splitlines():
             cmd = line.split("#")[0].split()
             if not cmd:
                 continue
-            if cmd[0] in ("cmake", "ctest"):
+            if cmd[:2] == ["cmake", "--install"]:  # ctest's install test (label install)
+                assert '"${CMAKE_COMMAND}" --install' in install_test, f"{b.where}: {line}"
+            elif cmd[0] in ("cmake", "ctest"):
                 assert re.search(rf"{cmd[0]} {re.escape(cmd[1])}", test_sh), f"{b.where}: {line}"
             elif cmd[:3] == ["python", "-m", "pytest"]:
                 assert f"run_pytest {cmd[3]}" in test_sh, f"{b.where}: {line}"
@@ -382,7 +389,8 @@ def test_python_cli_block(procs: List[Proc], tmp_path: Path) -> None:
     (port,) = [int(v) for v in ports.values()]
     env = base_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     p = serve(b, ["bash", "-c", with_free_ports(b.code, ports)], tmp_path, env, port, procs)
-    assert p.stop(signal.SIGTERM) == 0
+    p.stop(signal.SIGTERM)  # to the group: bash ends too, by the signal
+    assert any("chatws: stopped" in line for line in p.lines), p.lines
     assert (tmp_path / "chat.sqlite3").exists()
 
 
