@@ -327,7 +327,8 @@ def test_c_quick_start_system_and_private_prefix(procs: List[Proc], tmp_path: Pa
             run(["cmake", "--build", "b"], app, penv)
         else:
             out = run(["bash", "-euo", "pipefail", "-c", b.code], app, penv)
-            assert "-lchatws" not in out and "-lsqlite3" in out  # the --static line
+            assert (app / "a.out").exists()  # the shared build
+            assert "-lchatws" in out and "-lsqlite3" in out  # the --static line
 
 
 def test_c_fragment_compiles(tmp_path: Path) -> None:
