@@ -3,18 +3,35 @@
 # Idempotent: packages already present are skipped, `apt-get update` only runs
 # when something is missing, and the script says nothing when all is present.
 # Works as root (CI) or as a user with sudo.
+#
+# What it installs, and where (also in README.md, "On a fresh machine"):
+#   - the Debian packages below, system-wide, through apt-get (it names them
+#     first and apt prints its progress);
+#   - the Python packages of requirements-dev.txt, through pip, into the
+#     interpreter $PYTHON: scripts/test.sh passes the venv it made (.venv) or
+#     $CHATWS_PYTHON; run on its own, PYTHON defaults to python3, and an
+#     interpreter outside a virtual environment is refused unless
+#     CHATWS_ALLOW_SYSTEM_PIP=1 says so.
+#
+#   scripts/bootstrap.sh               everything (build, tests, benchmarks)
+#   scripts/bootstrap.sh --build-only  only what building the library and the
+#                                      examples needs (no Python packages)
 set -euo pipefail
 
 # ---------------------------------------------------------------------------
 # The package lists. Add new dependencies here (one per line, with the reason).
 # ---------------------------------------------------------------------------
-DEB_PACKAGES=(
+DEB_BUILD_PACKAGES=(
   cmake ninja-build g++ pkg-config  # the build
-  binutils                          # nm/readelf for the ABI checks
-  libssl-dev openssl                # libcrypto (handshake SHA-1), libssl (TLS); the CLI makes test certificates
+  libssl-dev                        # libcrypto (handshake SHA-1), libssl (TLS)
   libsimdjson-dev                   # JSON parsing and UTF-8 validation
-  libsqlite3-dev sqlite3            # durable chat history (+ CLI for debugging)
-  zlib1g-dev                        # permessage-deflate
+  libsqlite3-dev                    # durable chat history
+)
+DEB_PACKAGES=(
+  "${DEB_BUILD_PACKAGES[@]}"
+  binutils                          # nm/readelf for the ABI checks
+  openssl                           # the CLI makes test certificates
+  sqlite3                           # the CLI, for debugging the history file
   libgtest-dev                      # C++ unit tests
   clang libclang-rt-14-dev          # sanitizer and fuzz builds
   chromium chromium-driver          # browser tests (selenium)
@@ -33,6 +50,14 @@ DEB_BY_COMMAND=(
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQUIREMENTS="$ROOT/requirements-dev.txt"
 PYTHON="${PYTHON:-python3}"
+BUILD_ONLY=0
+case "${1:-}" in
+  --build-only) BUILD_ONLY=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  *) echo "bootstrap: unknown option '$1' (--build-only, --help)" >&2; exit 2 ;;
+esac
+[ "$BUILD_ONLY" = 1 ] && DEB_PACKAGES=("${DEB_BUILD_PACKAGES[@]}") && DEB_BY_COMMAND=()
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -60,10 +85,14 @@ install_debian_packages() {
     command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+  log "installing ${#missing[@]} Debian package(s) system-wide with apt-get (this can take" \
+    "several minutes; apt's progress follows): ${missing[*]}"
+  log "apt-get update"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  # Not -qq: apt's per-package lines are the progress of a long step.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Use-Pty=0 "${missing[@]}"
+  log "Debian packages installed"
 }
 
 check_python_headers() {
@@ -83,9 +112,10 @@ check_python_headers() {
 
 install_one_deb() {
   deb_installed "$1" && return 0
-  log "installing Debian package: $1"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+  log "installing Debian package $1 system-wide with apt-get"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Use-Pty=0 "$1"
 }
 
 install_python_packages() {
@@ -115,12 +145,24 @@ for line in open(sys.argv[1], encoding="utf-8"):
 PY
 )"
   [ -z "$missing" ] && return 0
-  local reqs=()
+  local reqs=() where
   mapfile -t reqs <<<"$missing"
-  log "installing Python packages: ${reqs[*]}"
-  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${reqs[@]}"
+  where="$("$PYTHON" -c 'import sys; print(sys.prefix)')"
+  if [ "$("$PYTHON" -c 'import sys; print(sys.prefix != sys.base_prefix)')" != True ] &&
+     [ "${CHATWS_ALLOW_SYSTEM_PIP:-0}" != 1 ]; then
+    log "$PYTHON is not a virtual environment ($where): not installing ${reqs[*]} into it;" \
+      "use scripts/test.sh (it makes .venv), PYTHON=/path/to/venv/bin/python, or" \
+      "CHATWS_ALLOW_SYSTEM_PIP=1"
+    return 1
+  fi
+  log "installing Python packages into $where with pip: ${reqs[*]}"
+  # One line per package as progress; with pipefail the status is pip's.
+  "$PYTHON" -m pip install --progress-bar off --disable-pip-version-check \
+    --root-user-action=ignore "${reqs[@]}" 2>&1 |
+    { grep --line-buffered -E '^(Collecting|Successfully|ERROR)' >&2 || true; }
 }
 
 install_debian_packages
+[ "$BUILD_ONLY" = 1 ] && exit 0
 check_python_headers
 install_python_packages

@@ -3,12 +3,16 @@
 # Then open http://127.0.0.1:8080/ (in two tabs, to chat with yourself).
 # Extra arguments go to the server (e.g. --port 9000 --host 0.0.0.0);
 # Ctrl-C stops it gracefully. History persists in ./chatws-history.db.
+# It installs only the Debian build packages that are missing (through
+# scripts/bootstrap.sh --build-only, which names them first) and builds in
+# ./build (CHATWS_BUILD_DIR); the server is build/examples/chat_server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${CHATWS_BUILD_DIR:-$ROOT/build}"
 
-"$ROOT/scripts/bootstrap.sh"
+# Only the build packages (no Python ones): the server is a C program.
+[ "${CHATWS_SKIP_BOOTSTRAP:-0}" = 1 ] || "$ROOT/scripts/bootstrap.sh" --build-only
 # Same configuration as scripts/test.sh, so the two share one build tree.
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCHATWS_TESTS=ON -DCHATWS_EXAMPLES=ON -DCHATWS_INSTALL=ON --log-level=WARNING

@@ -10,6 +10,13 @@
 #   CHATWS_BUILD_DIR=build       the CMake build directory
 #   CHATWS_JOBS=2                parallel build and test jobs
 #   CHATWS_SKIP_BOOTSTRAP=1      don't install missing packages
+#   CHATWS_PYTHON=/path/python   the Python to test with (e.g. your own venv);
+#                                default: .venv in the repository, created here
+#                                (--system-site-packages) on first use
+#
+# Nothing is installed into the system's Python: the Python test tools and
+# the chatws package go into that venv (the Debian packages, system-wide,
+# through scripts/bootstrap.sh, which names them first).
 #   FUZZ_SECONDS=60              fuzzing time per target
 #
 # Adding a stage: write a function stage_<name> that returns non-zero on
@@ -21,16 +28,28 @@ cd "$ROOT" || exit 1
 
 BUILD_DIR="${CHATWS_BUILD_DIR:-build}"
 JOBS="${CHATWS_JOBS:-2}"
-PYTHON="${PYTHON:-python3}"
 SKIP=77  # a stage's "nothing to do here"
 
-STAGES=(bootstrap configure build ctest conformance python browser soak sanitizers fuzz)
+# The Python of every Python stage: $CHATWS_PYTHON, else ./.venv (made here).
+if [ -n "${CHATWS_PYTHON:-}" ]; then
+  PYTHON="$CHATWS_PYTHON"
+else
+  PYTHON="$ROOT/.venv/bin/python"
+  if [ ! -x "$PYTHON" ]; then
+    echo "test.sh: creating the virtual environment $ROOT/.venv (python3 -m venv --system-site-packages)"
+    python3 -m venv --system-site-packages "$ROOT/.venv" || exit 1
+  fi
+fi
+echo "test.sh: Python: $PYTHON"
+export PYTHON
+
+STAGES=(bootstrap configure build ctest conformance python docs package browser soak sanitizers fuzz)
 
 # ------------------------------------------------------------------ stages
 
 stage_bootstrap() {
   [ "${CHATWS_SKIP_BOOTSTRAP:-0}" = 1 ] && return $SKIP
-  "$ROOT/scripts/bootstrap.sh"
+  PYTHON="$PYTHON" "$ROOT/scripts/bootstrap.sh"
 }
 
 stage_configure() {
@@ -69,6 +88,19 @@ stage_python() {
   "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation \
     -C build-dir="$(realpath -m "$BUILD_DIR")/python" "$ROOT" || return 1
   run_pytest tests/python
+}
+
+# Every code block of README.md and python/README.md, run as pasted
+# (tests/docs): the C quick start against /usr/local (in a throwaway mount
+# namespace) and a private prefix, `pip install .` into a fresh venv, ...
+stage_docs() {
+  CHATWS_BUILD_DIR="$(realpath -m "$BUILD_DIR")" run_pytest tests/docs
+}
+
+# The wheel (auditwheel-repaired) and the sdist, each installed into a fresh
+# venv of the oldest and the newest supported Python found here (tests/package).
+stage_package() {
+  CHATWS_BUILD_DIR="$(realpath -m "$BUILD_DIR")" run_pytest tests/package
 }
 
 stage_browser() {

@@ -4,11 +4,12 @@
  * Serves the chat page over HTTP and runs the built-in chat (the classic
  * "json" wire format and the richer "chatws.v1") with durable history.
  *
- *   chat_server [--host 127.0.0.1] [--port 8080] [--static-dir DIR]
- *               [--history FILE] [--history-size N] [--max-rooms N] [--verbose]
- *               [--tls-cert FILE --tls-key FILE [--tls-key-passphrase SOURCE]
- *                [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
- *                [--tls-ciphersuites LIST] [--no-tls-session-tickets]]
+ *   chat_server [options]     (chat_server --help lists them with their defaults;
+ *                              they are those of `python -m chatws`)
+ *
+ * A WebSocket client that offers no subprotocol (a plain terminal client) is
+ * told what to offer: close 1008 with a reason naming chatws.v1 and json,
+ * rather than left connected to a server that ignores what it sends.
  *
  * SIGINT/SIGTERM stop it gracefully: clients get close 1001 and the history
  * is flushed. With TLS, SIGHUP reloads the certificate and key from their
@@ -23,7 +24,6 @@
 #include <chatws.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,9 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef CHATWS_EXAMPLE_WEB_DIR
-#define CHATWS_EXAMPLE_WEB_DIR "web"
-#endif
+#include "chat_server_options.h"
 
 /* Signal used only to wake the signal thread when the server stops by itself. */
 #define QUIT_SIGNAL SIGUSR1
@@ -46,6 +44,9 @@ struct signal_thread_arg {
 };
 
 static int verbose = 0;
+
+/* The close reason a client without a chat subprotocol gets (at most 123 bytes). */
+#define NO_SUBPROTOCOL_REASON "no subprotocol: this chat server speaks chatws.v1 or json"
 
 static void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -74,6 +75,9 @@ static void on_open(chatws_server* server, chatws_conn_id conn, void* user) {
              info.remote_address, (unsigned)info.remote_port, info.path,
              info.subprotocol[0] ? info.subprotocol : "no subprotocol",
              chatws_connection_count(server));
+    /* Only chat subprotocols are offered, so any other connection has none:
+     * tell it what to offer instead of ignoring what it sends. */
+    if (!info.subprotocol[0]) chatws_close(server, conn, 1008, NO_SUBPROTOCOL_REASON);
   } else {
     log_line("open  #%llu", (unsigned long long)conn);
   }
@@ -127,123 +131,29 @@ static void* signal_thread(void* p) {
   }
 }
 
-static void usage(FILE* out, const char* argv0) {
-  fprintf(out,
-          "usage: %s [options]\n"
-          "  --host ADDR        address to bind (default 127.0.0.1)\n"
-          "  --port N           TCP port (default 8080; 0 picks a free one)\n"
-          "  --static-dir DIR   directory served over HTTP (default %s)\n"
-          "  --history FILE     SQLite file for durable history (default: in memory)\n"
-          "  --history-size N   messages kept per room (default 50)\n"
-          "  --max-rooms N      chat rooms at once; new ones beyond get 503 (default 10000)\n"
-          "  --verbose          also print the library's debug lines\n"
-          "  --tls-cert FILE    PEM certificate chain: serve https:// and wss:// (SIGHUP reloads)\n"
-          "  --tls-key FILE     PEM private key of the certificate\n"
-          "  --tls-key-passphrase SOURCE   pass:TEXT, env:VARIABLE or file:PATH\n"
-          "  --tls-min-version 1.2|1.3     oldest TLS version accepted (default 1.2)\n"
-          "  --tls-ciphers LIST            TLS 1.2 cipher list (OpenSSL syntax)\n"
-          "  --tls-ciphersuites LIST       TLS 1.3 cipher suites\n"
-          "  --no-tls-session-tickets      no session resumption by ticket\n"
-          "  --metrics-port N   serve /metrics, /healthz, /readyz on 127.0.0.1:N (0: a free port)\n",
-          argv0, CHATWS_EXAMPLE_WEB_DIR);
-}
-
-static int parse_uint(const char* s, unsigned long max, unsigned long* out) {
-  char* end = NULL;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-') return -1;
-  *out = v;
-  return 0;
-}
-
 int main(int argc, char** argv) {
-  static const struct option long_opts[] = {
-      {"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
-      {"static-dir", required_argument, NULL, 'd'}, {"history", required_argument, NULL, 'H'},
-      {"history-size", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'u'},
-      {"max-rooms", required_argument, NULL, 'R'},
-      {"verbose", no_argument, NULL, 'v'},          {"tls-cert", required_argument, NULL, 'c'},
-      {"tls-key", required_argument, NULL, 'k'},    {"tls-key-passphrase", required_argument, NULL, 'P'},
-      {"tls-min-version", required_argument, NULL, 'm'}, {"tls-ciphers", required_argument, NULL, 'C'},
-      {"tls-ciphersuites", required_argument, NULL, 'S'},
-      {"no-tls-session-tickets", no_argument, NULL, 'T'},
-      {"metrics-port", required_argument, NULL, 'M'},
-      {NULL, 0, NULL, 0}};
-  chatws_options opts;
+  static struct server_args args; /* static: opts points into it for the whole run */
+  chatws_options* const o = &args.opts;
   chatws_server* server = NULL;
   struct signal_thread_arg sig_arg;
   pthread_t sig_tid;
-  unsigned long value;
-  int c, rc;
+  int rc;
 
-  chatws_options_init(&opts);
-  opts.host = "127.0.0.1";
-  opts.port = 8080;
-  opts.static_dir = CHATWS_EXAMPLE_WEB_DIR;
-  opts.subprotocols = "chatws.v1,json";
-  opts.chat = 1;
-  opts.on_open = on_open;
-  opts.on_close = on_close;
-  opts.on_message = on_message;
-  opts.on_log = on_log;
-
-  while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
-    switch (c) {
-      case 'h': opts.host = optarg; break;
-      case 'd': opts.static_dir = optarg; break;
-      case 'H': opts.history_path = optarg; break;
-      case 'p':
-        if (parse_uint(optarg, 65535, &value) != 0) {
-          fprintf(stderr, "%s: bad port '%s'\n", argv[0], optarg);
-          return 2;
-        }
-        opts.port = (uint16_t)value;
-        break;
-      case 'n':
-        if (parse_uint(optarg, 1000000, &value) != 0 || value == 0) {
-          fprintf(stderr, "%s: bad history size '%s'\n", argv[0], optarg);
-          return 2;
-        }
-        opts.history_size = (uint32_t)value;
-        break;
-      case 'R':
-        if (parse_uint(optarg, 4294967295UL, &value) != 0 || value == 0) {
-          fprintf(stderr, "%s: bad max rooms '%s'\n", argv[0], optarg);
-          return 2;
-        }
-        opts.max_rooms = (uint32_t)value;
-        break;
-      case 'v': verbose = 1; break;
-      case 'c': opts.tls_cert_file = optarg; break;
-      case 'k': opts.tls_key_file = optarg; break;
-      case 'P': opts.tls_key_passphrase = optarg; break;
-      case 'C': opts.tls_ciphers = optarg; break;
-      case 'S': opts.tls_ciphersuites = optarg; break;
-      case 'T': opts.tls_session_tickets = -1; break;
-      case 'm':
-        if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
-          fprintf(stderr, "%s: --tls-min-version must be 1.2 or 1.3\n", argv[0]);
-          return 2;
-        }
-        opts.tls_min_version = optarg[2] == '3' ? CHATWS_TLS_1_3 : CHATWS_TLS_1_2;
-        break;
-      case 'M':
-        if (parse_uint(optarg, 65535, &value) != 0) {
-          fprintf(stderr, "%s: bad metrics port '%s'\n", argv[0], optarg);
-          return 2;
-        }
-        opts.metrics_host = "127.0.0.1"; /* set: the listener is on, port 0 included */
-        opts.metrics_port = (int)value;
-        break;
-      case 'u': usage(stdout, argv[0]); return 0;
-      default: usage(stderr, argv[0]); return 2;
-    }
-  }
-  if (optind != argc) {
-    usage(stderr, argv[0]);
-    return 2;
-  }
+  chatws_options_init(o);
+  o->host = "127.0.0.1";
+  o->port = 8080;
+  o->static_dir = CHATWS_EXAMPLE_WEB_DIR;
+  o->subprotocols = "chatws.v1,json";
+  o->chat = 1;
+  o->on_open = on_open;
+  o->on_close = on_close;
+  o->on_message = on_message;
+  o->on_log = on_log;
+  rc = parse_options(&args, argc, argv);
+  if (rc == 1) return 0;
+  if (rc != 0) return rc;
+  verbose = args.verbose;
+  chatws_options opts = *o;
 
   /* Block the signals in every thread (the library's included) before any
    * thread starts, so that only sigwait() in the signal thread receives them. */
@@ -270,12 +180,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s)", chatws_version(),
-           opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
-           chatws_server_port(server), opts.static_dir,
-           opts.history_path ? opts.history_path : "in memory");
+  /* Flushed at once (stderr is unbuffered): a supervisor or a test reads the URLs from it,
+   * on one line. */
+  char metrics[128] = "";
   if (chatws_server_metrics_port(server) > 0)
-    log_line("metrics on http://127.0.0.1:%d/metrics", chatws_server_metrics_port(server));
+    snprintf(metrics, sizeof metrics, ", metrics on http://%s:%d/metrics", opts.metrics_host,
+             chatws_server_metrics_port(server));
+  log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s)%s", chatws_version(),
+           opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
+           chatws_server_port(server), opts.static_dir ? opts.static_dir : "none",
+           opts.history_path ? opts.history_path : "in memory", metrics);
 
   rc = chatws_server_run(server);
   if (rc != CHATWS_OK)

@@ -2,7 +2,7 @@
  * echo_server -- the smallest useful libchatws host, driven by the host's own
  * poll() loop (the pattern for embedding chatws in an existing event loop).
  *
- *   echo_server [PORT] [--broadcast]
+ *   echo_server [--broadcast] [PORT]     (echo_server --help: the usage)
  *
  * Every message is sent back to its sender, or with --broadcast to every
  * connected client. Ctrl-C stops it gracefully.
@@ -42,6 +42,16 @@ static void on_message(chatws_server* server, chatws_conn_id conn, const char* d
     chatws_send(server, conn, data, len, opcode);
 }
 
+static void usage(FILE* out, const char* argv0) {
+  fprintf(out,
+          "usage: %s [--broadcast] [PORT]\n"
+          "An echo WebSocket server on ws://127.0.0.1:PORT/ (any subprotocol-less client).\n"
+          "  PORT          TCP port, 0 picks a free one (default: 9001)\n"
+          "  --broadcast   send every message to every client, not only back (default: off)\n"
+          "  --help        print this help and exit\n",
+          argv0);
+}
+
 int main(int argc, char** argv) {
   chatws_options opts;
   chatws_server* server = NULL;
@@ -52,10 +62,27 @@ int main(int argc, char** argv) {
   opts.port = 9001;
   opts.on_message = on_message;
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--broadcast") == 0)
+    char* end = NULL;
+    long port;
+    if (strcmp(argv[i], "--broadcast") == 0) {
       broadcast_mode = 1;
-    else
-      opts.port = (uint16_t)atoi(argv[i]);
+      continue;
+    }
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout, argv[0]);
+      return 0;
+    }
+    if (argv[i][0] == '-') {
+      fprintf(stderr, "%s: unknown option '%s' (see --help)\n", argv[0], argv[i]);
+      return 2;
+    }
+    errno = 0;
+    port = strtol(argv[i], &end, 10);
+    if (errno != 0 || end == argv[i] || *end != '\0' || port < 0 || port > 65535) {
+      fprintf(stderr, "%s: PORT: bad value '%s' (an integer 0..65535)\n", argv[0], argv[i]);
+      return 2;
+    }
+    opts.port = (uint16_t)port;
   }
 
   if (pipe(signal_pipe) != 0) {

@@ -20,88 +20,122 @@ from typing import List, Optional
 from . import __version__
 from ._errors import Error
 from ._resources import bundled_web_dir
+from ._connection import Connection
 from ._server import Server
 
 __all__ = ["main", "build_parser"]
 
 
+# argparse names a bad value by its type function's __name__ ("argument
+# --port: invalid port value: 'x'"), hence the names given below.
 def _seconds(text: str) -> float:
     """A timeout argument: seconds, or 'off' to disable."""
     if text.lower() in ("off", "none", "inf"):
         return math.inf
     value = float(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0 (or 'off')")
+        raise argparse.ArgumentTypeError(f"must be seconds > 0 or 'off', not {text!r}")
     return value
 
 
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, not {text!r}")
+    return value
+
+
+def _prefix_bits(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 128:
+        raise argparse.ArgumentTypeError(f"must be 1..128, not {text!r}")
+    return value
+
+
+_seconds.__name__ = "seconds"
+_positive.__name__ = "positive integer"
+_port.__name__ = "port"
+_prefix_bits.__name__ = "prefix length"
+
+# The close a WebSocket client without a chat subprotocol gets (a plain
+# terminal client): it is told what to offer rather than ignored.
+NO_SUBPROTOCOL_REASON = "no subprotocol: this chat server speaks chatws.v1 or json"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; every option's help ends with its default."""
     p = argparse.ArgumentParser(
         prog="python -m chatws",
         description="Run the chatws chat server: the browser chat page over HTTP and the "
-        "chat over WebSocket, on one port.",
+        "chat over WebSocket (subprotocols chatws.v1 and json; rooms at /rooms/NAME), on one port. "
+        "Sizes are in bytes, timeouts in seconds. Installed as the `chatws` command too.",
     )
     p.add_argument("--version", action="version", version=f"chatws {__version__}")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind, 0.0.0.0 or :: for all (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="TCP port; 0 picks a free one (default: 8080)")
     static = p.add_mutually_exclusive_group()
     static.add_argument("--static-dir", type=Path, help="directory to serve over HTTP (default: the bundled chat page)")
-    static.add_argument("--no-static", action="store_true", help="serve no files, WebSocket only")
+    static.add_argument("--no-static", action="store_true", help="serve no files, WebSocket only (default: off)")
     p.add_argument("--history", metavar="PATH", help="SQLite file for durable chat history (default: in memory)")
-    p.add_argument("--history-size", type=_positive, help="messages kept per room (default 50)")
-    p.add_argument("--max-connections", type=_positive, help="open connections (default 100000)")
+    p.add_argument("--history-size", type=_positive, help="messages kept per room (default: 50)")
+    p.add_argument("--max-connections", type=_positive, help="open connections; beyond: HTTP 503 (default: 100000)")
     p.add_argument("--max-connections-per-ip", type=_positive,
-                   help="per client address, IPv6 clients per network prefix (default unlimited)")
-    p.add_argument("--ipv6-prefix-length", type=_positive, metavar="BITS",
-                   help="IPv6 clients count against --max-connections-per-ip by this prefix (default 64)")
-    p.add_argument("--max-message-size", type=_positive, help="bytes per WebSocket message (default 16 MiB)")
-    p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default 1 MiB)")
+                   help="per client address, IPv6 clients per network prefix; beyond: HTTP 503 (default: unlimited)")
+    p.add_argument("--ipv6-prefix-length", type=_prefix_bits, metavar="BITS",
+                   help="IPv6 clients count against --max-connections-per-ip by this prefix (default: 64)")
+    p.add_argument("--max-message-size", type=_positive, help="bytes per WebSocket message (default: 16 MiB)")
+    p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default: 1 MiB)")
     p.add_argument("--max-buffered-input", type=_positive,
-                   help="bytes of unfinished messages held for all clients together (default 4 x max message size)")
-    p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default 64)")
-    p.add_argument("--max-text-length", type=_positive, help="characters in a message (default 4096)")
-    p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default 10000)")
+                   help="bytes of unfinished messages held for all clients together (default: 4 x max message size)")
+    p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default: 64)")
+    p.add_argument("--max-text-length", type=_positive, help="characters in a message (default: 4096)")
+    p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default: 10000)")
     p.add_argument("--max-idle-room-bytes", type=_positive,
-                   help="memory for rooms nobody is in, least recently used dropped beyond it (default 64 MiB)")
+                   help="memory for rooms nobody is in, least recently used dropped beyond it (default: 64 MiB)")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
-                   help="accept WebSocket handshakes only from this Origin (repeatable; default any)")
+                   help="accept WebSocket handshakes only from this Origin, others get 403; repeatable (default: any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
-                   help="what to do with a client that reads too slowly (default close)")
-    p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping (default 60; 'off')")
-    p.add_argument("--drain-timeout", type=_seconds, help="seconds a graceful stop waits for clients (default 5)")
+                   help="a client past --max-output-buffer: close it (1008) or drop its messages (default: close)")
+    p.add_argument("--handshake-timeout", type=_seconds, help="the HTTP request must arrive within (408) (default: 10)")
+    p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping, or 'off' (default: 60)")
+    p.add_argument("--close-timeout", type=_seconds, help="seconds to wait for a client's close reply, or 'off' (default: 5)")
+    p.add_argument("--drain-timeout", type=_seconds, help="seconds a graceful stop waits for clients, or 'off' (default: 5)")
     tls = p.add_argument_group("TLS (https:// and wss:// on the same port)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain (leaf first); turns TLS on")
-    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key of the certificate")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain (leaf first); turns TLS on (default: none, plain)")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key of the certificate (default: none)")
     tls.add_argument("--tls-key-passphrase", metavar="SOURCE",
-                     help="where the key's passphrase is: pass:TEXT, env:VARIABLE or file:PATH")
+                     help="where the key's passphrase is: pass:TEXT, env:VARIABLE or file:PATH (default: none)")
     tls.add_argument("--tls-min-version", choices=("1.2", "1.3"), default="1.2",
-                     help="oldest TLS version accepted (default 1.2)")
-    tls.add_argument("--tls-ciphers", metavar="LIST", help="TLS 1.2 cipher list (OpenSSL syntax)")
-    tls.add_argument("--tls-ciphersuites", metavar="LIST", help="TLS 1.3 cipher suites")
+                     help="oldest TLS version accepted (default: 1.2)")
+    tls.add_argument("--tls-ciphers", metavar="LIST",
+                     help="TLS 1.2 cipher list, OpenSSL syntax (default: ECDHE with AES-GCM or ChaCha20)")
+    tls.add_argument("--tls-ciphersuites", metavar="LIST",
+                     help="TLS 1.3 cipher suites (default: AES-128-GCM, AES-256-GCM, ChaCha20)")
     tls.add_argument("--no-tls-session-tickets", action="store_true",
-                     help="turn session resumption by ticket off (default on)")
-    p.add_argument("--metrics-port", type=int, metavar="N",
-                   help="serve /metrics, /healthz and /readyz on --metrics-host:N (0 picks a free one; default off)")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics listener (default 127.0.0.1)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+                     help="turn session resumption by ticket off (default: tickets on)")
+    p.add_argument("--metrics-port", type=_port, metavar="N",
+                   help="serve /metrics, /healthz and /readyz on --metrics-host:N, 0 picks a free one (default: off)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics listener (default: 127.0.0.1)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="least important log lines shown (default: INFO)")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a bad command line exits 2, naming the option
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("chatws")
 
+    parser = build_parser()
     if (args.tls_cert is None) != (args.tls_key is None):
-        log.error("--tls-cert and --tls-key go together")
-        return 2
+        parser.error("--tls-cert and --tls-key go together")  # exits 2
 
     static_dir: Optional[Path] = None
     if not args.no_static:
@@ -132,7 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_idle_room_bytes=args.max_idle_room_bytes,
             allowed_origins=args.allowed_origin,
             slow_consumer_policy=args.slow_consumer,
+            handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout,
+            close_timeout=args.close_timeout,
             drain_timeout=args.drain_timeout,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
@@ -147,6 +183,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Error as exc:
         log.error("cannot start the server: %s", exc)
         return 1
+
+    @server.on_open
+    def tell_plain_clients(conn: Connection) -> None:
+        # Only the chat subprotocols are offered, so a connection without
+        # one is a client that offered none: close it with the reason
+        # (1008) instead of ignoring what it sends.
+        if not conn.subprotocol:
+            conn.close(1008, NO_SUBPROTOCOL_REASON)
 
     with server:
         # SIGTERM: graceful stop (close 1001 to every client, flush history);
