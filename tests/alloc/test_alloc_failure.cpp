@@ -124,9 +124,9 @@ struct Fixture {
 
   // One poll; while `armed`, the countdown (set by run_step) goes on
   // across polls, so the Nth allocation of the whole step fails.
-  int poll(bool armed = false) {
+  int poll(bool armed = false, int timeout_ms = 5) {
     t_armed = armed;
-    const int rc = chatws_server_poll(s, 5);
+    const int rc = chatws_server_poll(s, timeout_ms);
     t_armed = false;
     last_rc = rc;
     return rc;
@@ -145,7 +145,7 @@ struct Fixture {
   // A few iterations that let anything still due (a replay, a duplicate)
   // show up.
   void settle() {
-    for (int i = 0; i < 20; ++i) poll();
+    for (int i = 0; i < 20; ++i) poll(false, 1);
     for (auto& [name, p] : peers) p.drain();
   }
 
