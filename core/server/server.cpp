@@ -486,10 +486,16 @@ void Server::Impl::on_tick() {
   std::vector<Connection*> expired;
   for (Connection* c : by_id) {
     // A burst's spilled output array (and input kept between turns) goes
-    // back once empty: a few allocations a second at most, never one per
-    // message.
-    c->out.trim();
-    c->trim_input();
+    // back once the connection has been quiet for a whole tick: one that
+    // keeps talking keeps them, so its steady state allocates nothing (a
+    // trim whenever the tick found its queue empty for a moment would make
+    // the next burst allocate them again, a few times a second).
+    if (c->busy) {
+      c->busy = false;
+    } else {
+      c->out.trim();
+      c->trim_input();
+    }
     switch (c->state) {
       case ConnState::Http:
       case ConnState::Closing:

@@ -215,6 +215,7 @@ void Server::Impl::read_turn(Connection* c) {
     if (n > 0) {
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
+      c->busy = true;
       const size_t used = on_bytes(c, rbuf.get(), size_t(n));
       if (c->state == ConnState::Dead) return;
       if (used < size_t(n)) {
@@ -513,6 +514,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     return kEFull;
   }
   c->out.push(f);
+  c->busy = true;
   mark_dirty(c);
   if (!exempt && capped() > limit / 2) {
     c->over_soft = true;
