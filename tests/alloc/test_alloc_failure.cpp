@@ -38,16 +38,32 @@ thread_local long t_countdown = 0;   // the allocation that fails (1 = the next)
 thread_local bool t_injected = false;
 }  // namespace
 
-void* operator new(std::size_t n) {
+// Every non-aligned form is replaced (simdjson uses new (std::nothrow)),
+// so that under ASan each allocation and its release come from the same
+// family (the aligned forms stay ASan's, both ways).
+namespace {
+void* counted_alloc(std::size_t n) noexcept {
   if (t_armed && !t_injected && --t_countdown == 0) {
     t_injected = true;
-    throw std::bad_alloc();
+    return nullptr;
   }
-  if (void* p = std::malloc(n ? n : 1)) return p;
+  return std::malloc(n ? n : 1);
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (void* p = counted_alloc(n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 using chatws::test::Frame;
 using chatws::test::WsClient;
