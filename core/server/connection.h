@@ -143,6 +143,7 @@ struct Connection {
   bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
   bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
   bool busy : 1 = false;           // read or queued output since the last tick (see on_tick)
+  bool peer_eof : 1 = false;       // HTTP: the client half-closed; answer what it sent, then close
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6
