@@ -27,7 +27,7 @@ case "$TSAN_DIR" in /*) ;; *) TSAN_DIR="$ROOT/$TSAN_DIR" ;; esac
 if [ $# -gt 0 ]; then MODES=("$@"); else MODES=(asan tsan); fi
 
 # ctest labels (tests/CMakeLists.txt: one per test folder).
-ASAN_LABELS='^(protocol|http|net|engine|chat|capi|capi_cpp|fuzz)$'
+ASAN_LABELS='^(protocol|http|net|engine|chat|capi|capi_cpp|alloc|fuzz)$'
 TSAN_LABELS='^(net|engine|capi)$'
 # Excluded under UBSan only: this test leaves the process no free file
 # descriptor, and UBSan's vptr check then cannot validate a vtable (it needs

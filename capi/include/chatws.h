@@ -375,13 +375,23 @@ CHATWS_API int chatws_server_fd(const chatws_server* server);
 
 /* Run the loop on the calling thread until chatws_server_stop() completes.
  * Returns CHATWS_OK after a stop, CHATWS_ESTATE if a thread already runs the
- * loop, CHATWS_ESYSTEM if epoll fails. */
+ * loop, CHATWS_ESYSTEM if epoll fails, CHATWS_ENOMEM (see below).
+ *
+ * Out of memory (run and poll): while handling one connection's input, that
+ * connection is closed (close 1011, or HTTP 500 before its upgrade; a line
+ * at CHATWS_LOG_ERROR) and the iteration goes on. Elsewhere in an iteration
+ * (queued commands, timers, on_drain/on_close, the chat's delivery) the
+ * call returns CHATWS_ENOMEM with the loop's state consistent: calling
+ * run/poll again goes on where it stopped, without repeating a queued
+ * command or a delivery; the chat messages of a delivery cut short are kept
+ * in the history but not all members may have been sent them. */
 CHATWS_API int chatws_server_run(chatws_server* server);
 
 /* Run one loop iteration on the calling thread, waiting at most timeout_ms
  * for events (0: don't wait, -1: wait indefinitely). Returns the number of
  * events handled (>= 0), CHATWS_ESTOPPED once the server has stopped,
- * CHATWS_ESTATE if another thread runs the loop, CHATWS_ESYSTEM. */
+ * CHATWS_ESTATE if another thread runs the loop, CHATWS_ESYSTEM, CHATWS_ENOMEM
+ * (see chatws_server_run). */
 CHATWS_API int chatws_server_poll(chatws_server* server, int timeout_ms);
 
 /* Begin a graceful stop: stop accepting, send close 1001 to every client,

@@ -133,9 +133,9 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
     }
     erase_room(idle_.back());
   }
-  if (store_ && !room->stored) ++unstored_rooms_;
   Room* r = room.get();
   rooms_.emplace(std::move(key), std::move(room));
+  if (store_ && !r->stored) ++unstored_rooms_;  // once it is in
   return r;
 }
 
@@ -154,7 +154,21 @@ void ChatService::settle() {
   rooms.swap(unsettled_);
   std::sort(rooms.begin(), rooms.end());
   rooms.erase(std::unique(rooms.begin(), rooms.end()), rooms.end());
-  for (Room* r : rooms) {
+  // If this unwinds, the rooms not yet settled are listed again (nothing
+  // is listed meanwhile: settling calls no one).
+  size_t done = 0;
+  struct Rest {
+    std::vector<Room*>& rooms;
+    std::vector<Room*>& unsettled;
+    size_t& done;
+    ~Rest() {
+      if (done == rooms.size() || !unsettled.empty()) return;
+      rooms.erase(rooms.begin(), rooms.begin() + ptrdiff_t(done));
+      unsettled.swap(rooms);
+    }
+  } rest{rooms, unsettled_, done};
+  for (; done < rooms.size(); ++done) {
+    Room* r = rooms[done];
     if (r->idle || r->pending != 0 || !r->members.empty() || r->presence_due) continue;
     if (r->history.empty()) {  // nothing worth keeping
       erase_room(r);
@@ -162,12 +176,12 @@ void ChatService::settle() {
     }
     // Nobody is in it: keep it (a returning member gets its history) as
     // the most recently used idle room, holding no more than it needs.
+    r->idle_pos = idle_.insert(idle_.begin(), r);  // first: the only step that allocates
     r->snapshot = FrameRef();
     std::vector<Member>().swap(r->members);
     r->idle = true;
     r->idle_bytes = sizeof(Room) + 2 * r->name.capacity() + 64 + r->history.heap_bytes();
     idle_bytes_ += r->idle_bytes;
-    r->idle_pos = idle_.insert(idle_.begin(), r);
   }
   while (idle_bytes_ > cfg_.max_idle_room_bytes && !idle_.empty()) erase_room(idle_.back());
 }
@@ -196,20 +210,44 @@ void ChatService::presence_changed(Room* room, bool after_iteration_end) {
   // Joins and leaves only mark the room: its members hear one count per
   // iteration (announce_presence), so a join costs the same in any room.
   if (room->presence_due) return;
-  room->presence_due = true;
   // A close reported after this iteration's on_iteration_end would
   // otherwise wait for the next event.
   if (after_iteration_end && presence_due_.empty()) server_.wake();
   presence_due_.push_back(room);
+  room->presence_due = true;  // after: the flag says it is listed
 }
 
 void ChatService::announce_presence() {
   if (presence_due_.empty()) return;
   std::vector<Room*> rooms;
+  unsettled_.reserve(unsettled_.size() + presence_due_.size());  // the guard's room
   rooms.swap(presence_due_);
+  // However this ends: delivering_ is reset, the rooms announced are
+  // unsettled (so they can still turn idle and be evicted), and those not
+  // announced (the one that failed included: each member is only told a
+  // count it has not heard) are due again.
+  size_t done = 0;
+  struct Reset {
+    ChatService* self;
+    std::vector<Room*>& rooms;
+    size_t& done;
+    ~Reset() {
+      self->delivering_ = false;
+      self->unsettled_.insert(self->unsettled_.end(), rooms.begin(), rooms.begin() + ptrdiff_t(done));
+      if (done == rooms.size()) return;
+      rooms.erase(rooms.begin(), rooms.begin() + ptrdiff_t(done));
+      for (Room* r : rooms) r->presence_due = true;
+      if (self->presence_due_.empty()) {
+        self->presence_due_.swap(rooms);
+      } else {
+        for (Room* r : rooms) r->presence_due = false;  // not expected: listed again by the next change
+      }
+    }
+  } reset{this, rooms, done};
   delivering_ = true;  // a flush re-entered meanwhile only commits
   std::vector<ConnId> joined, left;
-  for (Room* room : rooms) {
+  for (; done < rooms.size(); ++done) {
+    Room* room = rooms[done];
     room->presence_due = false;
     const auto n = static_cast<uint32_t>(room->members.size());
     // The receivers first (a send never reports a close, but stays out of
@@ -232,8 +270,6 @@ void ChatService::announce_presence() {
       for (ConnId id : left) server_.send_frame(id, f);
     }
   }
-  delivering_ = false;
-  unsettled_.insert(unsettled_.end(), rooms.begin(), rooms.end());
 }
 
 void ChatService::on_open(ConnId id) {
@@ -261,8 +297,15 @@ void ChatService::on_open(ConnId id) {
     server_.close(id, 1011, kStorageUnavailable);
     return;
   }
-  conns_[id] = Conn{room, fmt, room->members.size()};
+  // Both or neither: on_close swap-removes by the index.
   room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
+  try {
+    conns_[id] = Conn{room, fmt, room->members.size() - 1};
+  } catch (...) {
+    room->members.pop_back();
+    unsettled_.push_back(room);  // may be left unused
+    throw;
+  }
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
@@ -386,12 +429,13 @@ int ChatService::post(std::string_view room_name, std::string_view user, std::st
 void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::string text,
                           int64_t time_ms) {
   ChatMessage m;
-  m.id = room->next_id++;
+  m.id = room->next_id;
   m.user = std::move(user);
   m.text = std::move(text);
   m.time_ms = time_ms;
-  ++room->pending;
   pending_.push_back({room, sender, std::move(m)});
+  ++room->next_id;  // after: a room's pending count must match pending_
+  ++room->pending;
 }
 
 int ChatService::flush() {
@@ -409,8 +453,22 @@ int ChatService::flush() {
 
 int ChatService::commit() {
   if (pending_.empty()) return kOk;
+  // Room for the batch in ready_ first: once stored it must move there
+  // without a failure (or it would be stored twice).
+  ready_.reserve(ready_.size() + pending_.size());
   std::vector<Pending> batch;
   batch.swap(pending_);
+  // Until it is stored (or refused), an unwind gives the batch back to
+  // pending_ (nothing is queued there meanwhile: storing calls no one).
+  bool taken = false;
+  struct GiveBack {
+    std::vector<Pending>& batch;
+    std::vector<Pending>& pending;
+    bool& taken;
+    ~GiveBack() {
+      if (!taken && pending.empty()) pending.swap(batch);
+    }
+  } give_back{batch, pending_, taken};
   if (store_) {
     std::vector<HistoryStore::Row> rows;
     rows.reserve(batch.size());
@@ -423,20 +481,22 @@ int ChatService::commit() {
       ++commit_failures_;
       std::fprintf(stderr, "chatws: chat: %zu message(s) not stored, not delivered: history store: %s\n",
                    batch.size(), err.c_str());
+      taken = true;
       store_failing_ = true;
       for (const Pending& p : batch) {
         --p.room->pending;
         // Give the ids back: nobody saw them and the store does not hold them.
         if (p.msg.id < p.room->next_id) p.room->next_id = p.msg.id;
       }
+      for (const Pending& p : batch) unsettled_.push_back(p.room);
       for (const Pending& p : batch) {
         if (p.sender == 0) continue;
         auto it = conns_.find(p.sender);
         if (it != conns_.end()) send_error(p.sender, it->second.format, kStorageUnavailable);
       }
-      for (const Pending& p : batch) unsettled_.push_back(p.room);
       return kEStorage;
     }
+    taken = true;
     if (store_failing_) {
       std::fprintf(stderr, "chatws: chat: history store writable again\n");
       store_failing_ = false;
@@ -448,9 +508,10 @@ int ChatService::commit() {
       --unstored_rooms_;
     }
   }
+  taken = true;
   ++commits_;
   committed_messages_ += batch.size();
-  for (Pending& p : batch) ready_.push_back(std::move(p));
+  for (Pending& p : batch) ready_.push_back(std::move(p));  // reserved: no allocation
   return kOk;
 }
 
@@ -468,6 +529,10 @@ void ChatService::collect_stats(AppStats* out) const {
 
 void ChatService::deliver_ready() {
   if (ready_.empty()) return;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }  // or the chat would store and never deliver again
+  } reset{delivering_};
   delivering_ = true;
   std::vector<Pending> batch;
   while (!ready_.empty()) {
@@ -475,22 +540,49 @@ void ChatService::deliver_ready() {
     batch.swap(ready_);
     deliver(batch);
   }
-  delivering_ = false;
 }
 
 void ChatService::deliver(std::vector<Pending>& batch) {
   // Receivers per room, copied once per batch: a send may close a
   // connection, whose on_close changes room->members.
+  //
+  // Each message goes into its room's history (and out of its pending
+  // count) before it is sent; if sending fails, the guard does that for the
+  // rest of the batch, unsent: those are in the history (a joiner or a
+  // classic snapshot gets them), the room can settle, and nothing is sent
+  // twice.
+  unsettled_.reserve(unsettled_.size() + batch.size());  // the guard's room
+  size_t done = 0;
+  struct Rest {
+    std::vector<Pending>& batch;
+    std::vector<Room*>& unsettled;
+    size_t& done;
+    ~Rest() {
+      for (; done < batch.size(); ++done) {
+        Pending& p = batch[done];
+        --p.room->pending;
+        p.room->snapshot = FrameRef();
+        unsettled.push_back(p.room);
+        try {
+          p.room->history.make_room();
+          p.room->history.push(std::move(p.msg));
+        } catch (...) {
+          std::fprintf(stderr, "chatws: chat: out of memory: a message was not kept in the history\n");
+        }
+      }
+    }
+  } rest{batch, unsettled_, done};
   std::unordered_map<Room*, std::vector<Member>> receivers;
-  for (Pending& p : batch) {
+  while (done < batch.size()) {
+    Pending& p = batch[done];
     Room* room = p.room;
     auto [rit, fresh] = receivers.try_emplace(room);
-    if (fresh) {
-      rit->second = room->members;
-      unsettled_.push_back(room);
-    }
-    --room->pending;
+    if (fresh) rit->second = room->members;
+    room->history.make_room();
     room->history.push(std::move(p.msg));
+    ++done;  // in the history: the guard no longer owes it anything
+    --room->pending;
+    unsettled_.push_back(room);  // reserved
     room->snapshot = FrameRef();
     const ChatMessage& m = room->history.newest();
     deliveries_ += rit->second.size();

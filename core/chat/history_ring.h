@@ -3,6 +3,7 @@
 // messages' own strings).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -19,6 +20,13 @@ class HistoryRing {
   size_t capacity() const { return cap_; }
   size_t size() const { return items_.size(); }
   bool empty() const { return items_.empty(); }
+
+  // Makes the next push() allocate nothing (its message is moved in and
+  // cannot be lost to a failed growth). May throw std::bad_alloc.
+  void make_room() {
+    if (items_.size() < cap_ && items_.size() == items_.capacity())
+      items_.reserve(std::min(cap_, std::max<size_t>(8, 2 * items_.size())));
+  }
 
   // Appends, evicting the oldest message when full.
   void push(ChatMessage m) {

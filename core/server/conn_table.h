@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 
 #include "server/connection.h"
 
@@ -59,7 +60,13 @@ class ConnTable {
     slots_[i] = nullptr;
     --size_;
     // Give memory back after a mass disconnect (hysteresis: grow at 3/4).
-    if (cap() > 1024 && size_ * 8 < cap()) rehash(cap() / 2);
+    if (cap() > 1024 && size_ * 8 < cap()) {
+      try {
+        rehash(cap() / 2);
+      } catch (const std::bad_alloc&) {
+        // Shrinking is optional: keep the larger array.
+      }
+    }
   }
 
   // Iteration over live connections (no insert or erase meanwhile).
@@ -96,9 +103,11 @@ class ConnTable {
   }
 
   void rehash(size_t cap) {  // cap: a power of two >= 64
+    // The new array first: if it cannot be had, the table is unchanged.
+    std::unique_ptr<Connection*[]> grown(new Connection*[cap]());
     std::unique_ptr<Connection*[]> old = std::move(slots_);
     size_t old_cap = old ? mask_ + 1 : 0;
-    slots_.reset(new Connection*[cap]());
+    slots_ = std::move(grown);
     mask_ = cap - 1;
     shift_ = 64 - unsigned(__builtin_ctzll(cap));
     for (size_t i = 0; i < old_cap; ++i)

@@ -38,8 +38,16 @@ class ConnectionPool {
     if (!free_) grow();
     Slot* s = free_;
     unpoison(s);
-    free_ = s->next;
-    return new (s->storage) Connection(std::forward<Args>(args)...);
+    Slot* next = s->next;  // the connection is built over it
+    try {
+      Connection* c = new (s->storage) Connection(std::forward<Args>(args)...);
+      free_ = next;
+      return c;
+    } catch (...) {
+      s->next = next;  // still the first free slot
+      poison(s);
+      throw;
+    }
   }
 
   void destroy(Connection* c) {

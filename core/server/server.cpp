@@ -182,34 +182,47 @@ int Server::Impl::poll_once(int timeout_ms) {
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
 
-  if (work_left()) timeout_ms = 0;
-  if (accept_paused) {
-    const int64_t left = accept_retry_ms - now_ms;
-    if (left <= 0) {
-      resume_accepting();
-    } else if (timeout_ms < 0 || timeout_ms > left) {
-      timeout_ms = int(left);
+  int n;
+  if (ev_next < ev_count) {
+    // The last iteration was cut short by an exception (the host got its
+    // error): its events come first; the connections they name are alive,
+    // since nothing is destroyed before an iteration's end.
+    n = ev_count - ev_next;
+  } else {
+    if (work_left()) timeout_ms = 0;
+    if (accept_paused) {
+      const int64_t left = accept_retry_ms - now_ms;
+      if (left <= 0) {
+        resume_accepting();
+      } else if (timeout_ms < 0 || timeout_ms > left) {
+        timeout_ms = int(left);
+      }
+    }
+    if (state.load() == LoopState::Stopping) {
+      int cap = by_id.empty() ? 0 : tick_ms;
+      if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;
+    }
+    n = poller.wait(events, kMaxEvents, timeout_ms);
+    if (n < 0) return kESystem;
+    ev_count = n;
+    ev_next = 0;
+    now_ms = net::monotonic_ms();
+    // Connections whose last turn ended with input possibly left get their
+    // turn after the events; until then (flag still set) an event of theirs
+    // does not give them a second one. Swapped, so both lists keep
+    // capacity; turns an unwound iteration left go first.
+    if (turns.empty()) {
+      turns.swap(read_pending);
+    } else {
+      turns.insert(turns.end(), read_pending.begin(), read_pending.end());
+      read_pending.clear();
     }
   }
-  if (state.load() == LoopState::Stopping) {
-    int cap = by_id.empty() ? 0 : tick_ms;
-    if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;
-  }
-  net::PollEvent evs[256];
-  int n = poller.wait(evs, 256, timeout_ms);
-  if (n < 0) return kESystem;
-  const uint64_t busy_from = monotonic_ns();
-  now_ms = net::monotonic_ms();
-  // Connections whose last turn ended with input possibly left get their
-  // turn after the events; until then (flag still set) an event of theirs
-  // does not give them a second one. Swapped, so both lists keep capacity.
-  turns.swap(read_pending);
-  for (int i = 0; i < n; ++i) on_event(evs[i]);
-  for (Connection* c : turns) {
-    c->read_pending = false;
-    if (c->state != ConnState::Dead) read_ready(c);
-  }
-  turns.clear();
+  const uint64_t busy_from = monotonic_ns();  // the loop's busy time, for its histogram
+  // Counted as handled before it is: an event whose handling throws is not
+  // handled twice.
+  while (ev_next < ev_count) on_event(events[ev_next++]);
+  serve_turns();
   run_commands();
   if (stop_requested.load() && state.load() == LoopState::Running) begin_stop();
   run_close_reports();
@@ -237,6 +250,22 @@ int Server::Impl::poll_once(int timeout_ms) {
   update_tick();
   publish_stats(monotonic_ns() - busy_from);
   return n;
+}
+
+void Server::Impl::serve_turns() {
+  // Index loop; if it unwinds, the turns not yet served stay (flagged) for
+  // the next iteration, and destroy() takes a connection out of them.
+  size_t served = 0;
+  struct Served {
+    std::vector<Connection*>& list;
+    size_t& n;
+    ~Served() { list.erase(list.begin(), list.begin() + ptrdiff_t(n)); }
+  } guard{turns, served};
+  while (served < turns.size()) {
+    Connection* c = turns[served++];
+    c->read_pending = false;
+    if (c->state != ConnState::Dead) read_ready(c);
+  }
 }
 
 void Server::Impl::update_tick() {
@@ -297,13 +326,19 @@ void Server::Impl::post(Command&& c) {
 }
 
 void Server::Impl::run_commands() {
-  if (!cmds_posted.exchange(false, std::memory_order_acq_rel)) return;
-  {
+  if (cmds_next == cmds_work.size()) {
+    if (!cmds_posted.exchange(false, std::memory_order_acq_rel)) return;
     std::lock_guard<std::mutex> lock(cmd_mu);
     if (cmds.empty()) return;
+    cmds_work.clear();
     cmds_work.swap(cmds);
+    cmds_next = 0;
   }
-  for (Command& c : cmds_work) {
+  // Else a batch an exception cut short (the host got the error): the rest
+  // of it first. Each command counts as run before it runs, so none runs
+  // twice (the one that threw is not retried) and none after it is lost.
+  while (cmds_next < cmds_work.size()) {
+    Command& c = cmds_work[cmds_next++];
     switch (c.kind) {
       case Command::Send:
         direct_send(c.id, c.op, c.data);
@@ -319,6 +354,7 @@ void Server::Impl::run_commands() {
     }
   }
   cmds_work.clear();
+  cmds_next = 0;
 }
 
 // -------------------------------------------------------------- public API
@@ -459,10 +495,16 @@ void Server::Impl::on_tick() {
   for (Connection* c : by_id) {
     queued += c->out.bytes();
     // A burst's spilled output array (and input kept between turns) goes
-    // back once empty: a few allocations a second at most, never one per
-    // message.
-    c->out.trim();
-    c->trim_input();
+    // back once the connection has been quiet for a whole tick: one that
+    // keeps talking keeps them, so its steady state allocates nothing (a
+    // trim whenever the tick found its queue empty for a moment would make
+    // the next burst allocate them again, a few times a second).
+    if (c->busy) {
+      c->busy = false;
+    } else {
+      c->out.trim();
+      c->trim_input();
+    }
     switch (c->state) {
       case ConnState::Http:
       case ConnState::Closing:
@@ -496,9 +538,9 @@ void Server::Impl::on_tick() {
       case ConnState::Open:
         if (!c->ping_outstanding) {
           // Idle: probe the peer once; no answer within another period closes it.
+          FrameRef ping(SharedFrame::make(Opcode::Ping, "chatws"));  // before the state changes
           c->ping_outstanding = true;
           c->last_rx_ms = now_ms;
-          FrameRef ping(SharedFrame::make(Opcode::Ping, "chatws"));
           enqueue(c, ping.get());
         } else {
           abort(c, 1006);

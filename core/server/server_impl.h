@@ -92,7 +92,14 @@ struct Server::Impl {
   Connection* opening = nullptr;                    // whose on_open is running (its greeting)
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // turn due next iteration (input may be left)
-  std::vector<Connection*> turns;                   // ... those of this iteration (see poll_once)
+  std::vector<Connection*> turns;                   // ... those of this iteration (see serve_turns)
+  // The events of the last wait, handled from ev_next on: an iteration cut
+  // short by an exception leaves the rest for the next one (edge-triggered:
+  // they would not be reported again).
+  static constexpr int kMaxEvents = 256;
+  net::PollEvent events[kMaxEvents];
+  int ev_count = 0;
+  int ev_next = 0;
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
   std::unordered_map<std::string, uint32_t> per_ip;
   ConnId next_id = 1;
@@ -130,7 +137,8 @@ struct Server::Impl {
   // lock (and posters skip the eventfd write) when nothing is pending, which
   // is every iteration of a server driven only by its own sockets.
   std::atomic<bool> cmds_posted{false};
-  std::vector<Command> cmds_work;
+  std::vector<Command> cmds_work;  // the batch being run, from cmds_next on (see run_commands)
+  size_t cmds_next = 0;
 
   std::atomic<bool> stop_requested{false};
   std::atomic<LoopState> state{LoopState::Running};
@@ -152,8 +160,10 @@ struct Server::Impl {
   int poll_once(int timeout_ms);
   // The next iteration has work even if no event comes.
   bool work_left() const {
-    return !dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty();
+    return !dirty.empty() || !dirty_first.empty() || !read_pending.empty() || !dead.empty() ||
+           !turns.empty() || ev_next < ev_count || cmds_next < cmds_work.size();
   }
+  void serve_turns();
   void run_commands();
   void post(Command&& c);
   void on_tick();
@@ -189,11 +199,20 @@ struct Server::Impl {
 
   // server_io.cpp
   void accept_all();
+  bool admit(const net::Accepted& a);
+  void accept_setup(Connection* c, const net::Accepted& a);
   void pause_accepting();
   void resume_accepting();
   void peer_ended(Connection* c);  // the peer closed its side
   void on_event(const net::PollEvent& ev);
-  void read_ready(Connection* c);
+  void read_ready(Connection* c);  // one turn; a failure in it fails the connection only
+  void read_turn(Connection* c);
+  void fail_turn(Connection* c, const char* what);
+  // Keeps `dead` able to take every live connection, so that abort() never
+  // allocates (it runs while unwinding).
+  void reserve_dead() {
+    if (dead.capacity() < by_id.size() + 1) dead.reserve(2 * (by_id.size() + 1));
+  }
   size_t on_bytes(Connection* c, uint8_t* data, size_t n);  // bytes handled this turn
   void on_http_bytes(Connection* c, const uint8_t* data, size_t n);
   size_t feed_frames(Connection* c, uint8_t* data, size_t n);  // until the turn's budget

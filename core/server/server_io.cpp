@@ -28,46 +28,76 @@ void Server::Impl::accept_all() {
       return;
     }
     if (rc == R::Retry) continue;
-    Connection* c = pool.create(limits);
-    ++state_count[size_t(ConnState::Http)];
-    ++ctr.connections_accepted;
-    c->id = next_id++;
+    if (!admit(a)) return;  // out of memory: the rest wait in the backlog
+  }
+}
+
+// One accepted socket becomes a connection. False if that failed for lack
+// of memory: the socket or the half-made connection is closed (the client
+// sees its connection closed at once, not a hang), the failure logged.
+bool Server::Impl::admit(const net::Accepted& a) {
+  Connection* c = nullptr;
+  bool listed = false;  // in by_id: abort() takes it from there
+  try {
+    reserve_dead();
+    c = pool.create(limits);
     c->fd = a.fd;
     c->remote_port = a.port;
     if (!c->set_address(a.address)) conn_info(c)->remote_address = a.address;  // not expected
     c->last_rx_ms = now_ms;
-    if (cfg.socket_send_buffer > 0)
-      setsockopt(a.fd, SOL_SOCKET, SO_SNDBUF, &cfg.socket_send_buffer, sizeof cfg.socket_send_buffer);
-    if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
     c->start_http(cfg.max_request_size);
+    c->id = next_id++;
     by_id.insert(c);
-    had_connections = true;
-    if (tls && !start_tls(c)) {
-      abort(c, 1006);
-      continue;
+    listed = true;
+    ++state_count[size_t(ConnState::Http)];  // with listed: abort() then counts it out
+    ++ctr.connections_accepted;
+    accept_setup(c, a);
+    return true;
+  } catch (...) {
+    if (listed) {
+      abort(c, 1006);  // allocates nothing (reserve_dead)
+    } else {
+      if (c) pool.destroy(c);
+      ::close(a.fd);
     }
-    // The token is the connection itself (no fd table to keep: 8 bytes per
-    // descriptor). It cannot outlive it: destroy() deregisters the fd before
-    // freeing the connection, and runs only after a batch's events are handled.
-    if (!poller.add_edge(a.fd, reinterpret_cast<uintptr_t>(c))) {
-      abort(c, 1006);
-      continue;
+    try {
+      log(LogLevel::Error, "out of memory: an accepted connection was closed");
+    } catch (...) {
     }
-    if (cfg.max_connections_per_ip > 0) {
-      c->counted_ip = true;
-      uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
-      if (n > cfg.max_connections_per_ip) {
-        count_reject(c, RejectReason::Limit, 503, "too many connections from this address");
-        respond_and_close(c, 503, "too many connections from this address");
-        continue;
-      }
+    return false;
+  }
+}
+
+void Server::Impl::accept_setup(Connection* c, const net::Accepted& a) {
+  if (cfg.socket_send_buffer > 0)
+    setsockopt(a.fd, SOL_SOCKET, SO_SNDBUF, &cfg.socket_send_buffer, sizeof cfg.socket_send_buffer);
+  if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
+  had_connections = true;
+  if (tls && !start_tls(c)) {
+    abort(c, 1006);
+    return;
+  }
+  // The token is the connection itself (no fd table to keep: 8 bytes per
+  // descriptor). It cannot outlive it: destroy() deregisters the fd before
+  // freeing the connection, and runs only after a batch's events are handled.
+  if (!poller.add_edge(a.fd, reinterpret_cast<uintptr_t>(c))) {
+    abort(c, 1006);
+    return;
+  }
+  if (cfg.max_connections_per_ip > 0) {
+    uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
+    c->counted_ip = true;  // once counted: destroy() gives it back
+    if (n > cfg.max_connections_per_ip) {
+      count_reject(c, RejectReason::Limit, 503, "too many connections from this address");
+      respond_and_close(c, 503, "too many connections from this address");
+      return;
     }
-    if (by_id.size() - lingering > cfg.max_connections) {
-      // Over the limit: answer right away so the client gets a clear status
-      // and the listener keeps serving.
-      count_reject(c, RejectReason::Limit, 503, "server is at its connection limit");
-      respond_and_close(c, 503, "server is at its connection limit");
-    }
+  }
+  if (by_id.size() - lingering > cfg.max_connections) {
+    // Over the limit: answer right away so the client gets a clear status
+    // and the listener keeps serving.
+    count_reject(c, RejectReason::Limit, 503, "server is at its connection limit");
+    respond_and_close(c, 503, "server is at its connection limit");
   }
 }
 
@@ -132,6 +162,42 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 // of at most kReadBufferSize; of it, at most kMessagesPerTurn messages are
 // handled and the rest is kept for the next turn (see feed_frames).
 void Server::Impl::read_ready(Connection* c) {
+  try {
+    read_turn(c);
+  } catch (const std::bad_alloc&) {
+    fail_turn(c, "out of memory");
+  } catch (const std::exception& e) {
+    fail_turn(c, e.what());
+  } catch (...) {
+    fail_turn(c, "unknown exception");
+  }
+}
+
+// A turn cut short by an exception (the host's or the chat's callback, or
+// an allocation): how much of the input it handled is unknown, so the
+// connection cannot go on. Closed with 1011 (an HTTP connection with 500)
+// if that can be queued, else dropped; logged. The loop and every other
+// connection go on.
+void Server::Impl::fail_turn(Connection* c, const char* what) {
+  try {
+    if (c->state == ConnState::Open) {
+      send_close(c, 1011, "internal error");
+      linger(c);
+    } else if (c->state == ConnState::Http && c->out.empty()) {
+      respond_and_close(c, 500, "internal error");
+    } else {
+      abort(c, c->close_code ? c->close_code : 1006);
+    }
+  } catch (...) {
+    abort(c, 1006);  // allocates nothing (reserve_dead)
+  }
+  try {
+    log(LogLevel::Error, std::string("connection closed: its turn failed: ") + what);
+  } catch (...) {
+  }
+}
+
+void Server::Impl::read_turn(Connection* c) {
   // A response is still going out: the next requests stay in the socket
   // (continue_http takes a turn again once it is out).
   if (c->http_hold && c->state == ConnState::Http) return;
@@ -158,6 +224,7 @@ void Server::Impl::read_ready(Connection* c) {
       ctr.bytes_in += uint64_t(n);
       c->last_rx_ms = now_ms;
       c->ping_outstanding = false;
+      c->busy = true;
       const size_t used = on_bytes(c, rbuf.get(), size_t(n));
       if (c->state == ConnState::Dead) return;
       if (used < size_t(n)) {
@@ -201,8 +268,8 @@ void Server::Impl::finish_half_closed(Connection* c) {
 
 void Server::Impl::take_turn_later(Connection* c) {
   if (!c->read_pending) {
+    read_pending.push_back(c);  // first: the flag says it is listed
     c->read_pending = true;
-    read_pending.push_back(c);
   }
 }
 
@@ -331,6 +398,9 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
       Connection*& slot;
       ~Opening() { slot = nullptr; }
     } reset{opening};
+    // Nothing below may fail between queueing the 101 and the connection
+    // being Open and listed (or it would be answered twice).
+    if (open.size() == open.capacity()) open.reserve(2 * open.size() + 8);
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
     set_state(c, ConnState::Open);
@@ -386,12 +456,17 @@ struct FrameEvents {
     if (c->state != ConnState::Open) return next();  // Closing: discarded
     // While the handler runs, send()/broadcast() of this very buffer need
     // not validate it again (the common echo and relay).
+    struct Serving {  // reset however on_message returns
+      Server::Impl* s;
+      ~Serving() {
+        s->serving = nullptr;
+        s->delivering = {};
+      }
+    } reset{s};
     if (op == Opcode::Text) s->delivering = std::string_view(data, len);
     ++s->ctr.messages_in;
     s->serving = c;
     s->handler->on_message(c->id, op, data, len);
-    s->serving = nullptr;
-    s->delivering = {};
     return next();
   }
   bool on_ping(const char* data, size_t len) {
@@ -482,6 +557,7 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   c->out.push(f);
   // Data frames to a WebSocket (the header's opcode: text 1, binary 2).
   ctr.messages_out += c->state == ConnState::Open && (uint8_t(f->data()[0]) & 0x0Fu) - 1u < 2u;
+  c->busy = true;
   mark_dirty(c);
   if (!exempt && capped() > limit / 2) {
     c->over_soft = true;
@@ -492,12 +568,12 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
 
 void Server::Impl::mark_dirty(Connection* c) {
   if (!c->dirty) {
-    c->dirty = true;
     // Output for the connection whose message is being handled (its echo,
     // its own copy of a broadcast) is flushed before the fan-out to the
     // others: the sender hears back, and can send again, while the loop
     // is still writing to everyone else, instead of after all of them.
     (c == serving ? dirty_first : dirty).push_back(c);
+    c->dirty = true;  // after: the flag says it is listed
   }
 }
 
@@ -573,12 +649,26 @@ void Server::Impl::flush(Connection* c) {
   }
 }
 
+namespace {
+// Takes the first `n` entries out of a flush list however the loop over
+// them ends: their flags are cleared, and a list entry without its flag
+// would outlive its connection.
+struct Flushed {
+  std::vector<Connection*>& list;
+  size_t n = 0;
+  ~Flushed() { list.erase(list.begin(), list.begin() + ptrdiff_t(n)); }
+};
+}  // namespace
+
 void Server::Impl::flush_all() {
-  for (Connection* c : dirty_first) {
-    c->dirty = false;
-    if (c->state != ConnState::Dead) flush(c);
+  {
+    Flushed done{dirty_first};
+    while (done.n < dirty_first.size()) {
+      Connection* c = dirty_first[done.n++];
+      c->dirty = false;
+      if (c->state != ConnState::Dead) flush(c);  // on_drain may run
+    }
   }
-  dirty_first.clear();
   // A long flush list (a fan-out to a big room) is written over a few
   // iterations, with new input read in between: the members still waiting
   // then get the messages that arrived meanwhile in the same write. Under
@@ -591,12 +681,12 @@ void Server::Impl::flush_all() {
   size_t take = std::min(round_step, round_left);
   round_left -= take;
   // Index loop: on_drain may make more connections dirty (they go last).
-  for (size_t i = 0; i < take; ++i) {
-    Connection* c = dirty[i];
+  Flushed done{dirty};
+  while (done.n < take) {
+    Connection* c = dirty[done.n++];
     c->dirty = false;
     if (c->state != ConnState::Dead) flush(c);
   }
-  dirty.erase(dirty.begin(), dirty.begin() + ptrdiff_t(take));
 }
 
 // ----------------------------------------------------------------- closing
@@ -655,8 +745,14 @@ void Server::Impl::destroy(Connection* c) {
     else dirty_first.erase(std::find(dirty_first.begin(), dirty_first.end(), c));
   }
   if (c->read_pending) {
+    // In read_pending, or in the turns an unwound iteration left (never
+    // while serve_turns walks them: nothing is destroyed then).
     auto it = std::find(read_pending.begin(), read_pending.end(), c);
-    if (it != read_pending.end()) read_pending.erase(it);  // else in `turns`, cleared with it
+    if (it != read_pending.end()) {
+      read_pending.erase(it);
+    } else {
+      std::erase(turns, c);
+    }
   }
   poller.remove(c->fd);
   ::close(c->fd);
@@ -667,9 +763,14 @@ void Server::Impl::destroy(Connection* c) {
     auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
-  report_close(c);
   --state_count[size_t(ConnState::Dead)];
-  pool.destroy(c);
+  // Freed even if on_close throws: it is out of every list by now.
+  struct Free {
+    ConnectionPool& pool;
+    Connection* c;
+    ~Free() { pool.destroy(c); }
+  } free_slot{pool, c};
+  report_close(c);
 }
 
 void Server::Impl::destroy_dead() {
@@ -687,8 +788,16 @@ void Server::Impl::destroy_dead() {
     std::erase_if(dirty_first, gone);
   }
   // on_close may close other connections: index loop over a growing list.
-  for (size_t i = 0; i < dead.size(); ++i) destroy(dead[i]);
-  dead.clear();
+  // An on_close that throws leaves the ones not yet destroyed for the next
+  // call, never one destroyed twice.
+  {
+    struct Destroyed {
+      std::vector<Connection*>& list;
+      size_t n = 0;
+      ~Destroyed() { list.erase(list.begin(), list.begin() + ptrdiff_t(n)); }
+    } done{dead};
+    while (done.n < dead.size()) destroy(dead[done.n++]);
+  }
   if (by_id.empty() && had_connections) {
     // The last client left: give the memory of the burst back to the OS
     // (pooled frames, allocator arenas) so an idle server returns to its

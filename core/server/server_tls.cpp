@@ -63,6 +63,7 @@ void Server::Impl::tls_read_ready(Connection* c) {
     ctr.bytes_in += uint64_t(n);
     c->last_rx_ms = now_ms;
     c->ping_outstanding = false;
+    c->busy = true;
     const size_t used = on_bytes(c, rbuf.get(), size_t(n));
     if (c->state == ConnState::Dead) return;
     if (used < size_t(n)) {
