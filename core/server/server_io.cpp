@@ -239,7 +239,7 @@ bool Server::Impl::handle_request(Connection* c) {
   enqueue(c, f.get());
   if (!keep) {
     set_state(c, ConnState::Lingering);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
     c->end_http();
   }
   if (resp.file.valid()) send_file(c, std::move(resp.file));
@@ -260,7 +260,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
     set_state(c, ConnState::Lingering);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
     c->end_http();
     return false;
   }
@@ -327,7 +327,7 @@ void Server::Impl::respond_and_close(Connection* c, int status, std::string_view
   FrameRef f(SharedFrame::raw(resp));
   enqueue(c, f.get());
   set_state(c, ConnState::Lingering);
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   c->end_http();
 }
 
@@ -471,7 +471,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
   if (c->state == ConnState::Open) {
     leave_open(c);
     set_state(c, ConnState::Closing);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = close_deadline();  // none when disabled
   }
 }
 
@@ -571,7 +571,7 @@ void Server::Impl::leave_open(Connection* c) {
 void Server::Impl::linger(Connection* c) {
   leave_open(c);
   set_state(c, ConnState::Lingering);
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   mark_dirty(c);
   // on_close runs after the current I/O step, never inside a send or a
   // broadcast loop, so host code cannot re-enter those mid-iteration.
@@ -588,6 +588,15 @@ void Server::Impl::run_close_reports() {
 void Server::Impl::report_close(Connection* c) {
   if (!c->opened || c->close_reported) return;
   c->close_reported = true;
+  // The host frees what it attached to the connection here: its info and
+  // user data answer until the callback returns (visible()), whichever
+  // path closed it.
+  struct Reporting {
+    Connection*& slot;
+    Connection* outer;
+    ~Reporting() { slot = outer; }
+  } scope{reporting, reporting};
+  reporting = c;
   handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason());
 }
 
@@ -601,6 +610,9 @@ void Server::Impl::abort(Connection* c, uint16_t code) {
 }
 
 void Server::Impl::destroy(Connection* c) {
+  // First, while the connection is still whole and found by its id: the
+  // host's on_close may read its info and user data (issue 19 item 9).
+  report_close(c);
   // Still dirty only if it died during destroy_dead() (another's on_close
   // closed it) after that function's one-pass removal.
   if (c->dirty) {
@@ -621,7 +633,6 @@ void Server::Impl::destroy(Connection* c) {
     auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
     if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
   }
-  report_close(c);
   pool.destroy(c);
 }
 
