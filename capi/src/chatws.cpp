@@ -276,7 +276,8 @@ void chatws_server_destroy(chatws_server* s) {
                     "loop; the server was not destroyed");
       return;
     }
-    if (s->chat) s->chat->flush();
+    // The teardown ended with on_iteration_end (the chat's last commit),
+    // unless a completed stop had made it already.
     s->server.reset();
     s->router.detach();
     s->chat.reset();
