@@ -263,7 +263,7 @@ void ChatService::on_open(ConnId id) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, room->members.size(), room->history));
+                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_));
   }
   presence_changed(room, false);
 }

@@ -235,9 +235,9 @@ std::string encode_classic_error(std::string_view reason) {
 }
 
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history) {
+                            const HistoryRing& history, size_t max_bytes) {
   std::string out;
-  out.reserve(estimate(history) + room.size() + 64);
+  out.reserve(std::min(estimate(history), max_bytes) + room.size() + 64);
   out.append("{\"type\":\"hello\",\"room\":");
   append_json_string(&out, room);
   out.append(",\"you\":");
@@ -245,8 +245,18 @@ std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
   out.append(",\"members\":");
   append_json_int(&out, static_cast<long long>(members));
   out.append(",\"history\":[");
-  for (size_t i = 0; i < history.size(); ++i) {
-    if (i != 0) out.push_back(',');
+  // Oldest first on the wire, but the newest must win the budget: measure
+  // from the newest back to find the oldest entry that still fits.
+  size_t first = history.size();
+  std::string entry;
+  for (size_t total = out.size() + 2; first > 0; --first) {
+    entry.clear();
+    append_entry(&entry, history.at(first - 1), true);
+    total += entry.size() + (first == history.size() ? 0 : 1);
+    if (first != history.size() && total > max_bytes) break;
+  }
+  for (size_t i = first; i < history.size(); ++i) {
+    if (i != first) out.push_back(',');
     append_entry(&out, history.at(i), true);
   }
   out.append("]}");

@@ -155,8 +155,10 @@ std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes
 // {"error":"..."}
 std::string encode_classic_error(std::string_view reason);
 
+// {"type":"hello",...,"history":[...]} oldest first: the newest entries
+// that fit in max_bytes (the whole payload), and always the newest.
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history);
+                            const HistoryRing& history, size_t max_bytes = SIZE_MAX);
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);

@@ -133,6 +133,10 @@ ssize_t TlsTransport::read(void* buf, size_t n) {
     end_ = 1;
     return end;
   }
+  // Drained only if this call's own recv() found the socket short: a call
+  // served from records OpenSSL already holds has not looked, and bytes may
+  // have come since (their edge went to this turn).
+  socket_drained_ = false;
   size_t got = 0;
   while (got < n) {
     ssize_t r = read_record(static_cast<char*>(buf) + got, n - got);

@@ -78,9 +78,10 @@ class TlsTransport {
   // Sends pending ciphertext; false if the socket failed.
   bool flush();
   bool wants_write() const { return !pending_.empty(); }
-  // The last read left nothing behind: the socket had less than OpenSSL
-  // asked for (so it is empty: a new edge comes with new bytes) and no
-  // record is buffered. Lets the loop skip the read that would only say
+  // The last read left nothing behind: in that call the socket had less
+  // than OpenSSL asked for (so it is empty: a new edge comes with new
+  // bytes) and no record is buffered. False after a read served wholly
+  // from buffered records (it did not look at the socket). Lets the loop skip the read that would only say
   // EAGAIN, as the plain path does.
   bool input_drained() const;
   bool failed() const { return failed_; }

@@ -95,6 +95,11 @@ bool Server::Impl::continue_http(Connection* c) {
   c->http_hold = false;
   on_http_bytes(c, nullptr, 0);  // requests already buffered
   if (c->state == ConnState::Dead) return false;
+  if (c->peer_eof) {
+    if (c->http_hold) return false;  // more requests wait for this output
+    if (c->state == ConnState::Http) finish_half_closed(c);
+    return true;  // nothing more will come from the socket
+  }
   take_turn_later(c);  // and those still in the socket
   return !c->http_hold;
 }

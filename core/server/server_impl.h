@@ -217,6 +217,7 @@ struct Server::Impl {
   void report_close(Connection* c);
   void run_close_reports();
   void abort(Connection* c, uint16_t code);
+  void finish_half_closed(Connection* c);
   void destroy(Connection* c);
   void destroy_dead();
   // server_tls.cpp: the TLS transport's side of reading, writing and closing.

@@ -170,7 +170,24 @@ void Server::Impl::read_ready(Connection* c) {
 }
 
 void Server::Impl::peer_ended(Connection* c) {
+  // An HTTP client may half-close once its requests are sent (RFC 9112
+  // 9.6): those already read are still answered, then the connection
+  // closes. Over TLS the close_notify has already been answered.
+  if (c->state == ConnState::Http && !c->is_tls && (c->http_hold || !c->out.empty())) {
+    c->peer_eof = true;
+    if (!c->http_hold) finish_half_closed(c);
+    return;
+  }
   abort(c, c->state == ConnState::Open || !c->close_code ? 1006 : c->close_code);
+}
+
+// The half-closed client's requests are all answered (or queued): the
+// connection lingers until its output is out, then closes (see flush).
+void Server::Impl::finish_half_closed(Connection* c) {
+  set_state(c, ConnState::Lingering);
+  c->end_http();
+  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  mark_dirty(c);
 }
 
 void Server::Impl::take_turn_later(Connection* c) {
@@ -525,6 +542,7 @@ void Server::Impl::flush(Connection* c) {
     if (c->is_tls && !tls_shutdown(c)) return;  // close_notify first, FIN once it is out
     c->shut_done = true;
     net::plain::shutdown(c->fd);
+    if (c->peer_eof) abort(c, 1006);  // its FIN came first: no other event will
   }
 }
 

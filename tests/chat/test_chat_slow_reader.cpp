@@ -68,9 +68,9 @@ namespace {
 // A room whose history encodes to more than the output cap (50 messages of
 // 4096 control characters, each escaped to 6 bytes): a classic joiner gets
 // the newest messages that fit in a quarter of the cap (snapshots are sent
-// per message, so they are bounded), a v1 joiner the whole history (its
-// hello is sent once, and the greeting is not a backlog).
-TEST(ChatBigHistory, ClassicJoinerGetsTheNewestThatFitInAQuarterOfTheCapV1JoinerAll) {
+// per message, so they are bounded), and so does a v1 joiner's hello: one
+// sender's control characters must not make every greeting megabytes.
+TEST(ChatBigHistory, JoinersGetTheNewestThatFitInAQuarterOfTheCap) {
   ChatHarness h;
   ServerConfig sc;  // default 1 MiB output cap
   ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
@@ -95,11 +95,12 @@ TEST(ChatBigHistory, ClassicJoinerGetsTheNewestThatFitInAQuarterOfTheCapV1Joiner
   WsClient v1;
   ASSERT_TRUE(v1.connect(h.port(), "/rooms/big", "chatws.v1"));
   first = v1.read_text();
-  EXPECT_GT(first.size(), sc.max_output_buffer);
+  EXPECT_LE(first.size(), sc.max_output_buffer / 4);
   V1 hello;
   ASSERT_TRUE(decode_v1(first, &hello)) << first.substr(0, 200);
-  ASSERT_EQ(hello.history.size(), 50u);
-  EXPECT_EQ(hello.history.front().id, 1);
+  ASSERT_GE(hello.history.size(), 9u);
+  EXPECT_LT(hello.history.size(), 50u);
+  EXPECT_EQ(hello.history.front().id, 50 - int64_t(hello.history.size()) + 1);  // the newest, oldest first
   EXPECT_EQ(hello.history.back().id, 50);
   EXPECT_EQ(hello.history.back().text, "newest");
 }

@@ -292,6 +292,35 @@ TEST(ChatWireEncode, SnapshotIsBoundedInBytesNewestKept) {
   EXPECT_NE(tiny.find("\"time\":1050}]}"), std::string::npos);
 }
 
+// The v1 hello is bounded the same way (one control-character flood must
+// not make every joiner's greeting megabytes): the newest entries that
+// fit, still oldest first, and always the newest.
+TEST(ChatWireEncode, HelloIsBoundedInBytesNewestKept) {
+  HistoryRing r(50);
+  for (int i = 1; i <= 50; ++i) r.push(ChatMessage{i, "u", std::string(100, '\x01'), 1000 + i});
+  const std::string full = encode_v1_hello("lobby", 7, 3, r);
+  ASSERT_GT(full.size(), 50u * 600);
+  const std::string head = "{\"type\":\"hello\",\"room\":\"lobby\",\"you\":7,\"members\":3,\"history\":[";
+  ASSERT_EQ(full.rfind(head, 0), 0u);
+  for (size_t budget : {size_t(1000), size_t(2000), size_t(10000), full.size() - 1, full.size()}) {
+    const std::string s = encode_v1_hello("lobby", 7, 3, r, budget);
+    EXPECT_LE(s.size(), budget) << budget;
+    ASSERT_EQ(s.rfind(head, 0), 0u) << budget;
+    // A suffix of the full history: the newest k entries, oldest first.
+    const std::string entries = s.substr(head.size());
+    EXPECT_EQ(full.substr(full.size() - entries.size()), entries) << budget;
+    EXPECT_NE(s.find("\"id\":50,"), std::string::npos) << budget;
+    if (s.size() < full.size()) {
+      // One more (older) entry would not have fitted.
+      const size_t prev_start = full.rfind("{\"id\":", full.size() - entries.size() - 2);
+      EXPECT_GT(s.size() + (full.size() - entries.size() - prev_start), budget) << budget;
+    }
+  }
+  EXPECT_EQ(encode_v1_hello("lobby", 7, 3, r, full.size()), full);
+  const std::string tiny = encode_v1_hello("lobby", 7, 3, r, 10);
+  EXPECT_EQ(tiny, head + full.substr(full.rfind("{\"id\":50,")));
+}
+
 TEST(ChatWireEncode, Errors) {
   EXPECT_EQ(encode_classic_error("\"user\" must be a string"), R"({"error":"\"user\" must be a string"})");
   EXPECT_EQ(encode_v1_error("invalid JSON"), R"({"type":"error","error":"invalid JSON"})");

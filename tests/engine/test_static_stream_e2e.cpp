@@ -4,6 +4,7 @@
 // that changes while it is sent, or a download that stalls, ends the
 // connection instead of sending a response that lies about its length.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,6 +207,31 @@ TEST_F(StaticStream, UpgradeBehindAFileWaitsForIt) {
   ASSERT_TRUE(up);
   EXPECT_EQ(up->substr(0, 12), "HTTP/1.1 101");
   EXPECT_EQ(c.read_text(), "after the file");
+}
+
+// A client that sends its requests and half-closes (shutdown SHUT_WR, as
+// `nc -N` does) gets every answer before the server closes: the FIN is not
+// a reason to drop responses still queued or requests still waiting.
+TEST_F(StaticStream, HalfClosedClientGetsEveryResponse) {
+  ServerConfig cfg;
+  cfg.socket_send_buffer = 16384;
+  start(cfg);
+  TcpClient c(st->port());
+  constexpr int kRequests = 400;
+  std::string all = get("/big.bin", "Range: bytes=0-299999\r\n");
+  for (int i = 0; i < kRequests; ++i) all += get("/small.bin");
+  ASSERT_TRUE(c.write_all(all));
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  CheckedResponse file = read_checked_response(c, 0);
+  EXPECT_EQ(file.status(), 206);
+  EXPECT_TRUE(file.complete()) << file.received;
+  int answered = 0;
+  for (; answered < kRequests; ++answered) {
+    CheckedResponse r = read_checked_response(c, 0);
+    if (r.status() != 200 || !r.complete()) break;
+  }
+  EXPECT_EQ(answered, kRequests);
+  EXPECT_TRUE(c.wait_eof()) << "the server kept the half-closed connection open";
 }
 
 // The file shrinks while it is sent: the response ends short of its

@@ -213,6 +213,42 @@ TEST_F(TlsTransportTest, PendingCiphertextWhenTheSocketIsFull) {
   EXPECT_TRUE(received == data);
 }
 
+// A read served wholly from records OpenSSL already holds has not looked
+// at the socket: it must not report the socket drained. The event loop
+// skips the edge of bytes that arrived meanwhile (the connection's turn was
+// due anyway) and would never read them: Autobahn 9.4.2 and 9.6.2 over
+// wss:// hung that way, with 300 KB sitting unread in the socket.
+TEST_F(TlsTransportTest, ReadFromBufferedRecordsDoesNotClaimTheSocketDrained) {
+  std::atomic<int> step{0};
+  const std::string first(16000, 'a'), second(100, 'b');
+  start_client([&](TlsClient& c) {
+    c.write_all(first);  // one record
+    while (step.load() == 0) std::this_thread::yield();
+    c.write_all(second);  // in the server's socket once write_all returns
+    step = 2;
+  });
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  // The first record, decrypted, partly read: the rest is buffered.
+  char head[4096];
+  ssize_t r = kAgain;
+  for (auto until = Clock::now() + std::chrono::seconds(5); r == kAgain && Clock::now() < until;) {
+    r = t->read(head, sizeof head);
+    pollfd p{server_fd, POLLIN, 0};
+    if (r == kAgain) ::poll(&p, 1, 100);
+  }
+  ASSERT_EQ(r, ssize_t(sizeof head));
+  step = 1;
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (step.load() != 2 && Clock::now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(step.load(), 2);
+  // The rest of the first record comes from OpenSSL's buffer; the second
+  // record is still in the socket, so the socket is not drained.
+  char buf[16000 - 4096];
+  ASSERT_EQ(t->read(buf, sizeof buf), ssize_t(sizeof buf));
+  EXPECT_FALSE(t->input_drained()) << "the second record would never be read";
+  EXPECT_EQ(server_read(second.size()), second);
+}
+
 TEST_F(TlsTransportTest, ServerCloseNotifyReachesTheClient) {
   std::atomic<bool> notified{false};
   start_client([&](TlsClient& c) { notified = c.read_to_close_notify(); });
