@@ -186,7 +186,7 @@ void Server::Impl::peer_ended(Connection* c) {
 void Server::Impl::finish_half_closed(Connection* c) {
   set_state(c, ConnState::Lingering);
   c->end_http();
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   mark_dirty(c);
 }
 
