@@ -7,7 +7,9 @@
 #   tsan  TSan build in build-tsan/; the threaded tests: the engine suite
 #         (every end-to-end test runs the loop on its own thread, and
 #         EngineThreads.* sends from others) and the C ABI tests (stop and
-#         send from a non-loop thread)
+#         send from a non-loop thread; test_c_poll_threads: threads taking
+#         turns at polling). Every tests/capi/*.c is a test_c_* target with
+#         the capi label, so a new C test is in both modes by its name
 #
 # Only the test targets are built. Any sanitizer report fails the run
 # (halt_on_error / abort_on_error).

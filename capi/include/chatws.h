@@ -11,9 +11,42 @@
  *   called from any thread at any time; from a thread other than the loop
  *   thread they are queued and the loop is woken (eventfd), so their result
  *   only says whether the request was accepted. Functions marked "loop
- *   thread" may be called from the loop thread (typically inside a
- *   callback), or from any single thread while no thread is running the
- *   loop; otherwise they return CHATWS_ETHREAD.
+ *   thread" may be called from a callback, or between polls from the owner
+ *   thread: the thread that last entered chatws_server_run() or
+ *   chatws_server_poll() (before that, the thread that created the server).
+ *   From any other thread, or from the owner while another thread is inside
+ *   run/poll, they return CHATWS_ETHREAD (and "any thread" functions are
+ *   queued instead of acting at once).
+ *
+ *   Threads may take turns at polling: each chatws_server_poll() makes its
+ *   thread the owner. Turns must not overlap: a run/poll that begins while
+ *   another thread is inside run/poll, or inside a loop-thread call it makes
+ *   between its polls, returns CHATWS_ESTATE at once, having done nothing
+ *   (call again once that call has returned; hosts that take turns hand the
+ *   loop over with a lock or a queue of their own). No call ever blocks
+ *   waiting for another thread's.
+ *
+ * Callbacks and re-entrancy
+ *   Inside any callback (on_open, on_message, on_close, on_drain, on_chat,
+ *   on_log), including those that chatws_server_stop() and
+ *   chatws_server_destroy() cause:
+ *   - chatws_server_run() and chatws_server_poll() return CHATWS_ESTATE: the
+ *     loop is never re-entered (the data being delivered would be reused
+ *     under the callback).
+ *   - chatws_server_destroy() of the same server does nothing (it is in use;
+ *     chatws_last_error() says so): destroy it after run/poll returned.
+ *     Other servers may be created, run and destroyed as anywhere else.
+ *   - every other function may be called, as on the loop thread:
+ *     chatws_send(), chatws_broadcast() and chatws_close() act at once, the
+ *     loop-thread functions answer.
+ *   - once the server has stopped, and all through chatws_server_destroy(),
+ *     chatws_send(), chatws_broadcast(), chatws_close() and chatws_chat_post()
+ *     return CHATWS_ESTOPPED; chatws_server_stop() returns CHATWS_OK and has
+ *     no further effect.
+ *   - on_close may read and set the user data and the info of the connection
+ *     it reports, whatever closed it (close handshake, FIN or reset, idle or
+ *     close timeout, write error, slow consumer, stop, destroy); after it
+ *     returns the id is stale.
  *
  * Connections
  *   A connection is named by a chatws_conn_id, a 64-bit number that is never
@@ -148,8 +181,11 @@ typedef void (*chatws_message_cb)(chatws_server* server, chatws_conn_id conn,
 /* The connection is gone. `code` is the peer's close code, the code the
  * library sent, or CHATWS_CLOSE_ABNORMAL (1006) / CHATWS_CLOSE_NO_STATUS
  * (1005). `reason` is NUL-terminated UTF-8, valid until the callback returns.
- * After this callback the id is stale. Called once for every connection that
- * got on_open (including at chatws_server_destroy()). */
+ * Called once for every connection that got on_open, on every close path
+ * (including at chatws_server_destroy()); chatws_conn_user_data() and
+ * chatws_conn_get_info() still answer for `conn` until it returns, so this
+ * is where the host frees its per-connection data. After this callback the
+ * id is stale. */
 typedef void (*chatws_close_cb)(chatws_server* server, chatws_conn_id conn, int code,
                                 const char* reason, void* user);
 
@@ -235,13 +271,25 @@ typedef struct chatws_options {
                                    peers count by prefix: see ipv6_prefix_length */
   int slow_consumer_policy;     /* CHATWS_SLOW_CLOSE (default) or CHATWS_SLOW_DROP */
 
-  /* Timeouts in milliseconds. 0 means the default; -1 disables. */
+  /* Timeouts in milliseconds. 0 means the default; -1 (any negative value)
+   * disables: no deadline. */
   int handshake_timeout_ms;     /* whole HTTP request must arrive within; default 10000 */
   int idle_timeout_ms;          /* no traffic for this long: the server pings, and closes with
                                    1006 if nothing arrives within another idle period;
                                    default 60000 */
-  int close_timeout_ms;         /* wait for the peer's close reply; default 5000 */
-  int drain_timeout_ms;         /* graceful stop: wait for close replies and output; default 5000 */
+  int close_timeout_ms;         /* wait for the peer's close reply, then close TCP (on_close
+                                   with the code sent); default 5000. Values from 1 to 99 mean
+                                   100 (a prompt peer must not be cut short). -1: no deadline:
+                                   a peer that never answers stays until it closes TCP or the
+                                   server stops (drain_timeout_ms) or is destroyed. Once both
+                                   sides are done (also after an HTTP response that closes),
+                                   the wait for the peer's FIN is bounded by this value, and
+                                   by 5000 when it is -1 */
+  int drain_timeout_ms;         /* graceful stop: wait for close replies and output; default
+                                   5000; what is left at the deadline is closed (1006 to
+                                   on_close unless a close frame was sent). -1: no deadline,
+                                   the stop completes once every connection has closed
+                                   (close_timeout_ms still applies to each) */
 
   /* Callbacks; each may be NULL. All run on the loop thread. */
   chatws_open_cb on_open;
@@ -359,8 +407,12 @@ CHATWS_API void chatws_options_init(chatws_options* opts);
 CHATWS_API int chatws_server_create(const chatws_options* opts, chatws_server** out);
 
 /* Close every connection (close 1001, then TCP close; on_close runs for
- * each), flush history and free the server. NULL is a no-op. Must not be
- * called while a thread is inside run/poll, nor from a callback. */
+ * each, on the calling thread, with the server still usable: see
+ * "Callbacks and re-entrancy"), flush history and free the server. NULL is
+ * a no-op. Call it once no thread is inside run/poll, from any thread (the
+ * calling thread is the loop thread while it runs). From a callback, or
+ * while another thread is inside run/poll, it does nothing (the server
+ * stays valid; chatws_last_error() says why). */
 CHATWS_API void chatws_server_destroy(chatws_server* server);
 
 /* The port the server listens on (the real one when 0 was asked). Any thread. */
@@ -374,8 +426,9 @@ CHATWS_API int chatws_server_port(const chatws_server* server);
 CHATWS_API int chatws_server_fd(const chatws_server* server);
 
 /* Run the loop on the calling thread until chatws_server_stop() completes.
- * Returns CHATWS_OK after a stop, CHATWS_ESTATE if a thread already runs the
- * loop, CHATWS_ESYSTEM if epoll fails, CHATWS_ENOMEM (see below).
+ * Returns CHATWS_OK after a stop (at once if it had stopped already),
+ * CHATWS_ESTATE if a thread has the loop (see "Threads"; from a callback
+ * too), CHATWS_ESYSTEM if epoll fails, CHATWS_ENOMEM (see below).
  *
  * Out of memory (run and poll): while handling one connection's input, that
  * connection is closed (close 1011, or HTTP 500 before its upgrade; a line
@@ -388,10 +441,12 @@ CHATWS_API int chatws_server_fd(const chatws_server* server);
 CHATWS_API int chatws_server_run(chatws_server* server);
 
 /* Run one loop iteration on the calling thread, waiting at most timeout_ms
- * for events (0: don't wait, -1: wait indefinitely). Returns the number of
- * events handled (>= 0), CHATWS_ESTOPPED once the server has stopped,
- * CHATWS_ESTATE if another thread runs the loop, CHATWS_ESYSTEM, CHATWS_ENOMEM
- * (see chatws_server_run). */
+ * for events (0: don't wait, -1: wait indefinitely), and make it the owner
+ * thread. Returns the number of events handled (>= 0), CHATWS_ESTOPPED once
+ * the server has stopped, CHATWS_ESTATE (nothing done) if a thread has the
+ * loop: another thread inside run/poll or in a loop-thread call between its
+ * polls, or this thread, from a callback (the loop is never re-entered),
+ * CHATWS_ESYSTEM, CHATWS_ENOMEM (see chatws_server_run). */
 CHATWS_API int chatws_server_poll(chatws_server* server, int timeout_ms);
 
 /* Begin a graceful stop: stop accepting, send close 1001 to every client,
@@ -544,16 +599,21 @@ CHATWS_API int chatws_close(chatws_server* server, chatws_conn_id conn, int code
                             const char* reason);
 
 /* Attach a host pointer to a connection (the library never dereferences it).
- * Loop thread. Returns CHATWS_OK or CHATWS_ENOCONN. */
+ * From on_open until the connection's on_close returns. Loop thread.
+ * Returns CHATWS_OK, CHATWS_ENOCONN, CHATWS_ETHREAD, CHATWS_EINVAL (NULL
+ * server). */
 CHATWS_API int chatws_conn_set_user_data(chatws_server* server, chatws_conn_id conn,
                                          void* data);
-/* The pointer set by chatws_conn_set_user_data() (NULL if none or stale).
+/* The pointer set by chatws_conn_set_user_data(): until the connection's
+ * on_close returns, on every close path (free it there). NULL if none, if
+ * the id is stale, or from a thread that may not make loop-thread calls.
  * Loop thread. */
 CHATWS_API void* chatws_conn_user_data(chatws_server* server, chatws_conn_id conn);
 
-/* What is known about a connection. The strings are owned by the library and
- * valid while the connection is open and the caller stays on the loop thread
- * (copy them to keep them). Initialise struct_size to sizeof(chatws_conn_info). */
+/* What is known about a connection, from on_open until its on_close
+ * returns. The strings are owned by the library and valid until then, while
+ * the caller stays on the loop thread (copy them to keep them). Initialise
+ * struct_size to sizeof(chatws_conn_info). */
 typedef struct chatws_conn_info {
   size_t struct_size;           /* set by the caller: sizeof(chatws_conn_info) */
   const char* remote_address;   /* "127.0.0.1" or "::1" */
@@ -584,7 +644,8 @@ CHATWS_API int chatws_connections(chatws_server* server, chatws_conn_id* ids, si
  * for the default room) as if a client had sent it: it passes validation,
  * is stored and is broadcast. Chat mode only. Loop thread. Returns CHATWS_OK,
  * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_EFULL (a new
- * room, and max_rooms rooms exist), CHATWS_ESTORAGE. */
+ * room, and max_rooms rooms exist), CHATWS_ESTORAGE, CHATWS_ETHREAD,
+ * CHATWS_ESTOPPED (the server has stopped, or is being destroyed). */
 CHATWS_API int chatws_chat_post(chatws_server* server, const char* room, const char* user,
                                 const char* text);
 

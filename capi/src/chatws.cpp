@@ -67,6 +67,13 @@ Opcode to_opcode(int opcode) {
 
 const char* describe(int rc) { return chatws_strerror(rc); }
 
+constexpr const char* kLoopTaken =
+    "the loop is taken: by a callback of this thread (run/poll may not be re-entered), by "
+    "another thread in run/poll, or by the owner thread's call between its polls";
+constexpr const char* kNotLoop =
+    "loop-thread function: call it from a callback, or between polls from the thread that "
+    "polled last";
+
 // The result of a send or broadcast, with a specific message for each error.
 int message_result(int rc, Opcode op) {
   if (rc >= 0) return rc;
@@ -267,9 +274,18 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
 void chatws_server_destroy(chatws_server* s) {
   if (!s) return;
   try {
-    if (s->chat && s->server) s->chat->flush();
-    // The server's destructor reports every connection closed through the
-    // router, so the chat must still exist while it runs.
+    // The connections are closed and reported while the handle is whole:
+    // the host's on_close (and whatever it calls, chatws_conn_user_data to
+    // free its state first of all) finds the server and its connections.
+    if (int rc = s->server->shutdown(); rc != CHATWS_OK) {
+      // From a callback, or while another thread runs the loop: freeing it
+      // now would pull the loop out from under that thread. Nothing done.
+      set_error(rc, "chatws_server_destroy: called from a callback or while a thread runs the "
+                    "loop; the server was not destroyed");
+      return;
+    }
+    // The teardown ended with on_iteration_end (the chat's last commit),
+    // unless a completed stop had made it already.
     s->server.reset();
     s->router.detach();
     s->chat.reset();
@@ -286,7 +302,7 @@ int chatws_server_run(chatws_server* s) {
   return guarded([&]() -> int {
     if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
     int rc = s->server->run();
-    if (rc == CHATWS_ESTATE) return set_error(rc, "another thread is running this server's loop");
+    if (rc == CHATWS_ESTATE) return set_error(rc, kLoopTaken);
     if (rc < 0) return set_error(rc, std::string("loop failed: ") + describe(rc));
     return rc;
   });
@@ -296,7 +312,7 @@ int chatws_server_poll(chatws_server* s, int timeout_ms) {
   return guarded([&]() -> int {
     if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
     int rc = s->server->poll(timeout_ms);
-    if (rc == CHATWS_ESTATE) return set_error(rc, "another thread is running this server's loop");
+    if (rc == CHATWS_ESTATE) return set_error(rc, kLoopTaken);
     if (rc < 0 && rc != CHATWS_ESTOPPED) return set_error(rc, std::string("poll failed: ") + describe(rc));
     return rc;
   });
@@ -353,7 +369,8 @@ int chatws_close(chatws_server* s, chatws_conn_id conn, int code, const char* re
 
 int chatws_conn_set_user_data(chatws_server* s, chatws_conn_id conn, void* data) {
   if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
-  if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+  chatws::Server::LoopAccess loop(*s->server);
+  if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
   chatws::ConnInfo* info = s->server->mutable_info(conn);
   if (!info) return set_error(CHATWS_ENOCONN, "no such connection");
   info->user_data = data;
@@ -361,7 +378,9 @@ int chatws_conn_set_user_data(chatws_server* s, chatws_conn_id conn, void* data)
 }
 
 void* chatws_conn_user_data(chatws_server* s, chatws_conn_id conn) {
-  if (!s || !s->server->on_loop_thread()) return nullptr;
+  if (!s) return nullptr;
+  chatws::Server::LoopAccess loop(*s->server);
+  if (!loop) return nullptr;
   const chatws::ConnInfo* info = s->server->info(conn);
   return info ? info->user_data : nullptr;
 }
@@ -370,7 +389,8 @@ int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info
   if (!s || !out) return set_error(CHATWS_EINVAL, "server or info is NULL");
   if (out->struct_size < offsetof(chatws_conn_info, queued_bytes))
     return set_error(CHATWS_EINVAL, "info.struct_size must be sizeof(chatws_conn_info)");
-  if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+  chatws::Server::LoopAccess loop(*s->server);
+  if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
   const chatws::ConnInfo* info = s->server->info(conn);
   if (!info) return set_error(CHATWS_ENOCONN, "no such connection");
   out->remote_address = info->remote_address.c_str();
@@ -391,7 +411,8 @@ size_t chatws_connection_count(const chatws_server* s) {
 int chatws_connections(chatws_server* s, chatws_conn_id* ids, size_t cap) {
   return guarded([&]() -> int {
     if (!s || (!ids && cap)) return set_error(CHATWS_EINVAL, "server or ids is NULL");
-    if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+    chatws::Server::LoopAccess loop(*s->server);
+    if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
     std::vector<ConnId> all;
     s->server->connection_ids(&all);
     for (size_t i = 0; i < all.size() && i < cap; ++i) ids[i] = all[i];
@@ -403,7 +424,10 @@ int chatws_chat_post(chatws_server* s, const char* room, const char* user, const
   return guarded([&]() -> int {
     if (!s || !user || !text) return set_error(CHATWS_EINVAL, "server, user and text are required");
     if (!s->chat) return set_error(CHATWS_EINVAL, "chat mode is not enabled (options.chat)");
-    if (!s->server->on_loop_thread()) return set_error(CHATWS_ETHREAD, "call from the loop thread");
+    chatws::Server::LoopAccess loop(*s->server);
+    if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
+    if (s->server->stopped())
+      return set_error(CHATWS_ESTOPPED, "the server has stopped (or is being destroyed)");
     int rc = s->chat->post(room ? room : "", user, text);
     if (rc == CHATWS_EINVAL) return set_error(rc, "invalid room name, user or text");
     if (rc == CHATWS_EFULL) return set_error(rc, "too many rooms (max_rooms): the room was not created");

@@ -67,7 +67,7 @@ void Server::Impl::fill_file(Connection* c) {
     mark_dirty(c);
   }
   if (c->state == ConnState::Lingering) {
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
   } else if (c->state == ConnState::Http) {
     c->deadline_ms = cfg.handshake_timeout_ms > 0 ? now_ms + cfg.handshake_timeout_ms : 0;
   }

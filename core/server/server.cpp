@@ -16,14 +16,49 @@ using protocol::Opcode;
 
 namespace {
 
-int tick_for(const ServerConfig& cfg) {
+// close_timeout_ms (chatws.h): 0 is the default, a negative value disables
+// the wait for the peer's close reply, a positive one is raised to this
+// floor: a close frame and the FIN behind it need a few round trips on a
+// loaded loop, and a peer that answers at once must not be cut with 1006.
+constexpr int kDefaultCloseMs = 5000;
+constexpr int kMinCloseMs = 100;
+
+int close_wait_for(int configured) {
+  if (configured < 0) return 0;
+  return configured == 0 ? kDefaultCloseMs : std::max(configured, kMinCloseMs);
+}
+
+int tick_for(const ServerConfig& cfg, int close_wait_ms) {
   int t = 250;
-  for (int v : {cfg.handshake_timeout_ms, cfg.idle_timeout_ms, cfg.close_timeout_ms,
+  for (int v : {cfg.handshake_timeout_ms, cfg.idle_timeout_ms, close_wait_ms,
                 cfg.drain_timeout_ms}) {
     if (v > 0) t = std::min(t, std::max(10, v / 4));
   }
   return t;
 }
+
+// Takes the loop for the calling thread for the scope of run(), poll() or
+// shutdown(), and makes it the owner. Refused if any thread has it: another
+// one (in run()/poll(), or in a call between its polls), or this one: a
+// callback that polls again would run an iteration inside the one that is
+// delivering to it (the read buffer under its message reused, the
+// connection it serves destroyed).
+struct LoopScope {
+  Server::Impl& s;
+  bool ok;
+  explicit LoopScope(Server::Impl& impl) : s(impl) {
+    std::thread::id none{};
+    const auto me = std::this_thread::get_id();
+    ok = s.loop_thread.compare_exchange_strong(none, me, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed);
+    if (ok) s.owner_thread.store(me, std::memory_order_relaxed);
+  }
+  ~LoopScope() {
+    if (ok) s.loop_thread.store(std::thread::id(), std::memory_order_release);
+  }
+  LoopScope(const LoopScope&) = delete;
+  LoopScope& operator=(const LoopScope&) = delete;
+};
 
 }  // namespace
 
@@ -53,7 +88,13 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   impl->limits.max_fragments = cfg.max_fragments;
   impl->input_budget.max = cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size);
   impl->limits.input_budget = &impl->input_budget;
-  impl->tick_ms = tick_for(cfg);
+  // The one place the close timeout's meaning is decided: disabled, no
+  // deadline for the close reply; once our side is done the wait for the
+  // peer's FIN stays bounded (by the default when the reply wait is off),
+  // so a peer that never closes TCP cannot hold a descriptor for good.
+  impl->close_wait_ms = close_wait_for(cfg.close_timeout_ms);
+  impl->linger_ms = impl->close_wait_ms > 0 ? impl->close_wait_ms : kDefaultCloseMs;
+  impl->tick_ms = tick_for(cfg, impl->close_wait_ms);
   if (!cfg.static_dir.empty()) {
     if (access(cfg.static_dir.c_str(), R_OK | X_OK) != 0)
       return fail(kEInval, "static_dir '" + cfg.static_dir + "' is not a readable directory");
@@ -89,8 +130,20 @@ Server::~Server() = default;
 
 Server::Impl::~Impl() {
   stop_metrics();
-  // Destroyed without a graceful stop: tell every client we are going away
-  // (best effort, non-blocking), then report each connection closed.
+  // Destroyed without shutdown() (a C++ host, a failed create): the same
+  // teardown, the handler still reachable.
+  teardown();
+}
+
+void Server::Impl::teardown() {
+  if (torn_down) return;
+  torn_down = true;
+  // Stopped from here on: what the callbacks below ask of a server that is
+  // going away (send, close, another iteration) gets a clear kEStopped.
+  const bool was_stopped = state.load() == LoopState::Stopped;
+  state.store(LoopState::Stopped);
+  // Tell every client we are going away (best effort, non-blocking), then
+  // report each connection closed.
   now_ms = net::monotonic_ms();
   std::vector<Connection*> all;
   all.reserve(by_id.size());
@@ -104,57 +157,66 @@ Server::Impl::~Impl() {
     if (c->state != ConnState::Dead) abort(c, c->close_sent ? c->close_code : 1006);
   }
   destroy_dead();
-  if (state.load() != LoopState::Stopped) handler->on_iteration_end();
+  if (!was_stopped) handler->on_iteration_end();
   if (listen_fd >= 0) ::close(listen_fd);
+  listen_fd = -1;
+}
+
+int Server::shutdown() {
+  LoopScope scope(*impl_);
+  if (!scope.ok) return kEState;
+  impl_->teardown();
+  return kOk;
 }
 
 uint16_t Server::port() const { return impl_->port; }
 int Server::fd() const { return impl_->poller.fd(); }
 bool Server::stopped() const { return impl_->state.load() == LoopState::Stopped; }
 size_t Server::connection_count() const { return impl_->ws_count.load(std::memory_order_relaxed); }
-bool Server::on_loop_thread() const { return impl_->on_loop_thread(); }
 
-Server::Impl::Caller Server::Impl::caller() const {
-  auto me = std::this_thread::get_id();
-  auto running = loop_thread.load(std::memory_order_acquire);
-  if (running == me) return Caller::InLoop;
-  return running == std::thread::id() && me == owner_thread ? Caller::BetweenPolls : Caller::Other;
+Server::LoopAccess::LoopAccess(const Server& s) : impl_(s.impl_.get()) {
+  const auto me = std::this_thread::get_id();
+  const auto held = impl_->loop_thread.load(std::memory_order_acquire);
+  if (held == me) {
+    ok_ = true;  // in run()/poll() (a callback), the teardown, or an outer scope
+    return;
+  }
+  if (held != std::thread::id() || impl_->owner_thread.load(std::memory_order_relaxed) != me) return;
+  std::thread::id none{};
+  if (!impl_->loop_thread.compare_exchange_strong(none, me, std::memory_order_acq_rel,
+                                                  std::memory_order_relaxed))
+    return;  // another thread entered poll() meanwhile: it owns the loop now
+  // The owner changes only under the slot, which this thread now holds:
+  // read again, another thread may have polled between the check and here.
+  if (impl_->owner_thread.load(std::memory_order_relaxed) != me) {
+    impl_->loop_thread.store(std::thread::id(), std::memory_order_release);
+    return;
+  }
+  ok_ = claimed_ = true;
 }
 
-bool Server::Impl::acts_directly(Caller who) {
-  // Output the owner queues between its poll() calls (a host running its
+Server::LoopAccess::~LoopAccess() {
+  if (!claimed_) return;
+  impl_->between_polls_done();
+  impl_->loop_thread.store(std::thread::id(), std::memory_order_release);
+}
+
+void Server::Impl::between_polls_done() {
+  // Output the owner queued between its poll() calls (a host running its
   // own event loop) would wait for the next event or tick: make fd()
   // readable so the host polls again. Inside run()/poll() the iteration's
   // end flushes it.
-  if (who == Caller::BetweenPolls && !nudged) {
+  if (work_left() && !nudged) {
     nudged = true;
     poller.wake();
   }
-  return who != Caller::Other;
 }
 
 // -------------------------------------------------------------------- loop
 
-namespace {
-// Marks the calling thread as the loop thread for the scope.
-struct LoopScope {
-  std::atomic<std::thread::id>& slot;
-  bool ok;
-  explicit LoopScope(std::atomic<std::thread::id>& s) : slot(s) {
-    std::thread::id none{};
-    auto me = std::this_thread::get_id();
-    ok = slot.compare_exchange_strong(none, me) || none == me;
-  }
-  ~LoopScope() {
-    if (ok) slot.store(std::thread::id(), std::memory_order_release);
-  }
-};
-}  // namespace
-
 int Server::run() {
-  LoopScope scope(impl_->loop_thread);
+  LoopScope scope(*impl_);
   if (!scope.ok) return kEState;
-  impl_->owner_thread = std::this_thread::get_id();
   while (impl_->state.load() != LoopState::Stopped) {
     int rc = impl_->poll_once(-1);
     if (rc < 0 && rc != kEStopped) return rc;
@@ -163,9 +225,8 @@ int Server::run() {
 }
 
 int Server::poll(int timeout_ms) {
-  LoopScope scope(impl_->loop_thread);
+  LoopScope scope(*impl_);
   if (!scope.ok) return kEState;
-  impl_->owner_thread = std::this_thread::get_id();
   int rc = impl_->poll_once(timeout_ms);
   // A host running its own event loop calls poll() when fd() is readable:
   // keep it readable while work is left for the next iteration (the rest
@@ -238,7 +299,7 @@ int Server::Impl::poll_once(int timeout_ms) {
     destroy_dead();
     if (by_id.empty()) {
       finish_stop();
-    } else if (now_ms >= stop_deadline) {
+    } else if (stop_deadline != 0 && now_ms >= stop_deadline) {
       std::vector<Connection*> all;
       for (Connection* c : by_id) all.push_back(c);
       for (Connection* c : all)
@@ -288,7 +349,8 @@ void Server::Impl::begin_stop() {
     ::close(listen_fd);
     listen_fd = -1;
   }
-  stop_deadline = now_ms + (cfg.drain_timeout_ms > 0 ? cfg.drain_timeout_ms : 0);
+  // Disabled (-1): no deadline, the stop waits for every close (0 clears it).
+  stop_deadline = cfg.drain_timeout_ms > 0 ? now_ms + cfg.drain_timeout_ms : 0;
   std::vector<Connection*> all;
   for (Connection* c : by_id) all.push_back(c);
   for (Connection* c : all) {
@@ -300,7 +362,7 @@ void Server::Impl::begin_stop() {
       // Let a response in flight finish, then close.
       set_state(c, ConnState::Lingering);
       c->end_http();
-      c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+      c->deadline_ms = linger_deadline();
       mark_dirty(c);
     }
   }
@@ -374,10 +436,10 @@ int Server::Impl::check_message(Opcode op, std::string_view payload, bool on_loo
 }
 
 int Server::send(ConnId id, Opcode op, std::string_view payload) {
-  const auto who = impl_->caller();
-  if (int rc = impl_->check_message(op, payload, who != Impl::Caller::Other); rc != kOk) return rc;
+  LoopAccess loop(*this);
+  if (int rc = impl_->check_message(op, payload, bool(loop)); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->acts_directly(who)) {
+  if (!loop) {
     impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
     return kOk;
   }
@@ -385,17 +447,18 @@ int Server::send(ConnId id, Opcode op, std::string_view payload) {
 }
 
 int Server::send_frame(ConnId id, const FrameRef& frame) {
-  if (!impl_->acts_directly(impl_->caller())) return kEThread;
+  LoopAccess loop(*this);
+  if (!loop) return kEThread;
   Connection* c = impl_->find_open(id);
   if (!c) return kENoConn;
   return impl_->enqueue(c, frame.get());
 }
 
 int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
-  const auto who = impl_->caller();
-  if (int rc = impl_->check_message(op, payload, who != Impl::Caller::Other); rc != kOk) return rc;
+  LoopAccess loop(*this);
+  if (int rc = impl_->check_message(op, payload, bool(loop)); rc != kOk) return rc;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->acts_directly(who)) {
+  if (!loop) {
     impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload)});
     return kOk;
   }
@@ -404,7 +467,8 @@ int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
 }
 
 int Server::broadcast_frame(const FrameRef& frame, ConnId exclude) {
-  if (!impl_->acts_directly(impl_->caller())) return kEThread;
+  LoopAccess loop(*this);
+  if (!loop) return kEThread;
   return impl_->direct_broadcast(frame.get(), exclude);
 }
 
@@ -413,7 +477,8 @@ int Server::close(ConnId id, uint16_t code, std::string_view reason) {
       !protocol::is_valid_utf8(reason.data(), reason.size()))
     return kEInval;
   if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (!impl_->acts_directly(impl_->caller())) {
+  LoopAccess loop(*this);
+  if (!loop) {
     impl_->post(Command{Command::Close, Opcode::Close, code, id, std::string(reason)});
     return kOk;
   }
@@ -441,13 +506,13 @@ Connection* Server::Impl::find_open(ConnId id) const {
 
 const ConnInfo* Server::info(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
-  if (!c || !c->opened || c->state == ConnState::Dead) return nullptr;
+  if (!impl_->visible(c)) return nullptr;
   return impl_->conn_info(c);
 }
 
 std::string_view Server::subprotocol(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
-  if (!c || !c->opened || c->state == ConnState::Dead) return {};
+  if (!impl_->visible(c)) return {};
   if (c->subprotocol < impl_->cfg.subprotocols.size()) return impl_->cfg.subprotocols[c->subprotocol];
   ConnInfo* i = c->built_info();
   return i ? std::string_view(i->subprotocol) : std::string_view();
@@ -455,7 +520,7 @@ std::string_view Server::subprotocol(ConnId id) const {
 
 std::string_view Server::path(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
-  if (!c || !c->opened || c->state == ConnState::Dead) return {};
+  if (!impl_->visible(c)) return {};
   // Where handle_upgrade/conn_info left it: the ConnInfo, else the
   // PathTable, else (table full) the cold part.
   if (ConnInfo* i = c->built_info()) return i->path;
@@ -467,14 +532,14 @@ void Server::wake() { impl_->poller.wake(); }
 
 bool Server::backlogged(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
-  return c && c->opened && c->state != ConnState::Dead && c->over_soft;
+  return impl_->visible(c) && c->state != ConnState::Dead && c->over_soft;
 }
 
 size_t Server::max_output_buffer() const { return impl_->cfg.max_output_buffer; }
 
 uint64_t Server::dropped(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
-  if (!c || !c->opened || c->state == ConnState::Dead) return 0;
+  if (!impl_->visible(c)) return 0;
   return c->dropped();
 }
 

@@ -136,10 +136,12 @@ struct ConnInfo {
 
 class Server {
  public:
+  struct Impl;
+
   // Binds and listens. On failure returns nullptr and sets *error (and *code).
   static std::unique_ptr<Server> create(const ServerConfig& cfg, ServerHandler* handler,
                                         std::string* error, int* code);
-  ~Server();  // closes every connection with 1001 (on_close runs), frees all
+  ~Server();  // shutdown() if it has not run, then frees all
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -147,10 +149,43 @@ class Server {
   uint16_t port() const;
   int fd() const;  // the epoll fd: readable when poll() has work (left)
 
-  int run();                 // until stop completes
-  int poll(int timeout_ms);  // one iteration
+  // run() until stop completes, poll() one iteration. Each takes the loop
+  // for the calling thread and makes it the owner (see LoopAccess). kEState
+  // if any thread has the loop already: another thread in run()/poll() or
+  // in a call between its polls, or this very thread (from a callback: a
+  // nested iteration would reuse the buffers the outer one is delivering).
+  int run();
+  int poll(int timeout_ms);
   void stop();               // any thread
   bool stopped() const;
+  // Closes every connection (close 1001 where it is open, best effort) and
+  // reports each on_close, with the Server still whole: the callbacks may
+  // call any method (info() and user data of the connection being reported
+  // answer; send/broadcast/close answer kEStopped, the server counting as
+  // stopped from the start). Leaves nothing for the destructor. kEState
+  // (nothing done) if any thread has the loop, this one included (a
+  // callback). Idempotent.
+  int shutdown();
+
+  // The right to act on the loop's state, for the scope of one host call.
+  // Held already inside run()/poll() (so in every callback) and during
+  // shutdown(); taken for the call by the owner thread (the one that last
+  // entered run()/poll(), at first the creating one) between its polls;
+  // refused (false) to any other thread, and to the owner while another
+  // thread has the loop. Taking it never blocks. Nests.
+  class LoopAccess {
+   public:
+    explicit LoopAccess(const Server& s);
+    ~LoopAccess();
+    LoopAccess(const LoopAccess&) = delete;
+    LoopAccess& operator=(const LoopAccess&) = delete;
+    explicit operator bool() const { return ok_; }
+
+   private:
+    Impl* impl_;
+    bool ok_ = false;
+    bool claimed_ = false;  // taken by this scope (between polls): given back at its end
+  };
 
   // Any thread (queued when not on the loop thread). See chatws.h for results.
   int send(ConnId id, protocol::Opcode op, std::string_view payload);
@@ -171,8 +206,9 @@ class Server {
   int reload_tls(const std::string& cert_file, const std::string& key_file,
                  const std::string& key_passphrase, std::string* error);
 
-  // Loop thread only (or no loop running).
-  bool on_loop_thread() const;
+  // Loop thread only: under a LoopAccess (or in a callback). A connection's
+  // info is there from on_open until its on_close returns, on every close
+  // path.
   const ConnInfo* info(ConnId id) const;      // nullptr when stale
   // The chosen subprotocol ("" if none or stale) without building the
   // connection's ConnInfo: cheap enough to call per message.
@@ -200,8 +236,6 @@ class Server {
   // The metrics listener's port, or -1 if there is none. Any thread.
   int metrics_port() const;
   void connection_ids(std::vector<ConnId>* out) const;
-
-  struct Impl;
 
  private:
   explicit Server(std::unique_ptr<Impl> impl);

@@ -128,9 +128,16 @@ struct Server::Impl {
   std::string_view delivering;  // text message being passed to on_message (validated)
   bool nudged = false;  // acts_directly() woke fd() since the last poll
 
-  // Threads.
+  // Threads. loop_thread is the one lock on the loop's state: every
+  // access to it (an iteration, a callback's calls, a call between polls,
+  // the teardown) happens on the thread that holds this slot, taken with
+  // acquire and given back with release, so that successive holders see
+  // each other's writes. owner_thread is the thread that last entered
+  // run()/poll() (at first, the creating one): between polls only it may
+  // take the slot for a call (Server::LoopAccess). It is written only by
+  // the slot's holder; others read it merely to decide whether to try.
   std::atomic<std::thread::id> loop_thread{};
-  std::thread::id owner_thread = std::this_thread::get_id();
+  std::atomic<std::thread::id> owner_thread{std::this_thread::get_id()};
   std::mutex cmd_mu;
   std::vector<Command> cmds;
   // Set by post() when it queues into an empty batch: lets the loop skip the
@@ -147,14 +154,38 @@ struct Server::Impl {
   Impl() = default;
   ~Impl();
 
+  // The close timeout as the options define it (chatws.h), decided once at
+  // create: the wait for the peer's close reply (0: none, it is disabled)
+  // and the wait for the peer's FIN once our side is done (always bounded).
+  int close_wait_ms = 5000;
+  int linger_ms = 5000;
+  int64_t close_deadline() const { return close_wait_ms > 0 ? now_ms + close_wait_ms : 0; }
+  int64_t linger_deadline() const { return now_ms + linger_ms; }
+
+  // The connection whose on_close is running: its info and user data stay
+  // readable until the callback returns (see visible()).
+  Connection* reporting = nullptr;
+  bool torn_down = false;  // teardown() ran: nothing is left to close
+
   // server.cpp
-  // Who is calling: the thread inside run()/poll(), the owner thread
-  // between its poll() calls (a host with its own event loop), or another.
-  enum class Caller : uint8_t { InLoop, BetweenPolls, Other };
-  Caller caller() const;
-  bool on_loop_thread() const { return caller() != Caller::Other; }
-  // True if `who` may act on the loop's state at once (else: post()).
-  bool acts_directly(Caller who);
+  // The host may still see c's info and user data: from on_open until its
+  // on_close returns, on every close path.
+  bool visible(const Connection* c) const {
+    return c && c->opened && (!c->close_reported || c == reporting);
+  }
+  // The calling thread holds the loop slot (inside run()/poll(), a callback,
+  // a LoopAccess, or the teardown).
+  bool holds_loop() const {
+    return loop_thread.load(std::memory_order_acquire) == std::this_thread::get_id();
+  }
+  // A LoopAccess taken between polls is given back: output it queued (or a
+  // connection it failed) would wait for the next event or tick, so make
+  // fd() readable and the host polls again.
+  void between_polls_done();
+  // Closes every connection (1001, best effort), reports each on_close and
+  // leaves nothing for the destructor. The server counts as stopped from
+  // its start, so calls from those callbacks answer kEStopped. Idempotent.
+  void teardown();
   // `on_loop`: the caller is on the loop thread (it asks once per call).
   int check_message(protocol::Opcode op, std::string_view payload, bool on_loop) const;
   int poll_once(int timeout_ms);
@@ -241,6 +272,7 @@ struct Server::Impl {
   void abort(Connection* c, uint16_t code);
   void finish_half_closed(Connection* c);
   void destroy(Connection* c);
+  void release(Connection* c) noexcept;  // destroy()'s part after on_close
   void destroy_dead();
   // server_tls.cpp: the TLS transport's side of reading, writing and closing.
   bool start_tls(Connection* c);

@@ -262,7 +262,7 @@ void Server::Impl::peer_ended(Connection* c) {
 void Server::Impl::finish_half_closed(Connection* c) {
   set_state(c, ConnState::Lingering);
   c->end_http();
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   mark_dirty(c);
 }
 
@@ -337,7 +337,7 @@ bool Server::Impl::handle_request(Connection* c) {
   enqueue(c, f.get());
   if (!keep) {
     set_state(c, ConnState::Lingering);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
     c->end_http();
   }
   if (resp.file.valid()) send_file(c, std::move(resp.file));
@@ -362,7 +362,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
     set_state(c, ConnState::Lingering);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
     c->end_http();
     return false;
   }
@@ -434,7 +434,7 @@ void Server::Impl::respond_and_close(Connection* c, int status, std::string_view
   FrameRef f(SharedFrame::raw(resp));
   enqueue(c, f.get());
   set_state(c, ConnState::Lingering);
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   c->end_http();
 }
 
@@ -590,7 +590,7 @@ void Server::Impl::send_close(Connection* c, uint16_t code, std::string_view rea
   if (c->state == ConnState::Open) {
     leave_open(c);
     set_state(c, ConnState::Closing);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = close_deadline();  // none when disabled
   }
 }
 
@@ -706,7 +706,7 @@ void Server::Impl::leave_open(Connection* c) {
 void Server::Impl::linger(Connection* c) {
   leave_open(c);
   set_state(c, ConnState::Lingering);
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   mark_dirty(c);
   // on_close runs after the current I/O step, never inside a send or a
   // broadcast loop, so host code cannot re-enter those mid-iteration.
@@ -724,6 +724,15 @@ void Server::Impl::report_close(Connection* c) {
   if (!c->opened || c->close_reported) return;
   c->close_reported = true;
   ++ctr.closes[close_slot(c->close_code ? c->close_code : 1006)];
+  // The host frees what it attached to the connection here: its info and
+  // user data answer until the callback returns (visible()), whichever
+  // path closed it.
+  struct Reporting {
+    Connection*& slot;
+    Connection* outer;
+    ~Reporting() { slot = outer; }
+  } scope{reporting, reporting};
+  reporting = c;
   handler->on_close(c->id, c->close_code ? c->close_code : 1006, c->close_reason());
 }
 
@@ -737,6 +746,18 @@ void Server::Impl::abort(Connection* c, uint16_t code) {
 }
 
 void Server::Impl::destroy(Connection* c) {
+  // First, while the connection is still whole and found by its id: the
+  // host's on_close may read its info and user data (issue 19 item 9).
+  // Released after it even if on_close throws (nothing below can).
+  struct Release {
+    Impl* impl;
+    Connection* c;
+    ~Release() { impl->release(c); }
+  } release_after{this, c};
+  report_close(c);
+}
+
+void Server::Impl::release(Connection* c) noexcept {
   // Still dirty only if it died during destroy_dead() (another's on_close
   // closed it) after that function's one-pass removal.
   if (c->dirty) {
@@ -760,17 +781,15 @@ void Server::Impl::destroy(Connection* c) {
   by_id.erase(c->id);
   paths.release(c->path_ref);
   if (c->counted_ip) {
-    auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
-    if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+    try {  // an IPv6 group is a string that may not fit in place
+      auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
+      if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+    } catch (...) {
+      // Out of memory: that address keeps one count too many, nothing worse.
+    }
   }
   --state_count[size_t(ConnState::Dead)];
-  // Freed even if on_close throws: it is out of every list by now.
-  struct Free {
-    ConnectionPool& pool;
-    Connection* c;
-    ~Free() { pool.destroy(c); }
-  } free_slot{pool, c};
-  report_close(c);
+  pool.destroy(c);
 }
 
 void Server::Impl::destroy_dead() {

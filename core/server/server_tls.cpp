@@ -152,7 +152,7 @@ void Server::Impl::tls_refuse_plain_http(Connection* c) {
   c->end_http();
   c->out.clear();
   set_state(c, ConnState::Lingering);
-  c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+  c->deadline_ms = linger_deadline();
   c->shut_done = true;
   net::plain::shutdown(c->fd);
   discard_input(c);  // the rest of the request, up to the client's FIN

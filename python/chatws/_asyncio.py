@@ -136,7 +136,7 @@ class AsyncServer(Server):
             try:
                 await asyncio.wait_for(self.wait_stopped(), self._stop_wait_s)
             except asyncio.TimeoutError:
-                logger.warning("chatws: the server did not stop within %.1f s", self._stop_wait_s)
+                logger.warning("chatws: the server did not stop within %.1f s", self._stop_wait_s or 0)
         self.close()
 
     def close(self) -> None:

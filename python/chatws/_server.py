@@ -72,7 +72,7 @@ class _Runner:
 
     __slots__ = ("native", "thread", "wait_s")
 
-    def __init__(self, native: _native.Server, wait_s: float) -> None:
+    def __init__(self, native: _native.Server, wait_s: Optional[float]) -> None:
         self.native = native
         self.thread: Optional[threading.Thread] = None
         self.wait_s = wait_s
@@ -125,7 +125,11 @@ class Server:
     where it runs as a task.
 
     Sizes are bytes; timeouts are seconds (``None``: the library default,
-    ``math.inf``: disabled). Defaults: max_request_size 8 KiB,
+    ``math.inf``: disabled, no deadline). ``close_timeout`` is the wait for a
+    peer's reply to our close frame (below 0.1 s it means 0.1 s; ``math.inf``:
+    a peer that never answers stays until it closes TCP or the server stops);
+    ``drain_timeout`` bounds a graceful stop (``math.inf``: the stop, and
+    :meth:`stop` with ``wait``, last until every client has closed). Defaults: max_request_size 8 KiB,
     max_message_size 16 MiB, max_output_buffer 1 MiB, max_connections
     100000, max_connections_per_ip unlimited (IPv6 peers counted by their
     /``ipv6_prefix_length`` network, 64), max_buffered_input 4 x
@@ -256,8 +260,13 @@ class Server:
         self._loop_done = threading.Event()
         self._loop_done.set()
         self._close_after_loop = False
-        drain_s = _DEFAULT_DRAIN_S if drain_timeout is None or drain_timeout == float("inf") else drain_timeout
-        self._stop_wait_s = drain_s + _STOP_MARGIN_S
+        # How long stop()/close() wait for the loop: the drain plus a margin;
+        # without limit when the drain has none (math.inf: the engine waits
+        # for every client's close, chatws.h drain_timeout_ms = -1).
+        self._stop_wait_s: Optional[float] = None
+        if drain_timeout != float("inf"):
+            drain_s = _DEFAULT_DRAIN_S if drain_timeout is None else drain_timeout
+            self._stop_wait_s = drain_s + _STOP_MARGIN_S
         # The native server holds module-level dispatch functions and a weak
         # reference to self: no cycle through the extension object.
         self._native = _native.Server(
@@ -424,7 +433,8 @@ class Server:
         # stop, bounded, so that clients get their close frames.
         try:
             self._native.stop()
-            for _ in range(int(self._stop_wait_s * 1000 / _SLICE_MS) + 1):
+            wait_s = self._stop_wait_s if self._stop_wait_s is not None else _DEFAULT_DRAIN_S + _STOP_MARGIN_S
+            for _ in range(int(wait_s * 1000 / _SLICE_MS) + 1):
                 if self._native.poll(_SLICE_MS) is None:
                     break
         except BaseException:
@@ -472,7 +482,7 @@ class Server:
 
     def _wait_loop_done(self) -> None:
         if not self._loop_done.wait(self._stop_wait_s):
-            raise InvalidState(f"the server loop did not stop within {self._stop_wait_s:.1f} s")
+            raise InvalidState(f"the server loop did not stop within {self._stop_wait_s or 0:.1f} s")
 
     def _claim_loop(self) -> None:
         with self._lock:

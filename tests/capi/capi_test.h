@@ -133,6 +133,82 @@ static inline int loop_thread_join(loop_thread* lt, int timeout_ms) {
   return done;
 }
 
+/* Runs chatws_server_poll() in a loop on its own thread until told to quit
+ * (or the server stops), so that a test can stop polling with connections
+ * still open and then destroy the server from another thread. */
+typedef struct poll_thread {
+  chatws_server* server;
+  pthread_t tid;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int quit;
+  int ended;
+  int rc; /* the first failure of chatws_server_poll(), or 0 */
+} poll_thread;
+
+static inline void* poll_thread_main(void* p) {
+  poll_thread* pt = (poll_thread*)p;
+  for (;;) {
+    int quit, rc;
+    pthread_mutex_lock(&pt->mu);
+    quit = pt->quit;
+    pthread_mutex_unlock(&pt->mu);
+    if (quit) break;
+    rc = chatws_server_poll(pt->server, 20);
+    if (rc == CHATWS_ESTOPPED) break;
+    if (rc < 0) {
+      pthread_mutex_lock(&pt->mu);
+      if (!pt->rc) pt->rc = rc;
+      pthread_mutex_unlock(&pt->mu);
+      break;
+    }
+  }
+  pthread_mutex_lock(&pt->mu);
+  pt->ended = 1;
+  pthread_cond_broadcast(&pt->cv);
+  pthread_mutex_unlock(&pt->mu);
+  return NULL;
+}
+
+static inline void poll_thread_start(poll_thread* pt, chatws_server* server) {
+  memset(pt, 0, sizeof *pt);
+  pt->server = server;
+  pthread_mutex_init(&pt->mu, NULL);
+  pthread_cond_init(&pt->cv, NULL);
+  REQUIRE(pthread_create(&pt->tid, NULL, poll_thread_main, pt) == 0);
+}
+
+/* Waits up to timeout_ms for the thread to end by itself (the server
+ * stopped); joins and returns 1 if it did. */
+static inline int poll_thread_wait_end(poll_thread* pt, int timeout_ms) {
+  int64_t end = now_ms() + timeout_ms;
+  int ended;
+  pthread_mutex_lock(&pt->mu);
+  while (!pt->ended && now_ms() < end) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000L; /* re-check the monotonic deadline regularly */
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&pt->cv, &pt->mu, &ts);
+  }
+  ended = pt->ended;
+  pthread_mutex_unlock(&pt->mu);
+  if (ended) pthread_join(pt->tid, NULL);
+  return ended;
+}
+
+/* Stops polling (within one poll's timeout) and joins; returns pt->rc. */
+static inline int poll_thread_quit(poll_thread* pt) {
+  pthread_mutex_lock(&pt->mu);
+  pt->quit = 1;
+  pthread_mutex_unlock(&pt->mu);
+  pthread_join(pt->tid, NULL);
+  return pt->rc;
+}
+
 /* A counter that one thread bumps and another waits on with a deadline. */
 typedef struct test_counter {
   pthread_mutex_t mu;

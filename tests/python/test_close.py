@@ -127,3 +127,24 @@ def test_stop_sends_going_away_and_runs_on_close(make_server: Callable[..., chat
     run_async(scenario())
     assert events.of("close") == [(1001,)]
     assert server.stopped and not server.running
+
+
+def test_close_timeout_inf_waits_for_the_peer(make_server: Callable[..., chatws.Server],
+                                             events: Events) -> None:
+    """close_timeout=math.inf (chatws.h close_timeout_ms = -1): a peer that
+    never answers our close frame keeps its connection until it closes TCP
+    (it used to be cut after 100 ms). The 1 s window is an observation,
+    ten times that, not a synchronisation."""
+    import math
+
+    server = make_server(close_timeout=math.inf,
+                         on_open=lambda c: c.close(1000, "bye"),
+                         on_close=lambda c, code, reason: events.add("close", code))
+    server.start()
+    ws = websocket.create_connection(server.url, timeout=WAIT)
+    head = ws.sock.recv(2)  # the close frame's first bytes, read raw: no automatic reply
+    assert head[0] == 0x88
+    with pytest.raises(AssertionError):
+        events.wait_count("close", 1, timeout=1.0)
+    ws.sock.close()
+    assert events.wait_count("close", 1) == [(1000,)]
