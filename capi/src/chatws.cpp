@@ -15,6 +15,7 @@
 #include "chat/chat_service.h"
 #include "protocol/frame.h"
 #include "server/server.h"
+#include "upgrade_bridge.h"
 
 using chatws::ConnId;
 using chatws::protocol::Opcode;
@@ -27,6 +28,12 @@ int set_error(int code, std::string msg) {
   g_last_error = std::move(msg);
   return code;
 }
+
+}  // namespace
+
+int chatws::capi::set_error(int code, std::string msg) { return ::set_error(code, std::move(msg)); }
+
+namespace {
 
 // Runs f, turning any escaping exception into an error code.
 template <class F>
@@ -106,6 +113,10 @@ struct chatws_server final : chatws::ServerHandler {
   void on_drain(ConnId id) override {
     if (opts.on_drain) opts.on_drain(this, id, opts.user);
   }
+  bool wants_upgrade_requests() const override { return opts.on_upgrade != nullptr; }
+  void on_upgrade_request(const chatws::UpgradeRequest& r, chatws::UpgradeVerdict* v) override {
+    chatws::capi::call_upgrade_hook(this, opts.on_upgrade, opts.user, r, v);
+  }
   void on_log(chatws::LogLevel level, std::string_view message) override {
     if (opts.on_log) {
       std::string m(message);
@@ -130,6 +141,8 @@ struct chatws_server final : chatws::ServerHandler {
     return true;
   }
 };
+
+chatws::Server* chatws::capi::engine(chatws_server* s) { return s->server.get(); }
 
 extern "C" {
 
@@ -373,6 +386,10 @@ int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info
     out->queued_bytes = info->queued_bytes;
   if (out->struct_size >= offsetof(chatws_conn_info, dropped_messages) + sizeof(uint64_t))
     out->dropped_messages = info->dropped;
+  if (out->struct_size >= offsetof(chatws_conn_info, query) + sizeof(const char*)) {
+    out->identity = info->has_identity ? info->identity.c_str() : nullptr;
+    out->query = info->query.c_str();
+  }
   return CHATWS_OK;
 }
 

@@ -142,6 +142,7 @@ struct Connection {
   bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
   bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)
   bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
+  bool upgrade_pending : 1 = false; // Http: the upgrade hook's decision awaited (Impl::pending)
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6

@@ -183,7 +183,11 @@ void Server::Impl::take_turn_later(Connection* c) {
 size_t Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
   switch (c->state) {
     case ConnState::Http:
-      on_http_bytes(c, data, n);
+      if (c->upgrade_pending) {
+        keep_early_input(c, data, n);  // the head stays parsed as it is
+      } else {
+        on_http_bytes(c, data, n);
+      }
       return n;
     case ConnState::Open:
     case ConnState::Closing:
@@ -269,51 +273,9 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
-  // Before any frame (the leftover below included) is parsed.
-  c->ws.set_max_message_size(handler->message_limit(req.path, u.subprotocol));
-  if (ConnInfo* i = c->built_info()) {
-    i->path = req.path;  // built early (not expected)
-  } else if ((c->path_ref = paths.acquire(req.path)) == PathTable::kNone) {
-    c->cold().path.assign(req.path);  // the table is full
-  }
-  if (!u.subprotocol.empty()) {
-    const auto& list = upgrade_cfg.subprotocols;
-    size_t i = size_t(std::find(list.begin(), list.end(), u.subprotocol) - list.begin());
-    if (i < list.size() && i < Connection::kNoSubprotocol) {
-      c->subprotocol = uint8_t(i);
-    } else {
-      conn_info(c)->subprotocol = std::move(u.subprotocol);  // not expected
-    }
-  }
-  std::string leftover(c->http()->leftover());
-  {
-    // The 101 and what on_open queues (e.g. a room's history, which may
-    // exceed the cap) are the joiner's greeting, not a backlog: not capped
-    // while they are queued.
-    opening = c;
-    struct Opening {
-      Connection*& slot;
-      ~Opening() { slot = nullptr; }
-    } reset{opening};
-    FrameRef f(SharedFrame::raw(u.response));
-    enqueue(c, f.get());
-    set_state(c, ConnState::Open);
-    c->deadline_ms = 0;
-    c->opened = true;
-    c->open_index = uint32_t(open.size());
-    open.push_back(c);
-    ws_count.fetch_add(1, std::memory_order_relaxed);
-    handler->on_open(c->id);
-  }
-  // The greeting (with any response before it) is then exempt from the cap
-  // once, by its own size, until it is written: the cap applies to what
-  // comes after it, and a slow-consumer close keeps it (the 101 must
-  // precede the close frame).
-  if (c->state != ConnState::Dead) c->set_greeting(c->out.bytes());
-  c->end_http();
-  if (!leftover.empty() && c->state == ConnState::Open)
-    on_ws_bytes(c, reinterpret_cast<uint8_t*>(leftover.data()), leftover.size());
-  return false;
+  UpgradeVerdict verdict;
+  if (handler->wants_upgrade_requests() && !run_upgrade_hook(c, req, u, &verdict)) return false;
+  return complete_upgrade(c, req, u, &verdict, {});
 }
 
 void Server::Impl::respond_and_close(Connection* c, int status, std::string_view message,
@@ -612,6 +574,7 @@ void Server::Impl::destroy(Connection* c) {
     auto it = std::find(read_pending.begin(), read_pending.end(), c);
     if (it != read_pending.end()) read_pending.erase(it);  // else in `turns`, cleared with it
   }
+  if (c->upgrade_pending) drop_pending(c);
   poller.remove(c->fd);
   ::close(c->fd);
   if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now
