@@ -441,7 +441,22 @@ typedef struct chatws_options {
   /* Added in 0.2.0: access (issue 12). */
   chatws_upgrade_cb on_upgrade; /* who may connect, as whom (see chatws_upgrade_cb); NULL
                                    (default): every upgrade that passes the checks */
+  /* Flood control: a token bucket per connection, max_messages_per_second
+   * tokens a second up to message_burst, one per message. */
+  int max_messages_per_second;  /* 0 (default): chat connections 20, raw connections no limit;
+                                   > 0: this for both; -1: no limit for either. Over it, a chat
+                                   message is neither stored nor delivered and the sender gets
+                                   the error "rate limited: ..." (classic {"error": ...}); a raw
+                                   message is handled by rate_limit_policy. Below -1: EINVAL */
+  int message_burst;            /* 0 (default): chat max(40, rate), raw the rate; else >= 1 */
+  int rate_limit_policy;        /* raw connections over the limit: CHATWS_RATE_CLOSE (default,
+                                   close 1008 "rate limited") or CHATWS_RATE_DROP (message
+                                   dropped, on_message not called) */
 } chatws_options;
+
+/* Rate-limit policies (chatws_options.rate_limit_policy). */
+#define CHATWS_RATE_CLOSE 0
+#define CHATWS_RATE_DROP 1
 
 /* Fill *opts with defaults and set struct_size. Any thread. */
 CHATWS_API void chatws_options_init(chatws_options* opts);

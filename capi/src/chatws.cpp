@@ -97,14 +97,20 @@ struct chatws_server final : chatws::ServerHandler {
   std::unique_ptr<chatws::chat::ChatService> chat;
   std::unique_ptr<chatws::Server> server;
   std::vector<std::string> strings;  // keeps option strings alive
+  chatws::capi::RawFlood flood;      // raw connections' message rate (issue 12)
 
   void on_open(ConnId id) override {
     if (opts.on_open) opts.on_open(this, id, opts.user);
   }
   void on_message(ConnId id, Opcode op, const char* data, size_t len) override {
+    if (flood.limit.enabled() && !flood.admit(id)) {
+      if (!flood.drop) server->close(id, CHATWS_CLOSE_POLICY, "rate limited");
+      return;
+    }
     if (opts.on_message) opts.on_message(this, id, data, len, op == Opcode::Binary, opts.user);
   }
   void on_close(ConnId id, uint16_t code, std::string_view reason) override {
+    if (flood.limit.enabled()) flood.buckets.erase(id);
     if (opts.on_close) {
       std::string r(reason);
       opts.on_close(this, id, code, r.c_str(), opts.user);
@@ -236,6 +242,16 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       cfg.tls.session_tickets = o.tls_session_tickets == 0;
     }
 
+    if (o.max_messages_per_second < -1 || o.message_burst < 0)
+      return set_error(CHATWS_EINVAL, "max_messages_per_second must be >= -1 and message_burst >= 0");
+    if (o.rate_limit_policy != CHATWS_RATE_CLOSE && o.rate_limit_policy != CHATWS_RATE_DROP)
+      return set_error(CHATWS_EINVAL, "rate_limit_policy must be CHATWS_RATE_CLOSE or CHATWS_RATE_DROP");
+    if (o.max_messages_per_second > 0) {
+      s->flood.limit = {uint32_t(o.max_messages_per_second),
+                        uint32_t(o.message_burst ? o.message_burst : o.max_messages_per_second)};
+    }
+    s->flood.drop = o.rate_limit_policy == CHATWS_RATE_DROP;
+
     std::string err;
     int code = CHATWS_EINTERNAL;
     s->server = chatws::Server::create(cfg, &s->router, &err, &code);
@@ -249,6 +265,11 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       if (o.max_text_length) cc.max_text_length = o.max_text_length;
       if (o.max_rooms) cc.max_rooms = o.max_rooms;
       if (o.max_idle_room_bytes) cc.max_idle_room_bytes = o.max_idle_room_bytes;
+      if (o.max_messages_per_second == -1) {
+        cc.rate.per_second = chatws::chat::ChatConfig::kRateOff;
+      } else {
+        cc.rate = {uint32_t(o.max_messages_per_second), uint32_t(o.message_burst)};  // 0: defaults
+      }
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
       if (!s->chat) return set_error(code, err);
       s->router.attach(s->server.get(), s->chat.get());

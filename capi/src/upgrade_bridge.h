@@ -4,8 +4,10 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 
 #include "chatws.h"
+#include "server/rate_limit.h"
 #include "server/server.h"
 
 namespace chatws::capi {
@@ -20,5 +22,19 @@ chatws::Server* engine(chatws_server* s);
 // do not escape. (upgrade.cpp)
 void call_upgrade_hook(chatws_server* s, chatws_upgrade_cb cb, void* user,
                        const chatws::UpgradeRequest& r, chatws::UpgradeVerdict* v);
+
+// Flood control of raw (non-chat) connections: a bucket per connection that
+// sent a message, forgotten at its close. The chat keeps its own.
+struct RawFlood {
+  RateLimit limit;
+  bool drop = false;  // CHATWS_RATE_DROP, else close 1008
+  std::unordered_map<ConnId, TokenBucket> buckets;
+
+  bool admit(ConnId id) {
+    const int64_t now = TokenBucket::now_ms();
+    auto it = buckets.try_emplace(id, limit, now).first;
+    return it->second.take(limit, now);
+  }
+};
 
 }  // namespace chatws::capi

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default 10000)")
     p.add_argument("--max-idle-room-bytes", type=_positive,
                    help="memory for rooms nobody is in, least recently used dropped beyond it (default 64 MiB)")
+    p.add_argument("--max-messages-per-second", type=_positive,
+                   help="chat messages per connection per second; more get an error frame (default 20)")
+    p.add_argument("--message-burst", type=_positive,
+                   help="chat messages a connection may send at once (default 40)")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
                    help="accept WebSocket handshakes only from this Origin (repeatable; default any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
@@ -127,6 +131,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_text_length=args.max_text_length,
             max_rooms=args.max_rooms,
             max_idle_room_bytes=args.max_idle_room_bytes,
+            max_messages_per_second=args.max_messages_per_second,
+            message_burst=args.message_burst,
             allowed_origins=args.allowed_origin,
             slow_consumer_policy=args.slow_consumer,
             idle_timeout=args.idle_timeout,

@@ -96,6 +96,9 @@ def build_options(
     tls_ciphers: Optional[str] = None,
     tls_ciphersuites: Optional[str] = None,
     tls_session_tickets: bool = True,
+    max_messages_per_second: Optional[float] = None,
+    message_burst: Optional[int] = None,
+    rate_limit_policy: str = "close",
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -107,6 +110,18 @@ def build_options(
         raise InvalidArgument("tls_cert and tls_key go together: give both (or neither)")
     if tls_min_version not in _TLS_VERSIONS:
         raise InvalidArgument(f"tls_min_version must be '1.2' or '1.3', not {tls_min_version!r}")
+    if rate_limit_policy not in _SLOW_POLICIES:
+        raise InvalidArgument(f"rate_limit_policy must be 'close' or 'drop', not {rate_limit_policy!r}")
+    if max_messages_per_second is None:
+        rate = None  # chat 20/s, raw connections unlimited
+    elif max_messages_per_second == float("inf"):
+        rate = -1  # no limit
+    elif isinstance(max_messages_per_second, int) and not isinstance(max_messages_per_second, bool) \
+            and 1 <= max_messages_per_second <= 2**31 - 1:
+        rate = max_messages_per_second
+    else:
+        raise InvalidArgument("max_messages_per_second must be an int >= 1, None (default) or "
+                              f"math.inf (no limit), not {max_messages_per_second!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -146,4 +161,7 @@ def build_options(
         "tls_ciphers": tls_ciphers,
         "tls_ciphersuites": tls_ciphersuites,
         "tls_session_tickets": None if tls_session_tickets else -1,
+        "max_messages_per_second": rate,
+        "message_burst": _limit("message_burst", message_burst, 2**31 - 1),
+        "rate_limit_policy": _SLOW_POLICIES[rate_limit_policy],
     }
