@@ -204,6 +204,8 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "max_messages_per_second")
       o->max_messages_per_second = as_number<int>(v, "max_messages_per_second");
     else if (key == "message_burst") o->message_burst = as_number<int>(v, "message_burst");
+    else if (key == "max_handshakes_per_second_per_ip")
+      o->max_handshakes_per_second_per_ip = as_number<uint32_t>(v, "max_handshakes_per_second_per_ip");
     else if (key == "rate_limit_policy") o->rate_limit_policy = as_number<int>(v, "rate_limit_policy");
     else throw py::key_error("unknown chatws option: " + key);
   }

@@ -452,6 +452,9 @@ typedef struct chatws_options {
   int rate_limit_policy;        /* raw connections over the limit: CHATWS_RATE_CLOSE (default,
                                    close 1008 "rate limited") or CHATWS_RATE_DROP (message
                                    dropped, on_message not called) */
+  uint32_t max_handshakes_per_second_per_ip; /* WebSocket upgrades per second from one
+                                   address (IPv6 by ipv6_prefix_length), that many at once;
+                                   beyond: HTTP 429 with Retry-After: 1. 0 (default): no limit */
 } chatws_options;
 
 /* Rate-limit policies (chatws_options.rate_limit_policy). */

@@ -251,6 +251,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
                         uint32_t(o.message_burst ? o.message_burst : o.max_messages_per_second)};
     }
     s->flood.drop = o.rate_limit_policy == CHATWS_RATE_DROP;
+    cfg.max_handshakes_per_second_per_ip = o.max_handshakes_per_second_per_ip;
 
     std::string err;
     int code = CHATWS_EINTERNAL;

@@ -62,6 +62,10 @@ struct ServerConfig {
   // IPv6 peers count against max_connections_per_ip by this prefix (1..128).
   unsigned ipv6_prefix_length = 64;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
+  // WebSocket upgrades per second from one address (IPv6: by
+  // ipv6_prefix_length), as a token bucket holding as many; beyond: 429
+  // with Retry-After. 0: no limit.
+  uint32_t max_handshakes_per_second_per_ip = 0;
   int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
   int handshake_timeout_ms = 10000;   // -1: disabled
   int idle_timeout_ms = 60000;

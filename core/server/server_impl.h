@@ -22,6 +22,7 @@
 #include "server/conn_table.h"
 #include "server/connection_pool.h"
 #include "server/path_table.h"
+#include "server/rate_limit.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -128,6 +129,12 @@ struct Server::Impl {
 
   // Upgrades awaiting the hook's decision, by connection id: resolve calls
   // come from any thread, hence the lock (taken per pending handshake only).
+  // Handshake buckets by address group (max_handshakes_per_second_per_ip);
+  // cleared when it reaches kMaxHandshakeAddrs entries, so that a spray
+  // of addresses costs bounded memory (their buckets start full again).
+  static constexpr size_t kMaxHandshakeAddrs = 65536;
+  std::unordered_map<std::string, TokenBucket> handshake_buckets;
+  bool handshake_allowed(Connection* c);
   std::mutex pending_mu;
   std::unordered_map<ConnId, PendingUpgrade> pending;
 

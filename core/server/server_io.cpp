@@ -259,6 +259,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, 404, "no WebSocket endpoint at this path");
     return false;
   }
+  if (!handshake_allowed(c)) return false;
   protocol::UpgradeResult u = protocol::evaluate_upgrade(req, upgrade_cfg);
   if (u.status != 101) {
     FrameRef f(SharedFrame::raw(u.response));

@@ -14,6 +14,19 @@
 
 namespace chatws {
 
+bool Server::Impl::handshake_allowed(Connection* c) {
+  const RateLimit l{cfg.max_handshakes_per_second_per_ip, cfg.max_handshakes_per_second_per_ip};
+  if (!l.enabled()) return true;
+  if (handshake_buckets.size() >= kMaxHandshakeAddrs) handshake_buckets.clear();
+  const int64_t now = TokenBucket::now_ms();
+  auto it = handshake_buckets
+                .try_emplace(net::address_group(c->address(), cfg.ipv6_prefix_length), l, now)
+                .first;
+  if (it->second.take(l, now)) return true;
+  respond_and_close(c, 429, "too many handshakes from this address", "Retry-After: 1\r\n");
+  return false;
+}
+
 bool Server::Impl::run_upgrade_hook(Connection* c, const protocol::HttpRequest& req,
                                     protocol::UpgradeResult& u, UpgradeVerdict* v) {
   UpgradeRequest r;

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chat messages per connection per second; more get an error frame (default 20)")
     p.add_argument("--message-burst", type=_positive,
                    help="chat messages a connection may send at once (default 40)")
+    p.add_argument("--auth-secret", type=Path, metavar="FILE",
+                   help="admit only upgrades with a token HMAC-SHA256(secret, '<user>.<expiry>') "
+                   "(?token= or the chatws_token cookie) and post as <user>; see 'python -m chatws token'")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
                    help="accept WebSocket handshakes only from this Origin (repeatable; default any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
@@ -95,7 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _token_main(argv: List[str]) -> int:
+    """``python -m chatws token --auth-secret FILE --user NAME --ttl SECONDS``"""
+    from ._token import load_secret, make_token
+
+    p = argparse.ArgumentParser(prog="python -m chatws token",
+                                description="Print a token for a server run with --auth-secret.")
+    p.add_argument("--auth-secret", type=Path, required=True, metavar="FILE")
+    p.add_argument("--user", required=True)
+    p.add_argument("--ttl", type=_positive, default=3600, help="seconds the token is valid (default 3600)")
+    args = p.parse_args(argv)
+    try:
+        print(make_token(load_secret(args.auth_secret), args.user, args.ttl))
+    except (OSError, ValueError) as exc:
+        print(f"chatws token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        return _token_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("chatws")
@@ -148,6 +172,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Error as exc:
         log.error("cannot start the server: %s", exc)
         return 1
+    if args.auth_secret is not None:
+        from ._token import load_secret, token_hook
+
+        try:
+            server.on_upgrade = token_hook(load_secret(args.auth_secret))
+        except (OSError, ValueError) as exc:
+            server.close()
+            log.error("--auth-secret: %s", exc)
+            return 2
 
     with server:
         # SIGTERM: graceful stop (close 1001 to every client, flush history);

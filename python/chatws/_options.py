@@ -99,6 +99,7 @@ def build_options(
     max_messages_per_second: Optional[float] = None,
     message_burst: Optional[int] = None,
     rate_limit_policy: str = "close",
+    max_handshakes_per_second_per_ip: Optional[int] = None,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -164,4 +165,6 @@ def build_options(
         "max_messages_per_second": rate,
         "message_burst": _limit("message_burst", message_burst, 2**31 - 1),
         "rate_limit_policy": _SLOW_POLICIES[rate_limit_policy],
+        "max_handshakes_per_second_per_ip": _limit(
+            "max_handshakes_per_second_per_ip", max_handshakes_per_second_per_ip, u32_max),
     }

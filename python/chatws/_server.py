@@ -157,6 +157,8 @@ class Server:
     none): a chat message over it is refused with an error frame "rate
     limited"; a raw connection is closed with 1008, or with
     ``rate_limit_policy="drop"`` its excess messages are dropped.
+    ``max_handshakes_per_second_per_ip`` (default: none): upgrades beyond it
+    from one address get 429 with Retry-After.
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -215,6 +217,7 @@ class Server:
         max_messages_per_second: Optional[float] = None,
         message_burst: Optional[int] = None,
         rate_limit_policy: str = "close",
+        max_handshakes_per_second_per_ip: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -274,6 +277,7 @@ class Server:
             max_messages_per_second=max_messages_per_second,
             message_burst=message_burst,
             rate_limit_policy=rate_limit_policy,
+            max_handshakes_per_second_per_ip=max_handshakes_per_second_per_ip,
         )
         self._host = host
         self._tls = tls_cert is not None

@@ -113,6 +113,39 @@ static void test_raw_flood(int policy) {
   stop(s, &lt);
 }
 
+/* max_handshakes_per_second_per_ip: a burst of upgrades from 127.0.0.1
+ * gets its allowance, the rest 429 with Retry-After: 1. */
+static void test_handshake_flood(void) {
+  chatws_options o;
+  chatws_server* s = NULL;
+  loop_thread lt;
+  int i, ok = 0, refused = 0, fds[10];
+  int64_t t0 = now_ms();
+  chatws_options_init(&o);
+  o.max_handshakes_per_second_per_ip = 3;
+  REQUIRE(chatws_server_create(&o, &s) == CHATWS_OK);
+  loop_thread_start(&lt, s);
+  for (i = 0; i < 10; i++) {
+    char head[2048];
+    fds[i] = tcp_connect(chatws_server_port(s));
+    REQUIRE(fds[i] >= 0);
+    REQUIRE(ws_send_request(fds[i], "/", NULL) == 0);
+    REQUIRE(ws_read_response(fds[i], head, sizeof head) == 0);
+    if (strncmp(head, "HTTP/1.1 101", 12) == 0) {
+      ok++;
+    } else if (strncmp(head, "HTTP/1.1 429 Too Many Requests", 30) == 0 &&
+               ws_has_header(head, "Retry-After", "1")) {
+      refused++;
+    } else {
+      fprintf(stderr, "unexpected answer:\n%s\n", head);
+    }
+  }
+  CHECK_EQ_INT(ok + refused, 10);
+  CHECK(ok >= 3 && ok <= 3 + (now_ms() - t0) * 3 / 1000 + 1);
+  for (i = 0; i < 10; i++) close(fds[i]);
+  stop(s, &lt);
+}
+
 int main(void) {
   chatws_options o;
   chatws_server* s = NULL;
@@ -129,5 +162,6 @@ int main(void) {
   test_chat_flood();
   test_raw_flood(CHATWS_RATE_CLOSE);
   test_raw_flood(CHATWS_RATE_DROP);
+  test_handshake_flood();
   return test_finish("test_c_flood");
 }

@@ -68,3 +68,19 @@ def test_unlimited_and_bad_values(make_server: Callable[..., chatws.Server]) -> 
             make_server(max_messages_per_second=bad)
     with pytest.raises(chatws.InvalidArgument):
         make_server(rate_limit_policy="ignore")
+
+
+def test_handshake_flood_gets_429(make_server: Callable[..., chatws.Server]) -> None:
+    server = make_server(max_handshakes_per_second_per_ip=2).start()
+    t0 = time.monotonic()
+    answers = []
+    for _ in range(8):
+        try:
+            websocket.create_connection(server.url, timeout=WAIT).close()
+            answers.append(101)
+        except websocket.WebSocketBadStatusException as exc:
+            assert exc.status_code == 429
+            assert exc.resp_headers["retry-after"] == "1"
+            answers.append(429)
+    assert 2 <= answers.count(101) <= 2 + int((time.monotonic() - t0) * 2) + 1
+    assert 429 in answers
