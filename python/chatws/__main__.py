@@ -42,6 +42,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    """A rate argument: a positive int, or 'off' for no limit."""
+    if text.lower() in ("off", "none", "inf"):
+        return math.inf
+    return _positive(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chatws",
@@ -70,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default 10000)")
     p.add_argument("--max-idle-room-bytes", type=_positive,
                    help="memory for rooms nobody is in, least recently used dropped beyond it (default 64 MiB)")
-    p.add_argument("--max-messages-per-second", type=_positive,
-                   help="chat messages per connection per second; more get an error frame (default 20)")
+    p.add_argument("--max-messages-per-second", type=_rate,
+                   help="chat messages per connection per second; more get an error frame "
+                   "(default 20; 'off': no limit)")
     p.add_argument("--message-burst", type=_positive,
                    help="chat messages a connection may send at once (default 40)")
     p.add_argument("--auth-secret", type=Path, metavar="FILE",
