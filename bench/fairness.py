@@ -45,7 +45,9 @@ def pinned(cpu: str, cmd: list[str]) -> list[str]:
 def server_command(name: str, port: int, build: Path) -> list[str]:
     if name == "c":
         return [str(build / "examples" / "chat_server"), "--port", str(port)]
-    return [sys.executable, "-m", "chatws", "--port", str(port), "--no-static", "--log-level", "WARNING"]
+    # The flood is the load, not what is measured: no rate limit.
+    return [sys.executable, "-m", "chatws", "--port", str(port), "--no-static", "--log-level", "WARNING",
+            "--max-messages-per-second", "off"]
 
 
 def loadgen(build: Path, port: int, room: str, connections: int, window: int, duration: float,

@@ -156,6 +156,9 @@ int main(int argc, char** argv) {
       opts.history_path = history_path;
       opts.history_size = (uint32_t)history_size;
       opts.on_message = on_echo; /* non-chat connections still get an echo */
+      /* Throughput is measured, not flood control: the chat's default
+       * per-connection rate limit (20/s) is off. */
+      opts.max_messages_per_second = -1;
       break;
   }
 

@@ -39,19 +39,23 @@ PYBIND11_MODULE(_native, m) {
   codes.attr("SLOW_DROP") = CHATWS_SLOW_DROP;
   codes.attr("TLS_1_2") = CHATWS_TLS_1_2;
   codes.attr("TLS_1_3") = CHATWS_TLS_1_3;
+  codes.attr("UPGRADE_ACCEPT") = CHATWS_UPGRADE_ACCEPT;
+  codes.attr("UPGRADE_REJECT") = CHATWS_UPGRADE_REJECT;
+  codes.attr("UPGRADE_PENDING") = CHATWS_UPGRADE_PENDING;
 
   py::class_<NativeServer>(m, "Server")
       .def(py::init([](const py::dict& options, py::object owner_ref, py::object on_open,
                        py::object on_message, py::object on_close, py::object on_drain,
-                       py::object on_chat, py::object on_log) {
+                       py::object on_chat, py::object on_log, py::object on_upgrade) {
              Dispatch d{std::move(on_open), std::move(on_message), std::move(on_close),
                         std::move(on_drain), std::move(on_chat),
-                        on_log.is_none() ? py::object() : std::move(on_log)};
+                        on_log.is_none() ? py::object() : std::move(on_log),
+                        on_upgrade.is_none() ? py::object() : std::move(on_upgrade)};
              return new NativeServer(options, std::move(owner_ref), std::move(d));
            }),
            py::arg("options"), py::arg("owner_ref"), py::arg("on_open"), py::arg("on_message"),
            py::arg("on_close"), py::arg("on_drain"), py::arg("on_chat"),
-           py::arg("on_log") = py::none())
+           py::arg("on_log") = py::none(), py::arg("on_upgrade") = py::none())
       .def_property_readonly("port", &NativeServer::port)
       .def_property_readonly("fd", &NativeServer::fd)
       .def_property_readonly("closed", &NativeServer::closed)
@@ -72,5 +76,8 @@ PYBIND11_MODULE(_native, m) {
            py::arg("text"))
       .def("reload_tls", &NativeServer::reload_tls, py::arg("cert_file"), py::arg("key_file"),
            py::arg("key_passphrase"))
+      .def("resolve_upgrade", &NativeServer::resolve_upgrade, py::arg("request_id"),
+           py::arg("answer"))
+      .def("set_upgrade_enabled", &NativeServer::set_upgrade_enabled, py::arg("on"))
       .def("close", &NativeServer::close);
 }

@@ -71,8 +71,12 @@ void on_open(chatws_server* server, chatws_conn_id id, void* user) {
   Ref port(PyLong_FromLong(info.remote_port));
   Ref path(text(info.path));
   Ref subprotocol(text(info.subprotocol));
+  // Bound by the upgrade hook (None: none), and the upgrade's query string.
+  Ref identity(info.identity ? text(info.identity) : (Py_INCREF(Py_None), Py_None));
+  Ref query(text(info.query));
   Ref r(call(self, self->dispatch().open,
-             {owner.get(), cid.get(), address.get(), port.get(), path.get(), subprotocol.get()}));
+             {owner.get(), cid.get(), address.get(), port.get(), path.get(), subprotocol.get(),
+              identity.get(), query.get()}));
 }
 
 void on_message(chatws_server*, chatws_conn_id id, const char* data, size_t len, int is_binary,
@@ -172,6 +176,7 @@ void install_callbacks(chatws_options* opts, NativeServer* server) {
   opts->on_drain = on_drain;
   opts->on_chat = on_chat;
   if (server->dispatch().log) opts->on_log = on_log;
+  if (server->dispatch().upgrade) opts->on_upgrade = on_upgrade;
   opts->user = server;
 }
 

@@ -13,4 +13,8 @@ class NativeServer;
 // as their user pointer.
 void install_callbacks(chatws_options* opts, NativeServer* server);
 
+// chatws_options.on_upgrade of a Python server (native_upgrade.cpp).
+void on_upgrade(chatws_server* server, const chatws_upgrade_request* req,
+                chatws_upgrade_answer* answer, void* user);
+
 }  // namespace chatws_py

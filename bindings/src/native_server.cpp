@@ -7,6 +7,7 @@
 
 #include "native_callbacks.h"
 #include "native_errors.h"
+#include "native_upgrade.h"
 
 namespace chatws_py {
 
@@ -205,6 +206,12 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "tls_session_tickets") o->tls_session_tickets = as_number<int>(v, "tls_session_tickets");
     else if (key == "metrics_host") text(&s->metrics_host, &o->metrics_host);
     else if (key == "metrics_port") o->metrics_port = as_number<uint16_t>(v, "metrics_port");
+    else if (key == "max_messages_per_second")
+      o->max_messages_per_second = as_number<int>(v, "max_messages_per_second");
+    else if (key == "message_burst") o->message_burst = as_number<int>(v, "message_burst");
+    else if (key == "max_handshakes_per_second_per_ip")
+      o->max_handshakes_per_second_per_ip = as_number<uint32_t>(v, "max_handshakes_per_second_per_ip");
+    else if (key == "rate_limit_policy") o->rate_limit_policy = as_number<int>(v, "rate_limit_policy");
     else throw py::key_error("unknown chatws option: " + key);
   }
 }
@@ -401,6 +408,20 @@ void NativeServer::chat_post(const std::string& room, const std::string& user,
   check(call_maybe_released(on_loop_thread(), [&] {
     return chatws_chat_post(server_, room.c_str(), user.c_str(), text.c_str());
   }));
+}
+
+bool NativeServer::resolve_upgrade(uint64_t id, py::handle answer) {
+  UseGuard use(*this);
+  AnswerStore store;
+  std::string why;
+  if (!read_answer(answer.ptr(), &store, &why)) raise_error(CHATWS_EINVAL, why);
+  // Any thread: from another it is queued for the loop and the loop woken.
+  Result r = call_maybe_released(on_loop_thread(), [&] {
+    return chatws_upgrade_resolve(server_, id, &store.answer);
+  });
+  if (r.rc == CHATWS_ENOCONN) return false;  // the no-op: nobody waits for it any more
+  check(r);
+  return true;
 }
 
 void NativeServer::reload_tls(const std::optional<std::string>& cert,

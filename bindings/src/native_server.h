@@ -28,6 +28,9 @@ struct Dispatch {
   py::object drain;    // (owner, id)
   py::object chat;     // (owner, id, room, user, text, time_ms) -> None | False | (user, text)
   py::object log;      // (owner, level, message); None: no log lines
+  // (owner, request dict) -> None (accept) or an answer tuple (see
+  // native_upgrade.h); None: no upgrade hook at all.
+  py::object upgrade;
 };
 
 class NativeServer {
@@ -73,6 +76,16 @@ class NativeServer {
   void reload_tls(const std::optional<std::string>& cert, const std::optional<std::string>& key,
                   const std::optional<std::string>& passphrase);
 
+  // chatws_upgrade_resolve() with an answer tuple (native_upgrade.h), GIL
+  // released. True if applied, False if no such request waits any more (its
+  // client left, it timed out, it was resolved); raises InvalidArgument for
+  // an answer chatws refuses (nothing sent, the request keeps waiting).
+  bool resolve_upgrade(uint64_t id, py::handle answer);
+  // Whether the upgrade callback calls Python (it is installed whenever an
+  // upgrade dispatcher exists; off, it accepts without taking the GIL).
+  void set_upgrade_enabled(bool on) { upgrade_enabled_.store(on); }
+  bool upgrade_enabled() const { return upgrade_enabled_.load(std::memory_order_relaxed); }
+
   // chatws_server_destroy(): closes the remaining connections (their
   // on_close handlers run) and drops the Python references. Idempotent. Not
   // while a loop is running.
@@ -104,6 +117,7 @@ class NativeServer {
   // before freeing the server.
   std::atomic<int> inflight_{0};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> upgrade_enabled_{false};
   std::atomic<std::thread::id> loop_thread_{};
 };
 

@@ -230,6 +230,116 @@ typedef void (*chatws_log_cb)(chatws_server* server, int level, const char* mess
 #define CHATWS_TLS_1_2 12
 #define CHATWS_TLS_1_3 13
 
+/* ------------------------------------------------------------ upgrade hook */
+
+/* A name and a value (headers, query parameters, cookies). NUL-terminated. */
+typedef struct chatws_header {
+  const char* name;
+  const char* value;
+} chatws_header;
+
+/* What the upgrade hook (chatws_options.on_upgrade) sees of a WebSocket
+ * upgrade request that passed the protocol checks (method, version, key,
+ * Origin, path prefix, the chat's room name). Everything is owned by the
+ * library and valid only until the hook returns: copy what a pending
+ * decision needs later. Fields beyond struct_size are absent (a later
+ * library may add fields at the end). A path or query whose percent-encoding
+ * is malformed, or decodes to a NUL byte, is answered 400 before the hook. */
+typedef struct chatws_upgrade_request {
+  size_t struct_size;             /* sizeof(chatws_upgrade_request) of the library */
+  chatws_conn_id id;              /* names the request in chatws_upgrade_resolve(); the
+                                     connection keeps this id once open */
+  const char* method;             /* "GET" */
+  const char* path;               /* percent-decoded, without the query, e.g. "/rooms/a b" */
+  const char* raw_path;           /* as sent, e.g. "/rooms/a%20b" */
+  const char* query;              /* after '?', as sent; "" if none */
+  const chatws_header* query_params; /* decoded ('+' is a space), in order, duplicates kept; a
+                                     parameter without '=' has the value "" */
+  size_t query_param_count;
+  const chatws_header* headers;   /* every request header in order, duplicates kept; values
+                                     trimmed. chatws_upgrade_header() looks one up */
+  size_t header_count;
+  const chatws_header* cookies;   /* of every Cookie header, in order, duplicates kept;
+                                     surrounding double quotes removed */
+  size_t cookie_count;
+  const char* remote_address;     /* "127.0.0.1", "::1" */
+  uint16_t remote_port;
+  const char* const* subprotocols; /* offered by the client (Sec-WebSocket-Protocol), in order */
+  size_t subprotocol_count;
+  const char* subprotocol;        /* the one chatws will choose; "" if none */
+} chatws_upgrade_request;
+
+/* The value of the first header named `name` (ASCII case-insensitive), of
+ * the first query parameter named `name`, of the first cookie named `name`
+ * (both case-sensitive); NULL if none (or a NULL argument). The pointer is
+ * the request's: valid until the hook returns. Inside the hook only. */
+CHATWS_API const char* chatws_upgrade_header(const chatws_upgrade_request* req, const char* name);
+CHATWS_API const char* chatws_upgrade_query_param(const chatws_upgrade_request* req,
+                                                  const char* name);
+CHATWS_API const char* chatws_upgrade_cookie(const chatws_upgrade_request* req, const char* name);
+
+/* Actions of chatws_upgrade_answer. */
+#define CHATWS_UPGRADE_ACCEPT 0   /* send the 101 (with identity, user_data, headers) */
+#define CHATWS_UPGRADE_REJECT 1   /* send status/reason/body/headers and close */
+#define CHATWS_UPGRADE_PENDING 2  /* decide later with chatws_upgrade_resolve() (hook only) */
+
+/* The hook's answer. The library initialises it (action ACCEPT, all else
+ * NULL/0) before calling the hook; for chatws_upgrade_resolve() initialise
+ * with chatws_upgrade_answer_init(). Strings are copied before the call
+ * returns. An answer that breaks a rule below is never sent: from the hook,
+ * the client gets 500 and on_log an error line naming the rule; from
+ * chatws_upgrade_resolve(), CHATWS_EINVAL and the request keeps waiting. */
+typedef struct chatws_upgrade_answer {
+  size_t struct_size;           /* set by chatws_upgrade_answer_init() */
+  int action;                   /* CHATWS_UPGRADE_ACCEPT (0), _REJECT or _PENDING */
+  /* Accept. */
+  const char* identity;         /* the user name bound to the connection for its life
+                                   (chatws_conn_get_info; the chat posts under it): UTF-8,
+                                   1-1024 bytes, no control characters. NULL: none */
+  void* user_data;              /* the connection's user data (chatws_conn_user_data) */
+  /* Reject. */
+  int status;                   /* 400-599 */
+  const char* reason;           /* reason phrase, at most 128 bytes, no control characters;
+                                   NULL or "": the standard one ("Unauthorized") */
+  const char* body;             /* text/plain body, at most 4096 bytes; NULL: empty */
+  /* Accept and reject: extra response headers, e.g. WWW-Authenticate,
+   * Set-Cookie. At most 32; name an HTTP token and not one chatws writes
+   * (Content-Length, Content-Type, Connection, Upgrade, Transfer-Encoding,
+   * Sec-WebSocket-*); value without CR, LF or other controls; name + value
+   * at most 4096 bytes. */
+  const chatws_header* headers;
+  size_t header_count;
+} chatws_upgrade_answer;
+
+/* Zero *answer (action ACCEPT) and set struct_size. Any thread. */
+CHATWS_API void chatws_upgrade_answer_init(chatws_upgrade_answer* answer);
+
+/* The upgrade hook. Runs on the loop thread for every WebSocket upgrade
+ * request after the protocol checks pass and before the 101; fills *answer.
+ * It must not block: a decision that needs I/O (an auth service, a
+ * database) answers CHATWS_UPGRADE_PENDING and calls
+ * chatws_upgrade_resolve(server, req->id, ...) later from any thread. A
+ * pending request never resolved is answered 503 (Retry-After: 1) when
+ * handshake_timeout_ms (counted from the connection's start) passes; with
+ * the timeout disabled (-1) it waits until its client leaves. Bytes the
+ * client sends meanwhile are kept, at most max_request_size (beyond: 400).
+ * The hook may hand req->id to another thread before it returns: a resolve
+ * that comes first is applied as soon as the hook has returned PENDING (and
+ * is moot if the hook answered otherwise). */
+typedef void (*chatws_upgrade_cb)(chatws_server* server, const chatws_upgrade_request* req,
+                                  chatws_upgrade_answer* answer, void* user);
+
+/* Answer the pending upgrade request `request` (a req->id whose hook
+ * answered CHATWS_UPGRADE_PENDING) with an accept or a reject. Any thread;
+ * from the loop thread it applies at once, from another it is queued and
+ * the loop woken. Returns CHATWS_OK; CHATWS_ENOCONN, a no-op, when no such
+ * request waits (its client disconnected, it timed out, the server is
+ * stopping, or it was resolved already); CHATWS_EINVAL (NULL answer, action
+ * PENDING, or a rule of chatws_upgrade_answer broken: chatws_last_error()
+ * names it, nothing is sent and the request keeps waiting). */
+CHATWS_API int chatws_upgrade_resolve(chatws_server* server, chatws_conn_id request,
+                                      const chatws_upgrade_answer* answer);
+
 /* ---------------------------------------------------------------- options */
 
 /* Options for chatws_server_create(). Always initialise with
@@ -392,7 +502,29 @@ typedef struct chatws_options {
                                    "127.0.0.1" if metrics_port is set, else no listener */
   int metrics_port;             /* its TCP port; 0 (default): a free one if metrics_host is
                                    set (see chatws_server_metrics_port()), else no listener */
+
+  /* Added in 0.2.0: access (issue 12). */
+  chatws_upgrade_cb on_upgrade; /* who may connect, as whom (see chatws_upgrade_cb); NULL
+                                   (default): every upgrade that passes the checks */
+  /* Flood control: a token bucket per connection, max_messages_per_second
+   * tokens a second up to message_burst, one per message. */
+  int max_messages_per_second;  /* 0 (default): chat connections 20, raw connections no limit;
+                                   > 0: this for both; -1: no limit for either. Over it, a chat
+                                   message is neither stored nor delivered and the sender gets
+                                   the error "rate limited: ..." (classic {"error": ...}); a raw
+                                   message is handled by rate_limit_policy. Below -1: EINVAL */
+  int message_burst;            /* 0 (default): chat max(40, rate), raw the rate; else >= 1 */
+  int rate_limit_policy;        /* raw connections over the limit: CHATWS_RATE_CLOSE (default,
+                                   close 1008 "rate limited") or CHATWS_RATE_DROP (message
+                                   dropped, on_message not called) */
+  uint32_t max_handshakes_per_second_per_ip; /* WebSocket upgrades per second from one
+                                   address (IPv6 by ipv6_prefix_length), that many at once;
+                                   beyond: HTTP 429 with Retry-After: 1. 0 (default): no limit */
 } chatws_options;
+
+/* Rate-limit policies (chatws_options.rate_limit_policy). */
+#define CHATWS_RATE_CLOSE 0
+#define CHATWS_RATE_DROP 1
 
 /* Fill *opts with defaults and set struct_size. Any thread. */
 CHATWS_API void chatws_options_init(chatws_options* opts);
@@ -623,6 +755,9 @@ typedef struct chatws_conn_info {
   const char* subprotocol;      /* chosen subprotocol, "" if none */
   size_t queued_bytes;          /* output waiting to be written */
   uint64_t dropped_messages;    /* messages dropped for it under CHATWS_SLOW_DROP */
+  /* Added in 0.2.0 (filled only when struct_size covers them). */
+  const char* identity;         /* bound by the upgrade hook; NULL if none */
+  const char* query;            /* the upgrade request's query string, as sent; "" if none */
 } chatws_conn_info;
 
 /* Fill *info for `conn`. Loop thread. Returns CHATWS_OK, CHATWS_ENOCONN,

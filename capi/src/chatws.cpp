@@ -15,6 +15,7 @@
 #include "chat/chat_service.h"
 #include "protocol/frame.h"
 #include "server/server.h"
+#include "upgrade_bridge.h"
 
 using chatws::ConnId;
 using chatws::protocol::Opcode;
@@ -27,6 +28,12 @@ int set_error(int code, std::string msg) {
   g_last_error = std::move(msg);
   return code;
 }
+
+}  // namespace
+
+int chatws::capi::set_error(int code, std::string msg) { return ::set_error(code, std::move(msg)); }
+
+namespace {
 
 // Runs f, turning any escaping exception into an error code.
 template <class F>
@@ -97,14 +104,20 @@ struct chatws_server final : chatws::ServerHandler {
   std::unique_ptr<chatws::chat::ChatService> chat;
   std::unique_ptr<chatws::Server> server;
   std::vector<std::string> strings;  // keeps option strings alive
+  chatws::capi::RawFlood flood;      // raw connections' message rate (issue 12)
 
   void on_open(ConnId id) override {
     if (opts.on_open) opts.on_open(this, id, opts.user);
   }
   void on_message(ConnId id, Opcode op, const char* data, size_t len) override {
+    if (flood.limit.enabled() && !flood.admit(id)) {
+      if (!flood.drop) server->close(id, CHATWS_CLOSE_POLICY, "rate limited");
+      return;
+    }
     if (opts.on_message) opts.on_message(this, id, data, len, op == Opcode::Binary, opts.user);
   }
   void on_close(ConnId id, uint16_t code, std::string_view reason) override {
+    if (flood.limit.enabled()) flood.buckets.erase(id);
     if (opts.on_close) {
       std::string r(reason);
       opts.on_close(this, id, code, r.c_str(), opts.user);
@@ -112,6 +125,10 @@ struct chatws_server final : chatws::ServerHandler {
   }
   void on_drain(ConnId id) override {
     if (opts.on_drain) opts.on_drain(this, id, opts.user);
+  }
+  bool wants_upgrade_requests() const override { return opts.on_upgrade != nullptr; }
+  void on_upgrade_request(const chatws::UpgradeRequest& r, chatws::UpgradeVerdict* v) override {
+    chatws::capi::call_upgrade_hook(this, opts.on_upgrade, opts.user, r, v);
   }
   void on_log(chatws::LogLevel level, std::string_view message) override {
     if (opts.on_log) {
@@ -137,6 +154,8 @@ struct chatws_server final : chatws::ServerHandler {
     return true;
   }
 };
+
+chatws::Server* chatws::capi::engine(chatws_server* s) { return s->server.get(); }
 
 extern "C" {
 
@@ -237,6 +256,16 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       cfg.metrics_host = o.metrics_host ? o.metrics_host : "127.0.0.1";
       cfg.metrics_port = o.metrics_port;
     }
+    if (o.max_messages_per_second < -1 || o.message_burst < 0)
+      return set_error(CHATWS_EINVAL, "max_messages_per_second must be >= -1 and message_burst >= 0");
+    if (o.rate_limit_policy != CHATWS_RATE_CLOSE && o.rate_limit_policy != CHATWS_RATE_DROP)
+      return set_error(CHATWS_EINVAL, "rate_limit_policy must be CHATWS_RATE_CLOSE or CHATWS_RATE_DROP");
+    if (o.max_messages_per_second > 0) {
+      s->flood.limit = {uint32_t(o.max_messages_per_second),
+                        uint32_t(o.message_burst ? o.message_burst : o.max_messages_per_second)};
+    }
+    s->flood.drop = o.rate_limit_policy == CHATWS_RATE_DROP;
+    cfg.max_handshakes_per_second_per_ip = o.max_handshakes_per_second_per_ip;
 
     std::string err;
     int code = CHATWS_EINTERNAL;
@@ -251,6 +280,11 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       if (o.max_text_length) cc.max_text_length = o.max_text_length;
       if (o.max_rooms) cc.max_rooms = o.max_rooms;
       if (o.max_idle_room_bytes) cc.max_idle_room_bytes = o.max_idle_room_bytes;
+      if (o.max_messages_per_second == -1) {
+        cc.rate.per_second = chatws::chat::ChatConfig::kRateOff;
+      } else {
+        cc.rate = {uint32_t(o.max_messages_per_second), uint32_t(o.message_burst)};  // 0: defaults
+      }
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
       if (!s->chat) return set_error(code, err);
       s->router.attach(s->server.get(), s->chat.get());
@@ -401,6 +435,10 @@ int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info
     out->queued_bytes = info->queued_bytes;
   if (out->struct_size >= offsetof(chatws_conn_info, dropped_messages) + sizeof(uint64_t))
     out->dropped_messages = info->dropped;
+  if (out->struct_size >= offsetof(chatws_conn_info, query) + sizeof(const char*)) {
+    out->identity = info->has_identity ? info->identity.c_str() : nullptr;
+    out->query = info->query.c_str();
+  }
   return CHATWS_OK;
 }
 

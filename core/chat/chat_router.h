@@ -52,6 +52,11 @@ class ChatRouter final : public ServerHandler {
   ChatService* chat() const { return chat_; }
 
   int on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) override;
+  // The host's upgrade hook, after the chat's own on_upgrade check passed.
+  bool wants_upgrade_requests() const override { return host_ && host_->wants_upgrade_requests(); }
+  void on_upgrade_request(const UpgradeRequest& r, UpgradeVerdict* v) override {
+    if (host_) host_->on_upgrade_request(r, v);
+  }
   size_t message_limit(std::string_view path, std::string_view subprotocol) override;
   void on_open(ConnId id) override;
   void on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) override;

@@ -48,6 +48,10 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   if (cfg.max_text_length == 0) cfg.max_text_length = defaults.max_text_length;
   if (cfg.max_rooms == 0) cfg.max_rooms = defaults.max_rooms;
   if (cfg.max_idle_room_bytes == 0) cfg.max_idle_room_bytes = defaults.max_idle_room_bytes;
+  if (cfg.rate.per_second == 0) cfg.rate.per_second = defaults.rate.per_second;
+  if (cfg.rate.per_second == ChatConfig::kRateOff) cfg.rate = RateLimit{};
+  if (cfg.rate.enabled() && cfg.rate.burst == 0)
+    cfg.rate.burst = std::max<uint32_t>(defaults.rate.burst, cfg.rate.per_second);
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
   if (!in_memory_path(cfg.history_path)) {
     std::string err;
@@ -300,7 +304,8 @@ void ChatService::on_open(ConnId id) {
   // Both or neither: on_close swap-removes by the index.
   room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
   try {
-    conns_[id] = Conn{room, fmt, room->members.size() - 1};
+    conns_[id] = Conn{room, fmt, room->members.size() - 1, 0, false,
+                      TokenBucket(cfg_.rate, TokenBucket::now_ms())};
   } catch (...) {
     room->members.pop_back();
     unsettled_.push_back(room);  // may be left unused
@@ -310,7 +315,8 @@ void ChatService::on_open(ConnId id) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_));
+                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_,
+                                 server_.identity(id)));
   }
   presence_changed(room, false);
 }
@@ -356,6 +362,11 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
     send_error(id, fmt, "binary messages are not supported");
     return;
   }
+  // Flood control before any parsing: a flooder costs one bucket check.
+  if (cfg_.rate.enabled() && !it->second.bucket.take(cfg_.rate, TokenBucket::now_ms())) {
+    send_error(id, fmt, "rate limited: too many messages, slow down");
+    return;
+  }
   std::string_view user, text;
   std::string err;
   if (!parser_.parse(std::string_view(data, len), fmt, &user, &text, &err)) {
@@ -366,7 +377,18 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
   d.sender = id;
   const std::string room_name = it->second.room->name;  // the moderator may close us
   d.room = room_name;
-  d.user.assign(user);
+  // A connection the upgrade hook bound to an identity posts under it,
+  // whatever the client put in "user" (issue 12): a name cannot be spoofed.
+  if (const std::string* identity = server_.identity(id)) {
+    std::string_view bound = *identity;
+    if (std::string why = validate_fields(&bound, text, limits_); !why.empty()) {
+      send_error(id, fmt, "your identity is not a valid chat user name: " + why);
+      return;
+    }
+    d.user.assign(bound);
+  } else {
+    d.user.assign(user);
+  }
   d.text.assign(text);
   d.time_ms = now_ms();
   if (moderator_) {

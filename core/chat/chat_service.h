@@ -36,6 +36,7 @@
 #include "chat/chat_wire.h"
 #include "chat/history_ring.h"
 #include "chat/history_store.h"
+#include "server/rate_limit.h"
 #include "server/server.h"
 
 namespace chatws::chat {
@@ -61,6 +62,12 @@ struct ChatConfig {
   // member gets it), least recently used dropped beyond it; 0: default.
   // In memory their history is then gone; with a store it is reloaded.
   size_t max_idle_room_bytes = size_t{64} << 20;
+  // Flood control (issue 12): each chat connection may post this many
+  // messages a second, `message_burst` at once; 0: defaults (20/s, burst
+  // 40); per_second kRateOff: no limit. Over it a message is not stored or
+  // delivered and the sender gets the error "rate limited".
+  static constexpr uint32_t kRateOff = UINT32_MAX;
+  RateLimit rate{20, 40};
 };
 
 // A message as the moderator sees it. user/text may be rewritten; the
@@ -160,6 +167,7 @@ class ChatService {
     size_t index;            // position in room->members
     uint64_t dropped_told = 0;  // drops already reported to the client
     bool snapshot_stale = false;  // classic: skipped a snapshot while backlogged
+    TokenBucket bucket{RateLimit{}, 0};  // filled at join (cfg_.rate)
   };
   struct Pending {
     Room* room;

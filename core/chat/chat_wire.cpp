@@ -235,13 +235,18 @@ std::string encode_classic_error(std::string_view reason) {
 }
 
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history, size_t max_bytes) {
+                            const HistoryRing& history, size_t max_bytes,
+                            const std::string* identity) {
   std::string out;
   out.reserve(std::min(estimate(history), max_bytes) + room.size() + 64);
   out.append("{\"type\":\"hello\",\"room\":");
   append_json_string(&out, room);
   out.append(",\"you\":");
   append_json_int(&out, static_cast<long long>(you));
+  if (identity) {
+    out.append(",\"identity\":");
+    append_json_string(&out, *identity);
+  }
   out.append(",\"members\":");
   append_json_int(&out, static_cast<long long>(members));
   out.append(",\"history\":[");

@@ -31,7 +31,7 @@
 //                     reserved for later and answered with an error).
 //   server -> client
 //     on join, to the joiner only:
-//       {"type":"hello","room":"<name>","you":<conn id>,"members":<n>,
+//       {"type":"hello","room":"<name>","you":<conn id>[,"identity":"<name>"],"members":<n>,
 //        "history":[{"id":<int>,"user":"...","text":"...","time":<ms>}, ...]}
 //       history is the room's last N messages, OLDEST FIRST (all of them: it
 //       is sent once per join, and may exceed max_output_buffer, which does
@@ -60,6 +60,11 @@
 //   reconnects can drop the hello entries it already has by id.
 //
 // Both formats
+//   identity a connection whose upgrade the host's hook bound to an identity
+//            (chatws_upgrade_answer.identity) posts under it: its messages
+//            carry the identity as "user", whatever the client sent there
+//            (the field must still be a valid name). Without one, the
+//            client's "user" is used, as always.
 //   time     server time when the message was accepted, ms since the Unix epoch
 //   user     1..max_user_length (default 64) Unicode code points, after
 //            trimming: surrounding Unicode whitespace (White_Space: space,
@@ -156,9 +161,13 @@ std::string encode_classic_snapshot(const HistoryRing& history, size_t max_bytes
 std::string encode_classic_error(std::string_view reason);
 
 // {"type":"hello",...,"history":[...]} oldest first: the newest entries
-// that fit in max_bytes (the whole payload), and always the newest.
+// that fit in max_bytes (the whole payload), and always the newest. With
+// `identity` (bound by the host's upgrade hook) the hello carries
+// "identity":"<name>" after "you": the name every message of this client is
+// posted under.
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
-                            const HistoryRing& history, size_t max_bytes = SIZE_MAX);
+                            const HistoryRing& history, size_t max_bytes = SIZE_MAX,
+                            const std::string* identity = nullptr);
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);

@@ -144,6 +144,7 @@ struct Connection {
   bool is_tls : 1 = false;         // the byte stream is cold()->tls, not the bare socket
   bool busy : 1 = false;           // read or queued output since the last tick (see on_tick)
   bool peer_eof : 1 = false;       // HTTP: the client half-closed; answer what it sent, then close
+  bool upgrade_pending : 1 = false; // Http: the upgrade hook's decision awaited (Impl::pending)
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6

@@ -358,6 +358,9 @@ void Server::Impl::begin_stop() {
       send_close(c, 1001, "server shutting down");
     } else if (tls_handshaking(c)) {
       abort(c, 1006);  // nothing in flight to let finish
+    } else if (c->upgrade_pending) {
+      drop_pending(c);
+      respond_and_close(c, 503, "server is shutting down");
     } else if (c->state == ConnState::Http) {
       // Let a response in flight finish, then close.
       set_state(c, ConnState::Lingering);
@@ -412,6 +415,9 @@ void Server::Impl::run_commands() {
       }
       case Command::Close:
         direct_close(c.id, c.code, c.data);
+        break;
+      case Command::Resolve:
+        apply_resolution(c.id);
         break;
     }
   }
@@ -590,8 +596,11 @@ void Server::Impl::on_tick() {
     switch (c->state) {
       case ConnState::Http:
         // Slow or silent client (slowloris): answer 408 and close; in the
-        // TLS handshake there is no channel to answer on yet.
-        if (tls_handshaking(c)) {
+        // TLS handshake there is no channel to answer on yet. An upgrade
+        // whose decision never came: 503.
+        if (c->upgrade_pending) {
+          pending_timed_out(c);
+        } else if (tls_handshaking(c)) {
           ++ctr.tls_failures;
           count_reject(c, RejectReason::Timeout, 0, "TLS handshake not done in time");
           abort(c, 1006);

@@ -15,6 +15,7 @@
 #include "protocol/frame.h"
 #include "server/shared_frame.h"
 #include "server/stats.h"
+#include "server/upgrade_types.h"
 
 namespace chatws {
 
@@ -62,6 +63,10 @@ struct ServerConfig {
   // IPv6 peers count against max_connections_per_ip by this prefix (1..128).
   unsigned ipv6_prefix_length = 64;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
+  // WebSocket upgrades per second from one address (IPv6: by
+  // ipv6_prefix_length), as a token bucket holding as many; beyond: 429
+  // with Retry-After. 0: no limit.
+  uint32_t max_handshakes_per_second_per_ip = 0;
   int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
   int handshake_timeout_ms = 10000;   // -1: disabled
   int idle_timeout_ms = 60000;
@@ -101,6 +106,15 @@ class ServerHandler {
   // max_message_size (0: none). Checked against each frame header and the
   // running total of the message's fragments; over it, close 1009 before
   // anything is buffered.
+  // The host's upgrade hook (issue 12), after the protocol checks and
+  // on_upgrade passed, before the 101: fill *verdict (it starts as Accept).
+  // Called only when wants_upgrade_requests() is true (the request view is
+  // not built otherwise). A Pending verdict holds the request until
+  // Server::resolve_upgrade names it, or the handshake timeout answers 503.
+  virtual bool wants_upgrade_requests() const { return false; }
+  virtual void on_upgrade_request(const UpgradeRequest& request, UpgradeVerdict* verdict) {
+    (void)request; (void)verdict;
+  }
   virtual size_t message_limit(std::string_view path, std::string_view subprotocol) {
     (void)path; (void)subprotocol;
     return 0;
@@ -132,6 +146,10 @@ struct ConnInfo {
   size_t queued_bytes = 0;
   uint64_t dropped = 0;      // messages dropped under SlowConsumerPolicy::Drop
   void* user_data = nullptr;
+  // Bound by the upgrade hook (has_identity), and the upgrade's query string.
+  bool has_identity = false;
+  std::string identity;
+  std::string query;
 };
 
 class Server {
@@ -206,6 +224,15 @@ class Server {
   int reload_tls(const std::string& cert_file, const std::string& key_file,
                  const std::string& key_passphrase, std::string* error);
 
+  // Any thread. Answers the upgrade request `id` that the hook left
+  // Pending: kOk (applied, or queued for the loop), kEInval (*error says why;
+  // nothing sent, the request still waits), kENoConn (no such pending
+  // request: its client left, it timed out or was already resolved; a no-op).
+  int resolve_upgrade(ConnId id, UpgradeVerdict verdict, std::string* error);
+
+  // The identity the upgrade hook bound (nullptr if none or stale). Cheap:
+  // no ConnInfo is built for a connection without one.
+  const std::string* identity(ConnId id) const;
   // Loop thread only: under a LoopAccess (or in a callback). A connection's
   // info is there from on_open until its on_close returns, on every close
   // path.

@@ -23,6 +23,7 @@
 #include "server/connection_pool.h"
 #include "server/log_limiter.h"
 #include "server/path_table.h"
+#include "server/rate_limit.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -30,11 +31,22 @@ namespace chatws {
 enum class LoopState : uint8_t { Running, Stopping, Stopped };
 
 struct Command {
-  enum Kind : uint8_t { Send, Broadcast, Close } kind;
+  enum Kind : uint8_t { Send, Broadcast, Close, Resolve } kind;
   protocol::Opcode op = protocol::Opcode::Text;
   uint16_t code = 0;
   ConnId id = 0;  // target (Send, Close) or excluded (Broadcast)
   std::string data;
+};
+
+// An upgrade the hook left Pending (upgrade_hook.cpp): the handshake's
+// result to send once resolved, input that came meanwhile, and the answer
+// once a resolve call gave it.
+struct PendingUpgrade {
+  protocol::UpgradeResult upgrade;
+  std::string early;  // bytes after the head that arrived while waiting
+  bool resolved = false;
+  bool in_hook = false;  // the hook is still running (its verdict not known yet)
+  UpgradeVerdict verdict;
 };
 
 struct Server::Impl {
@@ -147,6 +159,17 @@ struct Server::Impl {
   std::vector<Command> cmds_work;  // the batch being run, from cmds_next on (see run_commands)
   size_t cmds_next = 0;
 
+  // Upgrades awaiting the hook's decision, by connection id: resolve calls
+  // come from any thread, hence the lock (taken per pending handshake only).
+  // Handshake buckets by address group (max_handshakes_per_second_per_ip);
+  // cleared when it reaches kMaxHandshakeAddrs entries, so that a spray
+  // of addresses costs bounded memory (their buckets start full again).
+  static constexpr size_t kMaxHandshakeAddrs = 65536;
+  std::unordered_map<std::string, TokenBucket> handshake_buckets;
+  bool handshake_allowed(Connection* c);
+  std::mutex pending_mu;
+  std::unordered_map<ConnId, PendingUpgrade> pending;
+
   std::atomic<bool> stop_requested{false};
   std::atomic<LoopState> state{LoopState::Running};
   int64_t stop_deadline = 0;
@@ -251,6 +274,16 @@ struct Server::Impl {
   void take_turn_later(Connection* c);
   bool handle_request(Connection* c);
   bool handle_upgrade(Connection* c, const protocol::HttpRequest& req);
+  // upgrade_hook.cpp: the host's hook, pending upgrades, completing one.
+  bool run_upgrade_hook(Connection* c, const protocol::HttpRequest& req,
+                        protocol::UpgradeResult& u, UpgradeVerdict* v);
+  bool complete_upgrade(Connection* c, const protocol::HttpRequest& req,
+                        protocol::UpgradeResult& u, UpgradeVerdict* v, std::string_view early);
+  void send_reject(Connection* c, const UpgradeVerdict& v);
+  void apply_resolution(ConnId id);
+  void keep_early_input(Connection* c, const uint8_t* data, size_t n);
+  void drop_pending(Connection* c);  // its entry, if pending
+  void pending_timed_out(Connection* c);
   void respond_and_close(Connection* c, int status, std::string_view message,
                          std::string_view extra_headers = {});
   int enqueue(Connection* c, SharedFrame* f);

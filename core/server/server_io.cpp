@@ -276,7 +276,11 @@ void Server::Impl::take_turn_later(Connection* c) {
 size_t Server::Impl::on_bytes(Connection* c, uint8_t* data, size_t n) {
   switch (c->state) {
     case ConnState::Http:
-      on_http_bytes(c, data, n);
+      if (c->upgrade_pending) {
+        keep_early_input(c, data, n);  // the head stays parsed as it is
+      } else {
+        on_http_bytes(c, data, n);
+      }
       return n;
     case ConnState::Open:
     case ConnState::Closing:
@@ -355,6 +359,7 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, 404, "no WebSocket endpoint at this path");
     return false;
   }
+  if (!handshake_allowed(c)) return false;
   protocol::UpgradeResult u = protocol::evaluate_upgrade(req, upgrade_cfg);
   if (u.status != 101) {
     count_reject(c, u.status == 403 ? RejectReason::Origin : RejectReason::BadRequest, u.status,
@@ -372,55 +377,9 @@ bool Server::Impl::handle_upgrade(Connection* c, const protocol::HttpRequest& re
     respond_and_close(c, st, reason.empty() ? "upgrade refused" : reason);
     return false;
   }
-  // Before any frame (the leftover below included) is parsed.
-  c->ws.set_max_message_size(handler->message_limit(req.path, u.subprotocol));
-  if (ConnInfo* i = c->built_info()) {
-    i->path = req.path;  // built early (not expected)
-  } else if ((c->path_ref = paths.acquire(req.path)) == PathTable::kNone) {
-    c->cold().path.assign(req.path);  // the table is full
-  }
-  if (!u.subprotocol.empty()) {
-    const auto& list = upgrade_cfg.subprotocols;
-    size_t i = size_t(std::find(list.begin(), list.end(), u.subprotocol) - list.begin());
-    if (i < list.size() && i < Connection::kNoSubprotocol) {
-      c->subprotocol = uint8_t(i);
-    } else {
-      conn_info(c)->subprotocol = std::move(u.subprotocol);  // not expected
-    }
-  }
-  std::string leftover(c->http()->leftover());
-  {
-    // The 101 and what on_open queues (e.g. a room's history, which may
-    // exceed the cap) are the joiner's greeting, not a backlog: not capped
-    // while they are queued.
-    opening = c;
-    struct Opening {
-      Connection*& slot;
-      ~Opening() { slot = nullptr; }
-    } reset{opening};
-    // Nothing below may fail between queueing the 101 and the connection
-    // being Open and listed (or it would be answered twice).
-    if (open.size() == open.capacity()) open.reserve(2 * open.size() + 8);
-    FrameRef f(SharedFrame::raw(u.response));
-    enqueue(c, f.get());
-    set_state(c, ConnState::Open);
-    c->deadline_ms = 0;
-    c->opened = true;
-    c->open_index = uint32_t(open.size());
-    open.push_back(c);
-    ws_count.fetch_add(1, std::memory_order_relaxed);
-    ++ctr.handshakes_accepted;
-    handler->on_open(c->id);
-  }
-  // The greeting (with any response before it) is then exempt from the cap
-  // once, by its own size, until it is written: the cap applies to what
-  // comes after it, and a slow-consumer close keeps it (the 101 must
-  // precede the close frame).
-  if (c->state != ConnState::Dead) c->set_greeting(c->out.bytes());
-  c->end_http();
-  if (!leftover.empty() && c->state == ConnState::Open)
-    on_ws_bytes(c, reinterpret_cast<uint8_t*>(leftover.data()), leftover.size());
-  return false;
+  UpgradeVerdict verdict;
+  if (handler->wants_upgrade_requests() && !run_upgrade_hook(c, req, u, &verdict)) return false;
+  return complete_upgrade(c, req, u, &verdict, {});
 }
 
 void Server::Impl::respond_and_close(Connection* c, int status, std::string_view message,
@@ -775,6 +734,7 @@ void Server::Impl::release(Connection* c) noexcept {
       std::erase(turns, c);
     }
   }
+  if (c->upgrade_pending) drop_pending(c);
   poller.remove(c->fd);
   ::close(c->fd);
   if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now

@@ -73,7 +73,7 @@ bool Server::Impl::answer_http(Connection* c, const protocol::HttpRequest& req) 
   enqueue(c, f.get());
   if (!keep) {
     set_state(c, ConnState::Lingering);
-    c->deadline_ms = now_ms + std::max(cfg.close_timeout_ms, 100);
+    c->deadline_ms = linger_deadline();
     c->end_http();
   }
   return true;

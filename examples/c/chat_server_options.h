@@ -33,6 +33,8 @@ enum opt_kind {
   OPT_SLOW,     /* close|drop */
   OPT_TLS_VER,  /* 1.2|1.3 */
   OPT_FLAG,     /* int set to flag_value */
+  OPT_RATE,     /* int messages per second >= 1; "off": -1 (no limit) */
+  OPT_INT,      /* int, 1..INT_MAX */
   OPT_METRICS,  /* the metrics listener's port (0: a free one); turns it on */
   OPT_HELP
 };
@@ -105,6 +107,11 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        &o->close_timeout_ms);
   SPEC("drain-timeout", OPT_SECONDS, "SECONDS", "a graceful stop waits for clients; 'off'", "5",
        &o->drain_timeout_ms);
+  SPEC("max-messages-per-second", OPT_RATE, "N|off",
+       "chat messages per connection per second; more get an error frame", "20",
+       &o->max_messages_per_second);
+  SPEC("message-burst", OPT_INT, "N", "chat messages a connection may send at once", "40",
+       &o->message_burst);
   SPECX("verbose", OPT_FLAG, NULL, "also print the library's debug lines", "off", &a->verbose, 0, 1);
   SPEC("tls-cert", OPT_STRING, "FILE", "PEM certificate chain: https:// and wss:// (SIGHUP reloads)",
        "none (plain)", &o->tls_cert_file);
@@ -191,6 +198,18 @@ static int apply(struct server_args* a, const struct opt_spec* sp, const char* a
       if (parse_ulong(arg, 0, 65535, &v) != 0)
         return bad_value(argv0, sp->name, arg, "an integer 0..65535");
       *(uint16_t*)sp->target = (uint16_t)v;
+      return 0;
+    case OPT_RATE:
+      if (strcmp(arg, "off") == 0) {
+        *(int*)sp->target = -1;
+        return 0;
+      }
+      /* fall through */
+    case OPT_INT:
+      if (parse_ulong(arg, 1, INT_MAX, &v) != 0)
+        return bad_value(argv0, sp->name, arg,
+                         sp->kind == OPT_RATE ? "an integer 1..2147483647 or 'off'" : "an integer 1..2147483647");
+      *(int*)sp->target = (int)v;
       return 0;
     case OPT_METRICS:
       if (parse_ulong(arg, 0, 65535, &v) != 0)

@@ -65,7 +65,11 @@
   function socketUrl(roomName) {
     const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     const path = roomName ? '/rooms/' + encodeURIComponent(roomName) : '/';
-    return scheme + '//' + window.location.host + path;
+    // A server in token mode (--auth-secret) admits ?token=... (or the
+    // chatws_token cookie, which the browser sends by itself): pass it on.
+    const token = params.get('token');
+    const query = token ? '?token=' + encodeURIComponent(token) : '';
+    return scheme + '//' + window.location.host + path + query;
   }
 
   // ------------------------------------------------------------ name storage

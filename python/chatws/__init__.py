@@ -18,6 +18,7 @@ See :class:`Server` (threads), :func:`serve` (asyncio) and ``python -m chatws``
 from __future__ import annotations
 
 from . import _native
+from ._access import Accept, Headers, Reject, UpgradeRequest, UpgradeVerdict
 from ._asyncio import AsyncServer, serve
 from ._connection import ChatMessage, Connection, Message
 from ._errors import (
@@ -75,6 +76,11 @@ __all__ = [
     "Connection",
     "ChatMessage",
     "ChatVerdict",
+    "Accept",
+    "Reject",
+    "UpgradeRequest",
+    "UpgradeVerdict",
+    "Headers",
     "Message",
     "CHAT_SUBPROTOCOLS",
     "bundled_web_dir",

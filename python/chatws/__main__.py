@@ -69,6 +69,16 @@ _prefix_bits.__name__ = "prefix length"
 NO_SUBPROTOCOL_REASON = "no subprotocol: this chat server speaks chatws.v1 or json"
 
 
+def _rate(text: str) -> float:
+    """A rate argument: a positive int, or 'off' for no limit."""
+    if text.lower() in ("off", "none", "inf"):
+        return math.inf
+    return _positive(text)
+
+
+_rate.__name__ = "rate"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; every option's help ends with its default."""
     p = argparse.ArgumentParser(
@@ -99,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rooms", type=_positive, help="chat rooms at once; new ones beyond get 503 (default: 10000)")
     p.add_argument("--max-idle-room-bytes", type=_positive,
                    help="memory for rooms nobody is in, least recently used dropped beyond it (default: 64 MiB)")
+    p.add_argument("--max-messages-per-second", type=_rate,
+                   help="chat messages per connection per second; more get an error frame "
+                   "(default: 20; 'off': no limit)")
+    p.add_argument("--message-burst", type=_positive,
+                   help="chat messages a connection may send at once (default: 40)")
+    p.add_argument("--auth-secret", type=Path, metavar="FILE",
+                   help="admit only upgrades with a token HMAC-SHA256(secret, '<user>.<expiry>') "
+                   "(?token= or the chatws_token cookie) and post as <user>; see 'python -m chatws token' (default: off)")
     p.add_argument("--allowed-origin", action="append", metavar="ORIGIN",
                    help="accept WebSocket handshakes only from this Origin, others get 403; repeatable (default: any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
@@ -128,7 +146,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _token_main(argv: List[str]) -> int:
+    """``python -m chatws token --auth-secret FILE --user NAME --ttl SECONDS``"""
+    from ._token import load_secret, make_token
+
+    p = argparse.ArgumentParser(prog="python -m chatws token",
+                                description="Print a token for a server run with --auth-secret.")
+    p.add_argument("--auth-secret", type=Path, required=True, metavar="FILE")
+    p.add_argument("--user", required=True)
+    p.add_argument("--ttl", type=_positive, default=3600, help="seconds the token is valid (default 3600)")
+    args = p.parse_args(argv)
+    try:
+        print(make_token(load_secret(args.auth_secret), args.user, args.ttl))
+    except (OSError, ValueError) as exc:
+        print(f"chatws token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        return _token_main(argv[1:])
     args = build_parser().parse_args(argv)  # a bad command line exits 2, naming the option
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("chatws")
@@ -164,6 +203,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_text_length=args.max_text_length,
             max_rooms=args.max_rooms,
             max_idle_room_bytes=args.max_idle_room_bytes,
+            max_messages_per_second=args.max_messages_per_second,
+            message_burst=args.message_burst,
             allowed_origins=args.allowed_origin,
             slow_consumer_policy=args.slow_consumer,
             handshake_timeout=args.handshake_timeout,
@@ -183,6 +224,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Error as exc:
         log.error("cannot start the server: %s", exc)
         return 1
+    if args.auth_secret is not None:
+        from ._token import load_secret, token_hook
+
+        try:
+            server.on_upgrade = token_hook(load_secret(args.auth_secret))
+        except (OSError, ValueError) as exc:
+            server.close()
+            log.error("--auth-secret: %s", exc)
+            return 2
 
     @server.on_open
     def tell_plain_clients(conn: Connection) -> None:

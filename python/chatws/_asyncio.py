@@ -162,6 +162,27 @@ class AsyncServer(Server):
 
     # ----------------------------------------------------- async handlers
 
+    def _pending_upgrade(self, request: Any, awaitable: Any) -> Any:
+        # The pending path: the loop goes on, the task resolves the request.
+        loop = self._aloop
+        if loop is None:
+            return super()._pending_upgrade(request, awaitable)
+        from ._access import _PENDING, _resolve
+
+        task = asyncio.ensure_future(awaitable, loop=loop)
+        if self._tasks is None:
+            self._tasks = set()
+        tasks = self._tasks
+        tasks.add(task)
+
+        def done(t: "asyncio.Future[Any]") -> None:
+            tasks.discard(t)
+            if not self._native.closed:
+                _resolve(self, request, t.result)
+
+        task.add_done_callback(done)
+        return (_PENDING, None, 0, "", "", [])
+
     def _spawn(self, result: Any, conn: Optional[Connection], where: str) -> None:
         if not inspect.iscoroutine(result):
             return

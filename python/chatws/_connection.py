@@ -43,6 +43,8 @@ class Connection:
         remote_address: Tuple[str, int],
         path: str,
         subprotocol: str,
+        identity: Optional[str] = None,
+        query_string: str = "",
     ) -> None:
         self._native = native
         self._server_ref = weakref.ref(server)
@@ -50,6 +52,11 @@ class Connection:
         self.remote_address: Tuple[str, int] = remote_address
         self.path: str = path
         self.subprotocol: str = subprotocol
+        #: The user name the upgrade hook bound (chatws.Accept(identity=...)),
+        #: None if none: fixed for the connection's life.
+        self.identity: Optional[str] = identity
+        #: The upgrade request's query string, as sent ("" if none).
+        self.query_string: str = query_string
         self.closed: bool = False
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None

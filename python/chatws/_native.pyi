@@ -30,6 +30,9 @@ class _Codes(ModuleType):
     SLOW_DROP: int
     TLS_1_2: int
     TLS_1_3: int
+    UPGRADE_ACCEPT: int
+    UPGRADE_REJECT: int
+    UPGRADE_PENDING: int
 
 codes: _Codes
 
@@ -40,12 +43,13 @@ class Server:
         self,
         options: Dict[str, Any],
         owner_ref: Callable[[], Optional[object]],
-        on_open: Callable[[Any, int, str, int, str, str], object],
+        on_open: Callable[[Any, int, str, int, str, str, Optional[str], str], object],
         on_message: Callable[[Any, int, Union[str, bytes]], object],
         on_close: Callable[[Any, int, int, str], object],
         on_drain: Callable[[Any, int], object],
         on_chat: Callable[[Any, int, str, str, str, int], object],
         on_log: Optional[Callable[[Any, int, str], object]] = ...,
+        on_upgrade: Optional[Callable[[Any, Dict[str, Any]], object]] = ...,
     ) -> None: ...
     @property
     def port(self) -> int: ...
@@ -68,4 +72,6 @@ class Server:
     def chat_post(self, room: str, user: str, text: str) -> None: ...
     def reload_tls(self, cert_file: Optional[str], key_file: Optional[str],
                    key_passphrase: Optional[str]) -> None: ...
+    def resolve_upgrade(self, request_id: int, answer: object) -> bool: ...
+    def set_upgrade_enabled(self, on: bool) -> None: ...
     def close(self) -> None: ...

@@ -98,6 +98,10 @@ def build_options(
     tls_session_tickets: bool = True,
     metrics_host: Optional[str] = None,
     metrics_port: Optional[int] = None,
+    max_messages_per_second: Optional[float] = None,
+    message_burst: Optional[int] = None,
+    rate_limit_policy: str = "close",
+    max_handshakes_per_second_per_ip: Optional[int] = None,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -114,6 +118,18 @@ def build_options(
     ):
         raise InvalidArgument(f"metrics_port must be an int in 0..65535, not {metrics_port!r}")
     metrics_on = metrics_host is not None or metrics_port is not None
+    if rate_limit_policy not in _SLOW_POLICIES:
+        raise InvalidArgument(f"rate_limit_policy must be 'close' or 'drop', not {rate_limit_policy!r}")
+    if max_messages_per_second is None:
+        rate = None  # chat 20/s, raw connections unlimited
+    elif max_messages_per_second == float("inf"):
+        rate = -1  # no limit
+    elif isinstance(max_messages_per_second, int) and not isinstance(max_messages_per_second, bool) \
+            and 1 <= max_messages_per_second <= 2**31 - 1:
+        rate = max_messages_per_second
+    else:
+        raise InvalidArgument("max_messages_per_second must be an int >= 1, None (default) or "
+                              f"math.inf (no limit), not {max_messages_per_second!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -156,4 +172,9 @@ def build_options(
         # Off unless asked; 0 (or a host alone): a free port.
         "metrics_host": (metrics_host or "127.0.0.1") if metrics_on else None,
         "metrics_port": metrics_port if metrics_port else None,
+        "max_messages_per_second": rate,
+        "message_burst": _limit("message_burst", message_burst, 2**31 - 1),
+        "rate_limit_policy": _SLOW_POLICIES[rate_limit_policy],
+        "max_handshakes_per_second_per_ip": _limit(
+            "max_handshakes_per_second_per_ip", max_handshakes_per_second_per_ip, u32_max),
     }

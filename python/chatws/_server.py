@@ -28,6 +28,7 @@ from typing import (
 from . import _native
 from ._connection import ChatMessage, Connection, Message
 from ._errors import InvalidState, ServerStopped
+from ._access import UpgradeRequest, UpgradeVerdict, _dispatch_upgrade, _FAILED
 from ._handlers import HandlerSlot, bind_overrides
 from ._options import build_options
 from ._stats import ServerStats
@@ -41,6 +42,8 @@ __all__ = [
     "ErrorHandler",
     "ChatHandler",
     "ChatVerdict",
+    "UpgradeHandler",
+    "UpgradeVerdict",
 ]
 
 logger = logging.getLogger("chatws")
@@ -55,6 +58,18 @@ ErrorHandler = Callable[[BaseException, Optional[Connection]], Any]
 #: (accept rewritten).
 ChatVerdict = Union[None, bool, str, ChatMessage, Tuple[str, str]]
 ChatHandler = Callable[[Optional[Connection], ChatMessage], ChatVerdict]
+UpgradeHandler = Callable[[UpgradeRequest], Any]
+
+
+class _UpgradeSlot(HandlerSlot[UpgradeHandler]):
+    """on_upgrade also tells the native layer whether to call Python at all
+    (no hook: upgrades are accepted without taking the GIL)."""
+
+    def __set__(self, obj: Any, handler: Optional[UpgradeHandler]) -> None:
+        super().__set__(obj, handler)
+        native = obj.__dict__.get("_native")
+        if native is not None and not native.closed:
+            native.set_upgrade_enabled(handler is not None)
 
 # The loop waits at most this long between checks for Python signals, so
 # Ctrl-C interrupts serve_forever() within about this time.
@@ -120,6 +135,9 @@ class Server:
       "chatws" logger); the server and the other connections carry on.
     - ``on_chat(conn, msg)``: chat mode moderation; see :class:`ChatMessage`
       and ``ChatVerdict``. An exception rejects the message.
+    - ``on_upgrade(request)``: who may connect, as whom; see
+      :class:`chatws.UpgradeRequest`, :class:`chatws.Accept`,
+      :class:`chatws.Reject`. An exception rejects with 500.
 
     A handler may return a coroutine only in asyncio mode (chatws.serve()),
     where it runs as a task.
@@ -138,7 +156,14 @@ class Server:
     idle_timeout 60, close_timeout 5, drain_timeout 5, history_size 50,
     max_rooms 10000, max_idle_room_bytes 64 MiB (see chatws.h). A new chat
     room beyond max_rooms is refused (HTTP 503 at the upgrade;
-    :meth:`post_chat` raises ``QueueFull``).
+    :meth:`post_chat` raises ``QueueFull``). Flood control:
+    ``max_messages_per_second`` per connection (default: 20 for chat
+    connections with ``message_burst`` 40, none for raw ones; ``math.inf``:
+    none): a chat message over it is refused with an error frame "rate
+    limited"; a raw connection is closed with 1008, or with
+    ``rate_limit_policy="drop"`` its excess messages are dropped.
+    ``max_handshakes_per_second_per_ip`` (default: none): upgrades beyond it
+    from one address get 429 with Retry-After.
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -147,6 +172,7 @@ class Server:
     on_drain = HandlerSlot[DrainHandler]("on_drain(conn): the output queue was written out.")
     on_error = HandlerSlot[ErrorHandler]("on_error(exc, conn): a handler raised exc.")
     on_chat = HandlerSlot[ChatHandler]("on_chat(conn, msg) -> verdict: chat moderation hook.")
+    on_upgrade = _UpgradeSlot("on_upgrade(request) -> verdict: who may connect, as whom.")
 
     _h_open: Optional[OpenHandler] = None
     _h_message: Optional[MessageHandler] = None
@@ -154,6 +180,7 @@ class Server:
     _h_drain: Optional[DrainHandler] = None
     _h_error: Optional[ErrorHandler] = None
     _h_chat: Optional[ChatHandler] = None
+    _h_upgrade: Optional[UpgradeHandler] = None
 
     def __init__(
         self,
@@ -194,12 +221,17 @@ class Server:
         tls_session_tickets: bool = True,
         metrics_host: Optional[str] = None,
         metrics_port: Optional[int] = None,
+        max_messages_per_second: Optional[float] = None,
+        message_burst: Optional[int] = None,
+        rate_limit_policy: str = "close",
+        max_handshakes_per_second_per_ip: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
         on_drain: Optional[DrainHandler] = None,
         on_error: Optional[ErrorHandler] = None,
         on_chat: Optional[ChatHandler] = None,
+        on_upgrade: Optional[UpgradeHandler] = None,
     ) -> None:
         for name, handler in (
             ("on_open", on_open),
@@ -208,6 +240,7 @@ class Server:
             ("on_drain", on_drain),
             ("on_error", on_error),
             ("on_chat", on_chat),
+            ("on_upgrade", on_upgrade),
         ):
             if handler is not None:
                 setattr(self, name, handler)
@@ -250,6 +283,10 @@ class Server:
             tls_session_tickets=tls_session_tickets,
             metrics_host=metrics_host,
             metrics_port=metrics_port,
+            max_messages_per_second=max_messages_per_second,
+            message_burst=message_burst,
+            rate_limit_policy=rate_limit_policy,
+            max_handshakes_per_second_per_ip=max_handshakes_per_second_per_ip,
         )
         self._host = host
         self._tls = tls_cert is not None
@@ -278,7 +315,9 @@ class Server:
             _dispatch_drain,
             _dispatch_chat,
             _dispatch_log,
+            _dispatch_upgrade,
         )
+        self._native.set_upgrade_enabled(self._h_upgrade is not None)
         self._port = self._native.port
         self._runner = _Runner(self._native, self._stop_wait_s)
         self._finalizer = weakref.finalize(self, self._runner.shutdown)
@@ -530,6 +569,19 @@ class Server:
         except Exception:
             logger.exception("chatws: the on_error handler raised")
 
+    def _pending_upgrade(self, request: UpgradeRequest, awaitable: Any) -> Any:
+        """on_upgrade returned an awaitable: asyncio mode awaits it (see
+        AsyncServer); here it is an error (a 500)."""
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        self._report(
+            TypeError("on_upgrade returned an awaitable: async hooks need asyncio mode "
+                      "(chatws.serve()); return a concurrent.futures.Future instead"),
+            None,
+            "on_upgrade",
+        )
+        return _FAILED
+
     def _spawn(self, result: Any, conn: Optional[Connection], where: str) -> None:
         """A handler returned something; a coroutine needs asyncio mode."""
         if inspect.iscoroutine(result):
@@ -549,8 +601,9 @@ class Server:
 
 
 def _dispatch_open(server: Server, conn_id: int, address: str, port: int, path: str,
-                   subprotocol: str) -> None:
-    conn = Connection(server._native, server, conn_id, (address, port), path, subprotocol)
+                   subprotocol: str, identity: Optional[str] = None, query: str = "") -> None:
+    conn = Connection(server._native, server, conn_id, (address, port), path, subprotocol,
+                      identity, query)
     server._conns[conn_id] = conn
     handler = server._h_open
     if handler is None:

@@ -50,7 +50,14 @@ class ChatHarness {
     sc.subprotocols = {"chatws.v1", "json"};
     server_ = Server::create(sc, &router_, &error_, &code_);
     if (!server_) return false;
-    chat_ = chat::ChatService::create(*server_, cfg, &error_, &code_);
+    // These tests flood on purpose (fairness, bounds, ordering): the chat's
+    // default message rate limit would answer them "rate limited". Unless a
+    // test sets its own, it is off here; test_c_flood.c tests the limit.
+    chat::ChatConfig c = cfg;
+    const chat::ChatConfig defaults;
+    if (c.rate.per_second == defaults.rate.per_second && c.rate.burst == defaults.rate.burst)
+      c.rate.per_second = chat::ChatConfig::kRateOff;
+    chat_ = chat::ChatService::create(*server_, c, &error_, &code_);
     if (!chat_) {
       server_.reset();
       return false;

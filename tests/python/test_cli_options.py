@@ -31,7 +31,8 @@ CHAT_SERVER = BUILD / "examples" / "chat_server"
 PY_CLI = [sys.executable, "-m", "chatws"]
 
 # Options one of the two has for a reason of its own.
-PY_ONLY = {"--log-level", "--version"}  # chat_server: --verbose; its version is in its first line
+PY_ONLY = {"--log-level", "--version",  # chat_server: --verbose; its version is in its first line
+           "--auth-secret"}  # token mode: Python only so far (the C example has no HMAC yet)
 C_ONLY = {"--verbose"}
 
 
