@@ -345,7 +345,7 @@ def test_slow_consumer_policy(cli: str, policy: str, server_of) -> None:
     # than the kernel's socket buffers hold), with a 64 KiB output buffer:
     # "close" ends its connection, "drop" keeps it open (messages dropped).
     srv = server_of(cli, "--slow-consumer", policy, "--max-output-buffer", "65536",
-                    "--close-timeout", "0.5")
+                    "--close-timeout", "0.5", "--max-messages-per-second", "off")  # floods on purpose
     slow, head = raw_upgrade(srv.port, path="/rooms/slow")
     assert " 101 " in head.split("\r\n")[0]
     poster = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/rooms/slow", timeout=WAIT,
