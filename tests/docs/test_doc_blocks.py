@@ -45,7 +45,8 @@ def scenario(name: str) -> List[Block]:
 
 def test_every_block_is_annotated_and_handled() -> None:
     handled = {"entry", "terminal", "c-system", "c-private", "c-fragment", "consumer", "layout",
-               "ci-build", "python-pip", "python", "python-cli", "python-tls", "python-dev"}
+               "ci-build", "python-pip", "python", "python-cli", "python-tls", "python-dev",
+               "c-toplevel", "prometheus-config", "python-fragment"}
     bare = [b.where for b in BLOCKS if not b.scenario]
     assert not bare, f"code blocks without a <!-- doc-test: ... --> line: {bare}"
     unknown = [(b.where, b.scenario) for b in BLOCKS if b.scenario not in handled]
@@ -340,6 +341,41 @@ def test_c_fragment_compiles(tmp_path: Path) -> None:
                        "  chatws_options_init(&opts);\n  {\n" + b.code + "  }\n  (void)opts;\n}\n")
         run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
              f"-I{REPO / 'capi' / 'include'}", str(src)], tmp_path, base_env(), WAIT)
+
+
+def test_c_toplevel_compiles(tmp_path: Path) -> None:
+    """Definitions at file scope (a hook); the host's own helpers they call are declared."""
+    for b in scenario("c-toplevel"):
+        src = tmp_path / "toplevel.c"
+        src.write_text("#include <chatws.h>\n#include <stddef.h>\n"
+                       "const char* lookup_user(const char* token);\n" + b.code +
+                       "\nchatws_upgrade_cb the_hook(void);\n"
+                       "chatws_upgrade_cb the_hook(void) { return on_upgrade; }\n")
+        run(["cc", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-fsyntax-only",
+             f"-I{REPO / 'capi' / 'include'}", str(src)], tmp_path, base_env(), WAIT)
+
+
+def test_prometheus_config_is_valid(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: scripts/bootstrap.sh installs the prometheus package")
+    for b in scenario("prometheus-config"):
+        conf = tmp_path / "prometheus.yml"
+        conf.write_text(b.code)
+        run([promtool, "check", "config", str(conf)], tmp_path, base_env(), WAIT)
+
+
+def test_python_fragments_compile(tmp_path: Path) -> None:
+    """Snippets that need the host's context (its users, a running server): valid Python
+    whose chatws names exist."""
+    import ast
+    import chatws
+    for b in scenario("python-fragment"):
+        tree = ast.parse(b.code, filename=b.where)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "chatws":
+                assert hasattr(chatws, node.attr), f"{b.where}: chatws.{node.attr} does not exist"
 
 
 def test_layout_names_exist() -> None:
