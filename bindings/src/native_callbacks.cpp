@@ -6,6 +6,18 @@
 
 namespace chatws_py {
 
+bool utf8_of(PyObject* s, std::string* buf) {
+  if (!PyUnicode_Check(s)) return false;
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(s, &n);
+  if (!p) {
+    PyErr_Clear();
+    return false;
+  }
+  buf->assign(p, static_cast<size_t>(n));
+  return true;
+}
+
 namespace {
 
 // The callbacks run on the loop thread, which released the GIL around the
@@ -110,19 +122,6 @@ void on_drain(chatws_server*, chatws_conn_id id, void* user) {
   if (!owner) return;
   Ref cid(PyLong_FromUnsignedLongLong(id));
   Ref r(call(self, self->dispatch().drain, {owner.get(), cid.get()}));
-}
-
-// Reads one str of a (user, text) rewrite into buf.
-bool utf8_of(PyObject* s, std::string* buf) {
-  if (!PyUnicode_Check(s)) return false;
-  Py_ssize_t n = 0;
-  const char* p = PyUnicode_AsUTF8AndSize(s, &n);
-  if (!p) {
-    PyErr_Clear();
-    return false;
-  }
-  buf->assign(p, static_cast<size_t>(n));
-  return true;
 }
 
 int on_chat(chatws_server*, chatws_conn_id id, chatws_chat_message* msg, void* user) {

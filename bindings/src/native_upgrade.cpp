@@ -24,18 +24,6 @@ py::list pairs(const chatws_header* list, size_t n) {
   return out;
 }
 
-bool utf8(PyObject* s, std::string* out) {
-  if (!PyUnicode_Check(s)) return false;
-  Py_ssize_t n = 0;
-  const char* p = PyUnicode_AsUTF8AndSize(s, &n);
-  if (!p) {
-    PyErr_Clear();
-    return false;
-  }
-  out->assign(p, static_cast<size_t>(n));
-  return true;
-}
-
 }  // namespace
 
 bool read_answer(PyObject* obj, AnswerStore* out, std::string* why) {
@@ -55,13 +43,13 @@ bool read_answer(PyObject* obj, AnswerStore* out, std::string* why) {
   }
   PyObject* identity = PyTuple_GET_ITEM(obj, 1);
   if (identity != Py_None) {
-    if (!utf8(identity, &out->identity)) {
+    if (!utf8_of(identity, &out->identity)) {
       *why = "identity must be a str (valid UTF-8) or None";
       return false;
     }
     a.identity = out->identity.c_str();
   }
-  if (!utf8(PyTuple_GET_ITEM(obj, 3), &out->reason) || !utf8(PyTuple_GET_ITEM(obj, 4), &out->body)) {
+  if (!utf8_of(PyTuple_GET_ITEM(obj, 3), &out->reason) || !utf8_of(PyTuple_GET_ITEM(obj, 4), &out->body)) {
     *why = "reason and body must be str";
     return false;
   }
@@ -74,7 +62,7 @@ bool read_answer(PyObject* obj, AnswerStore* out, std::string* why) {
   for (py::handle h : hs) {
     py::tuple t = py::reinterpret_borrow<py::tuple>(h);
     std::string name, value;
-    if (t.size() != 2 || !utf8(t[0].ptr(), &name) || !utf8(t[1].ptr(), &value)) {
+    if (t.size() != 2 || !utf8_of(t[0].ptr(), &name) || !utf8_of(t[1].ptr(), &value)) {
       *why = "headers must be (name, value) pairs of str";
       return false;
     }

@@ -103,6 +103,21 @@ std::string describe(const std::vector<uint64_t>& c) {
   return "allocations per window: [" + s + "]";
 }
 
+// 4 echo clients, rounds of 16 messages in flight each.
+std::function<bool()> echo_rounds(std::vector<std::unique_ptr<WsClient>>& cs, const std::string& payload) {
+  return [&cs, &payload] {
+    for (auto& c : cs)
+      for (int k = 0; k < 16; ++k)
+        if (!c->send_text(payload)) return false;
+    for (auto& c : cs)
+      for (int k = 0; k < 16; ++k) {
+        auto f = c->read_message();
+        if (!f || f->payload != payload) return false;
+      }
+    return true;
+  };
+}
+
 TEST(HotPathAllocations, EchoAllocatesNothingInSteadyState) {
   CountingHandler h;
   ServerThread st(ServerConfig{}, &h);
@@ -114,18 +129,7 @@ TEST(HotPathAllocations, EchoAllocatesNothingInSteadyState) {
     ASSERT_EQ(cs.back()->handshake(), 101);
   }
   const std::string payload(32, 'e');
-  // 4 clients, rounds of 16 messages in flight each.
-  auto round = [&] {
-    for (auto& c : cs)
-      for (int k = 0; k < 16; ++k)
-        if (!c->send_text(payload)) return false;
-    for (auto& c : cs)
-      for (int k = 0; k < 16; ++k) {
-        auto f = c->read_message();
-        if (!f || f->payload != payload) return false;
-      }
-    return true;
-  };
+  const auto round = echo_rounds(cs, payload);
   const auto counts = windows_until_quiet(h, round, 2000, 2000);
   ASSERT_FALSE(counts.empty()) << "a client failed";
   EXPECT_TRUE(quiet(counts)) << "heap allocations on the loop thread in echo windows of 2000 messages: "
@@ -153,17 +157,7 @@ TEST(HotPathAllocations, EchoWithMetricsOnAllocatesNothingInSteadyState) {
     ASSERT_EQ(cs.back()->handshake(), 101);
   }
   const std::string payload(32, 'e');
-  auto round = [&] {
-    for (auto& c : cs)
-      for (int k = 0; k < 16; ++k)
-        if (!c->send_text(payload)) return false;
-    for (auto& c : cs)
-      for (int k = 0; k < 16; ++k) {
-        auto f = c->read_message();
-        if (!f || f->payload != payload) return false;
-      }
-    return true;
-  };
+  const auto round = echo_rounds(cs, payload);
   const auto counts = windows_until_quiet(h, round, 2000, 2000);
   done = true;
   reader.join();
