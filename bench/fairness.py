@@ -53,13 +53,15 @@ def server_command(name: str, port: int, build: Path) -> list[str]:
 
 
 def loadgen(build: Path, port: int, room: str, connections: int, window: int, duration: float,
-            warmup: float, pid: int | None) -> subprocess.Popen:
+            warmup: float, pid: int | None, nice: int = 0) -> subprocess.Popen:
     cmd = [str(build / "bench" / "chatws-loadgen"), "--port", str(port), "--mode", "broadcast", "--chat",
            "--path", f"/rooms/{room}", "--connections", str(connections), "--publishers", str(connections),
            "--window", str(window), "--size", "32", "--duration", str(duration), "--warmup", str(warmup),
            "--json", "--label", room]
     if pid:
         cmd += ["--server-pid", str(pid)]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
     return subprocess.Popen(pinned(LOADGEN_CPU, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -83,7 +85,7 @@ def measure(name: str, args: argparse.Namespace, build: Path) -> dict:
         probe = loadgen(build, port, "probe", args.probe_connections, 1, args.duration, 1, server.pid)
         out["alone"] = result(probe, args.duration + 60)
         # The flooder starts first and outlasts the probe's measured interval.
-        flood = loadgen(build, port, "flood", 1, args.flood_window, args.duration + 3, 0, None)
+        flood = loadgen(build, port, "flood", 1, args.flood_window, args.duration + 3, 0, None, args.flood_nice)
         time.sleep(1.0)  # the flood is running before the probe starts (a bench, not a test)
         probe = loadgen(build, port, "probe", args.probe_connections, 1, args.duration, 1, server.pid)
         out["flooded"] = result(probe, args.duration + 60)
@@ -117,6 +119,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="measured seconds of each probe run")
     ap.add_argument("--probe-connections", type=int, default=10, help="probe clients, one message in flight each")
     ap.add_argument("--flood-window", type=int, default=5000, help="the flooder's messages in flight")
+    ap.add_argument("--flood-nice", type=int, default=0,
+                    help="nice value of the flooder's client, which shares a CPU with the probe's (19: the "
+                         "probe's client comes first there, as if the flooder had a machine of its own)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     for exe in (args.build / "bench" / "chatws-loadgen", args.build / "examples" / "chat_server"):

@@ -285,6 +285,8 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       } else {
         cc.rate = {uint32_t(o.max_messages_per_second), uint32_t(o.message_burst)};  // 0: defaults
       }
+      // The chat's lines go to the host's on_log like the engine's (s outlives the chat).
+      cc.log = [h = s.get()](chatws::LogLevel level, std::string_view line) { h->on_log(level, line); };
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
       if (!s->chat) return set_error(code, err);
       s->router.attach(s->server.get(), s->chat.get());

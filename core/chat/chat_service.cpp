@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <exception>
 #include <utility>
 
@@ -67,6 +66,14 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   return s;
 }
 
+void ChatService::log(LogLevel level, const std::string& line) const noexcept {
+  try {
+    if (cfg_.log) cfg_.log(level, "chat: " + line);
+  } catch (...) {
+    // A log line is never worth an exception out of the chat.
+  }
+}
+
 ChatService::~ChatService() {
   // The server may be gone: store what was accepted, send nothing.
   if (store_ && !pending_.empty()) {
@@ -78,8 +85,7 @@ ChatService::~ChatService() {
     commit_duration_.observe(monotonic_ns() - t0);
     if (!written) {
       ++commit_failures_;
-      std::fprintf(stderr, "chatws: chat: %zu message(s) lost at shutdown: history store: %s\n",
-                   rows.size(), err.c_str());
+      log(LogLevel::Error, std::to_string(rows.size()) + " message(s) lost at shutdown: history store: " + err);
     }
   }
 }
@@ -296,8 +302,7 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   if (!room) {
-    std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", rp.room.c_str(),
-                 err.c_str());
+    log(LogLevel::Error, "cannot load room '" + rp.room + "': history store: " + err);
     server_.close(id, 1011, kStorageUnavailable);
     return;
   }
@@ -397,10 +402,10 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
     try {
       accept = moderator_(d, &reason);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "chatws: chat: moderator threw: %s\n", e.what());
+      log(LogLevel::Error, std::string("moderator threw: ") + e.what());
       reason = "moderation failed";
     } catch (...) {
-      std::fprintf(stderr, "chatws: chat: moderator threw\n");
+      log(LogLevel::Error, "moderator threw");
       reason = "moderation failed";
     }
     if (!accept) {
@@ -421,8 +426,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
   Room* room = get_room(room_name, &err, &code);
   if (!room) {
     if (code == kEStorage) {
-      std::fprintf(stderr, "chatws: chat: cannot load room '%s': history store: %s\n", room_name.c_str(),
-                   err.c_str());
+      log(LogLevel::Error, "cannot load room '" + room_name + "': history store: " + err);
     }
     send_error(id, fmt, code == kEFull ? kTooManyRooms : kStorageUnavailable);
     return;
@@ -438,8 +442,7 @@ int ChatService::post(std::string_view room_name, std::string_view user, std::st
   Room* room = get_room(room_name, &err, &code);
   if (!room) {
     if (code == kEStorage) {
-      std::fprintf(stderr, "chatws: chat: cannot load room '%.*s': history store: %s\n",
-                   static_cast<int>(room_name.size()), room_name.data(), err.c_str());
+      log(LogLevel::Error, "cannot load room '" + std::string(room_name) + "': history store: " + err);
     }
     return code;
   }
@@ -501,8 +504,8 @@ int ChatService::commit() {
     commit_duration_.observe(monotonic_ns() - t0);
     if (!written) {
       ++commit_failures_;
-      std::fprintf(stderr, "chatws: chat: %zu message(s) not stored, not delivered: history store: %s\n",
-                   batch.size(), err.c_str());
+      log(LogLevel::Error,
+          std::to_string(batch.size()) + " message(s) not stored, not delivered: history store: " + err);
       taken = true;
       store_failing_ = true;
       for (const Pending& p : batch) {
@@ -520,7 +523,7 @@ int ChatService::commit() {
     }
     taken = true;
     if (store_failing_) {
-      std::fprintf(stderr, "chatws: chat: history store writable again\n");
+      log(LogLevel::Warning, "history store writable again");
       store_failing_ = false;
     }
     for (const Pending& p : batch) {
@@ -576,6 +579,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
   unsettled_.reserve(unsettled_.size() + batch.size());  // the guard's room
   size_t done = 0;
   struct Rest {
+    const ChatService& self;
     std::vector<Pending>& batch;
     std::vector<Room*>& unsettled;
     size_t& done;
@@ -589,11 +593,11 @@ void ChatService::deliver(std::vector<Pending>& batch) {
           p.room->history.make_room();
           p.room->history.push(std::move(p.msg));
         } catch (...) {
-          std::fprintf(stderr, "chatws: chat: out of memory: a message was not kept in the history\n");
+          self.log(LogLevel::Error, "out of memory: a message was not kept in the history");
         }
       }
     }
-  } rest{batch, unsettled_, done};
+  } rest{*this, batch, unsettled_, done};
   std::unordered_map<Room*, std::vector<Member>> receivers;
   while (done < batch.size()) {
     Pending& p = batch[done];

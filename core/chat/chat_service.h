@@ -68,6 +68,11 @@ struct ChatConfig {
   // delivered and the sender gets the error "rate limited".
   static constexpr uint32_t kRateOff = UINT32_MAX;
   RateLimit rate{20, 40};
+  // Where the service's log lines go (a store failure, a moderator that
+  // threw): the host's log, never stderr of its own. Unset: nowhere. Called
+  // on the loop thread, and from the destructor (so it must not need the
+  // Server, which may be gone by then).
+  std::function<void(LogLevel, std::string_view)> log;
 };
 
 // A message as the moderator sees it. user/text may be rewritten; the
@@ -194,6 +199,7 @@ class ChatService {
   void announce_presence();
 
   Server& server_;
+  void log(LogLevel level, const std::string& line) const noexcept;
   ChatConfig cfg_;
   // A classic snapshot carries the newest history that fits in a quarter
   // of the output cap, so one always fits next to a backlog of half the cap.

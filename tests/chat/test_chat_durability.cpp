@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -159,12 +160,30 @@ class WalFull {
   bool ok_ = false;
 };
 
+// The chat's log lines as its log sink (the host's on_log) got them.
+struct LogLines {
+  std::mutex mu;
+  std::vector<std::pair<LogLevel, std::string>> lines;
+  bool has(LogLevel level, const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [l, text] : lines)
+      if (l == level && text.find(part) != std::string::npos) return true;
+    return false;
+  }
+};
+
 TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
   TempDir dir;
   const std::string db = dir.file("chat.db");
+  LogLines log;
   {
     ChatHarness h;
-    ASSERT_TRUE(h.start(file_config(db))) << h.error();
+    chat::ChatConfig cfg = file_config(db);
+    cfg.log = [&log](LogLevel level, std::string_view line) {
+      std::lock_guard<std::mutex> lock(log.mu);
+      log.lines.emplace_back(level, std::string(line));
+    };
+    ASSERT_TRUE(h.start(cfg)) << h.error();
     WsClient a, b, v;
     ASSERT_EQ(join(a, h.port(), "/rooms/f"), R"({"msg":[]})");
     ASSERT_EQ(join(b, h.port(), "/rooms/f"), R"({"msg":[]})");
@@ -189,6 +208,8 @@ TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
       EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("f", "bot", "lost post"); }), kEStorage);
       EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("empty-room", "bot", "lost post"); }),
                 kEStorage);
+      // Said in the host's log (never on stderr of the library's own).
+      EXPECT_TRUE(log.has(LogLevel::Error, "chat: 1 message(s) not stored, not delivered: history store: "));
     }
     // The store works again: the next message goes through, and nothing of
     // the failed ones was ever delivered (b's next frame is this one).
@@ -200,6 +221,7 @@ TEST(ChatDurability, CommitFailureIsReportedNotDeliveredThenRecovers) {
     EXPECT_EQ(f.msg.text, "ok2");
     EXPECT_EQ(f.msg.id, 2);  // the failed ones' ids were given back
     EXPECT_FALSE(h.on_loop([](chat::ChatService& c) { return c.storage_failing(); }));
+    EXPECT_TRUE(log.has(LogLevel::Warning, "chat: history store writable again"));
     EXPECT_EQ(h.on_loop([](chat::ChatService& c) { return c.post("empty-room", "bot", "kept"); }), kOk);
   }
   ChatHarness h;
