@@ -66,14 +66,6 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   return s;
 }
 
-void ChatService::log(LogLevel level, const std::string& line) const noexcept {
-  try {
-    if (cfg_.log) cfg_.log(level, "chat: " + line);
-  } catch (...) {
-    // A log line is never worth an exception out of the chat.
-  }
-}
-
 ChatService::~ChatService() {
   // The server may be gone: store what was accepted, send nothing.
   if (store_ && !pending_.empty()) {
@@ -85,7 +77,7 @@ ChatService::~ChatService() {
     commit_duration_.observe(monotonic_ns() - t0);
     if (!written) {
       ++commit_failures_;
-      log(LogLevel::Error, std::to_string(rows.size()) + " message(s) lost at shutdown: history store: " + err);
+      log(LogLevel::Error, rows.size(), " message(s) lost at shutdown: history store: ", err);
     }
   }
 }
@@ -302,7 +294,7 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   if (!room) {
-    log(LogLevel::Error, "cannot load room '" + rp.room + "': history store: " + err);
+    log(LogLevel::Error, "cannot load room '", rp.room, "': history store: ", err);
     server_.close(id, 1011, kStorageUnavailable);
     return;
   }
@@ -402,7 +394,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
     try {
       accept = moderator_(d, &reason);
     } catch (const std::exception& e) {
-      log(LogLevel::Error, std::string("moderator threw: ") + e.what());
+      log(LogLevel::Error, "moderator threw: ", e.what());
       reason = "moderation failed";
     } catch (...) {
       log(LogLevel::Error, "moderator threw");
@@ -426,7 +418,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
   Room* room = get_room(room_name, &err, &code);
   if (!room) {
     if (code == kEStorage) {
-      log(LogLevel::Error, "cannot load room '" + room_name + "': history store: " + err);
+      log(LogLevel::Error, "cannot load room '", room_name, "': history store: ", err);
     }
     send_error(id, fmt, code == kEFull ? kTooManyRooms : kStorageUnavailable);
     return;
@@ -442,7 +434,7 @@ int ChatService::post(std::string_view room_name, std::string_view user, std::st
   Room* room = get_room(room_name, &err, &code);
   if (!room) {
     if (code == kEStorage) {
-      log(LogLevel::Error, "cannot load room '" + std::string(room_name) + "': history store: " + err);
+      log(LogLevel::Error, "cannot load room '", room_name, "': history store: ", err);
     }
     return code;
   }
@@ -504,8 +496,7 @@ int ChatService::commit() {
     commit_duration_.observe(monotonic_ns() - t0);
     if (!written) {
       ++commit_failures_;
-      log(LogLevel::Error,
-          std::to_string(batch.size()) + " message(s) not stored, not delivered: history store: " + err);
+      log(LogLevel::Error, batch.size(), " message(s) not stored, not delivered: history store: ", err);
       taken = true;
       store_failing_ = true;
       for (const Pending& p : batch) {

@@ -199,7 +199,21 @@ class ChatService {
   void announce_presence();
 
   Server& server_;
-  void log(LogLevel level, const std::string& line) const noexcept;
+  // A line to cfg_.log, built here: callers include destructors and
+  // catch handlers, so nothing may throw out of it (not even the message's
+  // allocation: out of memory, the line is lost).
+  template <class... Parts>
+  void log(LogLevel level, const Parts&... parts) const noexcept {
+    if (!cfg_.log) return;
+    try {
+      std::string line = "chat: ";
+      (append_part(line, parts), ...);
+      cfg_.log(level, line);
+    } catch (...) {
+    }
+  }
+  static void append_part(std::string& s, std::string_view part) { s += part; }
+  static void append_part(std::string& s, size_t n) { s += std::to_string(n); }
   ChatConfig cfg_;
   // A classic snapshot carries the newest history that fits in a quarter
   // of the output cap, so one always fits next to a backlog of half the cap.

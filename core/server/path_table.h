@@ -20,38 +20,38 @@ class PathTable {
   static constexpr uint16_t kNone = UINT16_MAX;
 
   // A reference to `path` (a new one or one more to an existing entry), or
-  // kNone if the table is full.
+  // kNone if the table is full. Out of memory: throws, nothing taken.
   uint16_t acquire(std::string_view path) {
     auto it = index_.find(path);
     if (it != index_.end()) {
       ++entries_[it->second].refs;
       return it->second;
     }
-    uint16_t ref;
-    if (!free_.empty()) {
-      ref = free_.back();
-      free_.pop_back();
-    } else if (entries_.size() < kNone) {
-      ref = uint16_t(entries_.size());
-      entries_.emplace_back();
-    } else {
-      return kNone;
+    if (free_head_ == kNone) {
+      if (entries_.size() >= kNone) return kNone;
+      entries_.emplace_back();  // may throw: nothing changed
+      free_head_ = uint16_t(entries_.size() - 1);
     }
-    auto [pos, inserted] = index_.emplace(std::string(path), ref);
+    const uint16_t ref = free_head_;
+    auto [pos, inserted] = index_.emplace(std::string(path), ref);  // may throw: the entry stays free
     (void)inserted;
-    entries_[ref] = Entry{&pos->first, 1};  // map keys do not move
+    free_head_ = entries_[ref].next_free;
+    entries_[ref] = Entry{&pos->first, 1, kNone};  // map keys do not move
     return ref;
   }
 
   const std::string& get(uint16_t ref) const { return *entries_[ref].path; }
 
-  void release(uint16_t ref) {
+  // Never allocates: a connection's clean-up runs it out of memory too (the
+  // freed entries are chained through themselves, not kept in a vector).
+  void release(uint16_t ref) noexcept {
     if (ref == kNone) return;
     Entry& e = entries_[ref];
     if (--e.refs > 0) return;
-    index_.erase(*e.path);
+    index_.erase(index_.find(*e.path));
     e.path = nullptr;
-    free_.push_back(ref);
+    e.next_free = free_head_;
+    free_head_ = ref;
   }
 
   size_t size() const { return index_.size(); }
@@ -64,11 +64,12 @@ class PathTable {
   struct Entry {
     const std::string* path = nullptr;  // the key in index_
     uint32_t refs = 0;
+    uint16_t next_free = kNone;  // while free: the next free entry
   };
 
   std::unordered_map<std::string, uint16_t, Hash, std::equal_to<>> index_;
   std::vector<Entry> entries_;  // by reference
-  std::vector<uint16_t> free_;  // references of freed entries, for reuse
+  uint16_t free_head_ = kNone;  // the first free entry, for reuse
 };
 
 }  // namespace chatws

@@ -135,29 +135,49 @@ Server::Impl::~Impl() {
   teardown();
 }
 
-void Server::Impl::teardown() {
+void Server::Impl::teardown() noexcept {
   if (torn_down) return;
   torn_down = true;
   // Stopped from here on: what the callbacks below ask of a server that is
   // going away (send, close, another iteration) gets a clear kEStopped.
   const bool was_stopped = state.load() == LoopState::Stopped;
   state.store(LoopState::Stopped);
-  // Tell every client we are going away (best effort, non-blocking), then
-  // report each connection closed.
-  now_ms = net::monotonic_ms();
-  std::vector<Connection*> all;
-  all.reserve(by_id.size());
-  for (Connection* c : by_id) all.push_back(c);
-  close_reports.clear();  // reported by destroy() below
-  for (Connection* c : all) {
-    if (c->state == ConnState::Open) {
-      send_close(c, 1001, "server shutting down");
-      flush(c);
+  // A handler (or an allocation) that throws here (from ~Impl: noexcept)
+  // must neither end the host nor leave the rest unreported and their
+  // sockets open: each throw is logged, the teardown goes on.
+  auto guarded = [this](const char* what, auto&& step) {
+    try {
+      step();
+      return true;
+    } catch (const std::exception& e) {
+      log_noexcept(LogLevel::Error, std::string(what) + " threw during shutdown: " + e.what());
+    } catch (...) {
+      log_noexcept(LogLevel::Error, std::string(what) + " threw during shutdown");
     }
+    return false;
+  };
+  // Tell every client we are going away (best effort, non-blocking), then
+  // report each connection closed. Out of memory for the close frames:
+  // closed without them.
+  now_ms = net::monotonic_ms();
+  close_reports.clear();  // reported by destroy() below
+  guarded("closing", [this] {
+    std::vector<Connection*> all;
+    all.reserve(by_id.size());
+    for (Connection* c : by_id) all.push_back(c);
+    for (Connection* c : all) {
+      if (c->state == ConnState::Open) {
+        send_close(c, 1001, "server shutting down");
+        flush(c);
+      }
+      if (c->state != ConnState::Dead) abort(c, c->close_sent ? c->close_code : 1006);
+    }
+  });
+  for (Connection* c : by_id)
     if (c->state != ConnState::Dead) abort(c, c->close_sent ? c->close_code : 1006);
+  while (!guarded("on_close", [this] { destroy_dead(); })) {
   }
-  destroy_dead();
-  if (!was_stopped) handler->on_iteration_end();
+  if (!was_stopped) guarded("on_iteration_end", [this] { handler->on_iteration_end(); });
   if (listen_fd >= 0) ::close(listen_fd);
   listen_fd = -1;
 }

@@ -208,7 +208,7 @@ struct Server::Impl {
   // Closes every connection (1001, best effort), reports each on_close and
   // leaves nothing for the destructor. The server counts as stopped from
   // its start, so calls from those callbacks answer kEStopped. Idempotent.
-  void teardown();
+  void teardown() noexcept;
   // `on_loop`: the caller is on the loop thread (it asks once per call).
   int check_message(protocol::Opcode op, std::string_view payload, bool on_loop) const;
   int poll_once(int timeout_ms);
@@ -247,6 +247,13 @@ struct Server::Impl {
   void poll_metrics();
 
   void log(LogLevel level, std::string_view message) { handler->on_log(level, message); }
+  // For paths that must not throw (teardown): a log line is not worth it.
+  void log_noexcept(LogLevel level, const std::string& message) noexcept {
+    try {
+      handler->on_log(level, message);
+    } catch (...) {
+    }
+  }
   // A line through `limit`: dropped (counted) past its rate, and the next
   // line let through says how many were.
   void log_limited(LogLimiter& limit, LogLevel level, std::string message);
