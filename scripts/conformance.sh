@@ -71,7 +71,11 @@ stop_all() {
 }
 trap stop_all EXIT
 
-command -v kosoku >/dev/null || fail "kosoku not installed (pip install kosoku)"
+# kosoku comes with requirements-dev.txt into $PYTHON's environment (test.sh's
+# .venv), whose bin/ need not be on PATH: look there first.
+KOSOKU="$(dirname "$(command -v "$PYTHON")")/kosoku"
+[ -x "$KOSOKU" ] || KOSOKU="$(command -v kosoku)" ||
+  fail "kosoku not installed (pip install kosoku, or scripts/bootstrap.sh)"
 
 # --- build --------------------------------------------------------------
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
@@ -142,7 +146,7 @@ for g in "${CORE_GROUPS[@]}"; do includes+=(-i "$g.*"); done
 suite_start=$(date +%s)
 # kosoku's own exit status is not used: the report is checked below, with the
 # documented exceptions.
-kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/core" "${includes[@]}" "127.0.0.1:$TARGET_PORT" \
+"$KOSOKU" -m fuzzingclient -p "$PARALLEL" -o "$OUT/core" "${includes[@]}" "127.0.0.1:$TARGET_PORT" \
   >"$OUT/core.log" 2>&1
 suite_s=$(( $(date +%s) - suite_start ))
 [ -f "$OUT/core/index.json" ] || { tail -20 "$OUT/core.log" >&2; fail "no report from kosoku"; }
@@ -162,7 +166,7 @@ if [ "$TLS" = 1 ]; then
   comp_rc=0
   comp_summary="run in the plain pass"
 else
-kosoku -m fuzzingclient -p "$PARALLEL" -o "$OUT/compression" "${comp[@]}" "127.0.0.1:$TARGET_PORT" \
+"$KOSOKU" -m fuzzingclient -p "$PARALLEL" -o "$OUT/compression" "${comp[@]}" "127.0.0.1:$TARGET_PORT" \
   >"$OUT/compression.log" 2>&1
 echo "conformance: compression (groups 12-13, permessage-deflate not implemented):"
 if [ -f "$OUT/compression/index.json" ]; then
