@@ -82,6 +82,19 @@ TLS_WORKLOADS = [
 ]
 QUICK_CONNECTIONS["tls-idle-10000"] = 1000
 TLS_DIR = Path("/tmp/chatws-bench-tls")
+# Opt-in (--workloads metrics, or their names): what the metrics listener
+# costs. "chatws" has none, "chatws-metrics" has one that nobody reads,
+# "chatws-scraped" has one that this script scrapes every SCRAPE_INTERVAL_S
+# during the run. Targets (issue 17): within 2% of chatws in the workload's
+# figure, and the scraped server's p99 within 5% of chatws's.
+METRICS_SERVERS = ["chatws", "chatws-metrics", "chatws-scraped"]
+SCRAPE_INTERVAL_S = 1.0
+METRICS_WORKLOADS = [
+    dict(name="metrics-echo-32", mode="echo", metrics=True, connections=100, size=32, window=16,
+         metric="msgs_per_server_cpu_s", baseline="chatws", servers=METRICS_SERVERS),
+    dict(name="metrics-broadcast-1000", mode="broadcast", metrics=True, connections=1000, size=64,
+         window=16, publishers=1, metric="deliveries_per_s", baseline="chatws", servers=METRICS_SERVERS),
+]
 BASELINE = "websocketpp"
 # Python servers (echo only): the chatws package against the Python libraries.
 PYTHON_SERVERS = {"py-chatws": "chatws", "py-websockets": "websockets", "py-picows": "picows"}
@@ -110,6 +123,9 @@ def server_command(name: str, mode: str, port: int, build: Path, tls: bool = Fal
     common = ["--mode", mode, "--port", str(port)]
     if name == "chatws-plain":  # the plain server beside the TLS rows
         name, tls = "chatws", False
+    if name in ("chatws-metrics", "chatws-scraped"):
+        base = server_command("chatws", mode, port, build, tls)
+        return None if base is None else [*base, "--metrics-port", str(free_port())]
     if tls:
         if name not in ("chatws", TLS_PEER):
             raise ValueError(f"{name} has no TLS variant")
@@ -178,6 +194,36 @@ def cmd_dir(cmd: list[str]) -> str:
     return str(BENCH)
 
 
+class Scraper:
+    """GET /metrics every SCRAPE_INTERVAL_S from a thread, as Prometheus would,
+    until stop(); counts the scrapes that got a 200 and those that did not."""
+
+    def __init__(self, cmd: list[str]):
+        import threading
+        self.port = int(cmd[cmd.index("--metrics-port") + 1])
+        self.ok = self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        while not self._stop.wait(SCRAPE_INTERVAL_S):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    r.read()
+                    self.ok += r.status == 200
+                    self.failed += r.status != 200
+            except OSError:
+                self.failed += 1
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return {"scrapes_ok": self.ok, "scrapes_failed": self.failed}
+
+
 # ------------------------------------------------------------------ running
 
 def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
@@ -239,12 +285,16 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
     report: dict = {"workloads": {}}
     chat_wanted = bool(wanted) and "chat" in wanted
     tls_wanted = bool(wanted) and "tls" in wanted
-    for wl in WORKLOADS + CHAT_WORKLOADS + TLS_WORKLOADS:
+    metrics_wanted = bool(wanted) and "metrics" in wanted
+    for wl in WORKLOADS + CHAT_WORKLOADS + TLS_WORKLOADS + METRICS_WORKLOADS:
         if wl.get("chat") and not (chat_wanted or (wanted and wl["name"] in wanted)):
             continue
         if wl.get("tls") and not (tls_wanted or (wanted and wl["name"] in wanted)):
             continue
-        if not wl.get("chat") and not wl.get("tls") and wanted and wl["name"] not in wanted:
+        if wl.get("metrics") and not (metrics_wanted or (wanted and wl["name"] in wanted)):
+            continue
+        opt_in = wl.get("chat") or wl.get("tls") or wl.get("metrics")
+        if not opt_in and wanted and wl["name"] not in wanted:
             continue
         wl = dict(wl)
         if args.quick:
@@ -278,13 +328,16 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
                             for suffix in ("", "-wal", "-shm"):
                                 Path(str(CHAT_HISTORY_FILE) + suffix).unlink(missing_ok=True)
                         port = free_port()
-                        server = Server(server_command(name, server_mode, port, build, tls), port,
-                                        logfile, pin)
+                        cmd = server_command(name, server_mode, port, build, tls)
+                        server = Server(cmd, port, logfile, pin)
                         if not wait_ready(server.proc, port, READY_TIMEOUT_S):
                             results.append({"error": "server did not become ready"})
                             break
+                    scraper = Scraper(cmd) if name == "chatws-scraped" else None
                     results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
                                                warmup, pin, name, args.batch_writes, tls))
+                    if scraper:
+                        results[-1].update(scraper.stop())
             finally:
                 if server:
                     server.stop()
@@ -418,6 +471,13 @@ def write_markdown(report: dict, path: Path) -> None:
             lines += ["", f"chatws over wss:// against chatws over ws:// (per server-CPU-second): "
                           f"{'-' if tp is None else f'{tp:.2f}x'}"
                           + (f" (target >= {spec['vs_plain']})" if "vs_plain" in spec else "") + "."]
+        if spec.get("metrics"):
+            p99 = ratio(report, name, "chatws-scraped", "p99_us", baseline="chatws")
+            scrapes = [(r.get("scrapes_ok", 0), r.get("scrapes_failed", 0))
+                       for r in entry["servers"].get("chatws-scraped", {}).get("raw", [])]
+            lines += ["", f"p99 of chatws-scraped against chatws: {'-' if p99 is None else f'{p99:.2f}x'} "
+                          f"(target <= 1.05); {spec['metric']} target: chatws-metrics and chatws-scraped "
+                          f"within 2% of chatws. Scrapes per run (ok, failed): {scrapes}."]
         warns = [f"{srv}: {w}" for srv, r in entry["servers"].items() for w in r.get("warnings", [])]
         if warns:
             lines += [""] + [f"- warning: {w}" for w in warns]
@@ -504,7 +564,8 @@ def main() -> int:
     p.add_argument("--workloads", default="",
                    help="comma-separated names (default: all but the chat and TLS ones); "
                         "'chat' selects the chat workloads (history in memory vs SQLite), "
-                        "'tls' the wss:// ones (chatws TLS, chatws plain and the TLS peer)")
+                        "'tls' the wss:// ones (chatws TLS, chatws plain and the TLS peer), "
+                        "'metrics' the metrics listener's overhead (none, unread, scraped every second)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)

@@ -6,6 +6,7 @@
  *                       [--host ADDR] [--max-message-size B] [--static-dir DIR]
  *                       [--history FILE] [--history-size N]   (chat mode)
  *                       [--tls-cert FILE --tls-key FILE]      (wss://; SIGHUP reloads)
+ *                       [--metrics-port N]   (/metrics on 127.0.0.1:N; the overhead bench)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
@@ -65,13 +66,15 @@ static void usage(FILE* out) {
   fputs("usage: chatws-bench-server --mode echo|broadcast|chat --port N [--host ADDR]\n"
         "                           [--max-message-size B] [--static-dir DIR]\n"
         "                           [--history FILE] [--history-size N]  (chat mode only)\n"
-        "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n",
+        "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n"
+        "                           [--metrics-port N]                  (/metrics on 127.0.0.1:N)\n",
         out);
 }
 
 int main(int argc, char** argv) {
   enum mode mode = MODE_ECHO;
   long port = -1;
+  long metrics_port = 0; /* 0: no metrics listener */
   const char* host = "127.0.0.1";
   const char* static_dir = NULL;
   const char* history_path = NULL;
@@ -96,6 +99,11 @@ int main(int argc, char** argv) {
       char* end = NULL;
       port = strtol(v, &end, 10);
       if (*end != '\0' || port < 0 || port > 65535) { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--metrics-port") && v) {
+      char* end = NULL;
+      metrics_port = strtol(v, &end, 10);
+      if (*end != '\0' || metrics_port <= 0 || metrics_port > 65535) { usage(stderr); return 2; }
       ++i;
     } else if (!strcmp(argv[i], "--host") && v) {
       host = v;
@@ -140,6 +148,7 @@ int main(int argc, char** argv) {
   chatws_options_init(&opts);
   opts.host = host;
   opts.port = (uint16_t)port;
+  opts.metrics_port = (int)metrics_port; /* metrics_host NULL: 127.0.0.1 */
   opts.static_dir = static_dir;
   opts.tls_cert_file = tls_cert;
   opts.tls_key_file = tls_key;
