@@ -199,7 +199,7 @@ class Server:
         max_connections_per_ip: Optional[int] = None,
         ipv6_prefix_length: Optional[int] = None,
         max_buffered_input: Optional[int] = None,
-        socket_send_buffer: Optional[int] = None,
+        socket_send_buffer: Union[int, str, None] = None,
         slow_consumer_policy: str = "close",
         handshake_timeout: Optional[float] = None,
         idle_timeout: Optional[float] = None,
