@@ -37,7 +37,7 @@ DEB_PACKAGES=(
   chromium chromium-driver          # browser tests (selenium)
   curl                              # an independent HTTP client for the static-file tests
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
-  iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns
+  iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns; ss: Send-Q in the kernel-queue test
   prometheus                        # promtool check metrics, and a real scraper in the metrics tests
 )
 # Installed only when the command is missing: Node may come from another

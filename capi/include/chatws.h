@@ -423,9 +423,15 @@ typedef struct chatws_options {
 
   /* Added in 0.1.0, after the chat fields (struct_size tells them apart). */
   int socket_send_buffer;       /* SO_SNDBUF of each accepted socket in bytes (the kernel
-                                   doubles it); 0 (default): the kernel's autotuning. A small
-                                   value bounds kernel memory per connection and makes a slow
-                                   reader reach max_output_buffer sooner */
+                                   doubles it); 0: the default, 98304 (96 KiB), so that a client
+                                   that never reads holds at most about 200 KB in the kernel's
+                                   send queue on top of max_output_buffer (autotuned, Linux
+                                   lets it grow to tcp_wmem's maximum, about 4 MB). -1: the
+                                   kernel's autotuning (since 0.2.0; 0.1.0's default), for
+                                   bulk transfers over long links: one connection's rate is
+                                   at most about twice this value per round trip. A smaller
+                                   value bounds kernel memory further and makes a slow reader
+                                   reach max_output_buffer sooner. Below -1: CHATWS_EINVAL */
 
   /* Added in 0.2.0 (struct_size tells them apart). 0 means the default. */
 

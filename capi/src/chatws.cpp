@@ -218,9 +218,10 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.ipv6_prefix_length > 128)
       return set_error(CHATWS_EINVAL, "ipv6_prefix_length must be between 1 and 128 (0: 64)");
     if (o.ipv6_prefix_length) cfg.ipv6_prefix_length = o.ipv6_prefix_length;
-    if (o.socket_send_buffer < 0)
-      return set_error(CHATWS_EINVAL, "socket_send_buffer must be >= 0");
-    cfg.socket_send_buffer = o.socket_send_buffer;
+    if (o.socket_send_buffer < -1)
+      return set_error(CHATWS_EINVAL,
+                       "socket_send_buffer must be >= 0 (0: the default), or -1 (the kernel's autotuning)");
+    if (o.socket_send_buffer) cfg.socket_send_buffer = o.socket_send_buffer;  // -1: autotuning
     if (o.slow_consumer_policy != CHATWS_SLOW_CLOSE && o.slow_consumer_policy != CHATWS_SLOW_DROP)
       return set_error(CHATWS_EINVAL, "slow_consumer_policy must be CHATWS_SLOW_CLOSE or CHATWS_SLOW_DROP");
     cfg.slow_policy = o.slow_consumer_policy == CHATWS_SLOW_DROP

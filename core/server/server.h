@@ -40,6 +40,10 @@ enum Status : int {
 
 enum class SlowConsumerPolicy { Close, Drop };
 
+// SO_SNDBUF given to accepted sockets unless the host says otherwise (see
+// ServerConfig::socket_send_buffer and chatws_options.socket_send_buffer).
+inline constexpr int kDefaultSocketSendBuffer = 96 * 1024;
+
 // Levels of ServerHandler::on_log (same values as CHATWS_LOG_* in chatws.h).
 enum class LogLevel : int { Debug = 0, Info = 1, Warning = 2, Error = 3 };
 
@@ -67,7 +71,11 @@ struct ServerConfig {
   // ipv6_prefix_length), as a token bucket holding as many; beyond: 429
   // with Retry-After. 0: no limit.
   uint32_t max_handshakes_per_second_per_ip = 0;
-  int socket_send_buffer = 0;          // SO_SNDBUF for accepted sockets; 0: kernel default
+  // SO_SNDBUF for accepted sockets (the kernel doubles it); <= 0: the
+  // kernel's autotuning. The default bounds the kernel's send queue of a
+  // client that never reads to about 200 KB (autotuned: up to tcp_wmem's
+  // maximum, about 4 MB); bench/sendq.py measures it.
+  int socket_send_buffer = kDefaultSocketSendBuffer;
   int handshake_timeout_ms = 10000;   // -1: disabled
   int idle_timeout_ms = 60000;
   int close_timeout_ms = 5000;

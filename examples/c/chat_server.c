@@ -11,6 +11,10 @@
  * told what to offer: close 1008 with a reason naming chatws.v1 and json,
  * rather than left connected to a server that ignores what it sends.
  *
+ * With --auth-secret FILE it admits only upgrades that carry a token made
+ * with that secret (chat_token.h; `python -m chatws token` prints one) and
+ * posts each client's messages under the token's user.
+ *
  * SIGINT/SIGTERM stop it gracefully: clients get close 1001 and the history
  * is flushed. With TLS, SIGHUP reloads the certificate and key from their
  * files (the renewal case: certbot or cert-manager replaced them); open
@@ -33,6 +37,7 @@
 #include <time.h>
 
 #include "chat_server_options.h"
+#include "chat_token.h"
 
 /* Signal used only to wake the signal thread when the server stops by itself. */
 #define QUIT_SIGNAL SIGUSR1
@@ -153,6 +158,16 @@ int main(int argc, char** argv) {
   if (rc == 1) return 0;
   if (rc != 0) return rc;
   verbose = args.verbose;
+  if (args.auth_secret) {
+    static struct token_secret secret; /* static: the hook reads it for the whole run */
+    char err[512];
+    if (token_load_secret(args.auth_secret, &secret, err, sizeof err) != 0) {
+      fprintf(stderr, "%s: --auth-secret: %s\n", argv[0], err);
+      return 2;
+    }
+    o->on_upgrade = token_upgrade;
+    o->user = &secret;
+  }
   chatws_options opts = *o;
 
   /* Block the signals in every thread (the library's included) before any
@@ -186,10 +201,11 @@ int main(int argc, char** argv) {
   if (chatws_server_metrics_port(server) > 0)
     snprintf(metrics, sizeof metrics, ", metrics on http://%s:%d/metrics", opts.metrics_host,
              chatws_server_metrics_port(server));
-  log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s)%s", chatws_version(),
+  log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s%s)%s", chatws_version(),
            opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
            chatws_server_port(server), opts.static_dir ? opts.static_dir : "none",
-           opts.history_path ? opts.history_path : "in memory", metrics);
+           opts.history_path ? opts.history_path : "in memory",
+           args.auth_secret ? ", tokens required" : "", metrics);
 
   rc = chatws_server_run(server);
   if (rc != CHATWS_OK)

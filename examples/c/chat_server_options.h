@@ -55,6 +55,7 @@ struct server_args {
   int verbose;
   int metrics_on;           /* --metrics-port given */
   const char* metrics_host; /* --metrics-host, used only with it */
+  const char* auth_secret;  /* --auth-secret FILE: token mode (chat_token.h) */
   char origins[4096]; /* --allowed-origin values, comma-separated */
 };
 
@@ -94,6 +95,10 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
   SPEC("max-buffered-input", OPT_SIZE, "BYTES",
        "bytes of unfinished messages of all clients together", "4 x max-message-size",
        &o->max_buffered_input);
+  SPEC("auth-secret", OPT_STRING, "FILE",
+       "admit only upgrades with a token HMAC-SHA256(secret, '<user>.<expiry>') (?token= or the "
+       "chatws_token cookie) and post as <user>; python -m chatws token makes one",
+       "off", &a->auth_secret);
   SPEC("allowed-origin", OPT_ORIGIN, "ORIGIN",
        "accept handshakes only from this Origin (repeatable; others get 403)", "any", NULL);
   SPEC("slow-consumer", OPT_SLOW, "close|drop",

@@ -67,21 +67,26 @@ def _header_pairs(headers: HeaderArg) -> List[Tuple[str, str]]:
 
 class Accept:
     """Accept the upgrade; bind ``identity`` (a user name, for the
-    connection's whole life: ``Connection.identity``, and the chat's user)
-    and send extra ``headers`` (e.g. ``{"Set-Cookie": "sid=..."}``) with the
+    connection's whole life: ``Connection.identity``, and the chat's user),
+    hand ``user_data`` (any object: the account record the hook looked up)
+    to the connection (``Connection.user_data``, from ``on_open`` on) and
+    send extra ``headers`` (e.g. ``{"Set-Cookie": "sid=..."}``) with the
     101."""
 
-    __slots__ = ("identity", "headers")
+    __slots__ = ("identity", "headers", "user_data")
 
-    def __init__(self, identity: Optional[str] = None, headers: HeaderArg = None) -> None:
+    def __init__(self, identity: Optional[str] = None, headers: HeaderArg = None,
+                 user_data: Any = None) -> None:
         self.identity = identity
         self.headers = _header_pairs(headers)
+        self.user_data = user_data
 
     def _answer(self) -> Tuple[int, Optional[str], int, str, str, List[Tuple[str, str]]]:
         return (_ACCEPT, self.identity, 0, "", "", self.headers)
 
     def __repr__(self) -> str:
-        return f"Accept(identity={self.identity!r}, headers={self.headers!r})"
+        extra = "" if self.user_data is None else f", user_data={self.user_data!r}"
+        return f"Accept(identity={self.identity!r}, headers={self.headers!r}{extra})"
 
 
 class Reject:
@@ -190,14 +195,18 @@ class UpgradeRequest:
         return f"<chatws.UpgradeRequest {self.method} {self.raw_path} from {self.remote_address}>"
 
 
-def _to_answer(result: object) -> Any:
-    """A verdict -> the native answer (None: accept as is)."""
+def _to_answer(result: object, server: Optional["Server"] = None, request_id: int = 0) -> Any:
+    """A verdict -> the native answer (None: accept as is). An Accept's
+    user_data waits in the server for the connection's on_open."""
     if result is None or result is True:
         return None
     if result is False:
         return Reject(403)._answer()
     if isinstance(result, (Accept, Reject)):
-        return result._answer()
+        answer = result._answer()
+        if isinstance(result, Accept) and result.user_data is not None and server is not None:
+            server._keep_user_data(request_id, result.user_data)
+        return answer
     raise TypeError(
         "on_upgrade must return None/True (accept), False, chatws.Accept, chatws.Reject "
         f"or an awaitable of one, not {type(result).__name__}"
@@ -210,7 +219,7 @@ _FAILED = (_REJECT, None, 500, "", "", [])
 def _resolve(server: "Server", request: UpgradeRequest, get: Any) -> None:
     """Resolve the pending request with the verdict `get()` gives (any thread)."""
     try:
-        answer = _to_answer(get())
+        answer = _to_answer(get(), server, request.id)
     except BaseException as exc:  # noqa: BLE001 - a failed decision still answers
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -218,8 +227,10 @@ def _resolve(server: "Server", request: UpgradeRequest, get: Any) -> None:
             server._report(exc, None, "on_upgrade")
         answer = _FAILED
     try:
-        server._native.resolve_upgrade(request.id, answer)
+        if not server._native.resolve_upgrade(request.id, answer):
+            server._upgrade_data.pop(request.id, None)  # its client left: nobody opens
     except Exception as exc:  # an answer chatws refuses (e.g. CR/LF in a header)
+        server._upgrade_data.pop(request.id, None)
         server._report(exc, None, "on_upgrade")
         if not server._native.closed:
             server._native.resolve_upgrade(request.id, _FAILED)
@@ -238,7 +249,7 @@ def _dispatch_upgrade(server: "Server", raw: Dict[str, Any]) -> Any:
             return (_PENDING, None, 0, "", "", [])
         if inspect.isawaitable(result):
             return server._pending_upgrade(request, result)
-        return _to_answer(result)
+        return _to_answer(result, server, request.id)
     except Exception as exc:
         server._report(exc, None, "on_upgrade")
         return _FAILED

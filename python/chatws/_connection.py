@@ -57,6 +57,9 @@ class Connection:
         self.identity: Optional[str] = identity
         #: The upgrade request's query string, as sent ("" if none).
         self.query_string: str = query_string
+        #: What the upgrade hook handed on (chatws.Accept(user_data=...)),
+        #: None if nothing; the host's to change.
+        self.user_data: Any = None
         self.closed: bool = False
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None

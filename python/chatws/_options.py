@@ -54,6 +54,13 @@ def _limit(name: str, value: Optional[int], maximum: int) -> Optional[int]:
     return value
 
 
+def _send_buffer(value: Union[int, str, None]) -> Optional[int]:
+    """None: the library's default (96 KiB); "auto": the kernel's autotuning."""
+    if value == "auto":
+        return -1
+    return _limit("socket_send_buffer", value, 2**31 - 1)  # type: ignore[arg-type]
+
+
 def _path(name: str, value: Union[str, "os.PathLike[str]", None]) -> Optional[str]:
     if value is None:
         return None
@@ -76,7 +83,7 @@ def build_options(
     max_connections_per_ip: Optional[int],
     ipv6_prefix_length: Optional[int],
     max_buffered_input: Optional[int],
-    socket_send_buffer: Optional[int],
+    socket_send_buffer: Union[int, str, None],
     slow_consumer_policy: str,
     handshake_timeout: Optional[float],
     idle_timeout: Optional[float],
@@ -149,7 +156,7 @@ def build_options(
         "max_connections_per_ip": _limit("max_connections_per_ip", max_connections_per_ip, u32_max),
         "ipv6_prefix_length": _limit("ipv6_prefix_length", ipv6_prefix_length, 128),
         "max_buffered_input": _limit("max_buffered_input", max_buffered_input, size_max),
-        "socket_send_buffer": _limit("socket_send_buffer", socket_send_buffer, 2**31 - 1),
+        "socket_send_buffer": _send_buffer(socket_send_buffer),
         "slow_consumer_policy": _SLOW_POLICIES[slow_consumer_policy],
         "handshake_timeout_ms": timeout_ms("handshake_timeout", handshake_timeout),
         "idle_timeout_ms": timeout_ms("idle_timeout", idle_timeout),

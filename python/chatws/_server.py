@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 import weakref
 from typing import (
     Any,
@@ -199,7 +200,7 @@ class Server:
         max_connections_per_ip: Optional[int] = None,
         ipv6_prefix_length: Optional[int] = None,
         max_buffered_input: Optional[int] = None,
-        socket_send_buffer: Optional[int] = None,
+        socket_send_buffer: Union[int, str, None] = None,
         slow_consumer_policy: str = "close",
         handshake_timeout: Optional[float] = None,
         idle_timeout: Optional[float] = None,
@@ -292,6 +293,9 @@ class Server:
         self._tls = tls_cert is not None
         self._chat = bool(chat)
         self._conns: Dict[int, Connection] = {}
+        # chatws.Accept(user_data=...) by request id, until its on_open
+        # (the same id): (when kept, the object).
+        self._upgrade_data: Dict[int, Tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._loop_active = False
         self._loop_done = threading.Event()
@@ -557,6 +561,19 @@ class Server:
 
     # ----------------------------------------------------- error handling
 
+    # An accepted upgrade opens within a loop iteration of its answer, or
+    # never (its client left, or the answer was refused): what waits longer
+    # than this is dropped, so that the map stays bounded.
+    _USER_DATA_TTL = 60.0
+
+    def _keep_user_data(self, request_id: int, data: Any) -> None:
+        """Any thread (a resolve from a worker), under the GIL."""
+        now = time.monotonic()
+        for rid, (kept, _) in list(self._upgrade_data.items()):
+            if now - kept > self._USER_DATA_TTL:
+                self._upgrade_data.pop(rid, None)
+        self._upgrade_data[request_id] = (now, data)
+
     def _report(self, exc: BaseException, conn: Optional[Connection], where: str) -> None:
         """A handler raised: log it, then tell on_error."""
         logger.error("chatws: %s handler raised %s: %s", where, type(exc).__name__, exc,
@@ -604,6 +621,8 @@ def _dispatch_open(server: Server, conn_id: int, address: str, port: int, path: 
                    subprotocol: str, identity: Optional[str] = None, query: str = "") -> None:
     conn = Connection(server._native, server, conn_id, (address, port), path, subprotocol,
                       identity, query)
+    if server._upgrade_data:
+        conn.user_data = server._upgrade_data.pop(conn_id, (0.0, None))[1]
     server._conns[conn_id] = conn
     handler = server._h_open
     if handler is None:

@@ -103,6 +103,19 @@ static void test_bad_options(void) {
   expect_create_fails(&o, CHATWS_EINVAL, "ipv6_prefix_length 129");
 
   chatws_options_init(&o);
+  o.socket_send_buffer = -2; /* -1 is the kernel's autotuning, 0 the default */
+  expect_create_fails(&o, CHATWS_EINVAL, "socket_send_buffer -2");
+  {
+    chatws_server* s = NULL;
+    chatws_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.socket_send_buffer = -1;
+    CHECK_EQ_INT(chatws_server_create(&o, &s), CHATWS_OK);
+    chatws_server_destroy(s);
+  }
+
+  chatws_options_init(&o);
   o.struct_size = 0; /* not initialised with chatws_options_init() */
   expect_create_fails(&o, CHATWS_EINVAL, "struct_size 0");
 

@@ -232,6 +232,12 @@ TEST(HttpErrorResponse, ReasonPhrases) {
   EXPECT_STREQ(http_reason_phrase(431), "Request Header Fields Too Large");
   EXPECT_STREQ(http_reason_phrase(501), "Not Implemented");
   EXPECT_STREQ(http_reason_phrase(505), "HTTP Version Not Supported");
+  // What an upgrade hook rejects with (issue 12): its reason defaults to these.
+  EXPECT_STREQ(http_reason_phrase(401), "Unauthorized");
+  EXPECT_STREQ(http_reason_phrase(407), "Proxy Authentication Required");
+  EXPECT_STREQ(http_reason_phrase(451), "Unavailable For Legal Reasons");
+  EXPECT_STREQ(http_reason_phrase(502), "Bad Gateway");
+  EXPECT_STREQ(http_reason_phrase(511), "Network Authentication Required");
   EXPECT_STREQ(http_reason_phrase(299), "Unknown");
 }
 

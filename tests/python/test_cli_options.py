@@ -21,6 +21,7 @@ import pytest
 import websocket  # websocket-client
 
 from chatws.__main__ import NO_SUBPROTOCOL_REASON, build_parser
+from chatws._token import make_token
 
 from conftest import REPO, WAIT
 
@@ -31,8 +32,7 @@ CHAT_SERVER = BUILD / "examples" / "chat_server"
 PY_CLI = [sys.executable, "-m", "chatws"]
 
 # Options one of the two has for a reason of its own.
-PY_ONLY = {"--log-level", "--version",  # chat_server: --verbose; its version is in its first line
-           "--auth-secret"}  # token mode: Python only so far (the C example has no HMAC yet)
+PY_ONLY = {"--log-level", "--version"}  # chat_server: --verbose; its version is in its first line
 C_ONLY = {"--verbose"}
 
 
@@ -380,6 +380,73 @@ def test_slow_consumer_policy(cli: str, policy: str, server_of) -> None:
             pass
     poster.close()
     slow.close()
+
+
+# ------------------------------------------------------------ token mode
+
+SECRET = b"0123456789abcdef-cli-test-secret"
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_auth_secret_token_mode(cli: str, server_of, tmp_path: Path) -> None:
+    # The same tokens for both servers: made here by chatws._token (what
+    # `python -m chatws token` prints), checked by Python's or by C's code.
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"  " + SECRET + b"\n")  # surrounding whitespace is not the secret's
+    srv = server_of(cli, "--auth-secret", str(secret))
+    url = f"ws://127.0.0.1:{srv.port}/"
+    good = make_token(SECRET, "ann", 3600)
+    user, expiry, mac = good.rsplit(".", 2)
+
+    def refused(query: str) -> None:
+        s, head = raw_upgrade(srv.port, path="/" + query)
+        lines = head.split("\r\n")
+        assert lines[0] == "HTTP/1.1 401 Unauthorized", head
+        assert 'WWW-Authenticate: Bearer realm="chatws"' in lines, head
+        body, _ = read_until_eof(s, WAIT)
+        assert body == b"a valid token is required"
+        s.close()
+
+    refused("")                                                   # missing
+    refused("?token=")                                            # empty
+    refused(f"?token={make_token(SECRET, 'ann', -10)}")           # expired
+    refused(f"?token={user}.{expiry}.{mac[:-1]}{'0' if mac[-1] != '0' else '1'}")  # tampered MAC
+    refused(f"?token={user}.{int(expiry) + 1}.{mac}")             # tampered expiry
+    refused(f"?token=bob.{expiry}.{mac}")                         # another user's name on ann's MAC
+    refused(f"?token={make_token(b'another secret of 16+ bytes', 'ann', 3600)}")  # wrong secret
+    refused(f"?token={user}.{expiry}.{mac.upper()}")              # not the token's spelling
+    refused(f"?token={user}.{expiry}")                            # no MAC
+    refused("?token=garbage")
+
+    # Valid, in the query: posts as ann whatever it says its name is.
+    ws = websocket.create_connection(url + f"?token={good}", timeout=WAIT, subprotocols=["chatws.v1"])
+    assert json.loads(ws.recv())["identity"] == "ann"
+    ws.send(json.dumps({"user": "mallory", "text": "hi"}))
+    while (m := json.loads(ws.recv()))["type"] != "msg":
+        pass
+    assert m["user"] == "ann" and m["text"] == "hi"
+    # Valid, in the cookie, with a dotted user name, on the classic format.
+    dotted = make_token(SECRET, "b.o.b", 60)
+    classic = websocket.create_connection(url, timeout=WAIT, subprotocols=["json"],
+                                          cookie=f"theme=dark; chatws_token={dotted}")
+    assert json.loads(classic.recv())["msg"][0]["user"] == "ann"  # the history
+    classic.send(json.dumps({"user": "ann", "text": "me too"}))   # claims to be ann
+    newest = json.loads(classic.recv())["msg"][0]
+    assert (newest["user"], newest["text"]) == ("b.o.b", "me too")
+    ws.close()
+    classic.close()
+    assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_auth_secret_file_must_hold_a_secret(cli: str, tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_bytes(b"too short\n")
+    argv = PY_CLI if cli == "python" else c_cli()
+    for path in (short, tmp_path / "missing"):
+        r = run_cli(argv + ["--port", "0", "--no-static", "--auth-secret", str(path)])
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "--auth-secret" in r.stderr and str(path) in r.stderr, r.stderr
 
 
 def masked_text(payload: str) -> bytes:

@@ -1,5 +1,5 @@
 """The upgrade hook from Python (issue 12): the request object, Accept with
-an identity and headers, Reject seen byte for byte by a raw client, a hook
+an identity, user data and headers, Reject seen byte for byte by a raw client, a hook
 that raises (500 + on_error), a pending decision resolved from another
 thread (a concurrent.futures.Future) and from a coroutine (asyncio mode), a
 pending request whose client left, and the handshake timeout's 503."""
@@ -55,11 +55,12 @@ def test_request_object_and_accept_with_identity(make_server: Callable[..., chat
                     has=("cookie" in req.headers), cookies=req.cookies,
                     remote=req.remote_address, offered=req.subprotocols,
                     chosen=req.subprotocol, thread=threading.get_ident())
-        return chatws.Accept(identity=req.query["user"][0], headers={"Set-Cookie": "sid=abc; Path=/"})
+        return chatws.Accept(identity=req.query["user"][0], headers={"Set-Cookie": "sid=abc; Path=/"},
+                             user_data={"account": 7})
 
     @server.on_open
     def opened(conn: chatws.Connection) -> None:
-        events.add("open", conn.identity, conn.query_string, conn.path)
+        events.add("open", conn.identity, conn.query_string, conn.path, conn.user_data)
 
     server.start()
     ws = websocket.create_connection(
@@ -72,7 +73,8 @@ def test_request_object_and_accept_with_identity(make_server: Callable[..., chat
     finally:
         ws.close()
     (opened_event,) = events.wait_count("open", 1)
-    assert opened_event == ("Zoë", "user=Zo%C3%AB&a=1&a=2&flag", "/rooms/a%20b")
+    assert opened_event == ("Zoë", "user=Zo%C3%AB&a=1&a=2&flag", "/rooms/a%20b", {"account": 7})
+    assert server._upgrade_data == {}  # handed on, not kept
     assert seen["method"] == "GET"
     assert seen["path"] == "/rooms/a b" and seen["raw_path"] == "/rooms/a%20b"
     assert seen["query"] == {"user": ["Zoë"], "a": ["1", "2"], "flag": [""]}
@@ -145,7 +147,7 @@ def test_pending_resolved_from_another_thread(make_server: Callable[..., chatws.
     def lookup(token: str) -> chatws.Accept:
         # A slow auth service: the loop keeps serving meanwhile (GIL released).
         assert release.wait(WAIT)
-        return chatws.Accept(identity=f"user-{token}")
+        return chatws.Accept(identity=f"user-{token}", user_data=("account", int(token)))
 
     @server.on_upgrade
     def hook(req: chatws.UpgradeRequest) -> "concurrent.futures.Future[chatws.Accept]":
@@ -156,7 +158,7 @@ def test_pending_resolved_from_another_thread(make_server: Callable[..., chatws.
 
     @server.on_message
     def who(conn: chatws.Connection, msg: chatws.Message) -> None:
-        conn.send(str(conn.identity))
+        conn.send(f"{conn.identity} {conn.user_data}")
 
     server.start()
     result: List[str] = []
@@ -173,11 +175,11 @@ def test_pending_resolved_from_another_thread(make_server: Callable[..., chatws.
     # While the decision is pending, other clients are served.
     fast = websocket.create_connection(server.url + "fast", timeout=WAIT)
     fast.send("?")
-    assert fast.recv() == "None"
+    assert fast.recv() == "None None"
     fast.close()
     release.set()
     t.join(WAIT)
-    assert result == ["user-7"]
+    assert result == ["user-7 ('account', 7)"]
     pool.shutdown()
 
 
@@ -191,15 +193,15 @@ def test_pending_resolved_by_a_coroutine() -> None:
                 await gate.wait()  # e.g. an async database lookup
                 if req.query.get("token") != ["good"]:
                     return chatws.Reject(401, body="bad token")
-                return chatws.Accept(identity="ann")
+                return chatws.Accept(identity="ann", user_data=["row", 1])
 
-            opened: List[Optional[str]] = []
-            server.on_open = lambda conn: opened.append(conn.identity)
+            opened: List[Any] = []
+            server.on_open = lambda conn: opened.append((conn.identity, conn.user_data))
             loop = asyncio.get_running_loop()
             loop.call_later(0.05, gate.set)
             async with connect(server.url + "?token=good", subprotocols=["json"]) as ws:
                 await asyncio.wait_for(ws.recv(), WAIT)
-            assert opened == ["ann"]
+            assert opened == [("ann", ["row", 1])]
             with pytest.raises(Exception) as info:
                 async with connect(server.url + "?token=bad", subprotocols=["json"]):
                     pass
@@ -232,8 +234,9 @@ def test_pending_client_left_resolves_into_a_no_op(make_server: Callable[..., ch
     s.close()
     assert server.poll(WAIT)  # the EOF: the only event left
     assert server._native.resolve_upgrade(req_id, None) is False
-    futures[0].set_result(chatws.Accept(identity="late"))  # the done callback: a no-op too
+    futures[0].set_result(chatws.Accept(identity="late", user_data=object()))  # a no-op too
     assert events.of("error") == []
+    assert server._upgrade_data == {}  # nobody will open: not kept
 
 
 def test_pending_never_resolved_gets_503(make_server: Callable[..., chatws.Server]) -> None:
