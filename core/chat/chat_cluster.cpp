@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <unordered_map>
 
@@ -25,6 +26,14 @@ namespace {
 
 constexpr std::string_view kStorageUnavailable = "storage unavailable";
 constexpr size_t kReadBatch = 256;
+// How long a sender whose reply was lost waits for the answer (the room
+// read again after the reconnect) before it is told "storage unavailable".
+constexpr int64_t kUncertainMs = 10000;
+
+int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
 
 std::string default_node_name() {
   char host[HOST_NAME_MAX + 1] = {};
@@ -35,9 +44,9 @@ std::string default_node_name() {
 }  // namespace
 
 bool ChatService::start_cluster(std::string* error) {
-  std::string node = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
+  node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
   auto sink = cfg_.log;
-  auto l = RedisLog::create(server_, cfg_.cluster_url, node, cfg_.cluster_retention,
+  auto l = RedisLog::create(server_, cfg_.cluster_url, cfg_.cluster_retention,
                             [sink](LogLevel level, std::string_view line) {
                               if (sink) sink(level, line);
                             },
@@ -85,10 +94,22 @@ int ChatService::cluster_commit() {
   }
   for (Group& g : groups) {
     const size_t n = g.msgs.size();
-    log_->append(g.room->name, std::move(g.msgs),
+    std::vector<std::string> keys;
+    keys.reserve(n);
+    for (size_t i = 0; i < n; ++i) keys.push_back(node_name_ + ":" + std::to_string(next_key_++));
+    log_->append(g.room->name, std::move(g.msgs), keys,
                  [this, name = g.room->name, serial = g.room->serial, senders = std::move(g.senders),
-                  n](bool ok, std::vector<int64_t> ids, std::string_view why) {
-                   if (!ok) {
+                  keys, n](RoomLog::Outcome outcome, std::vector<int64_t> ids, std::string_view why) {
+                   if (outcome == RoomLog::Outcome::Unknown) {
+                     log(LogLevel::Warning, n, " message(s) of room '", name, "': ", why,
+                         "; whether stored is known once the room is read again");
+                     const int64_t deadline = steady_ms() + kUncertainMs;
+                     const uint64_t seq = ++op_seq_;
+                     for (size_t i = 0; i < n; ++i)
+                       uncertain_.push_back({name, keys[i], senders[i], seq, deadline});
+                     return;
+                   }
+                   if (outcome == RoomLog::Outcome::Refused) {
                      ++commit_failures_;
                      if (!store_failing_)
                        log(LogLevel::Error, n, " message(s) not stored, not delivered: cluster log: ",
@@ -126,6 +147,7 @@ void ChatService::cluster_load(Room* room) {
   room->loading = true;
   log_->read_last(room->name, cfg_.history_size,
                   [this, name = room->name, serial = room->serial](bool ok, std::vector<ChatMessage> msgs,
+                                                                   std::vector<std::string>,
                                                                    std::string_view why) {
                     Room* r = room_by_serial(name, serial);
                     if (!r) return;
@@ -161,8 +183,9 @@ void ChatService::cluster_read(Room* room) {
   room->read_again = false;
   log_->read_after(
       room->name, room->last_seen, kReadBatch,
-      [this, name = room->name, serial = room->serial](bool ok, std::vector<ChatMessage> msgs,
-                                                       std::string_view why) {
+      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_](
+          bool ok, std::vector<ChatMessage> msgs, std::vector<std::string> keys, std::string_view why) {
+        if (ok && !uncertain_.empty()) settle_uncertain(name, keys, msgs.size() < kReadBatch, read_seq);
         Room* r = room_by_serial(name, serial);
         if (!r) return;
         r->reading = false;
@@ -186,6 +209,51 @@ void ChatService::cluster_read(Room* room) {
         }
         if (got == kReadBatch || r->read_again) cluster_read(r);
       });
+}
+
+void ChatService::settle_uncertain(const std::string& room, const std::vector<std::string>& keys,
+                                   bool caught_up, uint64_t read_seq) {
+  // In the stream: stored (its sender gets it like everyone, as its ack).
+  for (const std::string& k : keys) {
+    if (k.empty()) continue;
+    auto it = std::find_if(uncertain_.begin(), uncertain_.end(),
+                           [&](const Uncertain& u) { return u.key == k && u.room == room; });
+    if (it == uncertain_.end()) continue;
+    ++uncertain_stored_;
+    uncertain_.erase(it);
+  }
+  if (!caught_up) return;
+  // Read to the end by a read issued after the reply was lost: not stored.
+  auto gone = std::stable_partition(uncertain_.begin(), uncertain_.end(), [&](const Uncertain& u) {
+    return !(u.room == room && u.seq < read_seq);
+  });
+  for (auto it = gone; it != uncertain_.end(); ++it) {
+    ++uncertain_refused_;
+    if (it->sender == 0) continue;
+    auto c = conns_.find(it->sender);
+    if (c != conns_.end()) send_error(it->sender, c->second.format, kStorageUnavailable);
+  }
+  if (gone != uncertain_.end()) {
+    log(LogLevel::Warning, size_t(uncertain_.end() - gone), " message(s) of room '", room,
+        "' whose reply was lost were not stored: their senders are told");
+  }
+  uncertain_.erase(gone, uncertain_.end());
+}
+
+void ChatService::expire_uncertain() {
+  const int64_t now = steady_ms();
+  size_t n = 0;
+  while (n < uncertain_.size() && uncertain_[n].deadline_ms <= now) ++n;  // in deadline order
+  if (n == 0) return;
+  for (size_t i = 0; i < n; ++i) {
+    ++uncertain_refused_;
+    auto c = conns_.find(uncertain_[i].sender);
+    if (uncertain_[i].sender != 0 && c != conns_.end())
+      send_error(uncertain_[i].sender, c->second.format, kStorageUnavailable);
+  }
+  log(LogLevel::Warning, n, " message(s) whose reply was lost could not be checked in time: "
+      "their senders are told \"storage unavailable\" (a stored one is still delivered, once)");
+  uncertain_.erase(uncertain_.begin(), uncertain_.begin() + ptrdiff_t(n));
 }
 
 void ChatService::on_log_appended(std::string_view name) {

@@ -487,6 +487,7 @@ void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::stri
 }
 
 int ChatService::flush() {
+  if (!uncertain_.empty()) expire_uncertain();
   const int rc = commit();
   // A flush re-entered from a send of deliver_ready() (a host callback that
   // posts) only commits; the outer loop delivers, so that every room's

@@ -244,6 +244,19 @@ class ChatService {
   void cluster_read(Room* room);  // read_after last_seen -> ready_
   void on_log_appended(std::string_view room);
   void on_log_state(bool up);
+  // Messages whose append's reply was lost: stored or not is known when
+  // their room is read again (their key is in it, or not), or they are
+  // answered "storage unavailable" at the deadline.
+  struct Uncertain {
+    std::string room;
+    std::string key;
+    ConnId sender;
+    uint64_t seq;         // op_seq_ when the reply was lost
+    int64_t deadline_ms;  // steady clock
+  };
+  void settle_uncertain(const std::string& room, const std::vector<std::string>& keys, bool caught_up,
+                        uint64_t read_seq);
+  void expire_uncertain();
   Room* room_by_serial(const std::string& name, uint64_t serial) const;
 
   Server& server_;
@@ -273,6 +286,11 @@ class ChatService {
   std::unique_ptr<HistoryStore> store_;
   std::unique_ptr<RoomLog> log_;  // cluster mode
   uint64_t next_serial_ = 1;
+  std::string node_name_;         // cluster: in every append's key
+  uint64_t next_key_ = 1;
+  uint64_t op_seq_ = 0;           // orders lost replies and the reads after them
+  std::vector<Uncertain> uncertain_;
+  uint64_t uncertain_stored_ = 0, uncertain_refused_ = 0;
   bool store_failing_ = false;
   // Stats: plain fields, read by collect_stats() on the loop thread.
   uint64_t commits_ = 0;

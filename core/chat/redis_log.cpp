@@ -52,7 +52,7 @@ std::string_view str(const redisReply* r) {
 }
 
 // One stream entry: [ "<n>-0", [field, value, ...] ].
-bool parse_entry(const redisReply* e, ChatMessage* m) {
+bool parse_entry(const redisReply* e, ChatMessage* m, std::string* key) {
   if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2) return false;
   std::string_view id = str(e->element[0]);
   const size_t dash = id.find('-');
@@ -64,6 +64,7 @@ bool parse_entry(const redisReply* e, ChatMessage* m) {
     if (k == "u") m->user.assign(v);
     else if (k == "t") m->text.assign(v);
     else if (k == "m") to_i64(v, &m->time_ms);
+    else if (k == "k") key->assign(v);
   }
   return true;
 }
@@ -77,10 +78,8 @@ std::string RedisLog::seq_key(std::string_view room) {
   return "chatws:{" + std::string(room) + "}:seq";
 }
 
-RedisLog::RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,
-                   net::RedisClient::LogFn log)
+RedisLog::RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log)
     : url_(url),
-      node_(std::move(node_name)),
       retention_(retention ? retention : 1),
       cmd_(server, url, "cluster", log),
       sub_(server, url, "cluster subscriber", log),
@@ -93,13 +92,12 @@ void RedisLog::stop() {
   sub_.stop();
 }
 
-std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text,
-                                           std::string node_name, size_t retention,
+std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text, size_t retention,
                                            net::RedisClient::LogFn log, std::string* error) {
   net::RedisUrl url;
   if (!net::RedisUrl::parse(url_text, &url, error)) return nullptr;
   if (!net::RedisClient::probe(url, 3000, error)) return nullptr;
-  std::unique_ptr<RedisLog> l(new RedisLog(server, url, std::move(node_name), retention, log));
+  std::unique_ptr<RedisLog> l(new RedisLog(server, url, retention, log));
   auto* self = l.get();
   self->cmd_.on_state([self](bool up) {
     if (up) {
@@ -125,8 +123,10 @@ void RedisLog::state_changed() {
   if (on_state_) on_state_(now);
 }
 
-void RedisLog::append(const std::string& room, std::vector<ChatMessage> msgs, AppendDone done) {
-  queued_.push_back({room, std::move(msgs), std::move(done)});
+void RedisLog::append(const std::string& room, std::vector<ChatMessage> msgs,
+                      std::vector<std::string> keys, AppendDone done) {
+  keys.resize(msgs.size());
+  queued_.push_back({room, std::move(msgs), std::move(keys), std::move(done)});
 }
 
 void RedisLog::flush() {
@@ -136,26 +136,25 @@ void RedisLog::flush() {
     const std::string maxlen = std::to_string(retention_);
     for (Queued& q : batch) {
       const std::string stream = stream_key(q.room), seq = seq_key(q.room);
-      std::vector<std::string> own;  // times and keys, kept alive for argv
-      own.reserve(2 * q.msgs.size());
+      std::vector<std::string> own;  // times, kept alive for argv
+      own.reserve(q.msgs.size());
       std::vector<std::string_view> argv = {"EVALSHA", script_sha_, "2", stream, seq, maxlen,
                                             kNotifyChannel, q.room};
       for (const ChatMessage& m : q.msgs) {
         own.push_back(std::to_string(m.time_ms));
-        own.push_back(node_ + ":" + std::to_string(next_key_++));
       }
       for (size_t i = 0; i < q.msgs.size(); ++i) {
         argv.push_back(q.msgs[i].user);
         argv.push_back(q.msgs[i].text);
-        argv.push_back(own[2 * i]);
-        argv.push_back(own[2 * i + 1]);
+        argv.push_back(own[i]);
+        argv.push_back(q.keys[i]);
       }
       const size_t count = q.msgs.size();
       auto done = std::move(q.done);
       bool sent = cmd_.command(argv, [this, done, count](const redisReply* r) {
         if (!r) {
           ++failures_;
-          done(false, {}, "connection to Redis lost");
+          done(Outcome::Unknown, {}, "connection to Redis lost before the reply");
           return;
         }
         if (r->type == REDIS_REPLY_ERROR) {
@@ -165,7 +164,7 @@ void RedisLog::flush() {
             const std::string_view load[] = {"SCRIPT", "LOAD", kAppendScript};
             cmd_.command({load[0], load[1], load[2]}, [](const redisReply*) {});
           }
-          done(false, {}, why);
+          done(Outcome::Refused, {}, why);
           return;
         }
         std::vector<int64_t> ids;
@@ -175,12 +174,12 @@ void RedisLog::flush() {
         }
         if (ids.size() != count) {
           ++failures_;
-          done(false, {}, "unexpected reply to the append");
+          done(Outcome::Unknown, {}, "unexpected reply to the append");
           return;
         }
-        done(true, std::move(ids), {});
+        done(Outcome::Stored, std::move(ids), {});
       });
-      if (!sent) done(false, {}, "Redis unavailable");
+      if (!sent) done(Outcome::Refused, {}, "Redis unavailable");
     }
   }
   cmd_.flush();
@@ -191,20 +190,28 @@ void RedisLog::read(std::vector<std::string> args, bool reverse, ReadDone done) 
   bool sent = cmd_.command(argv, [this, reverse, done](const redisReply* r) {
     if (!r || r->type != REDIS_REPLY_ARRAY) {
       ++failures_;
-      done(false, {}, r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len)
+      done(false, {}, {}, r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len)
                                                         : std::string_view("connection to Redis lost"));
       return;
     }
     std::vector<ChatMessage> msgs;
+    std::vector<std::string> keys;
     msgs.reserve(r->elements);
+    keys.reserve(r->elements);
     for (size_t i = 0; i < r->elements; ++i) {
       ChatMessage m;
-      if (parse_entry(r->element[i], &m)) msgs.push_back(std::move(m));
+      std::string key;
+      if (!parse_entry(r->element[i], &m, &key)) continue;
+      msgs.push_back(std::move(m));
+      keys.push_back(std::move(key));
     }
-    if (reverse) std::reverse(msgs.begin(), msgs.end());
-    done(true, std::move(msgs), {});
+    if (reverse) {
+      std::reverse(msgs.begin(), msgs.end());
+      std::reverse(keys.begin(), keys.end());
+    }
+    done(true, std::move(msgs), std::move(keys), {});
   });
-  if (!sent) done(false, {}, "Redis unavailable");
+  if (!sent) done(false, {}, {}, "Redis unavailable");
 }
 
 void RedisLog::read_last(const std::string& room, size_t n, ReadDone done) {

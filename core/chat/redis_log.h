@@ -34,12 +34,12 @@ class RedisLog final : public RoomLog {
  public:
   // Checks that Redis answers (blocking, with a timeout: before the loop
   // runs), then starts both connections. nullptr with *error naming the URL.
-  static std::unique_ptr<RedisLog> create(Server& server, const std::string& url,
-                                          std::string node_name, size_t retention,
+  static std::unique_ptr<RedisLog> create(Server& server, const std::string& url, size_t retention,
                                           net::RedisClient::LogFn log, std::string* error);
   ~RedisLog() override;
 
-  void append(const std::string& room, std::vector<ChatMessage> msgs, AppendDone done) override;
+  void append(const std::string& room, std::vector<ChatMessage> msgs, std::vector<std::string> keys,
+              AppendDone done) override;
   void flush() override;
   void read_last(const std::string& room, size_t n, ReadDone done) override;
   void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) override;
@@ -58,24 +58,22 @@ class RedisLog final : public RoomLog {
   static std::string seq_key(std::string_view room);
 
  private:
-  RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,
-           net::RedisClient::LogFn log);
+  RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log);
   void state_changed();
   void read(std::vector<std::string> argv, bool reverse, ReadDone done);
 
   struct Queued {
     std::string room;
     std::vector<ChatMessage> msgs;
+    std::vector<std::string> keys;
     AppendDone done;
   };
 
   net::RedisUrl url_;
-  std::string node_;
   size_t retention_;
   net::RedisClient cmd_, sub_;
   std::string script_sha_;
   std::vector<Queued> queued_;
-  uint64_t next_key_ = 1;
   uint64_t failures_ = 0;
   bool was_up_ = false;
   std::function<void(std::string_view)> on_appended_;

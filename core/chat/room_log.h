@@ -30,16 +30,22 @@ class RoomLog {
  public:
   virtual ~RoomLog() = default;
 
-  // The positions given to `msgs` (in order), or ok = false with the reason:
-  // not known to be stored. (A reply lost with the connection says false
-  // although the append may have run: see chat_service.h.)
-  using AppendDone = std::function<void(bool ok, std::vector<int64_t> ids, std::string_view why)>;
-  // Entries oldest first; ok = false: not read (why says so).
-  using ReadDone = std::function<void(bool ok, std::vector<ChatMessage> msgs, std::string_view why)>;
+  // Stored: `ids` are the positions given to the messages, in order.
+  // Refused: not stored (the log was down, or refused it; why says so).
+  // Unknown: the reply was lost with the connection: the append may or may
+  // not have run. Its keys tell, when the room is read again.
+  enum class Outcome { Stored, Refused, Unknown };
+  using AppendDone = std::function<void(Outcome outcome, std::vector<int64_t> ids, std::string_view why)>;
+  // Entries oldest first, with the key each was appended with ("" if
+  // none); ok = false: not read (why says so).
+  using ReadDone = std::function<void(bool ok, std::vector<ChatMessage> msgs,
+                                      std::vector<std::string> keys, std::string_view why)>;
 
-  // Queues the append of `msgs` (ids ignored) to `room`; appends queued in
-  // one loop iteration go out together at flush().
-  virtual void append(const std::string& room, std::vector<ChatMessage> msgs, AppendDone done) = 0;
+  // Queues the append of `msgs` (ids ignored) to `room`, each with its key
+  // (unique to the message: the node's name and a counter); appends queued
+  // in one loop iteration go out together at flush().
+  virtual void append(const std::string& room, std::vector<ChatMessage> msgs,
+                      std::vector<std::string> keys, AppendDone done) = 0;
   // Sends what was queued (one round trip for all of it).
   virtual void flush() = 0;
   // The last `n` entries of `room`.

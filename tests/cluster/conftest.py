@@ -169,8 +169,8 @@ def c_chat_server() -> Path:
 def nodes(redis: Redis) -> Iterator[Callable[..., Node]]:
     started: List[Node] = []
 
-    def start(name: str, kind: str = "python", *extra: str) -> Node:
-        common = ["--port", "0", "--redis", redis.url, "--node-name", name,
+    def start(name: str, kind: str = "python", *extra: str, url: Optional[str] = None) -> Node:
+        common = ["--port", "0", "--redis", url or redis.url, "--node-name", name,
                   "--max-messages-per-second", "off", *extra]
         if kind == "python":
             args = [sys.executable, "-m", "chatws", "--no-static", *common]
@@ -264,3 +264,82 @@ def clients() -> Iterator[Callable[[str], Client]]:
     yield connect
     for c in made:
         c.close()
+
+
+class Proxy:
+    """A TCP relay between nodes and Redis that can lose what Redis says
+    (replies dropped) or what nodes say (requests dropped), then cut every
+    connection: the lost-reply cases, made on purpose."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.drop_replies = False
+        self.drop_requests = False
+        self.dropped_requests = 0  # bytes
+        self._lock = threading.Lock()
+        self._pairs: List[Any] = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=WAIT)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, "requests"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, "replies"), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, what: str) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if what == "requests" and self.drop_requests:
+                    self.dropped_requests += len(data)
+                    continue
+                if what == "replies" and self.drop_replies:
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Closes every relayed connection, then relays normally again."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+        self.drop_replies = self.drop_requests = False
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()
+        self.cut()
