@@ -2,6 +2,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -30,6 +31,39 @@ bool parse_int(std::string_view s, int lo, int hi, int* out) {
   *out = v;
   return true;
 }
+
+// hiredis writes with write(2): a Redis that went away would raise SIGPIPE
+// in the host, which the library never does (chatws.h). SIGPIPE is blocked
+// on this thread around hiredis's writes, and one it raised is taken back.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~NoSigpipe() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{};
+        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+  bool was_pending_ = false;
+};
 
 std::string reply_error(const redisReply* r) {
   if (!r) return "connection lost";
@@ -132,6 +166,7 @@ bool RedisClient::probe(const RedisUrl& url, int timeout_ms, std::string* error)
     return err->empty();
   };
   std::string err;
+  NoSigpipe guard;
   if (!url.password.empty()) {
     std::vector<std::string> auth{"AUTH"};
     if (!url.user.empty()) auth.push_back(url.user);
@@ -320,6 +355,7 @@ void RedisClient::set_interest(bool read, bool write) {
     int rc = server_.watch_fd(ac->c.fd, read, write, [this](bool r, bool w) {
       if (r && ac_) redisAsyncHandleRead(ac_);
       if (w && ac_) {
+        NoSigpipe guard;
         redisAsyncHandleWrite(ac_);
       }
     }, &watch_, &err);
@@ -372,6 +408,7 @@ void RedisClient::flush() {
   if (!ac_ || !up_) return;
   if (sdslen(ac_->c.obuf) == 0) return;
   ++writes_;
+  NoSigpipe guard;
   redisAsyncHandleWrite(ac_);
 }
 

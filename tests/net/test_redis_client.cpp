@@ -206,3 +206,34 @@ TEST(RedisClient, SubscriberGetsMessagesAgainAfterAReconnect) {
 }
 
 }  // namespace
+
+namespace {
+
+// The library never raises SIGPIPE in its host (chatws.h): hiredis writes
+// with write(2), so a write to a Redis that just died must not kill a host
+// that kept SIGPIPE's default action (this test process).
+TEST(RedisClient, WritingToADeadRedisRaisesNoSigpipe) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.start());
+  LogHandler h;
+  auto server = make_server(&h);
+  RedisUrl u;
+  ASSERT_TRUE(RedisUrl::parse(redis.url(), &u, nullptr));
+  RedisClient c(*server, u, "test", nullptr);
+  std::string err;
+  ASSERT_TRUE(c.start(&err)) << err;
+  ASSERT_TRUE(poll_until(*server, [&] { return c.up(); }));
+  redis.stop();
+  // Not polled since: the client still thinks it is up, and writes.
+  std::string big(256 * 1024, 'x');
+  int lost = 0;
+  for (int i = 0; i < 4 && c.up(); ++i) {
+    ASSERT_TRUE(c.command({"SET", "k", big}, [&](const redisReply* r) { lost += r == nullptr; }));
+    c.flush();
+  }
+  ASSERT_TRUE(poll_until(*server, [&] { return !c.up(); }));
+  EXPECT_GE(lost, 1);
+  c.stop();
+}
+
+}  // namespace
