@@ -26,6 +26,7 @@ DEB_BUILD_PACKAGES=(
   libssl-dev                        # libcrypto (handshake SHA-1), libssl (TLS)
   libsimdjson-dev                   # JSON parsing and UTF-8 validation
   libsqlite3-dev                    # durable chat history
+  libhiredis-dev                    # Redis client for cluster mode (driven by the chatws loop)
 )
 DEB_PACKAGES=(
   "${DEB_BUILD_PACKAGES[@]}"
@@ -39,6 +40,7 @@ DEB_PACKAGES=(
   libwebsocketpp-dev libboost-dev   # peer server for the benchmarks
   iproute2                          # ip: IPv6 test addresses in the per-address limit test's own netns; ss: Send-Q in the kernel-queue test
   prometheus                        # promtool check metrics, and a real scraper in the metrics tests
+  redis-server                      # the cluster tests start their own Redis
 )
 # Installed only when the command is missing: Node may come from another
 # source (e.g. nodesource, which bundles npm and conflicts with Debian's npm).

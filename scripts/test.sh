@@ -43,7 +43,7 @@ fi
 echo "test.sh: Python: $PYTHON"
 export PYTHON
 
-STAGES=(bootstrap configure build ctest conformance python docs package browser soak sanitizers fuzz)
+STAGES=(bootstrap configure build ctest conformance python cluster docs package browser soak sanitizers fuzz)
 
 # ------------------------------------------------------------------ stages
 
@@ -88,6 +88,15 @@ stage_python() {
   "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation \
     -C build-dir="$(realpath -m "$BUILD_DIR")/python" "$ROOT" || return 1
   run_pytest tests/python
+}
+
+# Cluster mode (tests/cluster): nodes (the Python CLI and the C example of
+# this build) sharing rooms through a real redis-server that the tests start
+# on a free port (bootstrap installs redis-server). Uses the package the
+# python stage installed.
+stage_cluster() {
+  [ -f "$ROOT/pyproject.toml" ] || return $SKIP
+  CHATWS_BUILD_DIR="$(realpath -m "$BUILD_DIR")" run_pytest tests/cluster
 }
 
 # Every code block of README.md and python/README.md, run as pasted

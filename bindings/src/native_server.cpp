@@ -146,6 +146,7 @@ struct OptionStrings {
   std::string host, static_dir, subprotocols, allowed_origins, path_prefix, history_path;
   std::string tls_cert, tls_key, tls_pass, tls_ciphers, tls_suites;
   std::string metrics_host;
+  std::string cluster_url, node_name;
 };
 
 template <class T>
@@ -211,6 +212,9 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "message_burst") o->message_burst = as_number<int>(v, "message_burst");
     else if (key == "max_handshakes_per_second_per_ip")
       o->max_handshakes_per_second_per_ip = as_number<uint32_t>(v, "max_handshakes_per_second_per_ip");
+    else if (key == "cluster_url") text(&s->cluster_url, &o->cluster_url);
+    else if (key == "node_name") text(&s->node_name, &o->node_name);
+    else if (key == "cluster_retention") o->cluster_retention = as_number<uint32_t>(v, "cluster_retention");
     else if (key == "rate_limit_policy") o->rate_limit_policy = as_number<int>(v, "rate_limit_policy");
     else throw py::key_error("unknown chatws option: " + key);
   }

@@ -526,6 +526,34 @@ typedef struct chatws_options {
   uint32_t max_handshakes_per_second_per_ip; /* WebSocket upgrades per second from one
                                    address (IPv6 by ipv6_prefix_length), that many at once;
                                    beyond: HTTP 429 with Retry-After: 1. 0 (default): no limit */
+
+  /* Added in 0.2.0: cluster mode (issue 16, docs/cluster.md). Several
+   * servers that name the same Redis share their chat rooms: every message
+   * is appended to its room's Redis Stream (the appends of one loop
+   * iteration in one round trip) and delivered to the room's members on
+   * every node, this one included, only once it is stored there, in one
+   * order on every node; chatws.v1 message ids are the stream positions
+   * (1, 2, 3 ... per room). Redis is driven by this loop without blocking
+   * it. chatws_server_create() checks that Redis answers (waiting up to 3
+   * s, before the loop runs) and fails with CHATWS_ESTORAGE and a message
+   * naming the URL if not. While Redis is unreachable later, senders get
+   * the error "storage unavailable", members stay connected, joins are
+   * closed with 1011, and the server reconnects with backoff (100 ms
+   * doubling to 5 s) and then delivers what it missed, from the positions
+   * it had: nothing twice, nothing out of order. A sender whose reply was
+   * lost with the connection is told "storage unavailable" though the
+   * append may have run: if it did, the message is delivered to everyone
+   * (its sender too) after the reconnect, once. chatws_post() is
+   * asynchronous in this mode: CHATWS_OK means queued while Redis was up,
+   * a later failure goes to on_log. Requires chat; excludes history_path
+   * (CHATWS_EINVAL). Use an IP address or a name in /etc/hosts: the name
+   * is resolved at each (re)connect, which may block the loop. */
+  const char* cluster_url;      /* "redis://[[user]:password@]host[:port][/db]" (port 6379 and
+                                   db 0 by default); copied. NULL or "" (default): one node */
+  const char* node_name;        /* this node's name in the appends' keys; copied. NULL
+                                   (default): "<hostname>:<pid>" */
+  uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~);
+                                   0 (default): the larger of history_size and 1000 */
 } chatws_options;
 
 /* Rate-limit policies (chatws_options.rate_limit_policy). */

@@ -101,6 +101,11 @@ struct chatws_server final : chatws::ServerHandler {
   // Declared before chat and server: destroyed after them, since the
   // server's destructor still reports closes through the router.
   chatws::chat::ChatRouter router{this};
+  // The cluster's Redis connections leave the loop before the server goes
+  // (a handle freed on a failed create, too).
+  ~chatws_server() override {
+    if (chat) chat->stop_cluster();
+  }
   std::unique_ptr<chatws::chat::ChatService> chat;
   std::unique_ptr<chatws::Server> server;
   std::vector<std::string> strings;  // keeps option strings alive
@@ -201,6 +206,8 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     s->opts.struct_size = sizeof(chatws_options);
     const chatws_options& o = s->opts;
 
+    if (o.cluster_url && *o.cluster_url && !o.chat)
+      return set_error(CHATWS_EINVAL, "cluster_url needs chat (the cluster shares chat rooms)");
     chatws::ServerConfig cfg;
     cfg.host = o.host ? o.host : "127.0.0.1";
     cfg.port = o.port;
@@ -286,6 +293,9 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
       } else {
         cc.rate = {uint32_t(o.max_messages_per_second), uint32_t(o.message_burst)};  // 0: defaults
       }
+      if (o.cluster_url) cc.cluster_url = o.cluster_url;
+      if (o.node_name) cc.node_name = o.node_name;
+      cc.cluster_retention = o.cluster_retention;
       // The chat's lines go to the host's on_log like the engine's (s outlives the chat).
       cc.log = [h = s.get()](chatws::LogLevel level, std::string_view line) { h->on_log(level, line); };
       s->chat = chatws::chat::ChatService::create(*s->server, cc, &err, &code);
@@ -303,6 +313,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     s->opts.allowed_origins = s->opts.websocket_path_prefix = s->opts.history_path = nullptr;
     s->opts.tls_cert_file = s->opts.tls_key_file = s->opts.tls_key_passphrase = nullptr;
     s->opts.tls_ciphers = s->opts.tls_ciphersuites = s->opts.metrics_host = nullptr;
+    s->opts.cluster_url = s->opts.node_name = nullptr;
     *out = s.release();
     return CHATWS_OK;
   });
@@ -323,6 +334,8 @@ void chatws_server_destroy(chatws_server* s) {
     }
     // The teardown ended with on_iteration_end (the chat's last commit),
     // unless a completed stop had made it already.
+    // The cluster's Redis connections leave the loop while it exists.
+    if (s->chat) s->chat->stop_cluster();
     s->server.reset();
     s->router.detach();
     s->chat.reset();

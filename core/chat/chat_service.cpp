@@ -51,8 +51,21 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   if (cfg.rate.per_second == ChatConfig::kRateOff) cfg.rate = RateLimit{};
   if (cfg.rate.enabled() && cfg.rate.burst == 0)
     cfg.rate.burst = std::max<uint32_t>(defaults.rate.burst, cfg.rate.per_second);
+  if (cfg.cluster_retention == 0) cfg.cluster_retention = std::max<size_t>(cfg.history_size, 1000);
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
-  if (!in_memory_path(cfg.history_path)) {
+  if (!cfg.cluster_url.empty()) {
+    if (!in_memory_path(cfg.history_path)) {
+      if (error) *error = "cluster_url and history_path exclude each other (the cluster's history is in Redis)";
+      if (code) *code = kEInval;
+      return nullptr;
+    }
+    std::string err;
+    if (!s->start_cluster(&err)) {
+      if (error) *error = err;
+      if (code) *code = kEStorage;
+      return nullptr;
+    }
+  } else if (!in_memory_path(cfg.history_path)) {
     std::string err;
     s->store_ = HistoryStore::open(cfg.history_path, &err, cfg.history_size);
     if (!s->store_) {
@@ -67,6 +80,11 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
 }
 
 ChatService::~ChatService() {
+  if (log_) {
+    if (!pending_.empty())
+      log(LogLevel::Error, pending_.size(), " message(s) not appended at shutdown (cluster)");
+    stop_cluster();
+  }
   // The server may be gone: store what was accepted, send nothing.
   if (store_ && !pending_.empty()) {
     std::vector<HistoryStore::Row> rows;
@@ -114,6 +132,8 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
     return it->second.get();
   }
   auto room = std::make_unique<Room>(key, cfg_.history_size);
+  room->serial = next_serial_++;
+  room->loaded = !log_;  // cluster: once its history is read (cluster_load)
   if (store_) {
     std::vector<ChatMessage> msgs;
     int64_t max_id = 0;
@@ -172,7 +192,7 @@ void ChatService::settle() {
   for (; done < rooms.size(); ++done) {
     Room* r = rooms[done];
     if (r->idle || r->pending != 0 || !r->members.empty() || r->presence_due) continue;
-    if (r->history.empty()) {  // nothing worth keeping
+    if (r->history.empty() || log_) {  // nothing worth keeping (cluster: read again at the next join)
       erase_room(r);
       continue;
     }
@@ -251,6 +271,7 @@ void ChatService::announce_presence() {
   for (; done < rooms.size(); ++done) {
     Room* room = rooms[done];
     room->presence_due = false;
+    if (!room->loaded) continue;  // its members are told the count in their greeting
     const auto n = static_cast<uint32_t>(room->members.size());
     // The receivers first (a send never reports a close, but stays out of
     // the walk anyway); each v1 member is told only a count it has not
@@ -308,6 +329,15 @@ void ChatService::on_open(ConnId id) {
     unsettled_.push_back(room);  // may be left unused
     throw;
   }
+  if (room->loaded) {
+    greet(id, fmt, room);
+  } else if (!room->loading) {
+    cluster_load(room);  // greets once the history is read
+  }
+  presence_changed(room, false);
+}
+
+void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
@@ -315,7 +345,6 @@ void ChatService::on_open(ConnId id) {
                  encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_,
                                  server_.identity(id)));
   }
-  presence_changed(room, false);
 }
 
 void ChatService::on_drain(ConnId id) {
@@ -429,6 +458,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
 int ChatService::post(std::string_view room_name, std::string_view user, std::string_view text) {
   if (!is_valid_room_name(room_name)) return kEInval;
   if (!validate_fields(&user, text, limits_).empty()) return kEInval;  // user trimmed
+  if (log_ && !log_->up()) return kEStorage;
   std::string err;
   int code = kOk;
   Room* room = get_room(room_name, &err, &code);
@@ -439,6 +469,7 @@ int ChatService::post(std::string_view room_name, std::string_view user, std::st
     return code;
   }
   enqueue(room, 0, std::string(user), std::string(text), now_ms());
+  unsettled_.push_back(room);  // a room made for the post alone goes again
   // The batch (ours included) is stored as a whole or not at all.
   return flush();
 }
@@ -456,6 +487,7 @@ void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::stri
 }
 
 int ChatService::flush() {
+  if (!uncertain_.empty()) expire_uncertain();
   const int rc = commit();
   // A flush re-entered from a send of deliver_ready() (a host callback that
   // posts) only commits; the outer loop delivers, so that every room's
@@ -469,6 +501,7 @@ int ChatService::flush() {
 }
 
 int ChatService::commit() {
+  if (log_) return cluster_commit();
   if (pending_.empty()) return kOk;
   // Room for the batch in ready_ first: once stored it must move there
   // without a failure (or it would be stored twice).
@@ -539,7 +572,7 @@ void ChatService::collect_stats(AppStats* out) const {
   out->commit_failures = commit_failures_;
   out->committed_messages = committed_messages_;
   out->deliveries = deliveries_;
-  out->store_ok = !store_failing_;
+  out->store_ok = !storage_failing();
   out->commit_duration = commit_duration_;
 }
 

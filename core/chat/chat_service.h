@@ -13,9 +13,24 @@
 // committed in one SQLite transaction in on_iteration_end() (or flush()).
 // So any message a client has seen survives kill -9 of the process. If the
 // commit fails, the batch is dropped, each sender gets
-// {"error":"storage unavailable"} and the failure is logged to stderr; later
-// messages keep being tried (the store may recover) and each failed one is
-// answered the same way. Nothing is lost silently.
+// {"error":"storage unavailable"} and the failure goes to ChatConfig::log;
+// later messages keep being tried (the store may recover) and each failed
+// one is answered the same way. Nothing is lost silently.
+//
+// Cluster mode (cluster_url): the same rule across nodes. A message is
+// appended to its room's Redis Stream (the batch of an iteration in one
+// round trip) and delivered to the members on every node, this one
+// included, only once it is read back from the stream, in stream order:
+// one order per room everywhere, and message ids are stream positions. A
+// join waits for the room's history to be read before its greeting. While
+// Redis is unreachable senders get "storage unavailable" and members stay
+// connected; the node reconnects with backoff and reads every room with
+// members from the last position it had, so nothing stored is missed or
+// delivered twice. A reply lost with the connection is answered "storage
+// unavailable" although the append may have run: such a message, if
+// stored, is delivered to everyone (its sender too) after the reconnect,
+// once. host post() is asynchronous there: kOk means queued while Redis
+// was up, a later failure is logged.
 //
 // Lifetime: the Server must outlive every call that sends (everything but
 // the destructor). Call flush() before destroying the Server; the
@@ -36,6 +51,7 @@
 #include "chat/chat_wire.h"
 #include "chat/history_ring.h"
 #include "chat/history_store.h"
+#include "chat/room_log.h"
 #include "server/rate_limit.h"
 #include "server/server.h"
 
@@ -73,6 +89,17 @@ struct ChatConfig {
   // on the loop thread, and from the destructor (so it must not need the
   // Server, which may be gone by then).
   std::function<void(LogLevel, std::string_view)> log;
+  // Cluster mode (issue 16, chat_cluster.cpp): the rooms' order and history
+  // are Redis Streams at this URL, redis://[[user]:password@]host[:port][/db],
+  // shared by every node that names it; "": a single node. Excludes
+  // history_path (kEInval). Redis must answer at create (kEStorage naming
+  // the URL otherwise).
+  std::string cluster_url;
+  // This node's name in the keys of its appends; "": <hostname>:<pid>.
+  std::string node_name;
+  // Entries kept per room stream (approximate MAXLEN); 0: the larger of
+  // history_size and 1000.
+  size_t cluster_retention = 0;
 };
 
 // A message as the moderator sees it. user/text may be rewritten; the
@@ -141,8 +168,13 @@ class ChatService {
   size_t rooms_in_memory() const { return rooms_.size(); }
   bool holds_room(std::string_view room) const { return rooms_.count(std::string(room)) != 0; }
   size_t idle_room_bytes() const { return idle_bytes_; }
-  bool storage_failing() const { return store_failing_; }
-  bool durable() const { return store_ != nullptr; }
+  bool storage_failing() const { return store_failing_ || (log_ && !log_->up()); }
+  bool durable() const { return store_ != nullptr || log_ != nullptr; }
+  bool clustered() const { return log_ != nullptr; }
+  // Cluster mode: closes the Redis connections (no callback after it).
+  // Must run while the Server is alive, before it is destroyed; the
+  // destructor calls it too (for a Server that outlives the service).
+  void stop_cluster();
   // The chat's part of the stats snapshot (loop thread, no allocation).
   void collect_stats(AppStats* out) const;
 
@@ -165,6 +197,13 @@ class ChatService {
     bool idle = false;          // in idle_: no members, nothing pending
     size_t idle_bytes = 0;      // its memory, counted while idle
     std::list<Room*>::iterator idle_pos;
+    // Cluster mode (chat_cluster.cpp).
+    uint64_t serial = 0;      // names this Room object in the log's callbacks
+    bool loaded = true;       // history read from the log: members greeted
+    bool loading = false;     // its read_last in flight
+    bool reading = false;     // a read_after in flight
+    bool read_again = false;  // told of entries meanwhile
+    int64_t last_seen = 0;    // position of the newest entry taken
   };
   struct Conn {
     Room* room;
@@ -197,6 +236,28 @@ class ChatService {
   void send_error(ConnId id, WireFormat f, std::string_view reason);
   void presence_changed(Room* room, bool after_iteration_end);
   void announce_presence();
+  void greet(ConnId id, WireFormat fmt, Room* room);
+  // chat_cluster.cpp
+  bool start_cluster(std::string* error);
+  int cluster_commit();          // pending_ -> the room log (replies come later)
+  void cluster_load(Room* room);  // read_last, then greet the members
+  void cluster_read(Room* room);  // read_after last_seen -> ready_
+  void on_log_appended(std::string_view room);
+  void on_log_state(bool up);
+  // Messages whose append's reply was lost: stored or not is known when
+  // their room is read again (their key is in it, or not), or they are
+  // answered "storage unavailable" at the deadline.
+  struct Uncertain {
+    std::string room;
+    std::string key;
+    ConnId sender;
+    uint64_t seq;         // op_seq_ when the reply was lost
+    int64_t deadline_ms;  // steady clock
+  };
+  void settle_uncertain(const std::string& room, const std::vector<std::string>& keys, bool caught_up,
+                        uint64_t read_seq);
+  void expire_uncertain();
+  Room* room_by_serial(const std::string& name, uint64_t serial) const;
 
   Server& server_;
   // A line to cfg_.log, built here: callers include destructors and
@@ -223,6 +284,13 @@ class ChatService {
   TextLimits limits_;
   MessageParser parser_;
   std::unique_ptr<HistoryStore> store_;
+  std::unique_ptr<RoomLog> log_;  // cluster mode
+  uint64_t next_serial_ = 1;
+  std::string node_name_;         // cluster: in every append's key
+  uint64_t next_key_ = 1;
+  uint64_t op_seq_ = 0;           // orders lost replies and the reads after them
+  std::vector<Uncertain> uncertain_;
+  uint64_t uncertain_stored_ = 0, uncertain_refused_ = 0;
   bool store_failing_ = false;
   // Stats: plain fields, read by collect_stats() on the loop thread.
   uint64_t commits_ = 0;

@@ -43,6 +43,13 @@ bool Poller::add_level_read(int fd, uint64_t token) {
   return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
+bool Poller::set_level(int fd, uint64_t token, bool read, bool write, bool present) {
+  epoll_event ev{};
+  ev.events = (read ? EPOLLIN : 0u) | (write ? EPOLLOUT : 0u);
+  ev.data.u64 = token;
+  return epoll_ctl(epfd_, present ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
 void Poller::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
 
 int Poller::wait(PollEvent* out, int max, int timeout_ms) {

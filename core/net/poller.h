@@ -34,6 +34,9 @@ class Poller {
   // Level-triggered read interest (listener).
   bool add_level_read(int fd, uint64_t token);
   void remove(int fd);
+  // Level-triggered interest in reading and/or writing (a descriptor the
+  // handler watches, see Server::watch_fd): added, or changed if present.
+  bool set_level(int fd, uint64_t token, bool read, bool write, bool present);
 
   // Wait up to timeout_ms (-1 forever) and return the number of events in out[].
   int wait(PollEvent* out, int max, int timeout_ms);

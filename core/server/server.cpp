@@ -311,6 +311,7 @@ int Server::Impl::poll_once(int timeout_ms) {
   handler->on_iteration_end();
   flush_all();
   destroy_dead();
+  retired_watches.clear();
 
   if (state.load() == LoopState::Stopping) {
     // Connections whose close is complete and flushed need not linger now.

@@ -225,6 +225,36 @@ class Server {
   // runs after it (an on_close reported at the end of an iteration). Any
   // thread.
   void wake();
+  // A descriptor of the handler's own (a Redis connection, a timerfd) that
+  // this loop watches next to its connections, so that its I/O runs on the
+  // loop thread without blocking it. Loop thread only (a callback, or a
+  // LoopAccess between polls); kEThread otherwise.
+  //
+  // `cb(readable, writable)` runs on the loop thread, during an iteration,
+  // whenever the descriptor is ready for an interest asked for (level-
+  // triggered: again each iteration while it stays so; an error or hangup
+  // counts as both, for the interests asked). It may be called once more
+  // after the readiness went away (an event of the same wait): do
+  // non-blocking I/O. It may call any Server method, these included (it
+  // may unwatch its own descriptor). An exception out of it is caught and
+  // logged (on_log, Error). With neither interest the descriptor is out of
+  // the epoll set until one is asked for again.
+  //
+  // watch_fd returns a watch id (> 0, never reused) in *id and kOk, or
+  // kEInval (fd < 0, no callback), kEThread, kEStopped, kESystem (epoll
+  // refused it; *error says why). The descriptor stays the caller's: it
+  // must stay open while watched and is never closed by the server. Every
+  // watch ends with unwatch_fd or with the Server (no callback then).
+  using FdCallback = std::function<void(bool readable, bool writable)>;
+  int watch_fd(int fd, bool want_read, bool want_write, FdCallback cb, uint64_t* id,
+               std::string* error);
+  // kOk, kENoConn (no such watch), kEThread, kESystem.
+  int set_fd_interest(uint64_t id, bool want_read, bool want_write);
+  // Takes the descriptor out of the loop: no callback after it returns (the
+  // callback object lives until the end of the iteration). kOk, kENoConn,
+  // kEThread.
+  int unwatch_fd(uint64_t id);
+
   // Any thread. New TLS connections use the certificate and key of these
   // files (empty: the current files, read again); existing connections keep
   // theirs. kEState if the server has no TLS, kEInval (and *error) if the

@@ -49,9 +49,25 @@ struct PendingUpgrade {
   UpgradeVerdict verdict;
 };
 
+// A descriptor the handler watches (Server::watch_fd, fd_watch.cpp).
+struct FdWatch {
+  uint64_t id = 0;
+  int fd = -1;
+  bool want_read = false, want_write = false;
+  bool in_set = false;  // in the epoll set (some interest)
+  Server::FdCallback cb;
+};
+
 struct Server::Impl {
   static constexpr uint64_t kListenToken = ~uint64_t{0} - 2;
   static constexpr uint64_t kMetricsToken = ~uint64_t{0} - 3;
+  // Watched descriptors: token kWatchTokenTop - id, ids from 1 up (far
+  // above any Connection pointer, which is the token of a connection).
+  static constexpr uint64_t kWatchTokenTop = ~uint64_t{0} - 16;
+  static constexpr uint64_t kMaxWatchId = uint64_t{1} << 40;
+  static bool is_watch_token(uint64_t t) {
+    return t <= kWatchTokenTop && t > kWatchTokenTop - kMaxWatchId;
+  }
   static constexpr size_t kReadBufferSize = 64 * 1024;
   // One connection's turn in an iteration: one read (or what an earlier
   // turn left), and at most this many messages and control frames handled,
@@ -169,6 +185,14 @@ struct Server::Impl {
   bool handshake_allowed(Connection* c);
   std::mutex pending_mu;
   std::unordered_map<ConnId, PendingUpgrade> pending;
+
+  // Watched descriptors (few: a linear search), and the callbacks of those
+  // unwatched this iteration (one may be running): freed at its end.
+  std::vector<std::unique_ptr<FdWatch>> watches;
+  std::vector<std::unique_ptr<FdWatch>> retired_watches;
+  uint64_t next_watch_id = 1;
+  FdWatch* find_watch(uint64_t id) const;
+  void on_watch_event(const net::PollEvent& ev);
 
   std::atomic<bool> stop_requested{false};
   std::atomic<LoopState> state{LoopState::Running};

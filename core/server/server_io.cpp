@@ -144,6 +144,10 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     poll_metrics();
     return;
   }
+  if (is_watch_token(ev.token)) {
+    on_watch_event(ev);
+    return;
+  }
   Connection* c = reinterpret_cast<Connection*>(uintptr_t(ev.token));
   if (c->state == ConnState::Dead) return;
   if (ev.writable) {

@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   log_line("chatws %s: chat on %s://%s%s%s:%d/ (static %s, history %s%s)%s", chatws_version(),
            opts.tls_cert_file ? "https" : "http", strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
            chatws_server_port(server), opts.static_dir ? opts.static_dir : "none",
-           opts.history_path ? opts.history_path : "in memory",
+           opts.cluster_url ? "in Redis (cluster)" : opts.history_path ? opts.history_path : "in memory",
            args.auth_secret ? ", tokens required" : "", metrics);
 
   rc = chatws_server_run(server);

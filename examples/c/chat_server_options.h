@@ -73,6 +73,13 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
   SPEC("history", OPT_STRING, "FILE", "SQLite file for durable chat history", "in memory",
        &o->history_path);
   SPECX("history-size", OPT_U32, "N", "messages kept per room", "50", &o->history_size, 1000000, 0);
+  SPEC("redis", OPT_STRING, "URL",
+       "cluster mode: share rooms with every server on this Redis, redis://[:password@]host[:port][/db]",
+       "off, one node", &o->cluster_url);
+  SPEC("node-name", OPT_STRING, "NAME", "this node's name in the cluster", "<hostname>:<pid>",
+       &o->node_name);
+  SPECX("cluster-retention", OPT_U32, "N", "entries kept per room stream in Redis",
+        "max(history size, 1000)", &o->cluster_retention, UINT32_MAX, 0);
   SPECX("max-rooms", OPT_U32, "N", "chat rooms at once; new ones beyond get 503", "10000",
        &o->max_rooms, UINT32_MAX, 0);
   SPEC("max-idle-room-bytes", OPT_SIZE, "BYTES", "memory for rooms nobody is in", "64 MiB",

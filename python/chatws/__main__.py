@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     static.add_argument("--no-static", action="store_true", help="serve no files, WebSocket only (default: off)")
     p.add_argument("--history", metavar="PATH", help="SQLite file for durable chat history (default: in memory)")
     p.add_argument("--history-size", type=_positive, help="messages kept per room (default: 50)")
+    p.add_argument("--redis", metavar="URL",
+                   help="cluster mode: share rooms, order and history with every server on this Redis, "
+                        "redis://[:password@]host[:port][/db] (default: off, one node)")
+    p.add_argument("--node-name", metavar="NAME", help="this node's name in the cluster (default: <hostname>:<pid>)")
+    p.add_argument("--cluster-retention", type=_positive, metavar="N",
+                   help="entries kept per room stream in Redis (default: max(history size, 1000))")
     p.add_argument("--max-connections", type=_positive, help="open connections; beyond: HTTP 503 (default: 100000)")
     p.add_argument("--max-connections-per-ip", type=_positive,
                    help="per client address, IPv6 clients per network prefix; beyond: HTTP 503 (default: unlimited)")
@@ -175,6 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")  # exits 2
+    if args.redis is not None and args.history is not None:
+        parser.error("--redis and --history exclude each other: the cluster's history is in Redis")
 
     static_dir: Optional[Path] = None
     if not args.no_static:
@@ -193,6 +201,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             static_dir=static_dir,
             history_path=args.history,
             history_size=args.history_size,
+            cluster_url=args.redis,
+            node_name=args.node_name,
+            cluster_retention=args.cluster_retention,
             max_connections=args.max_connections,
             max_connections_per_ip=args.max_connections_per_ip,
             ipv6_prefix_length=args.ipv6_prefix_length,

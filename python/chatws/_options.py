@@ -109,6 +109,9 @@ def build_options(
     message_burst: Optional[int] = None,
     rate_limit_policy: str = "close",
     max_handshakes_per_second_per_ip: Optional[int] = None,
+    cluster_url: Optional[str] = None,
+    node_name: Optional[str] = None,
+    cluster_retention: Optional[int] = None,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -137,6 +140,17 @@ def build_options(
     else:
         raise InvalidArgument("max_messages_per_second must be an int >= 1, None (default) or "
                               f"math.inf (no limit), not {max_messages_per_second!r}")
+    if cluster_url is not None:
+        if not isinstance(cluster_url, str) or not cluster_url.startswith("redis://"):
+            raise InvalidArgument(
+                f"cluster_url must be a redis://[:password@]host[:port][/db] URL, not {cluster_url!r}")
+        if not chat:
+            raise InvalidArgument("cluster_url needs chat=True (the cluster shares chat rooms)")
+        if history_path is not None:
+            raise InvalidArgument("cluster_url and history_path exclude each other "
+                                  "(the cluster's history is in Redis)")
+    if node_name is not None and (not isinstance(node_name, str) or not node_name):
+        raise InvalidArgument(f"node_name must be a non-empty str, not {node_name!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -184,4 +198,7 @@ def build_options(
         "rate_limit_policy": _SLOW_POLICIES[rate_limit_policy],
         "max_handshakes_per_second_per_ip": _limit(
             "max_handshakes_per_second_per_ip", max_handshakes_per_second_per_ip, u32_max),
+        "cluster_url": cluster_url,
+        "node_name": node_name,
+        "cluster_retention": _limit("cluster_retention", cluster_retention, u32_max),
     }

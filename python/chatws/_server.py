@@ -165,6 +165,19 @@ class Server:
     ``rate_limit_policy="drop"`` its excess messages are dropped.
     ``max_handshakes_per_second_per_ip`` (default: none): upgrades beyond it
     from one address get 429 with Retry-After.
+
+    Cluster mode (``cluster_url="redis://127.0.0.1:6379/0"``, with
+    ``chat=True``; docs/cluster.md): servers that name the same Redis share
+    their chat rooms. Each message is stored in its room's Redis Stream
+    (one round trip per loop iteration) and delivered on every node only
+    once stored, in one order everywhere; chatws.v1 ids are the stream
+    positions. Redis must answer when the server is created (``Storage``
+    error naming the URL otherwise); while it is down later, senders get
+    "storage unavailable" and the server reconnects by itself.
+    ``node_name`` (default ``<hostname>:<pid>``) names this node in the
+    appends; ``cluster_retention`` (default: the larger of history_size and
+    1000) is how many entries each room's stream keeps. :meth:`post_chat`
+    is asynchronous in this mode.
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -226,6 +239,9 @@ class Server:
         message_burst: Optional[int] = None,
         rate_limit_policy: str = "close",
         max_handshakes_per_second_per_ip: Optional[int] = None,
+        cluster_url: Optional[str] = None,
+        node_name: Optional[str] = None,
+        cluster_retention: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -288,6 +304,9 @@ class Server:
             message_burst=message_burst,
             rate_limit_policy=rate_limit_policy,
             max_handshakes_per_second_per_ip=max_handshakes_per_second_per_ip,
+            cluster_url=cluster_url,
+            node_name=node_name,
+            cluster_retention=cluster_retention,
         )
         self._host = host
         self._tls = tls_cert is not None

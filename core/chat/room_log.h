@@ -1,0 +1,70 @@
+// The room log seam (DESIGN.md, "Cluster"): what the chat needs of a
+// history shared by several nodes. Append a room's messages, read a room's
+// entries (the last N, or those after a position), and hear that a room got
+// new entries. Positions are per room, 1, 2, 3 ... (the chatws.v1 message
+// ids), assigned by the log, so every node sees one order.
+//
+// Asynchronous: every call answers through its callback, on the loop
+// thread, later; only a failure known at once (the log is down) may be
+// answered from inside the call (or the flush() that sends it). A callback
+// is dropped only when the log is stopped.
+//
+// Implementations: RedisLog (redis_log.h, cluster mode). The single-node
+// SQLite store (history_store.h) keeps its synchronous path in
+// ChatService, commit-then-deliver within one iteration, which this seam
+// would only make slower; moving it behind RoomLog is left for later.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/message.h"
+
+namespace chatws::chat {
+
+class RoomLog {
+ public:
+  virtual ~RoomLog() = default;
+
+  // Stored: `ids` are the positions given to the messages, in order.
+  // Refused: not stored (the log was down, or refused it; why says so).
+  // Unknown: the reply was lost with the connection: the append may or may
+  // not have run. Its keys tell, when the room is read again.
+  enum class Outcome { Stored, Refused, Unknown };
+  using AppendDone = std::function<void(Outcome outcome, std::vector<int64_t> ids, std::string_view why)>;
+  // Entries oldest first, with the key each was appended with ("" if
+  // none); ok = false: not read (why says so).
+  using ReadDone = std::function<void(bool ok, std::vector<ChatMessage> msgs,
+                                      std::vector<std::string> keys, std::string_view why)>;
+
+  // Queues the append of `msgs` (ids ignored) to `room`, each with its key
+  // (unique to the message: the node's name and a counter); appends queued
+  // in one loop iteration go out together at flush().
+  virtual void append(const std::string& room, std::vector<ChatMessage> msgs,
+                      std::vector<std::string> keys, AppendDone done) = 0;
+  // Sends what was queued (one round trip for all of it).
+  virtual void flush() = 0;
+  // The last `n` entries of `room`.
+  virtual void read_last(const std::string& room, size_t n, ReadDone done) = 0;
+  // Up to `max` entries after position `after`.
+  virtual void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) = 0;
+
+  // A room got entries (from any node). May come more than once per entry,
+  // or for entries already read: a hint to read, never the data.
+  virtual void on_appended(std::function<void(std::string_view room)> fn) = 0;
+  // The log became usable (true: also after a reconnect, when notifications
+  // may have been missed) or unusable (false).
+  virtual void on_state(std::function<void(bool up)> fn) = 0;
+  virtual bool up() const = 0;
+  // Closes the log's connections: no callback after it.
+  virtual void stop() = 0;
+  // Round trips (writes of queued commands), commands and failures so far.
+  virtual uint64_t round_trips() const = 0;
+  virtual uint64_t failures() const = 0;
+};
+
+}  // namespace chatws::chat

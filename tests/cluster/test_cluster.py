@@ -1,0 +1,194 @@
+"""Several chatws nodes sharing rooms through one real Redis (issue 16).
+
+Nodes are separate processes (Python CLI and the C example), clients real
+WebSocket clients speaking chatws.v1; "acknowledged" means the sender got
+its own message back, which a node sends only once Redis stored it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List
+
+from conftest import WAIT, Client, Node, Proxy, Redis, free_port
+
+
+def ids_and_texts(msgs: List[Dict[str, Any]]) -> List[Any]:
+    return [(m["id"], m["text"]) for m in msgs]
+
+
+def test_unreachable_redis_at_start_fails_naming_the_url() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    proc = subprocess.run([sys.executable, "-m", "chatws", "--port", "0", "--no-static", "--redis", url],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=WAIT)
+    assert proc.returncode == 1, proc.stderr
+    assert url in proc.stderr and "refused" in proc.stderr, proc.stderr
+
+
+def test_a_message_posted_on_a_reaches_b_in_the_same_order(nodes: Callable[..., Node],
+                                                           clients: Callable[[str], Client]) -> None:
+    a, b = nodes("a"), nodes("b", "c")  # the Python CLI and the C example
+    on_a, on_b = clients(a.url("order")), clients(b.url("order"))
+    other_b = clients(b.url("order"))
+    for i in range(50):
+        on_a.send("ann", f"m{i}")
+    for c in (on_a, on_b, other_b):
+        c.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 50)
+    seen = [ids_and_texts(c.msgs()) for c in (on_a, on_b, other_b)]
+    assert seen[0] == seen[1] == seen[2]
+    assert [t for _, t in seen[0]] == [f"m{i}" for i in range(50)]
+    first = seen[0][0][0]
+    assert [i for i, _ in seen[0]] == list(range(first, first + 50))  # positions, one by one
+
+
+def test_history_is_shared_a_new_member_on_b_sees_a_s_messages(nodes: Callable[..., Node],
+                                                               clients: Callable[[str], Client]) -> None:
+    a, b = nodes("a"), nodes("b")
+    poster = clients(a.url("hist"))
+    for i in range(3):
+        poster.send("ann", f"h{i}")
+    poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 3)
+    late = clients(b.url("hist"))
+    history = late.hello["history"]
+    assert [(h["id"], h["text"]) for h in history] == ids_and_texts(poster.msgs())
+    # And a message from B reaches A.
+    late.send("bob", "from b")
+    poster.wait(lambda f: f["type"] == "msg" and f["text"] == "from b")
+
+
+def test_concurrent_posters_on_three_nodes_give_one_order(nodes: Callable[..., Node],
+                                                          clients: Callable[[str], Client]) -> None:
+    ns = [nodes("n1"), nodes("n2", "c"), nodes("n3")]
+    members = [clients(n.url("busy")) for n in ns for _ in range(2)]
+    per_poster = 60
+
+    def post(c: Client, who: str) -> None:
+        for i in range(per_poster):
+            c.send(who, f"{who}-{i}")
+
+    threads = [threading.Thread(target=post, args=(members[2 * k], f"p{k}")) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    total = 3 * per_poster
+    for c in members:
+        c.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= total)
+    orders = [ids_and_texts(c.msgs()) for c in members]
+    assert all(o == orders[0] for o in orders), "members disagree on the order"
+    ids = [i for i, _ in orders[0]]
+    assert ids == list(range(ids[0], ids[0] + total))
+    for k in range(3):  # each poster's own messages in the order it sent them
+        mine = [t for _, t in orders[0] if t.startswith(f"p{k}-")]
+        assert mine == [f"p{k}-{i}" for i in range(per_poster)]
+
+
+def test_redis_restarted_mid_traffic_loses_nothing_acknowledged(redis: Redis, nodes: Callable[..., Node],
+                                                               clients: Callable[[str], Client]) -> None:
+    a, b = nodes("a"), nodes("b", "c")
+    sender, watcher = clients(a.url("outage")), clients(b.url("outage"))
+    acked: List[str] = []
+    failed = [0]
+    restarted = threading.Event()
+    after_restart = [0]
+    done = threading.Event()
+
+    def post() -> None:
+        # Closed loop: each message waits for its answer (its echo, or an
+        # error), so every message sent is accounted for. One in flight
+        # when Redis dies waits for the reconnect to tell which it was.
+        for i in range(100000):
+            if after_restart[0] >= 30:
+                break
+            text = f"s{i}"
+            errors_before = len(sender.errors())
+            sender.send("ann", text)
+            sender.wait_until(lambda fs: any(f["type"] == "msg" and f["text"] == text for f in fs)
+                              or sum(f["type"] == "error" for f in fs) > errors_before, 2 * WAIT)
+            if any(m["text"] == text for m in sender.msgs()):
+                acked.append(text)
+                if restarted.is_set():
+                    after_restart[0] += 1
+            else:
+                failed[0] += 1
+                if not restarted.is_set():
+                    restarted.wait(2 * WAIT)  # refused at once while Redis is away: wait for it
+        done.set()
+
+    t = threading.Thread(target=post)
+    t.start()
+    wait_for(lambda: len(acked) >= 30, "30 acknowledged messages")
+    redis.stop()
+    a.wait_line(r"cluster: Redis at \S+ unavailable")
+    # While Redis is away a sender is told at once, and stays connected.
+    probe = clients(a.url("outage"))
+    probe.send("bob", "during the outage")
+    probe.wait(lambda f: f["type"] == "error" and f["error"] == "storage unavailable")
+    redis.start()  # the same directory: the AOF (appendfsync always) brings the streams back
+    restarted.set()
+    assert done.wait(3 * WAIT), "the sender made no progress after the restart"
+    t.join(WAIT)
+    assert after_restart[0] >= 30, "the node did not come back"
+    print(f"acknowledged {len(acked)}, refused {failed[0]}, {after_restart[0]} after the restart")
+    assert set(sender.errors()) <= {"storage unavailable"}
+    # Every acknowledged message reaches the other node's member, once, in the same order.
+    watcher.wait_until(lambda fs: {f["text"] for f in fs if f["type"] == "msg"} >= set(acked))
+    seen_b = ids_and_texts(watcher.msgs())
+    seen_a = ids_and_texts(sender.msgs())
+    assert len({t for _, t in seen_b}) == len(seen_b), "duplicates on b"
+    assert len({t for _, t in seen_a}) == len(seen_a), "duplicates on a"
+    assert [i for i, _ in seen_b] == sorted(i for i, _ in seen_b), "b out of order"
+    common = min(len(seen_a), len(seen_b))
+    assert seen_a[:common] == seen_b[:common]
+    assert "during the outage" not in {t for _, t in seen_b}
+    # Nothing delivered that was not stored: every delivered message is in Redis.
+    stored = redis.command("XLEN", "chatws:{outage}:log").strip()
+    assert int(stored) >= len(seen_b)
+
+
+def wait_for(cond: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)  # progress poll of another process, bounded
+
+
+def test_a_lost_reply_is_settled_by_reading_the_room_again(redis: Redis, nodes: Callable[..., Node],
+                                                          clients: Callable[[str], Client]) -> None:
+    proxy = Proxy(redis.port)
+    try:
+        a = nodes("lossy", url=proxy.url)  # reaches Redis through the proxy
+        b = nodes("direct")
+        sender, watcher = clients(a.url("lost")), clients(b.url("lost"))
+        sender.send("ann", "before")
+        sender.wait(lambda f: f["type"] == "msg" and f["text"] == "before")
+
+        # Stored, but the reply never comes back: acknowledged after the reconnect, once.
+        proxy.drop_replies = True
+        sender.send("ann", "stored-unanswered")
+        wait_for(lambda: b"stored-unanswered" in redis.command("XRANGE", "chatws:{lost}:log", "-", "+"),
+                 "the append to reach Redis")
+        proxy.cut()
+        sender.wait(lambda f: f["type"] == "msg" and f["text"] == "stored-unanswered")
+        watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "stored-unanswered")
+        assert sender.errors() == []
+
+        # Never reached Redis: the sender is told, nobody gets it.
+        proxy.drop_requests = True
+        sender.send("ann", "never-arrived")
+        wait_for(lambda: proxy.dropped_requests > 0, "the append to be sent")
+        proxy.cut()
+        sender.wait(lambda f: f["type"] == "error")
+        assert sender.errors() == ["storage unavailable"]
+        sender.send("ann", "after")
+        for c in (sender, watcher):
+            c.wait(lambda f: f["type"] == "msg" and f["text"] == "after")
+        for c in (sender, watcher):
+            texts = [m["text"] for m in c.msgs()]
+            assert texts == ["before", "stored-unanswered", "after"], texts
+        assert "whether stored is known once the room is read again" in a.output()
+    finally:
+        proxy.close()
