@@ -26,6 +26,7 @@ DEB_BUILD_PACKAGES=(
   libssl-dev                        # libcrypto (handshake SHA-1), libssl (TLS)
   libsimdjson-dev                   # JSON parsing and UTF-8 validation
   libsqlite3-dev                    # durable chat history
+  zlib1g-dev                        # permessage-deflate (RFC 7692)
 )
 DEB_PACKAGES=(
   "${DEB_BUILD_PACKAGES[@]}"
