@@ -27,6 +27,7 @@ DEB_BUILD_PACKAGES=(
   libsimdjson-dev                   # JSON parsing and UTF-8 validation
   libsqlite3-dev                    # durable chat history
   libhiredis-dev                    # Redis client for cluster mode (driven by the chatws loop)
+  zlib1g-dev                        # permessage-deflate (RFC 7692)
 )
 DEB_PACKAGES=(
   "${DEB_BUILD_PACKAGES[@]}"

@@ -40,6 +40,13 @@ struct ParserLimits {
 //   bool on_pong(const char* data, size_t len);
 //   bool on_close(uint16_t code /* 1005 if no code */, std::string_view reason);
 //   void on_error(uint16_t close_code /* 1002, 1007, 1009, 1013 */, const char* reason);
+// and, once permessage-deflate is on (set_deflate), for a message whose
+// first frame had RSV1 set: its payload as received (the frames'
+// payloads concatenated, still compressed; text not yet validated):
+//   bool on_compressed_message(Opcode op, const char* data, size_t len);
+// (protocol/deflate_message.h inflates it, bounded, and validates it.) A
+// handler that fails the message there (on_error) returns false, and the
+// caller feeds the parser nothing more.
 // After on_close or on_error the parser is finished and consumes nothing more.
 class FrameParser {
  public:
@@ -81,6 +88,12 @@ class FrameParser {
   void shrink() {
     if (idle() && (!spill_ || spill_->control.empty())) drop_spill();
   }
+
+  // permessage-deflate was negotiated: RSV1 marks a compressed message
+  // (on its first frame only; never on a control frame). Off: RSV1 is a
+  // protocol error (1002) like RSV2 and RSV3.
+  void set_deflate(bool on) { deflate_ = on; }
+  bool deflate() const { return deflate_; }
 
   static const ParserLimits& default_limits() {
     static const ParserLimits kDefault;
@@ -135,7 +148,9 @@ class FrameParser {
   uint8_t hdr_len_ = 0;
   State state_ = State::Header;
   Opcode op_ = Opcode::Continuation;
-  Opcode msg_op_ = Opcode::Text;  // current (data) message
+  bool msg_binary_ : 1 = false;     // the current data message is Binary (else Text)
+  bool deflate_ : 1 = false;        // permessage-deflate on (see set_deflate)
+  bool compressed_ : 1 = false;     // the current data message had RSV1
   bool fin_ : 1 = false;
   bool masked_ : 1 = false;
   bool in_message_ : 1 = false;
@@ -145,6 +160,8 @@ class FrameParser {
   uint32_t own_limit_ = 0;          // see set_max_message_size(); 0: none
 
   const uint8_t* mask() const { return hdr_; }
+  Opcode msg_op() const { return msg_binary_ ? Opcode::Binary : Opcode::Text; }
+  template <class Handler> bool deliver_data(Handler& h, const char* p, size_t n);
   void advance_frame(size_t n) {
     mask_phase_ = uint8_t((mask_phase_ + n) & 3);
     frame_started_ = frame_started_ || n > 0;

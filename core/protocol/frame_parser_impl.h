@@ -74,10 +74,18 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
 
   // Everything decidable from the first two bytes fails here, before the
   // rest of the header arrives.
-  if (b0 & 0x70) return fail(1002, "reserved bits set without a negotiated extension");
+  if (b0 & 0x30) return fail(1002, "reserved bits set without a negotiated extension");
   if (!is_known_opcode(opcode)) return fail(1002, "reserved opcode");
   if (limits_->require_mask && !masked) return fail(1002, "client frame not masked");
   const Opcode op = static_cast<Opcode>(opcode);
+  const bool rsv1 = (b0 & 0x40) != 0;
+  if (rsv1) {
+    // RFC 7692 6: RSV1 means "compressed", on the first frame of a data
+    // message only, and only once permessage-deflate is in use.
+    if (!deflate_) return fail(1002, "RSV1 set without permessage-deflate");
+    if (is_control(op)) return fail(1002, "RSV1 set on a control frame");
+    if (op == Opcode::Continuation) return fail(1002, "RSV1 set on a continuation frame");
+  }
   if (is_control(op)) {
     if (!fin) return fail(1002, "fragmented control frame");
     if (len7 > kMaxControlPayload) return fail(1002, "control frame payload over 125 bytes");
@@ -134,7 +142,8 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
       // that cannot be delivered in place.
       in_message_ = true;
       first_frame_ = true;
-      msg_op_ = op;
+      msg_binary_ = op == Opcode::Binary;
+      compressed_ = rsv1;
       drop_spill();  // already null: freed when the last message completed
     } else {
       first_frame_ = false;
@@ -143,6 +152,19 @@ bool FrameParser::parse_header(Handler& h, size_t* need) {
     }
   }
   return true;
+}
+
+template <class Handler>
+bool FrameParser::deliver_data(Handler& h, const char* p, size_t n) {
+  if (!compressed_) return h.on_message(msg_op(), p, n);
+  if constexpr (requires { h.on_compressed_message(msg_op(), p, n); }) {
+    return h.on_compressed_message(msg_op(), p, n);
+  } else {
+    // set_deflate(true) with a handler that cannot take compressed messages.
+    state_ = State::Done;
+    h.on_error(1011, "compressed message not supported");
+    return false;
+  }
 }
 
 template <class Handler>
@@ -252,7 +274,8 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
 
     // Data frame.
     if (masked_) apply_mask(p, avail, mask(), mask_phase_);
-    const bool text = msg_op_ == Opcode::Text;
+    // A compressed message's text is validated once inflated.
+    const bool text = !msg_binary_ && !compressed_;
     if (fin_ && first_frame_ && !frame_started_ && avail == remaining_) {
       // Zero-copy: an unfragmented message entirely inside `data`.
       pos += avail;
@@ -263,7 +286,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
         h.on_error(1007, "text message is not valid UTF-8");
         return pos;
       }
-      if (!h.on_message(msg_op_, reinterpret_cast<const char*>(p), avail)) return pos;
+      if (!deliver_data(h, reinterpret_cast<const char*>(p), avail)) return pos;
       continue;
     }
 
@@ -302,7 +325,7 @@ size_t FrameParser::consume(uint8_t* data, size_t len, Handler& h) {
       return pos;
     }
     // The handler sees the buffer; freed after, so an idle parser owns none.
-    const bool go_on = h.on_message(msg_op_, sp.message.data(), sp.message.size());
+    const bool go_on = deliver_data(h, sp.message.data(), sp.message.size());
     drop_spill();
     if (!go_on) return pos;
   }
