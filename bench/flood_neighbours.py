@@ -178,6 +178,11 @@ async def normal_main(port: int, clients: int, room_size: int, rate: float, warm
 
 # ------------------------------------------------------------------ driver
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def one(args: argparse.Namespace, flood: bool, limit: bool) -> dict:
     port = free_port()
     cmd = [str(args.build / "examples" / "chat_server"), "--port", str(port), "--no-static"]
@@ -193,7 +198,7 @@ def one(args: argparse.Namespace, flood: bool, limit: bool) -> dict:
             fcmd = [sys.executable, __file__, "--flooder", str(port), str(total + 1)]
             if args.flood_nice:  # its client CPU, not the server's, is what nice takes from it
                 fcmd = ["nice", "-n", str(args.flood_nice), *fcmd]
-            flooder = subprocess.Popen(pinned(CLIENT_CPU, fcmd),
+            flooder = subprocess.Popen(pinned(args.flood_cpu, fcmd),
                                        stdout=subprocess.PIPE, text=True)
         normal = subprocess.run(pinned(CLIENT_CPU, [sys.executable, __file__, "--normal", str(port),
                                                     json.dumps(vars(args), default=str)]),
@@ -202,6 +207,7 @@ def one(args: argparse.Namespace, flood: bool, limit: bool) -> dict:
         if flooder is not None:
             fout, _ = flooder.communicate(timeout=60)
             out["flood"] = json.loads(fout.strip().splitlines()[-1])
+        out["server_cpu_s"] = cpu_seconds(server.pid)  # the whole run: what the flood cost the server
         return out
     finally:
         if flooder is not None and flooder.poll() is None:
@@ -232,6 +238,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--room-size", type=int, default=10)
     ap.add_argument("--rate", type=float, default=1.0, help="messages per second per normal client")
+    ap.add_argument("--flood-cpu", default=CLIENT_CPU,
+                    help="CPU of the flooder's process (default 1, the normal clients'; 0: the server's)")
     ap.add_argument("--flood-nice", type=int, default=0,
                     help="nice the flooder's process (it shares CPU 1 with the normal clients' process)")
     args = ap.parse_args()
@@ -249,7 +257,8 @@ def main() -> int:
                          f"{f['errors']} rate limited) of {f['sent']} written, "
                          f"{f['reconnects']} reconnects after a close")
             print(f"run {run + 1} {name:>18}: {n['deliveries_per_s']:.0f}/{n['expected_per_s']:.0f} "
-                  f"deliveries/s, p50 {n['p50_ms']:.2f} ms, p99 {n['p99_ms']:.2f} ms{extra}", flush=True)
+                  f"deliveries/s, p50 {n['p50_ms']:.2f} ms, p99 {n['p99_ms']:.2f} ms, "
+                  f"server CPU {r['server_cpu_s']:.2f} s{extra}", flush=True)
     base = rows["alone"]
     b_rate = statistics.median(r["normal"]["deliveries_per_s"] for r in base)
     b_p50 = statistics.median(r["normal"]["p50_ms"] for r in base)
@@ -258,8 +267,10 @@ def main() -> int:
         rate = statistics.median(r["normal"]["deliveries_per_s"] for r in rows[name])
         p50 = statistics.median(r["normal"]["p50_ms"] for r in rows[name])
         p99 = statistics.median(r["normal"]["p99_ms"] for r in rows[name])
+        cpu = statistics.median(r["server_cpu_s"] for r in rows[name])
         print(f"median {name:>18}: {rate:.0f} deliveries/s ({100 * rate / b_rate:.1f}%), "
-              f"p50 {p50:.2f} ms (x{p50 / b_p50:.2f}), p99 {p99:.2f} ms (x{p99 / b_p99:.2f})")
+              f"p50 {p50:.2f} ms (x{p50 / b_p50:.2f}), p99 {p99:.2f} ms (x{p99 / b_p99:.2f}), "
+              f"server CPU {cpu:.2f} s")
     return 0
 
 
