@@ -36,6 +36,7 @@ enum opt_kind {
   OPT_RATE,     /* int messages per second >= 1; "off": -1 (no limit) */
   OPT_INT,      /* int, 1..INT_MAX */
   OPT_METRICS,  /* the metrics listener's port (0: a free one); turns it on */
+  OPT_SNDBUF,   /* int bytes 1..INT_MAX; "auto": -1 (the kernel's autotuning) */
   OPT_HELP
 };
 
@@ -99,6 +100,9 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        "16 MiB", &o->max_message_size);
   SPEC("max-output-buffer", OPT_SIZE, "BYTES", "queued bytes per connection (--slow-consumer)",
        "1 MiB", &o->max_output_buffer);
+  SPEC("socket-send-buffer", OPT_SNDBUF, "BYTES|auto",
+       "SO_SNDBUF per connection (bounds what a client that never reads holds in the kernel); "
+       "'auto': the kernel's autotuning", "96 KiB", &o->socket_send_buffer);
   SPEC("max-buffered-input", OPT_SIZE, "BYTES",
        "bytes of unfinished messages of all clients together", "4 x max-message-size",
        &o->max_buffered_input);
@@ -221,6 +225,15 @@ static int apply(struct server_args* a, const struct opt_spec* sp, const char* a
       if (parse_ulong(arg, 1, INT_MAX, &v) != 0)
         return bad_value(argv0, sp->name, arg,
                          sp->kind == OPT_RATE ? "an integer 1..2147483647 or 'off'" : "an integer 1..2147483647");
+      *(int*)sp->target = (int)v;
+      return 0;
+    case OPT_SNDBUF:
+      if (strcmp(arg, "auto") == 0) {
+        *(int*)sp->target = -1;
+        return 0;
+      }
+      if (parse_ulong(arg, 1, INT_MAX, &v) != 0)
+        return bad_value(argv0, sp->name, arg, "a positive number of bytes, or 'auto'");
       *(int*)sp->target = (int)v;
       return 0;
     case OPT_METRICS:

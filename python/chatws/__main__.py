@@ -38,6 +38,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _send_buffer(text: str) -> object:
+    if text == "auto":
+        return "auto"
+    value = int(text)
+    if not 0 < value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes or 'auto', not {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -108,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IPv6 clients count against --max-connections-per-ip by this prefix (default: 64)")
     p.add_argument("--max-message-size", type=_positive, help="bytes per WebSocket message (default: 16 MiB)")
     p.add_argument("--max-output-buffer", type=_positive, help="queued bytes per connection (default: 1 MiB)")
+    p.add_argument("--socket-send-buffer", type=_send_buffer, metavar="BYTES|auto",
+                   help="SO_SNDBUF per connection (bounds what a client that never reads holds in the "
+                   "kernel); 'auto': the kernel's autotuning (default: 96 KiB)")
     p.add_argument("--max-buffered-input", type=_positive,
                    help="bytes of unfinished messages held for all clients together (default: 4 x max message size)")
     p.add_argument("--max-user-length", type=_positive, help="characters in a user name (default: 64)")
@@ -210,6 +222,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_buffered_input=args.max_buffered_input,
             max_message_size=args.max_message_size,
             max_output_buffer=args.max_output_buffer,
+            socket_send_buffer=args.socket_send_buffer,
             max_user_length=args.max_user_length,
             max_text_length=args.max_text_length,
             max_rooms=args.max_rooms,

@@ -90,6 +90,8 @@ BAD = [
     (["--ipv6-prefix-length", "129"], "--ipv6-prefix-length"),
     (["--max-output-buffer", "lots"], "--max-output-buffer"),
     (["--slow-consumer", "ignore"], "--slow-consumer"),
+    (["--socket-send-buffer", "0"], "--socket-send-buffer"),
+    (["--socket-send-buffer", "big"], "--socket-send-buffer"),
     (["--idle-timeout", "0"], "--idle-timeout"),
     (["--handshake-timeout", "soon"], "--handshake-timeout"),
     (["--close-timeout", "-2"], "--close-timeout"),
@@ -380,6 +382,30 @@ def test_slow_consumer_policy(cli: str, policy: str, server_of) -> None:
             pass
     poster.close()
     slow.close()
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_socket_send_buffer(cli: str, server_of) -> None:
+    # A member that never reads while 400 KB are posted to its room: the
+    # kernel holds for it what --socket-send-buffer allows (the default,
+    # 96 KiB, lets about 200 KB; see test_send_queue_bound.py).
+    srv = server_of(cli, "--socket-send-buffer", "4096", "--max-messages-per-second", "off")
+    idle, head = raw_upgrade(srv.port, path="/rooms/sndbuf")
+    assert " 101 " in head.split("\r\n")[0]
+    poster = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/rooms/sndbuf", timeout=WAIT,
+                                         subprotocols=["chatws.v1"])
+    json.loads(poster.recv())
+    for _ in range(100):
+        poster.send(json.dumps({"user": "p", "text": "z" * 4000}))
+        while json.loads(poster.recv())["type"] != "msg":  # stored and sent to the room
+            pass
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{srv.port} )"],
+                         check=True, stdout=subprocess.PIPE, text=True, timeout=WAIT).stdout
+    port = idle.getsockname()[1]
+    (send_q,) = [int(f[1]) for f in map(str.split, out.splitlines()) if f[3].endswith(f":{port}")]
+    assert 0 < send_q <= 64 * 1024, send_q
+    poster.close()
+    idle.close()
 
 
 # ------------------------------------------------------------ token mode
