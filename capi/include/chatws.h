@@ -531,8 +531,8 @@ typedef struct chatws_options {
    * it. chatws_server_create() checks that Redis answers (waiting up to 3
    * s, before the loop runs) and fails with CHATWS_ESTORAGE and a message
    * naming the URL if not. While Redis is unreachable later, senders get
-   * the error "storage unavailable", members stay connected, joins are
-   * closed with 1011, and the server reconnects with backoff (100 ms
+   * the error "storage unavailable", members stay connected, joins wait
+   * for their greeting (hello or snapshot), and the server reconnects with backoff (100 ms
    * doubling to 5 s) and then delivers what it missed, from the positions
    * it had: nothing twice, nothing out of order. A sender whose reply was
    * lost with the connection is told "storage unavailable" though the
@@ -714,6 +714,13 @@ typedef struct chatws_stats {
                                     room of M counts M (a "json" client gets them folded
                                     into snapshots, one per batch) */
   chatws_histogram history_commit; /* duration of one commit to the store */
+  /* Added in 0.2.0: cluster mode (chatws_options.cluster_url; all 0 otherwise). While Redis
+   * is unavailable history_ok is 0 too, and /readyz answers 503. */
+  int cluster_enabled;
+  int cluster_up;                /* 1 while both Redis connections (commands, notifications) are up */
+  uint64_t cluster_round_trips;  /* writes of queued Redis commands: the appends of a loop
+                                    iteration go in one, with the reads queued by then */
+  uint64_t cluster_failures;     /* lost Redis connections, failed Redis commands */
 } chatws_stats;
 
 /* Fill *out with a consistent snapshot of the server's counters, as of the

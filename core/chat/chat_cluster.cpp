@@ -8,8 +8,9 @@
 //   join     a room new to this node is read (read_last) before its members
 //            are greeted; rooms nobody is in are dropped (their history is
 //            read again at the next join: nobody keeps it current meanwhile)
-//   outage   appends fail ("storage unavailable"); when the log is up again
-//            every room with members is read from its last_seen
+//   outage   appends fail ("storage unavailable"), joins wait for their
+//            greeting; when the log is up again every room with members is
+//            read from its last_seen (or loaded)
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,6 +145,9 @@ int ChatService::cluster_commit() {
 }
 
 void ChatService::cluster_load(Room* room) {
+  // Redis not (yet) there: the members wait for their greeting until it is
+  // (on_log_state loads every room that has members and no history).
+  if (!log_->up()) return;
   room->loading = true;
   log_->read_last(room->name, cfg_.history_size,
                   [this, name = room->name, serial = room->serial](bool ok, std::vector<ChatMessage> msgs,
@@ -153,6 +157,7 @@ void ChatService::cluster_load(Room* room) {
                     if (!r) return;
                     r->loading = false;
                     const std::vector<Member> members = r->members;  // a close changes it
+                    if (!ok && !log_->up()) return;  // lost with the connection: loaded when it is back
                     if (!ok) {
                       log(LogLevel::Error, "cannot load room '", name, "': cluster log: ", why);
                       for (const Member& m : members) server_.close(m.id, 1011, kStorageUnavailable);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "chat/room_path.h"
+#include "net/redis_client.h"
 
 namespace chatws::chat {
 
@@ -60,6 +61,12 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
       return nullptr;
     }
     std::string err;
+    net::RedisUrl url;
+    if (!net::RedisUrl::parse(cfg.cluster_url, &url, &err)) {
+      if (error) *error = err;
+      if (code) *code = kEInval;
+      return nullptr;
+    }
     if (!s->start_cluster(&err)) {
       if (error) *error = err;
       if (code) *code = kEStorage;
@@ -573,6 +580,12 @@ void ChatService::collect_stats(AppStats* out) const {
   out->committed_messages = committed_messages_;
   out->deliveries = deliveries_;
   out->store_ok = !storage_failing();
+  if (log_) {
+    out->cluster = true;
+    out->cluster_up = log_->up();
+    out->cluster_round_trips = log_->round_trips();
+    out->cluster_failures = log_->failures();
+  }
   out->commit_duration = commit_duration_;
 }
 
