@@ -53,7 +53,7 @@ bool ChatService::start_cluster(std::string* error) {
                             },
                             error);
   if (!l) return false;
-  l->on_appended([this](std::string_view room) { on_log_appended(room); });
+  l->on_appended([this](std::string_view room, int64_t last) { on_log_appended(room, last); });
   l->on_state([this](bool up) { on_log_state(up); });
   log_ = std::move(l);
   return true;
@@ -212,7 +212,7 @@ void ChatService::cluster_read(Room* room) {
           ready_.push_back({r, 0, std::move(m)});
           ++r->pending;
         }
-        if (got == kReadBatch || r->read_again) cluster_read(r);
+        if (got == kReadBatch || r->read_again || r->wanted > r->last_seen) cluster_read(r);
       });
 }
 
@@ -261,11 +261,20 @@ void ChatService::expire_uncertain() {
   uncertain_.erase(uncertain_.begin(), uncertain_.begin() + ptrdiff_t(n));
 }
 
-void ChatService::on_log_appended(std::string_view name) {
+void ChatService::on_log_appended(std::string_view name, int64_t last) {
   auto it = rooms_.find(std::string(name));
   if (it == rooms_.end()) return;
   Room* room = it->second.get();
   if (room->members.empty()) return;  // dropped once settled; read again at a join
+  if (last != 0) {
+    // Taken already (our own reply came first and its read is done), or
+    // the read in flight may take it: read again after it only if not.
+    if (last <= room->last_seen) return;
+    if (room->loaded && room->reading) {
+      room->wanted = std::max(room->wanted, last);
+      return;
+    }
+  }
   cluster_read(room);
 }
 

@@ -202,7 +202,8 @@ class ChatService {
     bool loaded = true;       // history read from the log: members greeted
     bool loading = false;     // its read_last in flight
     bool reading = false;     // a read_after in flight
-    bool read_again = false;  // told of entries meanwhile
+    bool read_again = false;  // told of entries meanwhile (positions not known)
+    int64_t wanted = 0;       // the newest position told of while a read was in flight
     int64_t last_seen = 0;    // position of the newest entry taken
   };
   struct Conn {
@@ -242,7 +243,7 @@ class ChatService {
   int cluster_commit();          // pending_ -> the room log (replies come later)
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
-  void on_log_appended(std::string_view room);
+  void on_log_appended(std::string_view room, int64_t last);
   void on_log_state(bool up);
   // Messages whose append's reply was lost: stored or not is known when
   // their room is read again (their key is in it, or not), or they are

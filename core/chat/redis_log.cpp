@@ -23,7 +23,7 @@ for i = 4, #ARGV, 4 do
              'u', ARGV[i], 't', ARGV[i + 1], 'm', ARGV[i + 2], 'k', ARGV[i + 3])
   ids[#ids + 1] = n
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], ids[#ids] .. ' ' .. ARGV[3])
 return ids
 )lua";
 
@@ -108,8 +108,16 @@ std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& ur
     self->state_changed();
   });
   self->sub_.on_state([self](bool) { self->state_changed(); });
-  self->sub_.on_message([self](std::string_view, std::string_view room) {
-    if (self->on_appended_) self->on_appended_(room);
+  self->sub_.on_message([self](std::string_view, std::string_view payload) {
+    // "<last position> <room>"; a payload without the position (another
+    // version's) still names a room to read.
+    int64_t last = 0;
+    std::string_view room = payload;
+    if (size_t sp = payload.find(' '); sp != std::string_view::npos && to_i64(payload.substr(0, sp), &last))
+      room = payload.substr(sp + 1);
+    else
+      last = 0;
+    if (self->on_appended_) self->on_appended_(room, last);
   });
   self->sub_.subscribe(std::string(kNotifyChannel));
   if (!self->cmd_.start(error) || !self->sub_.start(error)) return nullptr;

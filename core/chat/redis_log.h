@@ -7,7 +7,8 @@
 //                         fields u (user), t (text), m (time, ms),
 //                         k (node:counter, the append's unique key)
 //   chatws:{<room>}:seq   the last position given (INCR)
-//   chatws:notify         pub/sub channel: the name of a room that got entries
+//   chatws:notify         pub/sub channel: "<last position> <room>" when a
+//                         room got entries
 //
 // An append is one EVALSHA of a Lua script per room and loop iteration
 // (atomic: INCR + XADD with an approximate MAXLEN of `retention` for each
@@ -43,7 +44,7 @@ class RedisLog final : public RoomLog {
   void flush() override;
   void read_last(const std::string& room, size_t n, ReadDone done) override;
   void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) override;
-  void on_appended(std::function<void(std::string_view room)> fn) override {
+  void on_appended(std::function<void(std::string_view room, int64_t last)> fn) override {
     on_appended_ = std::move(fn);
   }
   void on_state(std::function<void(bool up)> fn) override { on_state_ = std::move(fn); }
@@ -76,7 +77,7 @@ class RedisLog final : public RoomLog {
   std::vector<Queued> queued_;
   uint64_t failures_ = 0;
   bool was_up_ = false;
-  std::function<void(std::string_view)> on_appended_;
+  std::function<void(std::string_view, int64_t)> on_appended_;
   std::function<void(bool)> on_state_;
 };
 

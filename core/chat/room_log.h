@@ -53,9 +53,10 @@ class RoomLog {
   // Up to `max` entries after position `after`.
   virtual void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) = 0;
 
-  // A room got entries (from any node). May come more than once per entry,
-  // or for entries already read: a hint to read, never the data.
-  virtual void on_appended(std::function<void(std::string_view room)> fn) = 0;
+  // A room got entries (from any node), up to position `last` (0: not
+  // known). May come more than once per entry, or for entries already
+  // read: a hint to read, never the data.
+  virtual void on_appended(std::function<void(std::string_view room, int64_t last)> fn) = 0;
   // The log became usable (true: also after a reconnect, when notifications
   // may have been missed) or unusable (false).
   virtual void on_state(std::function<void(bool up)> fn) = 0;
