@@ -74,7 +74,8 @@ class Redis:
 
 class Node:
     def __init__(self, binary: Path, url: str, name: str) -> None:
-        self.proc = subprocess.Popen([str(binary), "--port", "0", "--no-static", "--redis", url, "--node-name", name,
+        cluster = ["--redis", url, "--node-name", name] if url else []
+        self.proc = subprocess.Popen([str(binary), "--port", "0", "--no-static", *cluster,
                                       "--max-messages-per-second", "off", "--metrics-port", "0"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
@@ -181,6 +182,30 @@ def run_once(binary: Path, args: argparse.Namespace) -> Dict[str, float]:
         redis.stop()
 
 
+def single_node(binary: Path, args: argparse.Namespace) -> Dict[str, float]:
+    """The same closed loop and burst on one node without Redis (history in memory)."""
+    node = Node(binary, "", "single")
+    try:
+        url = f"ws://127.0.0.1:{node.port}/rooms/bench"
+        poster = websocket.create_connection(url, subprotocols=["chatws.v1"])
+        json.loads(poster.recv())
+        same = Receiver(url)
+        lat = []
+        for i in range(args.messages):
+            text = f"l{i}"
+            t0 = time.perf_counter()
+            poster.send(json.dumps({"user": "p", "text": text}))
+            lat.append(same.wait(text) - t0)
+        t0 = time.perf_counter()
+        for i in range(args.burst):
+            poster.send(json.dumps({"user": "p", "text": f"b{i}"}))
+        t = same.wait(f"b{args.burst - 1}", 120) - t0
+        return {"single_p50_ms": 1000 * statistics.median(lat), "single_p99_ms": 1000 * pct(lat, 0.99),
+                "single_burst_msgs_per_s": args.burst / t}
+    finally:
+        node.stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", type=Path, default=REPO / "build")
@@ -190,7 +215,7 @@ def main() -> None:
     p.add_argument("--aof", action="store_true", help="Redis with appendonly yes, appendfsync always")
     args = p.parse_args()
     binary = args.build / "examples" / "chat_server"
-    runs = [run_once(binary, args) for _ in range(args.runs)]
+    runs = [{**run_once(binary, args), **single_node(binary, args)} for _ in range(args.runs)]
     print(f"cluster bench: 2 nodes (examples/c/chat_server), redis {'AOF always' if args.aof else 'no persistence'}, "
           f"{args.messages} closed-loop + {args.burst} burst messages, median of {args.runs} runs")
     for key in runs[0]:
