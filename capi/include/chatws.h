@@ -815,7 +815,10 @@ CHATWS_API int chatws_connections(chatws_server* server, chatws_conn_id* ids, si
  * is stored and is broadcast. Chat mode only. Loop thread. Returns CHATWS_OK,
  * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_EFULL (a new
  * room, and max_rooms rooms exist), CHATWS_ESTORAGE, CHATWS_ETHREAD,
- * CHATWS_ESTOPPED (the server has stopped, or is being destroyed). */
+ * CHATWS_ESTOPPED (the server has stopped, or is being destroyed). In cluster
+ * mode (cluster_url) it is asynchronous: CHATWS_OK means queued while Redis
+ * was up (delivered on every node once stored; a later failure goes to
+ * on_log), CHATWS_ESTORAGE that Redis is unavailable. */
 CHATWS_API int chatws_chat_post(chatws_server* server, const char* room, const char* user,
                                 const char* text);
 

@@ -57,7 +57,9 @@
 //     (a classic client gets a fresh snapshot instead, which repairs it).
 //   Message ids are per room, start at 1, increase by one per stored message
 //   and survive restarts (they are stored with the history). A client that
-//   reconnects can drop the hello entries it already has by id.
+//   reconnects can drop the hello entries it already has by id. In cluster
+//   mode they are the positions in the room's Redis Stream, the same on
+//   every node, so this holds across nodes too.
 //
 // Both formats
 //   identity a connection whose upgrade the host's hook bound to an identity

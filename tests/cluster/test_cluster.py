@@ -7,11 +7,14 @@ its own message back, which a node sends only once Redis stored it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List
+
+import websocket  # websocket-client
 
 from conftest import WAIT, Client, Node, Proxy, Redis, free_port
 
@@ -192,3 +195,41 @@ def test_a_lost_reply_is_settled_by_reading_the_room_again(redis: Redis, nodes: 
         assert "whether stored is known once the room is read again" in a.output()
     finally:
         proxy.close()
+
+
+def test_classic_members_on_both_nodes_get_snapshots_of_one_history(nodes: Callable[..., Node]) -> None:
+    a, b = nodes("a"), nodes("b", "c")
+    on_a = websocket.create_connection(a.url("classic"), timeout=WAIT, subprotocols=["json"])
+    on_b = websocket.create_connection(b.url("classic"), timeout=WAIT, subprotocols=["json"])
+    try:
+        assert json.loads(on_a.recv()) == {"msg": []}
+        assert json.loads(on_b.recv()) == {"msg": []}
+        for i in range(3):
+            on_a.send(json.dumps({"user": "old", "text": f"c{i}"}))
+
+        def latest(ws: Any) -> List[str]:
+            while True:  # snapshots until the one that has all three (bounded by the timeout)
+                texts = [m["text"] for m in json.loads(ws.recv())["msg"]]
+                if len(texts) == 3:
+                    return texts
+
+        assert latest(on_a) == latest(on_b) == ["c2", "c1", "c0"]  # newest first
+    finally:
+        on_a.close()
+        on_b.close()
+
+
+def test_a_node_killed_its_clients_recover_on_another(nodes: Callable[..., Node],
+                                                      clients: Callable[[str], Client]) -> None:
+    a, b = nodes("doomed"), nodes("survivor")
+    on_a = clients(a.url("kill"))
+    for i in range(5):
+        on_a.send("ann", f"k{i}")
+    on_a.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 5)
+    a.kill()  # kill -9
+    on_a.wait_until(lambda fs: on_a.closed)
+    again = clients(b.url("kill"))  # the client comes back through another node
+    assert [(h["id"], h["text"]) for h in again.hello["history"]] == ids_and_texts(on_a.msgs())
+    again.send("ann", "after the kill")
+    again.wait(lambda f: f["type"] == "msg" and f["text"] == "after the kill"
+               and f["id"] == on_a.msgs()[-1]["id"] + 1)
