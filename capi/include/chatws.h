@@ -527,7 +527,8 @@ typedef struct chatws_options {
    * iteration in one round trip) and delivered to the room's members on
    * every node, this one included, only once it is stored there, in one
    * order on every node; chatws.v1 message ids are the stream positions
-   * (1, 2, 3 ... per room). Redis is driven by this loop without blocking
+   * (1, 2, 3 ... per room), and its member counts count every live node
+   * (heartbeats: a crashed node's members drop out within about 13 s). Redis is driven by this loop without blocking
    * it. chatws_server_create() checks that Redis answers (waiting up to 3
    * s, before the loop runs) and fails with CHATWS_ESTORAGE and a message
    * naming the URL if not. While Redis is unreachable later, senders get

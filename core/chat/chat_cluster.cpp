@@ -47,7 +47,7 @@ std::string default_node_name() {
 bool ChatService::start_cluster(std::string* error) {
   node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
   auto sink = cfg_.log;
-  auto l = RedisLog::create(server_, cfg_.cluster_url, cfg_.cluster_retention,
+  auto l = RedisLog::create(server_, cfg_.cluster_url, node_name_, cfg_.cluster_retention,
                             [sink](LogLevel level, std::string_view line) {
                               if (sink) sink(level, line);
                             },
@@ -55,6 +55,14 @@ bool ChatService::start_cluster(std::string* error) {
   if (!l) return false;
   l->on_appended([this](std::string_view room, int64_t last) { on_log_appended(room, last); });
   l->on_state([this](bool up) { on_log_state(up); });
+  l->on_presence([this](std::string_view room, uint32_t total) { on_log_presence(room, total); });
+  l->on_heartbeat([this] {
+    for (auto& [name, room] : rooms_) {
+      if (room->members.empty() || room->push_due) continue;
+      presence_push_.push_back(name);
+      room->push_due = true;
+    }
+  });
   log_ = std::move(l);
   return true;
 }
@@ -68,7 +76,46 @@ ChatService::Room* ChatService::room_by_serial(const std::string& name, uint64_t
   return it != rooms_.end() && it->second->serial == serial ? it->second.get() : nullptr;
 }
 
+uint32_t ChatService::members_shown(const Room* room) const {
+  const auto here = static_cast<uint32_t>(room->members.size());
+  if (!log_ || !room->total_known) return here;
+  // The total told, with our part as it is now rather than as it was pushed.
+  const int64_t n = int64_t(room->cluster_total) - room->pushed + here;
+  return n < here ? here : uint32_t(n);
+}
+
+void ChatService::push_presence() {
+  if (presence_push_.empty() || !log_->up()) return;  // after a reconnect the heartbeat pushes
+  std::vector<std::string> rooms;
+  rooms.swap(presence_push_);
+  for (const std::string& name : rooms) {
+    auto it = rooms_.find(name);
+    uint32_t count = 0;
+    if (it != rooms_.end()) {
+      Room* r = it->second.get();
+      r->push_due = false;
+      count = static_cast<uint32_t>(r->members.size());
+      r->pushed = count;
+    }
+    log_->set_presence(name, count);  // 0: the room left this node
+  }
+}
+
+void ChatService::on_log_presence(std::string_view name, uint32_t total) {
+  auto it = rooms_.find(std::string(name));
+  if (it == rooms_.end()) return;
+  Room* room = it->second.get();
+  if (room->total_known && room->cluster_total == total) return;
+  room->cluster_total = total;
+  room->total_known = true;
+  if (room->members.empty() || room->presence_due) return;
+  // Announced at the end of this iteration (each member told a count it has not heard).
+  presence_due_.push_back(room);
+  room->presence_due = true;
+}
+
 int ChatService::cluster_commit() {
+  push_presence();
   if (pending_.empty()) {
     log_->flush();  // reads queued this iteration
     return kOk;

@@ -236,6 +236,10 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
 }
 
 void ChatService::presence_changed(Room* room, bool after_iteration_end) {
+  if (log_ && !room->push_due) {  // our count goes to Redis with this iteration's appends
+    presence_push_.push_back(room->name);
+    room->push_due = true;
+  }
   // Joins and leaves only mark the room: its members hear one count per
   // iteration (announce_presence), so a join costs the same in any room.
   if (room->presence_due) return;
@@ -279,7 +283,7 @@ void ChatService::announce_presence() {
     Room* room = rooms[done];
     room->presence_due = false;
     if (!room->loaded) continue;  // its members are told the count in their greeting
-    const auto n = static_cast<uint32_t>(room->members.size());
+    const uint32_t n = members_shown(room);
     // The receivers first (a send never reports a close, but stays out of
     // the walk anyway); each v1 member is told only a count it has not
     // heard, so a joiner is not told its own join and a join and a leave
@@ -327,7 +331,7 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   // Both or neither: on_close swap-removes by the index.
-  room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
+  room->members.push_back({id, fmt, members_shown(room) + 1});
   try {
     conns_[id] = Conn{room, fmt, room->members.size() - 1, 0, false,
                       TokenBucket(cfg_.rate, TokenBucket::now_ms())};
@@ -349,7 +353,7 @@ void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
     server_.send_frame(id, snapshot_of(room));
   } else {
     server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_,
+                 encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
                                  server_.identity(id)));
   }
 }

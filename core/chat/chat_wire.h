@@ -36,7 +36,8 @@
 //       history is the room's last N messages, OLDEST FIRST (all of them: it
 //       is sent once per join, and may exceed max_output_buffer, which does
 //       not apply to a joiner's greeting); members counts every connection
-//       in the room (both formats), the joiner included.
+//       in the room (both formats), the joiner included (in cluster mode on
+//       every live node: see docs/cluster.md).
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
 //     when the room's member count changes because others joined / left:

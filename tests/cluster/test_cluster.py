@@ -233,3 +233,30 @@ def test_a_node_killed_its_clients_recover_on_another(nodes: Callable[..., Node]
     again.send("ann", "after the kill")
     again.wait(lambda f: f["type"] == "msg" and f["text"] == "after the kill"
                and f["id"] == on_a.msgs()[-1]["id"] + 1)
+
+
+def members_now(frames: List[Dict[str, Any]]) -> int:
+    """The member count a chatws.v1 client was last told (hello, join, leave)."""
+    n = -1
+    for f in frames:
+        if f["type"] in ("hello", "join", "leave"):
+            n = f["members"]
+    return n
+
+
+def test_presence_counts_every_node_and_forgets_a_killed_one(nodes: Callable[..., Node],
+                                                             clients: Callable[[str], Client]) -> None:
+    a, b = nodes("pa"), nodes("pb", "c")
+    a1, a2 = clients(a.url("pres")), clients(a.url("pres"))
+    b1 = clients(b.url("pres"))
+    for c in (a1, a2, b1):
+        c.wait_until(lambda fs: members_now(fs) == 3)
+    b2 = clients(b.url("pres"))
+    assert b2.hello["members"] in (3, 4)  # ours at once; the others' as last told
+    for c in (a1, a2, b1, b2):
+        c.wait_until(lambda fs: members_now(fs) == 4)
+    b2.close()
+    for c in (a1, a2, b1):
+        c.wait_until(lambda fs: members_now(fs) == 3)
+    a.kill()  # kill -9: its two members leave when its heartbeat expires (10 s) and b counts again
+    b1.wait_until(lambda fs: members_now(fs) == 1, 2 * WAIT)
