@@ -352,9 +352,12 @@ void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
+    std::string why;
+    const HelloRecovery rec = recovery_for(server_.query(id), room->history, &why);
+    if (!why.empty()) send_error(id, fmt, why);  // and the plain hello
     server_.send(id, protocol::Opcode::Text,
                  encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
-                                 server_.identity(id)));
+                                 server_.identity(id), rec));
   }
 }
 

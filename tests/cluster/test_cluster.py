@@ -260,3 +260,31 @@ def test_presence_counts_every_node_and_forgets_a_killed_one(nodes: Callable[...
         c.wait_until(lambda fs: members_now(fs) == 3)
     a.kill()  # kill -9: its two members leave when its heartbeat expires (10 s) and b counts again
     b1.wait_until(lambda fs: members_now(fs) == 1, 2 * WAIT)
+
+
+def test_recovery_with_since_on_another_node_and_reset_beyond_the_history(
+        nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    a = nodes("ra", "python", "--history-size", "5")
+    b = nodes("rb", "c", "--history-size", "5")
+    first = clients(a.url("recover"))
+    for i in range(3):
+        first.send("ann", f"r{i}")
+    first.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 3)
+    last = first.msgs()[-1]["id"]
+    first.close()
+    poster = clients(a.url("recover"))
+    for i in range(3, 5):  # what the first client misses while away
+        poster.send("bob", f"r{i}")
+    poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 2)
+    back = clients(b.url("recover") + f"?since={last}")  # reconnects through the other node
+    assert back.hello["since"] == last and "reset" not in back.hello
+    assert [(h["id"], h["text"]) for h in back.hello["history"]] == [(last + 1, "r3"), (last + 2, "r4")]
+    # Older than the history (5 messages): a reset with the history, not a silent gap.
+    for i in range(5, 10):
+        poster.send("bob", f"r{i}")
+    poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 7)
+    stale = clients(b.url("recover") + f"?since={last}")
+    assert stale.hello["reset"] is True and "since" not in stale.hello
+    assert [h["text"] for h in stale.hello["history"]] == [f"r{i}" for i in range(5, 10)]
+    bad = clients(b.url("recover") + "?since=abc")
+    assert bad.errors() == ["since must be a message id (digits)"]
