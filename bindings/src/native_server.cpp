@@ -507,6 +507,10 @@ py::dict NativeServer::stats() {
   d["history_messages"] = st.history_messages;
   d["chat_deliveries"] = st.chat_deliveries;
   d["history_commit"] = histogram_dict(st.history_commit);
+  d["cluster_enabled"] = bool(st.cluster_enabled);
+  d["cluster_up"] = bool(st.cluster_up);
+  d["cluster_round_trips"] = st.cluster_round_trips;
+  d["cluster_failures"] = st.cluster_failures;
   return d;
 }
 

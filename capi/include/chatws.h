@@ -533,12 +533,13 @@ typedef struct chatws_options {
    * iteration in one round trip) and delivered to the room's members on
    * every node, this one included, only once it is stored there, in one
    * order on every node; chatws.v1 message ids are the stream positions
-   * (1, 2, 3 ... per room). Redis is driven by this loop without blocking
+   * (1, 2, 3 ... per room), and its member counts count every live node
+   * (heartbeats: a crashed node's members drop out within about 13 s). Redis is driven by this loop without blocking
    * it. chatws_server_create() checks that Redis answers (waiting up to 3
    * s, before the loop runs) and fails with CHATWS_ESTORAGE and a message
    * naming the URL if not. While Redis is unreachable later, senders get
-   * the error "storage unavailable", members stay connected, joins are
-   * closed with 1011, and the server reconnects with backoff (100 ms
+   * the error "storage unavailable", members stay connected, joins wait
+   * for their greeting (hello or snapshot), and the server reconnects with backoff (100 ms
    * doubling to 5 s) and then delivers what it missed, from the positions
    * it had: nothing twice, nothing out of order. A sender whose reply was
    * lost with the connection is told "storage unavailable" though the
@@ -720,6 +721,13 @@ typedef struct chatws_stats {
                                     room of M counts M (a "json" client gets them folded
                                     into snapshots, one per batch) */
   chatws_histogram history_commit; /* duration of one commit to the store */
+  /* Added in 0.2.0: cluster mode (chatws_options.cluster_url; all 0 otherwise). While Redis
+   * is unavailable history_ok is 0 too, and /readyz answers 503. */
+  int cluster_enabled;
+  int cluster_up;                /* 1 while both Redis connections (commands, notifications) are up */
+  uint64_t cluster_round_trips;  /* writes of queued Redis commands: the appends of a loop
+                                    iteration go in one, with the reads queued by then */
+  uint64_t cluster_failures;     /* lost Redis connections, failed Redis commands */
 } chatws_stats;
 
 /* Fill *out with a consistent snapshot of the server's counters, as of the
@@ -814,7 +822,10 @@ CHATWS_API int chatws_connections(chatws_server* server, chatws_conn_id* ids, si
  * is stored and is broadcast. Chat mode only. Loop thread. Returns CHATWS_OK,
  * CHATWS_EINVAL (not chat mode, invalid room/user/text), CHATWS_EFULL (a new
  * room, and max_rooms rooms exist), CHATWS_ESTORAGE, CHATWS_ETHREAD,
- * CHATWS_ESTOPPED (the server has stopped, or is being destroyed). */
+ * CHATWS_ESTOPPED (the server has stopped, or is being destroyed). In cluster
+ * mode (cluster_url) it is asynchronous: CHATWS_OK means queued while Redis
+ * was up (delivered on every node once stored; a later failure goes to
+ * on_log), CHATWS_ESTORAGE that Redis is unavailable. */
 CHATWS_API int chatws_chat_post(chatws_server* server, const char* room, const char* user,
                                 const char* text);
 

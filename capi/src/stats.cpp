@@ -68,6 +68,10 @@ int chatws_server_get_stats(const chatws_server* server, chatws_stats* out) {
     full.history_messages = s.app.committed_messages;
     full.chat_deliveries = s.app.deliveries;
     copy_histogram(s.app.commit_duration, &full.history_commit);
+    full.cluster_enabled = s.app.cluster;
+    full.cluster_up = s.app.cluster_up;
+    full.cluster_round_trips = s.app.cluster_round_trips;
+    full.cluster_failures = s.app.cluster_failures;
     const size_t n = out->struct_size < sizeof full ? out->struct_size : sizeof full;
     full.struct_size = out->struct_size;
     std::memcpy(out, &full, n);

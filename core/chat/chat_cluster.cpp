@@ -8,8 +8,9 @@
 //   join     a room new to this node is read (read_last) before its members
 //            are greeted; rooms nobody is in are dropped (their history is
 //            read again at the next join: nobody keeps it current meanwhile)
-//   outage   appends fail ("storage unavailable"); when the log is up again
-//            every room with members is read from its last_seen
+//   outage   appends fail ("storage unavailable"), joins wait for their
+//            greeting; when the log is up again every room with members is
+//            read from its last_seen (or loaded)
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,14 +47,22 @@ std::string default_node_name() {
 bool ChatService::start_cluster(std::string* error) {
   node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
   auto sink = cfg_.log;
-  auto l = RedisLog::create(server_, cfg_.cluster_url, cfg_.cluster_retention,
+  auto l = RedisLog::create(server_, cfg_.cluster_url, node_name_, cfg_.cluster_retention,
                             [sink](LogLevel level, std::string_view line) {
                               if (sink) sink(level, line);
                             },
                             error);
   if (!l) return false;
-  l->on_appended([this](std::string_view room) { on_log_appended(room); });
+  l->on_appended([this](std::string_view room, int64_t last) { on_log_appended(room, last); });
   l->on_state([this](bool up) { on_log_state(up); });
+  l->on_presence([this](std::string_view room, uint32_t total) { on_log_presence(room, total); });
+  l->on_heartbeat([this] {
+    for (auto& [name, room] : rooms_) {
+      if (room->members.empty() || room->push_due) continue;
+      presence_push_.push_back(name);
+      room->push_due = true;
+    }
+  });
   log_ = std::move(l);
   return true;
 }
@@ -67,7 +76,46 @@ ChatService::Room* ChatService::room_by_serial(const std::string& name, uint64_t
   return it != rooms_.end() && it->second->serial == serial ? it->second.get() : nullptr;
 }
 
+uint32_t ChatService::members_shown(const Room* room) const {
+  const auto here = static_cast<uint32_t>(room->members.size());
+  if (!log_ || !room->total_known) return here;
+  // The total told, with our part as it is now rather than as it was pushed.
+  const int64_t n = int64_t(room->cluster_total) - room->pushed + here;
+  return n < here ? here : uint32_t(n);
+}
+
+void ChatService::push_presence() {
+  if (presence_push_.empty() || !log_->up()) return;  // after a reconnect the heartbeat pushes
+  std::vector<std::string> rooms;
+  rooms.swap(presence_push_);
+  for (const std::string& name : rooms) {
+    auto it = rooms_.find(name);
+    uint32_t count = 0;
+    if (it != rooms_.end()) {
+      Room* r = it->second.get();
+      r->push_due = false;
+      count = static_cast<uint32_t>(r->members.size());
+      r->pushed = count;
+    }
+    log_->set_presence(name, count);  // 0: the room left this node
+  }
+}
+
+void ChatService::on_log_presence(std::string_view name, uint32_t total) {
+  auto it = rooms_.find(std::string(name));
+  if (it == rooms_.end()) return;
+  Room* room = it->second.get();
+  if (room->total_known && room->cluster_total == total) return;
+  room->cluster_total = total;
+  room->total_known = true;
+  if (room->members.empty() || room->presence_due) return;
+  // Announced at the end of this iteration (each member told a count it has not heard).
+  presence_due_.push_back(room);
+  room->presence_due = true;
+}
+
 int ChatService::cluster_commit() {
+  push_presence();
   if (pending_.empty()) {
     log_->flush();  // reads queued this iteration
     return kOk;
@@ -144,6 +192,9 @@ int ChatService::cluster_commit() {
 }
 
 void ChatService::cluster_load(Room* room) {
+  // Redis not (yet) there: the members wait for their greeting until it is
+  // (on_log_state loads every room that has members and no history).
+  if (!log_->up()) return;
   room->loading = true;
   log_->read_last(room->name, cfg_.history_size,
                   [this, name = room->name, serial = room->serial](bool ok, std::vector<ChatMessage> msgs,
@@ -153,6 +204,7 @@ void ChatService::cluster_load(Room* room) {
                     if (!r) return;
                     r->loading = false;
                     const std::vector<Member> members = r->members;  // a close changes it
+                    if (!ok && !log_->up()) return;  // lost with the connection: loaded when it is back
                     if (!ok) {
                       log(LogLevel::Error, "cannot load room '", name, "': cluster log: ", why);
                       for (const Member& m : members) server_.close(m.id, 1011, kStorageUnavailable);
@@ -207,7 +259,7 @@ void ChatService::cluster_read(Room* room) {
           ready_.push_back({r, 0, std::move(m)});
           ++r->pending;
         }
-        if (got == kReadBatch || r->read_again) cluster_read(r);
+        if (got == kReadBatch || r->read_again || r->wanted > r->last_seen) cluster_read(r);
       });
 }
 
@@ -256,11 +308,20 @@ void ChatService::expire_uncertain() {
   uncertain_.erase(uncertain_.begin(), uncertain_.begin() + ptrdiff_t(n));
 }
 
-void ChatService::on_log_appended(std::string_view name) {
+void ChatService::on_log_appended(std::string_view name, int64_t last) {
   auto it = rooms_.find(std::string(name));
   if (it == rooms_.end()) return;
   Room* room = it->second.get();
   if (room->members.empty()) return;  // dropped once settled; read again at a join
+  if (last != 0) {
+    // Taken already (our own reply came first and its read is done), or
+    // the read in flight may take it: read again after it only if not.
+    if (last <= room->last_seen) return;
+    if (room->loaded && room->reading) {
+      room->wanted = std::max(room->wanted, last);
+      return;
+    }
+  }
   cluster_read(room);
 }
 

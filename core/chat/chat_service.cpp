@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "chat/room_path.h"
+#include "net/redis_client.h"
 
 namespace chatws::chat {
 
@@ -60,6 +61,12 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
       return nullptr;
     }
     std::string err;
+    net::RedisUrl url;
+    if (!net::RedisUrl::parse(cfg.cluster_url, &url, &err)) {
+      if (error) *error = err;
+      if (code) *code = kEInval;
+      return nullptr;
+    }
     if (!s->start_cluster(&err)) {
       if (error) *error = err;
       if (code) *code = kEStorage;
@@ -229,6 +236,10 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
 }
 
 void ChatService::presence_changed(Room* room, bool after_iteration_end) {
+  if (log_ && !room->push_due) {  // our count goes to Redis with this iteration's appends
+    presence_push_.push_back(room->name);
+    room->push_due = true;
+  }
   // Joins and leaves only mark the room: its members hear one count per
   // iteration (announce_presence), so a join costs the same in any room.
   if (room->presence_due) return;
@@ -272,7 +283,7 @@ void ChatService::announce_presence() {
     Room* room = rooms[done];
     room->presence_due = false;
     if (!room->loaded) continue;  // its members are told the count in their greeting
-    const auto n = static_cast<uint32_t>(room->members.size());
+    const uint32_t n = members_shown(room);
     // The receivers first (a send never reports a close, but stays out of
     // the walk anyway); each v1 member is told only a count it has not
     // heard, so a joiner is not told its own join and a join and a leave
@@ -320,7 +331,7 @@ void ChatService::on_open(ConnId id) {
     return;
   }
   // Both or neither: on_close swap-removes by the index.
-  room->members.push_back({id, fmt, static_cast<uint32_t>(room->members.size() + 1)});
+  room->members.push_back({id, fmt, members_shown(room) + 1});
   try {
     conns_[id] = Conn{room, fmt, room->members.size() - 1, 0, false,
                       TokenBucket(cfg_.rate, TokenBucket::now_ms())};
@@ -341,9 +352,12 @@ void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
   if (fmt == WireFormat::Classic) {
     server_.send_frame(id, snapshot_of(room));
   } else {
+    std::string why;
+    const HelloRecovery rec = recovery_for(server_.query(id), room->history, &why);
+    if (!why.empty()) send_error(id, fmt, why);  // and the plain hello
     server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, room->members.size(), room->history, history_bytes_,
-                                 server_.identity(id)));
+                 encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
+                                 server_.identity(id), rec));
   }
 }
 
@@ -573,6 +587,12 @@ void ChatService::collect_stats(AppStats* out) const {
   out->committed_messages = committed_messages_;
   out->deliveries = deliveries_;
   out->store_ok = !storage_failing();
+  if (log_) {
+    out->cluster = true;
+    out->cluster_up = log_->up();
+    out->cluster_round_trips = log_->round_trips();
+    out->cluster_failures = log_->failures();
+  }
   out->commit_duration = commit_duration_;
 }
 

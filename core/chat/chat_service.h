@@ -202,7 +202,14 @@ class ChatService {
     bool loaded = true;       // history read from the log: members greeted
     bool loading = false;     // its read_last in flight
     bool reading = false;     // a read_after in flight
-    bool read_again = false;  // told of entries meanwhile
+    bool read_again = false;  // told of entries meanwhile (positions not known)
+    int64_t wanted = 0;       // the newest position told of while a read was in flight
+    // Presence across nodes: the members of every live node, as last told
+    // (counting `pushed` of ours), and whether our count is due to Redis.
+    uint32_t cluster_total = 0;
+    uint32_t pushed = 0;
+    bool total_known = false;
+    bool push_due = false;
     int64_t last_seen = 0;    // position of the newest entry taken
   };
   struct Conn {
@@ -242,8 +249,12 @@ class ChatService {
   int cluster_commit();          // pending_ -> the room log (replies come later)
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
-  void on_log_appended(std::string_view room);
+  void on_log_appended(std::string_view room, int64_t last);
   void on_log_state(bool up);
+  void on_log_presence(std::string_view room, uint32_t total);
+  void push_presence();  // our counts of the rooms in presence_push_ -> the log
+  // The members the room's members are told of: every node's in cluster mode.
+  uint32_t members_shown(const Room* room) const;
   // Messages whose append's reply was lost: stored or not is known when
   // their room is read again (their key is in it, or not), or they are
   // answered "storage unavailable" at the deadline.
@@ -290,6 +301,7 @@ class ChatService {
   uint64_t next_key_ = 1;
   uint64_t op_seq_ = 0;           // orders lost replies and the reads after them
   std::vector<Uncertain> uncertain_;
+  std::vector<std::string> presence_push_;  // rooms whose count is due to the log
   uint64_t uncertain_stored_ = 0, uncertain_refused_ = 0;
   bool store_failing_ = false;
   // Stats: plain fields, read by collect_stats() on the loop thread.

@@ -234,9 +234,41 @@ std::string encode_classic_error(std::string_view reason) {
   return out;
 }
 
+HelloRecovery recovery_for(std::string_view query, const HistoryRing& history, std::string* error) {
+  HelloRecovery r;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (param.substr(0, 6) != "since=") continue;
+    std::string_view v = param.substr(6);
+    int64_t n = 0;
+    bool ok = !v.empty() && v.size() <= 18;
+    for (char c : v) {
+      if (c < '0' || c > '9') ok = false;
+      n = ok ? n * 10 + (c - '0') : 0;
+    }
+    if (!ok) {
+      if (error) *error = "since must be a message id (digits)";
+      return HelloRecovery{};
+    }
+    r.since = n;
+  }
+  if (r.since < 0) return r;
+  const int64_t newest = history.empty() ? 0 : history.newest().id;
+  const int64_t oldest = history.empty() ? 1 : history.at(0).id;
+  // Everything after `since` is kept when the ring starts right after it
+  // (or earlier); an id ahead of the room cannot be the client's.
+  if (r.since > newest || (r.since + 1 < oldest)) {
+    r.since = -1;
+    r.reset = true;
+  }
+  return r;
+}
+
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
                             const HistoryRing& history, size_t max_bytes,
-                            const std::string* identity) {
+                            const std::string* identity, HelloRecovery recovery) {
   std::string out;
   out.reserve(std::min(estimate(history), max_bytes) + room.size() + 64);
   out.append("{\"type\":\"hello\",\"room\":");
@@ -249,6 +281,22 @@ std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
   }
   out.append(",\"members\":");
   append_json_int(&out, static_cast<long long>(members));
+  if (recovery.since >= 0) {
+    // Only what the client lacks, all of it (the ring bounds it): no budget.
+    out.append(",\"since\":");
+    append_json_int(&out, static_cast<long long>(recovery.since));
+    out.append(",\"history\":[");
+    bool first_entry = true;
+    for (size_t i = 0; i < history.size(); ++i) {
+      if (history.at(i).id <= recovery.since) continue;
+      if (!first_entry) out.push_back(',');
+      first_entry = false;
+      append_entry(&out, history.at(i), true);
+    }
+    out.append("]}");
+    return out;
+  }
+  if (recovery.reset) out.append(",\"reset\":true");
   out.append(",\"history\":[");
   // Oldest first on the wire, but the newest must win the budget: measure
   // from the newest back to find the oldest entry that still fits.

@@ -36,7 +36,8 @@
 //       history is the room's last N messages, OLDEST FIRST (all of them: it
 //       is sent once per join, and may exceed max_output_buffer, which does
 //       not apply to a joiner's greeting); members counts every connection
-//       in the room (both formats), the joiner included.
+//       in the room (both formats), the joiner included (in cluster mode on
+//       every live node: see docs/cluster.md).
 //     after each new message, to everyone in the room (sender included):
 //       {"type":"msg","id":<int>,"user":"...","text":"...","time":<ms>}
 //     when the room's member count changes because others joined / left:
@@ -55,9 +56,16 @@
 //     drop messages for this client, once its backlog has drained:
 //       {"type":"dropped","count":<n>}
 //     (a classic client gets a fresh snapshot instead, which repairs it).
+//     recovery: a client that joins with ?since=<id> (the last id it has)
+//       gets in its hello only the entries after it, and "since":<id>, if
+//       the room still keeps them all (the last history_size messages);
+//       otherwise "reset":true and the history as without since (never a
+//       partial silent gap). since=0 asks for everything kept.
 //   Message ids are per room, start at 1, increase by one per stored message
 //   and survive restarts (they are stored with the history). A client that
-//   reconnects can drop the hello entries it already has by id.
+//   reconnects can drop the hello entries it already has by id. In cluster
+//   mode they are the positions in the room's Redis Stream, the same on
+//   every node, so this holds across nodes too.
 //
 // Both formats
 //   identity a connection whose upgrade the host's hook bound to an identity
@@ -165,9 +173,21 @@ std::string encode_classic_error(std::string_view reason);
 // `identity` (bound by the host's upgrade hook) the hello carries
 // "identity":"<name>" after "you": the name every message of this client is
 // posted under.
+// Recovery (a client that joins with ?since=<id>): `since` >= 0 sends only
+// the entries after it and says "since":<id>; `reset` sends the history as
+// usual and says "reset":true (the entries after the client's id are not
+// all kept, or the id is ahead of the room).
+struct HelloRecovery {
+  int64_t since = -1;  // -1: no recovery asked
+  bool reset = false;
+};
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
                             const HistoryRing& history, size_t max_bytes = SIZE_MAX,
-                            const std::string* identity = nullptr);
+                            const std::string* identity = nullptr, HelloRecovery recovery = {});
+// The recovery a join with query string `query` asks for against `history`:
+// `since` from a "since=<id>" parameter (digits; anything else: *error),
+// checked against what the ring keeps.
+HelloRecovery recovery_for(std::string_view query, const HistoryRing& history, std::string* error);
 std::string encode_v1_msg(const ChatMessage& m);
 std::string encode_v1_presence(bool joined, size_t members);
 std::string encode_v1_error(std::string_view reason);

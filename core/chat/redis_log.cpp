@@ -3,9 +3,15 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace chatws::chat {
 
@@ -23,9 +29,35 @@ for i = 4, #ARGV, 4 do
              'u', ARGV[i], 't', ARGV[i + 1], 'm', ARGV[i + 2], 'k', ARGV[i + 3])
   ids[#ids + 1] = n
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], ids[#ids] .. ' ' .. ARGV[3])
 return ids
 )lua";
+
+// KEYS[1] the room's presence hash; ARGV[1] node, ARGV[2] its count,
+// ARGV[3] node key prefix, ARGV[4] heartbeat ttl ms, ARGV[5] channel,
+// ARGV[6] room. Sums the counts of the nodes whose heartbeat lives (and
+// forgets the others), publishes the total. (The heartbeat keys are not in
+// KEYS: one Redis, not a Redis Cluster.)
+constexpr std::string_view kPresenceScript = R"lua(
+redis.call('SET', ARGV[3] .. ARGV[1], '1', 'PX', ARGV[4])
+if ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local t = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #t, 2 do
+  if redis.call('EXISTS', ARGV[3] .. t[i]) == 1 then
+    total = total + tonumber(t[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], t[i])
+  end
+end
+redis.call('PUBLISH', ARGV[5], 'p ' .. total .. ' ' .. ARGV[6])
+return total
+)lua";
+constexpr std::string_view kNodeKeyPrefix = "chatws:node:";
 
 std::string sha1_hex(std::string_view s) {
   unsigned char d[EVP_MAX_MD_SIZE];
@@ -78,26 +110,67 @@ std::string RedisLog::seq_key(std::string_view room) {
   return "chatws:{" + std::string(room) + "}:seq";
 }
 
-RedisLog::RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log)
+RedisLog::RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,
+                   net::RedisClient::LogFn log)
     : url_(url),
       retention_(retention ? retention : 1),
       cmd_(server, url, "cluster", log),
       sub_(server, url, "cluster subscriber", log),
-      script_sha_(sha1_hex(kAppendScript)) {}
+      script_sha_(sha1_hex(kAppendScript)),
+      server_(server),
+      node_(std::move(node_name)) {}
 
 RedisLog::~RedisLog() { stop(); }
 
 void RedisLog::stop() {
   cmd_.stop();
   sub_.stop();
+  if (timer_watch_) server_.unwatch_fd(timer_watch_);
+  timer_watch_ = 0;
+  if (timer_fd_ >= 0) ::close(timer_fd_);
+  timer_fd_ = -1;
 }
 
-std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text, size_t retention,
+bool RedisLog::start_heartbeat(std::string* error) {
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) {
+    if (error) *error = std::string("timerfd: ") + std::strerror(errno);
+    return false;
+  }
+  itimerspec its{};
+  its.it_interval.tv_sec = kHeartbeatMs / 1000;
+  its.it_interval.tv_nsec = (kHeartbeatMs % 1000) * 1000000L;
+  its.it_value = its.it_interval;
+  timerfd_settime(timer_fd_, 0, &its, nullptr);
+  return server_.watch_fd(timer_fd_, true, false, [this](bool, bool) { heartbeat(); }, &timer_watch_,
+                          error) == kOk;
+}
+
+void RedisLog::heartbeat() {
+  uint64_t v;
+  [[maybe_unused]] auto r = ::read(timer_fd_, &v, sizeof v);
+  if (!cmd_.up()) return;
+  const std::string key = std::string(kNodeKeyPrefix) + node_, ttl = std::to_string(kNodeTtlMs);
+  cmd_.command({"SET", key, "1", "PX", ttl}, [](const redisReply*) {});
+  if (on_heartbeat_) on_heartbeat_();  // the chat sets its rooms' presence again
+}
+
+void RedisLog::set_presence(const std::string& room, uint32_t count) {
+  const std::string key = "chatws:{" + room + "}:presence", n = std::to_string(count),
+                    ttl = std::to_string(kNodeTtlMs);
+  cmd_.command({"EVAL", kPresenceScript, "1", key, node_, n, kNodeKeyPrefix, ttl, kNotifyChannel, room},
+               [this](const redisReply* r) {
+                 if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
+               });
+}
+
+std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text,
+                                           std::string node_name, size_t retention,
                                            net::RedisClient::LogFn log, std::string* error) {
   net::RedisUrl url;
   if (!net::RedisUrl::parse(url_text, &url, error)) return nullptr;
   if (!net::RedisClient::probe(url, 3000, error)) return nullptr;
-  std::unique_ptr<RedisLog> l(new RedisLog(server, url, retention, log));
+  std::unique_ptr<RedisLog> l(new RedisLog(server, url, std::move(node_name), retention, log));
   auto* self = l.get();
   self->cmd_.on_state([self](bool up) {
     if (up) {
@@ -108,11 +181,29 @@ std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& ur
     self->state_changed();
   });
   self->sub_.on_state([self](bool) { self->state_changed(); });
-  self->sub_.on_message([self](std::string_view, std::string_view room) {
-    if (self->on_appended_) self->on_appended_(room);
+  self->sub_.on_message([self](std::string_view, std::string_view payload) {
+    if (payload.substr(0, 2) == "p ") {  // "p <total> <room>"
+      std::string_view rest = payload.substr(2);
+      int64_t total = 0;
+      size_t sp = rest.find(' ');
+      if (sp != std::string_view::npos && to_i64(rest.substr(0, sp), &total) && total >= 0 &&
+          self->on_presence_)
+        self->on_presence_(rest.substr(sp + 1), uint32_t(std::min<int64_t>(total, UINT32_MAX)));
+      return;
+    }
+    // "<last position> <room>"; a payload without the position (another
+    // version's) still names a room to read.
+    int64_t last = 0;
+    std::string_view room = payload;
+    if (size_t sp = payload.find(' '); sp != std::string_view::npos && to_i64(payload.substr(0, sp), &last))
+      room = payload.substr(sp + 1);
+    else
+      last = 0;
+    if (self->on_appended_) self->on_appended_(room, last);
   });
   self->sub_.subscribe(std::string(kNotifyChannel));
-  if (!self->cmd_.start(error) || !self->sub_.start(error)) return nullptr;
+  if (!self->cmd_.start(error) || !self->sub_.start(error) || !self->start_heartbeat(error))
+    return nullptr;
   return l;
 }
 

@@ -7,7 +7,11 @@
 //                         fields u (user), t (text), m (time, ms),
 //                         k (node:counter, the append's unique key)
 //   chatws:{<room>}:seq   the last position given (INCR)
-//   chatws:notify         pub/sub channel: the name of a room that got entries
+//   chatws:{<room>}:presence  hash: node name -> its members in the room
+//   chatws:node:<name>    a node's heartbeat (PX 10 s, set every 3 s)
+//   chatws:notify         pub/sub channel: "<last position> <room>" when a
+//                         room got entries, "p <total> <room>" when its
+//                         members across the live nodes were counted
 //
 // An append is one EVALSHA of a Lua script per room and loop iteration
 // (atomic: INCR + XADD with an approximate MAXLEN of `retention` for each
@@ -34,7 +38,8 @@ class RedisLog final : public RoomLog {
  public:
   // Checks that Redis answers (blocking, with a timeout: before the loop
   // runs), then starts both connections. nullptr with *error naming the URL.
-  static std::unique_ptr<RedisLog> create(Server& server, const std::string& url, size_t retention,
+  static std::unique_ptr<RedisLog> create(Server& server, const std::string& url,
+                                          std::string node_name, size_t retention,
                                           net::RedisClient::LogFn log, std::string* error);
   ~RedisLog() override;
 
@@ -43,10 +48,18 @@ class RedisLog final : public RoomLog {
   void flush() override;
   void read_last(const std::string& room, size_t n, ReadDone done) override;
   void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) override;
-  void on_appended(std::function<void(std::string_view room)> fn) override {
+  void on_appended(std::function<void(std::string_view room, int64_t last)> fn) override {
     on_appended_ = std::move(fn);
   }
   void on_state(std::function<void(bool up)> fn) override { on_state_ = std::move(fn); }
+  void set_presence(const std::string& room, uint32_t count) override;
+  void on_presence(std::function<void(std::string_view room, uint32_t total)> fn) override {
+    on_presence_ = std::move(fn);
+  }
+  void on_heartbeat(std::function<void()> fn) override { on_heartbeat_ = std::move(fn); }
+
+  static constexpr int kHeartbeatMs = 3000;
+  static constexpr int kNodeTtlMs = 10000;  // a node silent this long counts no members
   bool up() const override { return cmd_.up() && sub_.up(); }
   uint64_t round_trips() const override { return cmd_.writes(); }
   uint64_t failures() const override { return cmd_.failures() + sub_.failures() + failures_; }
@@ -58,7 +71,10 @@ class RedisLog final : public RoomLog {
   static std::string seq_key(std::string_view room);
 
  private:
-  RedisLog(Server& server, net::RedisUrl url, size_t retention, net::RedisClient::LogFn log);
+  RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,
+           net::RedisClient::LogFn log);
+  bool start_heartbeat(std::string* error);
+  void heartbeat();
   void state_changed();
   void read(std::vector<std::string> argv, bool reverse, ReadDone done);
 
@@ -76,7 +92,13 @@ class RedisLog final : public RoomLog {
   std::vector<Queued> queued_;
   uint64_t failures_ = 0;
   bool was_up_ = false;
-  std::function<void(std::string_view)> on_appended_;
+  std::function<void(std::string_view, int64_t)> on_appended_;
+  std::function<void(std::string_view, uint32_t)> on_presence_;
+  std::function<void()> on_heartbeat_;
+  Server& server_;
+  std::string node_;
+  int timer_fd_ = -1;
+  uint64_t timer_watch_ = 0;
   std::function<void(bool)> on_state_;
 };
 

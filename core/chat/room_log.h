@@ -53,9 +53,19 @@ class RoomLog {
   // Up to `max` entries after position `after`.
   virtual void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) = 0;
 
-  // A room got entries (from any node). May come more than once per entry,
-  // or for entries already read: a hint to read, never the data.
-  virtual void on_appended(std::function<void(std::string_view room)> fn) = 0;
+  // A room got entries (from any node), up to position `last` (0: not
+  // known). May come more than once per entry, or for entries already
+  // read: a hint to read, never the data.
+  virtual void on_appended(std::function<void(std::string_view room, int64_t last)> fn) = 0;
+  // Presence across nodes: this node has `count` members in `room` (0: none).
+  // The log sums the counts of the nodes alive (whose heartbeat is recent)
+  // and tells every node the total (on_presence).
+  virtual void set_presence(const std::string& room, uint32_t count) = 0;
+  virtual void on_presence(std::function<void(std::string_view room, uint32_t total)> fn) = 0;
+  // Every few seconds: the node is alive; the chat sets its presence again
+  // (so that a crashed node's members drop out of the totals).
+  virtual void on_heartbeat(std::function<void()> fn) = 0;
+
   // The log became usable (true: also after a reconnect, when notifications
   // may have been missed) or unusable (false).
   virtual void on_state(std::function<void(bool up)> fn) = 0;

@@ -278,7 +278,7 @@ void RedisClient::connect() {
         return;
       }
       if (!last) return;
-      up_ = true;
+      up_ = was_ready_ = true;
       backoff_ms_ = 0;
       itimerspec off{};
       timerfd_settime(timer_fd_, 0, &off, nullptr);
@@ -306,8 +306,9 @@ void RedisClient::connect() {
 }
 
 void RedisClient::lost(std::string why) {
-  const bool was_up = up_;
+  const bool was_up = up_ || was_ready_;
   up_ = false;
+  was_ready_ = false;
   ac_ = nullptr;
   if (stopping_) return;
   ++failures_;
@@ -423,6 +424,9 @@ void RedisClient::on_reply_cb(redisAsyncContext* ac, void* reply, void* privdata
   std::unique_ptr<ReplyFn> fn(static_cast<ReplyFn*>(privdata));
   auto* self = static_cast<RedisClient*>(ac->data);
   if (!fn || self->stopping_) return;
+  // No reply: the context is being freed (the cleanup hook comes next and
+  // says why); down from now on, for what the callback decides.
+  if (!reply) self->up_ = false;
   // No exception may cross hiredis's C frames.
   try {
     (*fn)(static_cast<redisReply*>(reply));

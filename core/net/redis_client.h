@@ -121,6 +121,7 @@ class RedisClient {
   int timer_fd_ = -1;
   uint64_t timer_watch_ = 0;
   bool up_ = false;
+  bool was_ready_ = false;  // up on this connection (on_state(false) owed when it goes)
   bool stopping_ = false;
   std::string pending_error_;  // why the attempt being freed failed, if we know better
   bool logged_down_ = false;  // one line per outage, not per attempt

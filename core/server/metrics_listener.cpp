@@ -48,7 +48,8 @@ class MetricsHandler final : public ServerHandler {
       std::string why;
       if (!s.running) why += "stopping\n";
       else if (!s.accepting) why += "not accepting connections\n";
-      if (s.app.present && !s.app.store_ok) why += "history store not writable\n";
+      if (s.app.present && s.app.cluster && !s.app.cluster_up) why += "cluster: Redis unavailable\n";
+      else if (s.app.present && !s.app.store_ok) why += "history store not writable\n";
       reply->status = why.empty() ? 200 : 503;
       reply->body = why.empty() ? "ready\n" : why;
     } else {

@@ -555,6 +555,13 @@ std::string_view Server::path(ConnId id) const {
   return c->has_cold() ? std::string_view(c->cold().path) : std::string_view();
 }
 
+std::string_view Server::query(ConnId id) const {
+  Connection* c = impl_->by_id.find(id);
+  if (!impl_->visible(c)) return {};
+  ConnInfo* i = c->built_info();
+  return i ? std::string_view(i->query) : std::string_view();
+}
+
 void Server::wake() { impl_->poller.wake(); }
 
 bool Server::backlogged(ConnId id) const {

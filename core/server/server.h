@@ -283,6 +283,9 @@ class Server {
   // info() is first built (the path then moves into the ConnInfo): copy it
   // if it must survive a call that may build the info.
   std::string_view path(ConnId id) const;
+  // The upgrade's query string ("" if none or stale), without building the
+  // ConnInfo (a connection that has a query has it built at the upgrade).
+  std::string_view query(ConnId id) const;
   // Messages dropped for the connection under SlowConsumerPolicy::Drop (0 if
   // stale), without building the ConnInfo.
   uint64_t dropped(ConnId id) const;

@@ -86,6 +86,11 @@ struct AppStats {
   uint64_t deliveries = 0;      // chat messages x the room members they went to
   bool store_ok = true;         // the last commit (if any) succeeded
   Histogram commit_duration;
+  // Cluster mode (issue 16).
+  bool cluster = false;             // the chat's history is a Redis cluster log
+  bool cluster_up = false;          // both Redis connections are up
+  uint64_t cluster_round_trips = 0; // writes of queued Redis commands
+  uint64_t cluster_failures = 0;    // lost connections, failed commands
 };
 
 // Monotonic counters of the loop (only ever incremented, on the loop thread).

@@ -94,6 +94,14 @@ std::string render_prometheus(const StatsSnapshot& s, std::string_view version) 
             s.app.deliveries);
     histogram(m, "chatws_history_commit_duration_seconds", "Time one history commit took.",
               s.app.commit_duration);
+    if (s.app.cluster) {
+      gauge(m, "chatws_cluster_up", "1 while both Redis connections of the cluster are up.",
+            s.app.cluster_up ? 1.0 : 0.0);
+      counter(m, "chatws_cluster_round_trips_total", "Writes of queued Redis commands (one per loop "
+              "iteration at most for the appends).", s.app.cluster_round_trips);
+      counter(m, "chatws_cluster_failures_total", "Lost Redis connections and failed Redis commands.",
+              s.app.cluster_failures);
+    }
   }
   return m.take();
 }

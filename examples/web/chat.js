@@ -3,6 +3,8 @@
 // Speaks two wire formats and picks its renderer from what the server sends:
 //  - "chatws.v1" (preferred): a `hello` with the room's history on join, then
 //    one `msg` per new message (deduplicated by id) and join/leave presence;
+//    a reconnect asks for what it missed (?since=<last id>): the hello then
+//    carries only that, or says "reset" and carries the history;
 //  - "json" (classic): a full `{"msg": [...]}` snapshot, newest first, on join
 //    and after every new message.
 // User data only ever reaches the DOM through textContent, never as HTML.
@@ -126,6 +128,11 @@
   }
 
   const seenIds = new Set();  // v1 ids currently rendered, for deduplication
+  let lastId = null;          // the newest v1 id seen: a reconnect asks for what follows it
+
+  function noteId(m) {
+    if (Number.isSafeInteger(m.id) && m.id >= 0 && (lastId === null || m.id > lastId)) lastId = m.id;
+  }
 
   // Ids compared as strings: the same key the element carries in data-id.
   function idKey(m) {
@@ -159,8 +166,10 @@
     const stick = following;
     const frag = document.createDocumentFragment();
     seenIds.clear();
+    lastId = null;
     for (const m of messages.slice(-MAX_RENDERED)) {
       if (!validMessage(m)) continue;
+      noteId(m);
       const key = idKey(m);
       if (key !== null) {
         if (seenIds.has(key)) continue;
@@ -175,6 +184,7 @@
 
   function appendOne(m) {
     if (!validMessage(m)) return;
+    noteId(m);
     const key = idKey(m);
     if (key !== null) {
       if (seenIds.has(key)) return;
@@ -240,7 +250,13 @@
       case 'hello':
         if (typeof frame.room === 'string') showRoom(frame.room === '/' ? '' : frame.room);
         showMembers(frame.members);
-        replaceAll(Array.isArray(frame.history) ? frame.history : []);
+        if (Number.isSafeInteger(frame.since) && Array.isArray(frame.history)) {
+          // Recovered: exactly what was missed, after what is shown.
+          for (const m of frame.history) appendOne(m);
+          els.list.dataset.generation = String(Number(els.list.dataset.generation || 0) + 1);
+        } else {
+          replaceAll(Array.isArray(frame.history) ? frame.history : []);  // first join, or reset
+        }
         return true;
       case 'msg':
         appendOne(frame);
@@ -278,7 +294,9 @@
     retryTimer = 0;
     let sock;
     try {
-      sock = new WebSocket(wsUrl, protocols);
+      // A reconnect asks for what it missed (a classic server ignores it).
+      const since = lastId === null ? '' : (wsUrl.includes('?') ? '&' : '?') + 'since=' + lastId;
+      sock = new WebSocket(wsUrl + since, protocols);
     } catch (e) {  // e.g. a malformed URL: nothing to retry
       setPresence('disconnected', 'cannot connect');
       showError(String(e.message || e));

@@ -71,6 +71,11 @@ class ServerStats:
     history_messages: int
     chat_deliveries: int  # messages x the room members they reached
     history_commit: Histogram
+    # Cluster mode (cluster_url; zeros otherwise).
+    cluster_enabled: bool
+    cluster_up: bool
+    cluster_round_trips: int  # Redis writes: the appends of a loop iteration in one
+    cluster_failures: int
 
     @classmethod
     def _from_native(cls, d: Mapping[str, Any]) -> "ServerStats":

@@ -340,5 +340,40 @@ TEST(ChatWireEncode, V1Formats) {
   EXPECT_EQ(encode_v1_presence(false, 0), R"({"type":"leave","members":0})");
 }
 
+
+
+// ?since=<id>: only what the client lacks, or a reset when the ring no
+// longer keeps all of it (never a partial silent gap).
+TEST(ChatWireRecovery, SinceIsHonouredOnlyWhenNothingAfterItIsMissing) {
+  const HistoryRing r = ring_of(3, 7);  // keeps ids 5, 6, 7
+  std::string err;
+  HelloRecovery rec = recovery_for("since=5", r, &err);
+  EXPECT_TRUE(err.empty());
+  EXPECT_EQ(rec.since, 5);
+  EXPECT_FALSE(rec.reset);
+  EXPECT_EQ(encode_v1_hello("lobby", 7, 3, r, SIZE_MAX, nullptr, rec),
+            R"({"type":"hello","room":"lobby","you":7,"members":3,"since":5,"history":[)"
+            R"({"id":6,"user":"u6","text":"t6","time":1006},{"id":7,"user":"u7","text":"t7","time":1007}]})");
+  EXPECT_EQ(recovery_for("x=1&since=4", r, &err).since, 4);  // 5.. kept: nothing missing
+  EXPECT_EQ(recovery_for("since=7", r, &err).since, 7);      // up to date: an empty history
+  for (const char* q : {"since=3", "since=0", "since=8"}) {  // 4 trimmed / everything / ahead
+    rec = recovery_for(q, r, &err);
+    EXPECT_TRUE(rec.reset) << q;
+    EXPECT_EQ(rec.since, -1) << q;
+  }
+  EXPECT_NE(encode_v1_hello("lobby", 7, 3, r, SIZE_MAX, nullptr, rec).find(R"("reset":true,"history":[{"id":5)"),
+            std::string::npos);
+  EXPECT_EQ(recovery_for("since=0", HistoryRing(50), &err).since, 0);  // an empty room: all of it
+  EXPECT_EQ(recovery_for("", r, &err).since, -1);
+  EXPECT_FALSE(recovery_for("", r, &err).reset);
+  for (const char* bad : {"since=", "since=-1", "since=1x", "since=9999999999999999999"}) {
+    err.clear();
+    rec = recovery_for(bad, r, &err);
+    EXPECT_EQ(err, "since must be a message id (digits)") << bad;
+    EXPECT_EQ(rec.since, -1);
+    EXPECT_FALSE(rec.reset);
+  }
+}
+
 }  // namespace
 }  // namespace chatws::chat

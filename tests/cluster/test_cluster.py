@@ -7,11 +7,14 @@ its own message back, which a node sends only once Redis stored it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List
+
+import websocket  # websocket-client
 
 from conftest import WAIT, Client, Node, Proxy, Redis, free_port
 
@@ -192,3 +195,96 @@ def test_a_lost_reply_is_settled_by_reading_the_room_again(redis: Redis, nodes: 
         assert "whether stored is known once the room is read again" in a.output()
     finally:
         proxy.close()
+
+
+def test_classic_members_on_both_nodes_get_snapshots_of_one_history(nodes: Callable[..., Node]) -> None:
+    a, b = nodes("a"), nodes("b", "c")
+    on_a = websocket.create_connection(a.url("classic"), timeout=WAIT, subprotocols=["json"])
+    on_b = websocket.create_connection(b.url("classic"), timeout=WAIT, subprotocols=["json"])
+    try:
+        assert json.loads(on_a.recv()) == {"msg": []}
+        assert json.loads(on_b.recv()) == {"msg": []}
+        for i in range(3):
+            on_a.send(json.dumps({"user": "old", "text": f"c{i}"}))
+
+        def latest(ws: Any) -> List[str]:
+            while True:  # snapshots until the one that has all three (bounded by the timeout)
+                texts = [m["text"] for m in json.loads(ws.recv())["msg"]]
+                if len(texts) == 3:
+                    return texts
+
+        assert latest(on_a) == latest(on_b) == ["c2", "c1", "c0"]  # newest first
+    finally:
+        on_a.close()
+        on_b.close()
+
+
+def test_a_node_killed_its_clients_recover_on_another(nodes: Callable[..., Node],
+                                                      clients: Callable[[str], Client]) -> None:
+    a, b = nodes("doomed"), nodes("survivor")
+    on_a = clients(a.url("kill"))
+    for i in range(5):
+        on_a.send("ann", f"k{i}")
+    on_a.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 5)
+    a.kill()  # kill -9
+    on_a.wait_until(lambda fs: on_a.closed)
+    again = clients(b.url("kill"))  # the client comes back through another node
+    assert [(h["id"], h["text"]) for h in again.hello["history"]] == ids_and_texts(on_a.msgs())
+    again.send("ann", "after the kill")
+    again.wait(lambda f: f["type"] == "msg" and f["text"] == "after the kill"
+               and f["id"] == on_a.msgs()[-1]["id"] + 1)
+
+
+def members_now(frames: List[Dict[str, Any]]) -> int:
+    """The member count a chatws.v1 client was last told (hello, join, leave)."""
+    n = -1
+    for f in frames:
+        if f["type"] in ("hello", "join", "leave"):
+            n = f["members"]
+    return n
+
+
+def test_presence_counts_every_node_and_forgets_a_killed_one(nodes: Callable[..., Node],
+                                                             clients: Callable[[str], Client]) -> None:
+    a, b = nodes("pa"), nodes("pb", "c")
+    a1, a2 = clients(a.url("pres")), clients(a.url("pres"))
+    b1 = clients(b.url("pres"))
+    for c in (a1, a2, b1):
+        c.wait_until(lambda fs: members_now(fs) == 3)
+    b2 = clients(b.url("pres"))
+    assert b2.hello["members"] in (3, 4)  # ours at once; the others' as last told
+    for c in (a1, a2, b1, b2):
+        c.wait_until(lambda fs: members_now(fs) == 4)
+    b2.close()
+    for c in (a1, a2, b1):
+        c.wait_until(lambda fs: members_now(fs) == 3)
+    a.kill()  # kill -9: its two members leave when its heartbeat expires (10 s) and b counts again
+    b1.wait_until(lambda fs: members_now(fs) == 1, 2 * WAIT)
+
+
+def test_recovery_with_since_on_another_node_and_reset_beyond_the_history(
+        nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    a = nodes("ra", "python", "--history-size", "5")
+    b = nodes("rb", "c", "--history-size", "5")
+    first = clients(a.url("recover"))
+    for i in range(3):
+        first.send("ann", f"r{i}")
+    first.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 3)
+    last = first.msgs()[-1]["id"]
+    first.close()
+    poster = clients(a.url("recover"))
+    for i in range(3, 5):  # what the first client misses while away
+        poster.send("bob", f"r{i}")
+    poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 2)
+    back = clients(b.url("recover") + f"?since={last}")  # reconnects through the other node
+    assert back.hello["since"] == last and "reset" not in back.hello
+    assert [(h["id"], h["text"]) for h in back.hello["history"]] == [(last + 1, "r3"), (last + 2, "r4")]
+    # Older than the history (5 messages): a reset with the history, not a silent gap.
+    for i in range(5, 10):
+        poster.send("bob", f"r{i}")
+    poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 7)
+    stale = clients(b.url("recover") + f"?since={last}")
+    assert stale.hello["reset"] is True and "since" not in stale.hello
+    assert [h["text"] for h in stale.hello["history"]] == [f"r{i}" for i in range(5, 10)]
+    bad = clients(b.url("recover") + "?since=abc")
+    assert bad.errors() == ["since must be a message id (digits)"]

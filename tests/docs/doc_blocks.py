@@ -91,7 +91,7 @@ def free_port() -> int:
 # The fixed ports the READMEs use; a test replaces each by a free one (the
 # only change made to a pasted block), so that the machine's other servers
 # cannot collide with it.
-README_PORTS = ("8080", "8443", "8765", "9001")
+README_PORTS = ("8080", "8081", "8443", "8765", "9001", "6379")
 
 
 def with_free_ports(text: str, ports: Dict[str, str]) -> str:

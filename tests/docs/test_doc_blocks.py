@@ -46,7 +46,7 @@ def scenario(name: str) -> List[Block]:
 def test_every_block_is_annotated_and_handled() -> None:
     handled = {"entry", "terminal", "c-system", "c-private", "c-fragment", "consumer", "layout",
                "ci-build", "python-pip", "python", "python-cli", "python-tls", "python-dev",
-               "c-toplevel", "prometheus-config", "python-fragment"}
+               "c-toplevel", "prometheus-config", "python-fragment", "cluster"}
     bare = [b.where for b in BLOCKS if not b.scenario]
     assert not bare, f"code blocks without a <!-- doc-test: ... --> line: {bare}"
     unknown = [(b.where, b.scenario) for b in BLOCKS if b.scenario not in handled]
@@ -429,6 +429,31 @@ def test_python_cli_block(procs: List[Proc], tmp_path: Path) -> None:
     p.stop(signal.SIGTERM)  # to the group: bash ends too, by the signal
     assert any("chatws: stopped" in line for line in p.lines), p.lines
     assert (tmp_path / "chat.sqlite3").exists()
+
+
+def test_cluster_block(procs: List[Proc], tmp_path: Path) -> None:
+    (b,) = scenario("cluster")
+    ports = ports_of(b.code)
+    assert set(ports) == {"6379", "8080", "8081"}, ports
+    env = base_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    p = serve(b, ["bash", "-c", with_free_ports(b.code, ports)], tmp_path, env, int(ports["8080"]), procs)
+    wait_port(int(ports["8081"]), p)
+    # What the README says: a message sent to one node reaches the other's members.
+    urls = [f"ws://127.0.0.1:{ports[k]}/rooms/x" for k in ("8081", "8080")]
+    a, b2 = (websocket.create_connection(u, timeout=WAIT, subprotocols=["chatws.v1"]) for u in urls)
+    try:
+        for ws in (a, b2):
+            assert json.loads(ws.recv())["type"] == "hello"
+        a.send(json.dumps({"user": "ann", "text": "across nodes"}))
+        while True:  # bounded by the socket timeout
+            f = json.loads(b2.recv())
+            if f["type"] == "msg":
+                break
+        assert f["text"] == "across nodes"
+    finally:
+        a.close()
+        b2.close()
+    p.stop(signal.SIGTERM)  # the group: both nodes and redis-server
 
 
 def test_python_tls_block(tmp_path: Path) -> None:
