@@ -520,7 +520,45 @@ typedef struct chatws_options {
   uint32_t max_handshakes_per_second_per_ip; /* WebSocket upgrades per second from one
                                    address (IPv6 by ipv6_prefix_length), that many at once;
                                    beyond: HTTP 429 with Retry-After: 1. 0 (default): no limit */
+
+  /* Added in 0.2.0: permessage-deflate (RFC 7692), negotiated with every
+   * client that offers it (browsers and most libraries do). A compressed
+   * message counts against max_message_size by its inflated size, checked
+   * while it is inflated: past it, close 1009 (memory stays within the
+   * limit); one that does not inflate, or is not UTF-8 once inflated, closes
+   * with 1007. Control frames are never compressed. */
+  int compression;              /* CHATWS_COMPRESSION_SHARED (default, 0): no context
+                                   takeover either way, so a broadcast or chat frame is
+                                   deflated once for every receiver and an idle connection
+                                   holds no zlib state; CHATWS_COMPRESSION_DEDICATED: a
+                                   sliding window per connection (better ratios on
+                                   long-lived connections; zlib state made on first use and
+                                   freed when the connection idles, about 256 KiB while in
+                                   use with the defaults); CHATWS_COMPRESSION_OFF: not
+                                   negotiated. Other values: CHATWS_EINVAL */
+  uint32_t compression_threshold; /* messages with fewer payload bytes go out uncompressed;
+                                   0 (default): 128; 1 compresses every non-empty message. A
+                                   message that deflate does not make smaller always goes out
+                                   as it is */
+  int compression_window_bits;  /* 9..15: the server's deflate window (2^bits bytes) and the
+                                   one it asks of clients whose offer allows it (bounds the
+                                   inflate memory of dedicated mode); 0 (default): 15. Else
+                                   CHATWS_EINVAL */
+  int compression_mem_level;    /* 1..9: zlib memLevel of the server's deflate streams (memory
+                                   against speed and ratio); 0 (default): 8. Else
+                                   CHATWS_EINVAL */
+  int compression_always;       /* 1: a message at or above compression_threshold goes out
+                                   compressed even when deflate does not make it smaller (for
+                                   peers that mishandle uncompressed messages once the
+                                   extension is on: the kosoku 0.1.0 conformance driver does);
+                                   0 (default): such a message goes out as it is. Else
+                                   CHATWS_EINVAL */
 } chatws_options;
+
+/* permessage-deflate modes (chatws_options.compression). */
+#define CHATWS_COMPRESSION_SHARED 0
+#define CHATWS_COMPRESSION_OFF (-1)
+#define CHATWS_COMPRESSION_DEDICATED 1
 
 /* Rate-limit policies (chatws_options.rate_limit_policy). */
 #define CHATWS_RATE_CLOSE 0
@@ -686,6 +724,14 @@ typedef struct chatws_stats {
                                     room of M counts M (a "json" client gets them folded
                                     into snapshots, one per batch) */
   chatws_histogram history_commit; /* duration of one commit to the store */
+  /* Added in 0.2.0: permessage-deflate. */
+  uint64_t deflate_calls;        /* messages deflated: in the shared mode one per frame and
+                                    window size, however many receivers it goes to */
+  uint64_t deflate_bytes_in;     /* payload bytes those took */
+  uint64_t deflate_bytes_out;    /* compressed bytes they gave */
+  uint64_t compressed_messages_sent; /* data frames queued compressed (counted per receiver) */
+  uint64_t inflate_bytes_in;     /* compressed payload bytes of messages received */
+  uint64_t inflate_bytes_out;    /* what they inflated to */
 } chatws_stats;
 
 /* Fill *out with a consistent snapshot of the server's counters, as of the

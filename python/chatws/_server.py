@@ -163,7 +163,14 @@ class Server:
     limited"; a raw connection is closed with 1008, or with
     ``rate_limit_policy="drop"`` its excess messages are dropped.
     ``max_handshakes_per_second_per_ip`` (default: none): upgrades beyond it
-    from one address get 429 with Retry-After.
+    from one address get 429 with Retry-After. ``compression``
+    (permessage-deflate, negotiated with clients that offer it): "shared"
+    (default; a broadcast or chat frame is deflated once for every receiver,
+    no zlib state per connection), "dedicated" (a window per connection:
+    better ratios, more memory) or "off"; ``compression_threshold`` (default
+    128): smaller messages go out uncompressed; ``compression_window_bits``
+    (9..15, default 15) and ``compression_mem_level`` (1..9, default 8) size
+    the deflate streams.
     """
 
     on_open = HandlerSlot[OpenHandler]("on_open(conn): a WebSocket handshake completed.")
@@ -225,6 +232,10 @@ class Server:
         message_burst: Optional[int] = None,
         rate_limit_policy: str = "close",
         max_handshakes_per_second_per_ip: Optional[int] = None,
+        compression: str = "shared",
+        compression_threshold: Optional[int] = None,
+        compression_window_bits: Optional[int] = None,
+        compression_mem_level: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -287,6 +298,10 @@ class Server:
             message_burst=message_burst,
             rate_limit_policy=rate_limit_policy,
             max_handshakes_per_second_per_ip=max_handshakes_per_second_per_ip,
+            compression=compression,
+            compression_threshold=compression_threshold,
+            compression_window_bits=compression_window_bits,
+            compression_mem_level=compression_mem_level,
         )
         self._host = host
         self._tls = tls_cert is not None

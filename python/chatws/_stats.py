@@ -71,6 +71,13 @@ class ServerStats:
     history_messages: int
     chat_deliveries: int  # messages x the room members they reached
     history_commit: Histogram
+    # permessage-deflate.
+    deflate_calls: int  # shared mode: one per frame (and window), not per receiver
+    deflate_bytes_in: int
+    deflate_bytes_out: int
+    compressed_messages_sent: int
+    inflate_bytes_in: int
+    inflate_bytes_out: int
 
     @classmethod
     def _from_native(cls, d: Mapping[str, Any]) -> "ServerStats":
