@@ -12,7 +12,7 @@
 //   - every message is at most the limit, text valid UTF-8 (reference
 //     decoder), error codes 1002/1007/1009/1011 only, nothing after an error;
 //   - a message deflated here comes back byte for byte when within the
-//     limit, and is refused with 1009 when not.
+//     limit (compressed and inflated), and is refused with 1009 when not.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -81,7 +81,11 @@ struct Handler {
 
 std::vector<Event> run(const std::string& stream, size_t max, uint8_t bits, bool keep,
                        uint32_t seed, bool split) {
-  FrameParser parser;
+  // The server's one limit: the wire size of a plain message, the inflated
+  // size of a compressed one.
+  ParserLimits limits;
+  limits.max_message_size = max;
+  FrameParser parser(limits);
   parser.set_deflate(true);
   Handler h(max, bits, keep);
   chatws::fuzz::Splitter sp(seed);
@@ -118,12 +122,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::string stream;
   std::string original;
+  size_t wire = 0;  // compressed bytes of the message deflated here
   if (flags & 0x10) {
     // A message deflated here: inflates back exactly (or 1009 past the limit).
     original = rest;
     Deflater def(bits < 9 ? 9 : bits, 8, keep);
     std::string z;
     check(def.compress(original.data(), original.size(), &z));
+    wire = z.size();
     chatws::fuzz::Splitter sp(seed ^ 0x5bd1e995u);
     size_t pos = 0;
     bool first = true;
@@ -143,7 +149,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(whole == pieces);
   if (flags & 0x10) {
     check(whole.size() == 1);
-    if (original.size() <= max) {
+    // The limit bounds the message on the wire and once inflated.
+    if (original.size() <= max && wire <= max) {
       check(whole[0].kind == 'm' && whole[0].data == original);
     } else {
       check(whole[0].kind == 'e' && whole[0].code == 1009);
