@@ -519,6 +519,9 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       c->count_dropped();
       ++ctr.slow_consumer_drops;
+      // Deflated with c's own context, which now holds a message the
+      // client will never see: the next one starts a new stream.
+      if (own) c->cold().deflate->deflater.release();
       return kEFull;
     }
     // Too slow: what it has not started receiving is dropped and it is
