@@ -22,7 +22,7 @@ BUILD_DIR="${CHATWS_FUZZ_BUILD_DIR:-build-fuzz}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 JOBS="${CHATWS_JOBS:-2}"
-ALL_TARGETS=(http_request frame_parser utf8 chat_message request_view)
+ALL_TARGETS=(http_request frame_parser utf8 chat_message request_view deflate_frames)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 start_time=$(date +%s)

@@ -26,6 +26,11 @@ class FrameReader {
   // Bytes held between calls: an incomplete frame plus a message being reassembled.
   size_t buffered() const { return pending_.size() + message_.size(); }
 
+  // permessage-deflate offered: RSV1 on a message's first frame marks it
+  // compressed; compressed() tells, for the message just delivered.
+  void set_deflate(bool on) { deflate_ = on; }
+  bool compressed() const { return compressed_; }
+
   // Upper bound on one message, to keep a misbehaving server from growing us.
   void set_max_message(uint64_t n) { max_message_ = n; }
 
@@ -40,6 +45,8 @@ class FrameReader {
   uint8_t message_op_ = 0;
   bool in_message_ = false;
   bool failed_ = false;
+  bool deflate_ = false;
+  bool compressed_ = false;  // the message being read / just delivered
   uint64_t max_message_ = 64ull << 20;
   std::string error_;
 };
@@ -75,7 +82,9 @@ size_t FrameReader::parse(const uint8_t* p, size_t len, Handler& h) {
     const uint8_t b0 = p[pos], b1 = p[pos + 1];
     const bool fin = b0 & 0x80;
     const uint8_t op = b0 & 0x0F;
-    if (b0 & 0x70) return fail("reserved bits set");
+    const bool rsv1 = (b0 & 0x40) != 0;
+    if (b0 & 0x30) return fail("reserved bits set");
+    if (rsv1 && (!deflate_ || op == 0x0 || op >= 0x8)) return fail("RSV1 where it is not allowed");
     if (b1 & 0x80) return fail("server frame is masked");
     uint64_t plen = b1 & 0x7F;
     size_t hlen = 2;
@@ -118,6 +127,7 @@ size_t FrameReader::parse(const uint8_t* p, size_t len, Handler& h) {
       }
     } else if (op == 0x1 || op == 0x2) {
       if (in_message_) return fail("new message inside a fragmented one");
+      compressed_ = rsv1;
       if (fin) {
         h(Event::Message, op, payload);  // the common case: no copy
       } else {

@@ -48,7 +48,8 @@ std::string make_websocket_key() {
 }
 
 std::string make_upgrade_request(std::string_view host, int port, std::string_view path,
-                                 std::string_view key, std::string_view subprotocol) {
+                                 std::string_view key, std::string_view subprotocol,
+                                 std::string_view extensions) {
   std::string r;
   r.reserve(256);
   r.append("GET ").append(path).append(" HTTP/1.1\r\n");
@@ -57,6 +58,7 @@ std::string make_upgrade_request(std::string_view host, int port, std::string_vi
   r.append("Sec-WebSocket-Key: ").append(key).append("\r\n");
   r.append("Sec-WebSocket-Version: 13\r\n");
   if (!subprotocol.empty()) r.append("Sec-WebSocket-Protocol: ").append(subprotocol).append("\r\n");
+  if (!extensions.empty()) r.append("Sec-WebSocket-Extensions: ").append(extensions).append("\r\n");
   r.append("\r\n");
   return r;
 }

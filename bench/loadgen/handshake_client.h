@@ -13,7 +13,8 @@ std::string make_websocket_key();
 
 // The full upgrade request for `path` on `host:port`.
 std::string make_upgrade_request(std::string_view host, int port, std::string_view path,
-                                 std::string_view key, std::string_view subprotocol = {});
+                                 std::string_view key, std::string_view subprotocol = {},
+                                 std::string_view extensions = {});
 
 // base64(SHA-1(key + GUID)) computed here with libcrypto, independently of
 // the server library under test.

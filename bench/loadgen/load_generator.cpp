@@ -19,12 +19,16 @@
 #include "chat_codec.h"
 #include "handshake_client.h"
 #include "proc_stats.h"
+#include "protocol/deflate_codec.h"
 #include "protocol/frame.h"
 
 namespace chatws::bench {
 namespace {
 
 namespace proto = chatws::protocol;
+
+// --deflate: what a browser offers, and no context kept on our side.
+constexpr std::string_view kDeflateOffer = "permessage-deflate; client_no_context_takeover";
 
 constexpr size_t kReadBuffer = 256 * 1024;
 constexpr int kMaxEvents = 1024;
@@ -74,11 +78,27 @@ struct LoadGenerator::Conn {
   int inflight = 0;        // own messages sent and not yet received back
   std::string chat_prefix; // --chat: {"user":"lg<index>","text":" before each payload
   FrameReader reader;
+  // --deflate: made on the first compressed message; keeps the server's
+  // context if it uses one (dedicated mode).
+  std::unique_ptr<proto::Inflater> inflater;
 };
 
 LoadGenerator::LoadGenerator(const Options& opts)
     : opts_(opts), read_buf_(kReadBuffer), mask_state_(std::random_device{}() | 1ull) {
   payload_template_.assign(opts_.size, 'x');
+  if (opts_.deflate) {
+    // Text that compresses like chat text does (about 2-3x), not like 'x's.
+    static constexpr std::string_view kWords[] = {
+        "hello", "the", "meeting", "is", "moved", "to", "three", "o'clock", "see", "you",
+        "there", "thanks", "for", "letting", "me", "know", "what", "about", "lunch", "today"};
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < payload_template_.size();) {
+      r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+      std::string_view w = kWords[r % 20];
+      for (size_t k = 0; k < w.size() && i < payload_template_.size(); ++k) payload_template_[i++] = w[k];
+      if (i < payload_template_.size()) payload_template_[i++] = ' ';
+    }
+  }
 }
 
 LoadGenerator::~LoadGenerator() {
@@ -157,7 +177,8 @@ void LoadGenerator::tls_step(Conn& c) {
     c.state = Conn::Handshaking;
     c.key = make_websocket_key();
     c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key,
-                                  opts_.chat ? kChatSubprotocol : std::string_view{});
+                                  opts_.chat ? kChatSubprotocol : std::string_view{},
+                                  opts_.deflate ? kDeflateOffer : std::string_view{});
     mark_dirty(c);
     return;
   }
@@ -236,7 +257,8 @@ void LoadGenerator::on_connected(Conn& c) {
   c.state = Conn::Handshaking;
   c.key = make_websocket_key();
   c.out += make_upgrade_request(opts_.host, opts_.port, opts_.path, c.key,
-                                opts_.chat ? kChatSubprotocol : std::string_view{});
+                                opts_.chat ? kChatSubprotocol : std::string_view{},
+                                opts_.deflate ? kDeflateOffer : std::string_view{});
   mark_dirty(c);
 }
 
@@ -418,6 +440,25 @@ void LoadGenerator::on_frames(Conn& c, const uint8_t* data, size_t len) {
   bool ok = c.reader.feed(data, len, [&](FrameReader::Event ev, uint8_t, std::string_view p) {
     switch (ev) {
       case FrameReader::Event::Message:
+        if (c.reader.compressed()) {
+          // Broadcast receivers that do not publish count the delivery
+          // without inflating it: one client core cannot inflate what the
+          // server fans out, and the server's work is what is measured.
+          // Latency then comes from the publishers' own copies.
+          if (opts_.mode == Mode::Broadcast && int(c.index) >= opts_.publishers) {
+            if (counting()) ++result_.deliveries;
+            break;
+          }
+          if (!c.inflater) c.inflater = std::make_unique<proto::Inflater>(15, true);
+          if (c.inflater->inflate_message(reinterpret_cast<const uint8_t*>(p.data()), p.size(),
+                                          opts_.size + (64u << 10), &inflated_) !=
+              proto::Inflater::Result::Ok) {
+            ++result_.errors;
+            if (result_.first_error.empty()) result_.first_error = "compressed message does not inflate";
+            break;
+          }
+          p = inflated_;
+        }
         on_message(c, p);
         break;
       case FrameReader::Event::Ping:
@@ -566,6 +607,7 @@ Result LoadGenerator::run() {
     conns_.push_back(std::make_unique<Conn>());
     conns_.back()->index = uint32_t(i);
     // A chat hello carries the room's history (many messages): allow more.
+    conns_.back()->reader.set_deflate(opts_.deflate);
     conns_.back()->reader.set_max_message(
         opts_.chat ? std::max<uint64_t>(opts_.size * 64, 64ull << 20)
                    : std::max<uint64_t>(opts_.size, 1 << 20) + 1024);

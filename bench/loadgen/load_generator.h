@@ -90,6 +90,7 @@ class LoadGenerator {
   int open_ = 0;              // handshake done, not closed
   uint64_t mask_state_;       // xorshift state for frame masks
   Result result_;
+  std::string inflated_;  // --deflate: the message just inflated
 };
 
 }  // namespace chatws::bench

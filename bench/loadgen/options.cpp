@@ -26,6 +26,10 @@ void usage(FILE* out) {
       "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
       "  --binary             send binary frames (default: ASCII text)\n"
       "  --tls                wss:// instead of ws:// (TLS 1.3 by OpenSSL; certificate not verified)\n"
+      "  --deflate            offer permessage-deflate (client_no_context_takeover; sends\n"
+      "                       uncompressed, inflates what comes compressed; broadcast:\n"
+      "                       only the publishers inflate, the others count, so the\n"
+      "                       latency figures are the publishers' own copies)\n"
       "  --chat               with --mode broadcast: talk to the built-in chat\n"
       "                       (subprotocol chatws.v1, path /rooms/bench unless --path)\n"
       "  --batch-writes       write replies once per epoll batch instead of right after\n"
@@ -100,6 +104,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--binary") o.binary = true;
     else if (a == "--tls") o.tls = true;
     else if (a == "--chat") o.chat = true;
+    else if (a == "--deflate") o.deflate = true;
     else if (a == "--json") o.json = true;
     else if (a == "--batch-writes") o.batch_writes = true;
     else if (a == "--source-addresses") o.source_addresses = int(to_long("--source-addresses", take(), 1, 254));

@@ -24,6 +24,7 @@ struct Options {
   bool tls = false;          // wss:// (OpenSSL client; the server's certificate is not verified)
   bool json = false;         // also print one machine-readable JSON line
   bool chat = false;         // broadcast through the built-in chat (chatws.v1) instead
+  bool deflate = false;      // offer permessage-deflate; compressed messages are inflated
   int source_addresses = 1;  // bind to 127.0.0.1 .. 127.0.0.N (idle mode, many conns)
   bool batch_writes = false; // write replies at the end of each epoll batch, not per connection
   int connect_batch = 256;   // handshakes in progress at once

@@ -7,6 +7,9 @@
  *                       [--history FILE] [--history-size N]   (chat mode)
  *                       [--tls-cert FILE --tls-key FILE]      (wss://; SIGHUP reloads)
  *                       [--metrics-port N]   (/metrics on 127.0.0.1:N; the overhead bench)
+ *                       [--compression off|shared|dedicated]  (default shared)
+ *                       [--compression-threshold B]           (default 128)
+ *                       [--compression-always]  (compressed even when not smaller)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
@@ -67,7 +70,9 @@ static void usage(FILE* out) {
         "                           [--max-message-size B] [--static-dir DIR]\n"
         "                           [--history FILE] [--history-size N]  (chat mode only)\n"
         "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n"
-        "                           [--metrics-port N]                  (/metrics on 127.0.0.1:N)\n",
+        "                           [--metrics-port N]                  (/metrics on 127.0.0.1:N)\n"
+        "                           [--compression off|shared|dedicated] [--compression-threshold B]\n"
+        "                           [--compression-always]\n",
         out);
 }
 
@@ -82,6 +87,9 @@ int main(int argc, char** argv) {
   const char* tls_key = NULL;
   unsigned long history_size = 0; /* 0: the library's default */
   unsigned long long max_message = 16ull << 20;
+  int compression = CHATWS_COMPRESSION_SHARED;
+  unsigned long threshold = 0; /* 0: the library's default */
+  int compression_always = 0;
   int i;
 
   for (i = 1; i < argc; ++i) {
@@ -127,6 +135,19 @@ int main(int argc, char** argv) {
     } else if (!strcmp(argv[i], "--tls-key") && v) {
       tls_key = v;
       ++i;
+    } else if (!strcmp(argv[i], "--compression") && v) {
+      if (!strcmp(v, "off")) compression = CHATWS_COMPRESSION_OFF;
+      else if (!strcmp(v, "shared")) compression = CHATWS_COMPRESSION_SHARED;
+      else if (!strcmp(v, "dedicated")) compression = CHATWS_COMPRESSION_DEDICATED;
+      else { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--compression-threshold") && v) {
+      char* end = NULL;
+      threshold = strtoul(v, &end, 10);
+      if (*end != '\0' || threshold == 0 || threshold > 0xFFFFFFFFul) { usage(stderr); return 2; }
+      ++i;
+    } else if (!strcmp(argv[i], "--compression-always")) {
+      compression_always = 1;
     } else if (!strcmp(argv[i], "--static-dir") && v) {
       static_dir = v;
       ++i;
@@ -153,6 +174,9 @@ int main(int argc, char** argv) {
   opts.tls_cert_file = tls_cert;
   opts.tls_key_file = tls_key;
   opts.max_message_size = (size_t)max_message;
+  opts.compression = compression;
+  opts.compression_threshold = (uint32_t)threshold;
+  opts.compression_always = compression_always;
   /* Autobahn sends 16 MiB messages in one go; the output queue must hold one
    * echo of the largest message. */
   opts.max_output_buffer = (size_t)max_message + (1u << 20);

@@ -216,6 +216,13 @@ void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
     else if (key == "node_name") text(&s->node_name, &o->node_name);
     else if (key == "cluster_retention") o->cluster_retention = as_number<uint32_t>(v, "cluster_retention");
     else if (key == "rate_limit_policy") o->rate_limit_policy = as_number<int>(v, "rate_limit_policy");
+    else if (key == "compression") o->compression = as_number<int>(v, "compression");
+    else if (key == "compression_threshold")
+      o->compression_threshold = as_number<uint32_t>(v, "compression_threshold");
+    else if (key == "compression_window_bits")
+      o->compression_window_bits = as_number<int>(v, "compression_window_bits");
+    else if (key == "compression_mem_level")
+      o->compression_mem_level = as_number<int>(v, "compression_mem_level");
     else throw py::key_error("unknown chatws option: " + key);
   }
 }
@@ -511,6 +518,12 @@ py::dict NativeServer::stats() {
   d["cluster_up"] = bool(st.cluster_up);
   d["cluster_round_trips"] = st.cluster_round_trips;
   d["cluster_failures"] = st.cluster_failures;
+  d["deflate_calls"] = st.deflate_calls;
+  d["deflate_bytes_in"] = st.deflate_bytes_in;
+  d["deflate_bytes_out"] = st.deflate_bytes_out;
+  d["compressed_messages_sent"] = st.compressed_messages_sent;
+  d["inflate_bytes_in"] = st.inflate_bytes_in;
+  d["inflate_bytes_out"] = st.inflate_bytes_out;
   return d;
 }
 

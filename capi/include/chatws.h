@@ -555,7 +555,45 @@ typedef struct chatws_options {
                                    (default): "<hostname>:<pid>" */
   uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~);
                                    0 (default): the larger of history_size and 1000 */
+
+  /* Added in 0.2.0: permessage-deflate (RFC 7692), negotiated with every
+   * client that offers it (browsers and most libraries do). A compressed
+   * message counts against max_message_size by its inflated size, checked
+   * while it is inflated: past it, close 1009 (memory stays within the
+   * limit); one that does not inflate, or is not UTF-8 once inflated, closes
+   * with 1007. Control frames are never compressed. */
+  int compression;              /* CHATWS_COMPRESSION_SHARED (default, 0): no context
+                                   takeover either way, so a broadcast or chat frame is
+                                   deflated once for every receiver and an idle connection
+                                   holds no zlib state; CHATWS_COMPRESSION_DEDICATED: a
+                                   sliding window per connection (better ratios on
+                                   long-lived connections; zlib state made on first use and
+                                   freed when the connection idles, about 256 KiB while in
+                                   use with the defaults); CHATWS_COMPRESSION_OFF: not
+                                   negotiated. Other values: CHATWS_EINVAL */
+  uint32_t compression_threshold; /* messages with fewer payload bytes go out uncompressed;
+                                   0 (default): 128; 1 compresses every non-empty message. A
+                                   message that deflate does not make smaller always goes out
+                                   as it is */
+  int compression_window_bits;  /* 9..15: the server's deflate window (2^bits bytes) and the
+                                   one it asks of clients whose offer allows it (bounds the
+                                   inflate memory of dedicated mode); 0 (default): 15. Else
+                                   CHATWS_EINVAL */
+  int compression_mem_level;    /* 1..9: zlib memLevel of the server's deflate streams (memory
+                                   against speed and ratio); 0 (default): 8. Else
+                                   CHATWS_EINVAL */
+  int compression_always;       /* 1: a message at or above compression_threshold goes out
+                                   compressed even when deflate does not make it smaller (for
+                                   peers that mishandle uncompressed messages once the
+                                   extension is on: the kosoku 0.1.0 conformance driver does);
+                                   0 (default): such a message goes out as it is. Else
+                                   CHATWS_EINVAL */
 } chatws_options;
+
+/* permessage-deflate modes (chatws_options.compression). */
+#define CHATWS_COMPRESSION_SHARED 0
+#define CHATWS_COMPRESSION_OFF (-1)
+#define CHATWS_COMPRESSION_DEDICATED 1
 
 /* Rate-limit policies (chatws_options.rate_limit_policy). */
 #define CHATWS_RATE_CLOSE 0
@@ -728,6 +766,15 @@ typedef struct chatws_stats {
   uint64_t cluster_round_trips;  /* writes of queued Redis commands: the appends of a loop
                                     iteration go in one, with the reads queued by then */
   uint64_t cluster_failures;     /* lost Redis connections, failed Redis commands */
+
+  /* Added in 0.2.0: permessage-deflate. */
+  uint64_t deflate_calls;        /* messages deflated: in the shared mode one per frame and
+                                    window size, however many receivers it goes to */
+  uint64_t deflate_bytes_in;     /* payload bytes those took */
+  uint64_t deflate_bytes_out;    /* compressed bytes they gave */
+  uint64_t compressed_messages_sent; /* data frames queued compressed (counted per receiver) */
+  uint64_t inflate_bytes_in;     /* compressed payload bytes of messages received */
+  uint64_t inflate_bytes_out;    /* what they inflated to */
 } chatws_stats;
 
 /* Fill *out with a consistent snapshot of the server's counters, as of the

@@ -274,6 +274,23 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     }
     s->flood.drop = o.rate_limit_policy == CHATWS_RATE_DROP;
     cfg.max_handshakes_per_second_per_ip = o.max_handshakes_per_second_per_ip;
+    switch (o.compression) {
+      case CHATWS_COMPRESSION_SHARED: cfg.compression.mode = chatws::CompressionMode::Shared; break;
+      case CHATWS_COMPRESSION_DEDICATED: cfg.compression.mode = chatws::CompressionMode::Dedicated; break;
+      case CHATWS_COMPRESSION_OFF: cfg.compression.mode = chatws::CompressionMode::Off; break;
+      default:
+        return set_error(CHATWS_EINVAL, "compression must be CHATWS_COMPRESSION_SHARED, _DEDICATED or _OFF");
+    }
+    if (o.compression_threshold) cfg.compression.threshold = o.compression_threshold;
+    if (o.compression_window_bits != 0 && (o.compression_window_bits < 9 || o.compression_window_bits > 15))
+      return set_error(CHATWS_EINVAL, "compression_window_bits must be between 9 and 15 (0: 15)");
+    if (o.compression_window_bits) cfg.compression.window_bits = uint8_t(o.compression_window_bits);
+    if (o.compression_mem_level < 0 || o.compression_mem_level > 9)
+      return set_error(CHATWS_EINVAL, "compression_mem_level must be between 1 and 9 (0: 8)");
+    if (o.compression_mem_level) cfg.compression.mem_level = uint8_t(o.compression_mem_level);
+    if (o.compression_always != 0 && o.compression_always != 1)
+      return set_error(CHATWS_EINVAL, "compression_always must be 0 or 1");
+    cfg.compression.always = o.compression_always == 1;
 
     std::string err;
     int code = CHATWS_EINTERNAL;

@@ -72,6 +72,12 @@ int chatws_server_get_stats(const chatws_server* server, chatws_stats* out) {
     full.cluster_up = s.app.cluster_up;
     full.cluster_round_trips = s.app.cluster_round_trips;
     full.cluster_failures = s.app.cluster_failures;
+    full.deflate_calls = c.deflate_calls;
+    full.deflate_bytes_in = c.deflate_bytes_in;
+    full.deflate_bytes_out = c.deflate_bytes_out;
+    full.compressed_messages_sent = c.compressed_frames_out;
+    full.inflate_bytes_in = c.inflate_bytes_in;
+    full.inflate_bytes_out = c.inflate_bytes_out;
     const size_t n = out->struct_size < sizeof full ? out->struct_size : sizeof full;
     full.struct_size = out->struct_size;
     std::memcpy(out, &full, n);

@@ -75,6 +75,16 @@ size_t Inflater::memory() const {
 
 Inflater::Result Inflater::inflate_message(const uint8_t* data, size_t len, size_t max,
                                            std::string* out) {
+  const Result r = inflate_into(data, len, max, out);
+  // A message that failed leaves the stream mid-block: the next one (on
+  // another connection, for the shared inflater) must not continue it.
+  if (r != Result::Ok && z_) inflateReset(&z_->s);
+  if (r != Result::Ok) out->clear();
+  return r;
+}
+
+Inflater::Result Inflater::inflate_into(const uint8_t* data, size_t len, size_t max,
+                                        std::string* out) {
   out->clear();
   if (!open()) return Result::NoMem;
   z_stream& s = z_->s;

@@ -46,6 +46,7 @@ class Inflater {
   struct Z;
   bool open();
   void close_stream();
+  Result inflate_into(const uint8_t* data, size_t len, size_t max, std::string* out);
   std::unique_ptr<Z> z_;
   std::string saved_window_;  // context takeover, while released
   uint8_t bits_;

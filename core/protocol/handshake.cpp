@@ -104,6 +104,16 @@ UpgradeResult evaluate_upgrade(const HttpRequest& req, const UpgradeConfig& cfg)
     if (!allowed) return reject(403, "origin not allowed");
   }
 
+  DeflateNegotiation pmd;
+  if (cfg.deflate.enabled) {
+    std::vector<std::string_view> ext;
+    for (const auto& h : req.headers) {
+      if (ascii_iequals(h.first, "Sec-WebSocket-Extensions")) ext.push_back(h.second);
+    }
+    pmd = negotiate_deflate(ext, cfg.deflate);
+    if (pmd.outcome == DeflateNegotiation::Outcome::Fail) return reject(400, pmd.error);
+  }
+
   UpgradeResult r;
   r.status = 101;
   for (const auto& p : cfg.subprotocols) {
@@ -120,6 +130,13 @@ UpgradeResult evaluate_upgrade(const HttpRequest& req, const UpgradeConfig& cfg)
   if (!r.subprotocol.empty()) {
     r.response.append("Sec-WebSocket-Protocol: ");
     r.response.append(r.subprotocol);
+    r.response.append("\r\n");
+  }
+  if (pmd.outcome == DeflateNegotiation::Outcome::Accepted) {
+    r.deflate = true;
+    r.deflate_params = pmd.params;
+    r.response.append("Sec-WebSocket-Extensions: ");
+    r.response.append(pmd.response);
     r.response.append("\r\n");
   }
   r.response.append("\r\n");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "protocol/http_request.h"
+#include "protocol/permessage_deflate.h"
 
 namespace chatws::protocol {
 
@@ -19,6 +20,7 @@ bool wants_websocket(const HttpRequest& req);
 struct UpgradeConfig {
   std::vector<std::string> subprotocols;     // server preference order
   std::vector<std::string> allowed_origins;  // empty: any
+  DeflatePolicy deflate;                     // permessage-deflate (off unless enabled)
 };
 
 struct UpgradeResult {
@@ -26,12 +28,15 @@ struct UpgradeResult {
   std::string response;       // complete HTTP response bytes to write
   std::string subprotocol;    // chosen one ("" if none)
   std::string error;          // human-readable reason when status != 101
+  bool deflate = false;       // permessage-deflate accepted, with these parameters
+  DeflateParams deflate_params;
 };
 
 // Validate an upgrade request: GET, HTTP/1.1, Host, Upgrade: websocket,
 // Connection with the upgrade token, Sec-WebSocket-Version: 13 (else 426 with
 // Sec-WebSocket-Version: 13), a Sec-WebSocket-Key decoding to 16 bytes (else
-// 400), Origin in the allow-list (else 403); choose the subprotocol.
+// 400), Origin in the allow-list (else 403); choose the subprotocol and
+// negotiate permessage-deflate (a malformed Sec-WebSocket-Extensions: 400).
 UpgradeResult evaluate_upgrade(const HttpRequest& req, const UpgradeConfig& cfg);
 
 // A complete HTTP error response with a short text/plain body; `extra_headers`

@@ -16,6 +16,7 @@
 #include "protocol/http_request.h"
 #include "server/output_queue.h"
 #include "server/path_table.h"
+#include "server/conn_deflate.h"
 #include "server/server.h"
 
 namespace chatws {
@@ -72,6 +73,9 @@ struct ConnCold {
   std::unique_ptr<protocol::HttpRequestParser> http;  // only while in Http
   std::unique_ptr<http::FileBody> file;  // the rest of a static file response
   std::unique_ptr<net::TlsTransport> tls;  // a connection to the TLS port
+  // permessage-deflate state of its own (dedicated mode, or a client that
+  // keeps its context): zlib streams made lazily, freed when idle.
+  std::unique_ptr<ConnDeflate> deflate;
   // Once built it stays for the connection's life: the host keeps pointers.
   std::unique_ptr<ConnInfo> info;
   std::string close_reason;
@@ -88,7 +92,7 @@ struct ConnCold {
 
   // Nothing in it that the connection still needs.
   bool disposable(bool holds_addr6) const {
-    return !http && !file && !tls && !info && close_reason.empty() && path.empty() &&
+    return !http && !file && !tls && !deflate && !info && close_reason.empty() && path.empty() &&
            dropped == 0 && greeting == 0 && !holds_addr6 && input.empty();
   }
 };
@@ -145,6 +149,9 @@ struct Connection {
   bool busy : 1 = false;           // read or queued output since the last tick (see on_tick)
   bool peer_eof : 1 = false;       // HTTP: the client half-closed; answer what it sent, then close
   bool upgrade_pending : 1 = false; // Http: the upgrade hook's decision awaited (Impl::pending)
+  // permessage-deflate is on when ws.deflate(); the server's window for it
+  // (server_max_window_bits - 9), which picks a shared frame's variant.
+  uint8_t deflate_window : 3 = 0;
 
  private:
   enum AddrKind : uint8_t { kV4, kV4Mapped, kV6 };  // kV6: in cold_->addr6

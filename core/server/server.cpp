@@ -84,6 +84,7 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   impl->handler = handler;
   impl->upgrade_cfg.subprotocols = cfg.subprotocols;
   impl->upgrade_cfg.allowed_origins = cfg.allowed_origins;
+  impl->configure_compression();
   impl->limits.max_message_size = cfg.max_message_size;
   impl->limits.max_fragments = cfg.max_fragments;
   impl->input_budget.max = cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size);
@@ -603,6 +604,7 @@ void Server::Impl::on_tick() {
     } else {
       c->out.trim();
       c->trim_input();
+      deflate_idle(c);
     }
     switch (c->state) {
       case ConnState::Http:

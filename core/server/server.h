@@ -44,6 +44,25 @@ enum class SlowConsumerPolicy { Close, Drop };
 // ServerConfig::socket_send_buffer and chatws_options.socket_send_buffer).
 inline constexpr int kDefaultSocketSendBuffer = 96 * 1024;
 
+// permessage-deflate (RFC 7692). Shared: no context takeover either way, so
+// a frame is deflated once (per window size) for every receiver and the
+// server keeps no per-connection zlib state. Dedicated: context takeover
+// (better ratios on long-lived connections), a deflate stream per
+// connection, made on its first compressed send and freed once it idles,
+// and an inflate window per client that keeps its context, bounded by
+// window_bits.
+enum class CompressionMode : uint8_t { Off, Shared, Dedicated };
+
+struct CompressionConfig {
+  CompressionMode mode = CompressionMode::Off;
+  size_t threshold = 128;      // payloads below this many bytes go out uncompressed
+  uint8_t window_bits = 15;    // 9..15: the server's deflate window, and the one asked of clients
+  uint8_t mem_level = 8;       // 1..9: zlib's memLevel of the server's deflate streams
+  // Send the compressed form even when it is not smaller (for peers that
+  // mishandle uncompressed messages on a deflate connection).
+  bool always = false;
+};
+
 // Levels of ServerHandler::on_log (same values as CHATWS_LOG_* in chatws.h).
 enum class LogLevel : int { Debug = 0, Info = 1, Warning = 2, Error = 3 };
 
@@ -67,6 +86,7 @@ struct ServerConfig {
   // IPv6 peers count against max_connections_per_ip by this prefix (1..128).
   unsigned ipv6_prefix_length = 64;
   SlowConsumerPolicy slow_policy = SlowConsumerPolicy::Close;
+  CompressionConfig compression;
   // WebSocket upgrades per second from one address (IPv6: by
   // ipv6_prefix_length), as a token bucket holding as many; beyond: 429
   // with Retry-After. 0: no limit.

@@ -17,6 +17,7 @@
 #include "net/socket.h"
 #include "net/tls_context.h"
 #include "net/tls_transport.h"
+#include "protocol/deflate_codec.h"
 #include "protocol/handshake.h"
 #include "server/connection.h"
 #include "server/conn_table.h"
@@ -350,6 +351,21 @@ struct Server::Impl {
   bool tls_shutdown(Connection* c);
   void tls_refuse_plain_http(Connection* c);
   void discard_input(Connection* c);
+  // compression.cpp: permessage-deflate.
+  std::unique_ptr<protocol::Deflater> shared_deflaters[7];  // by window bits - 9, made on use
+  protocol::Inflater shared_inflater{15, false};  // every client without a context of its own
+  std::string zbuf;      // deflate output
+  std::string inflated;  // inflate output (the message handed to on_message)
+  void configure_compression();  // the handshake's policy from cfg.compression
+  void start_deflate(Connection* c, const protocol::DeflateParams& p);
+  protocol::Deflater& shared_deflater(uint8_t window_bits);
+  // The frame c gets for f: f, its cached compressed variant, or (dedicated
+  // mode) one compressed for c alone, then held by *hold.
+  SharedFrame* compressed_for(Connection* c, SharedFrame* f, FrameRef* hold);
+  protocol::Inflater& inflater_of(Connection* c);
+  void deflate_idle(Connection* c);  // releases c's zlib streams (a quiet tick)
+  void trim_deflate_buffer();
+  void trim_inflate_buffer();  // not while on_message may read `inflated`
   int direct_send(ConnId id, protocol::Opcode op, std::string_view payload);
   int direct_broadcast(SharedFrame* f, ConnId exclude);
   int direct_close(ConnId id, uint16_t code, std::string_view reason);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "protocol/deflate_message.h"
 #include "server/server_impl.h"
 
 namespace chatws {
@@ -439,6 +440,19 @@ struct FrameEvents {
     }
     return next();
   }
+  // RSV1: inflated within this connection's message limit, validated, then
+  // handled like any message (1009 past the limit, 1007 if it does not
+  // inflate or is not UTF-8).
+  bool on_compressed_message(Opcode op, const char* data, size_t len) {
+    if (c->state != ConnState::Open) return next();  // Closing: discarded
+    s->ctr.inflate_bytes_in += len;
+    const bool go_on = protocol::deliver_inflated(s->inflater_of(c), c->ws.max_message_size(),
+                                                  &s->inflated, op, data, len, *this);
+    if (c->state == ConnState::Open || c->state == ConnState::Closing)
+      s->ctr.inflate_bytes_out += s->inflated.size();
+    s->trim_inflate_buffer();
+    return go_on;
+  }
   bool on_pong(const char*, size_t) {
     c->ping_outstanding = false;
     return next();
@@ -487,6 +501,11 @@ void Server::Impl::on_ws_bytes(Connection* c, uint8_t* data, size_t n) {
 
 int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
   const size_t limit = cfg.max_output_buffer;
+  FrameRef own;  // a frame compressed for c alone (dedicated mode)
+  if (c->ws.deflate() && f->compressible() && c->state == ConnState::Open) {
+    f = compressed_for(c, f, &own);
+    ctr.compressed_frames_out += !f->compressible();
+  }
   // Not capped: an HTTP response (never dropped; HTTP output is bounded by
   // the next request waiting while the queue is busy, see on_http_bytes),
   // and the greeting while on_open runs. The greeting's bytes stay exempt
@@ -504,6 +523,9 @@ int Server::Impl::enqueue(Connection* c, SharedFrame* f) {
     if (cfg.slow_policy == SlowConsumerPolicy::Drop) {
       c->count_dropped();
       ++ctr.slow_consumer_drops;
+      // Deflated with c's own context, which now holds a message the
+      // client will never see: the next one starts a new stream.
+      if (own) c->cold().deflate->deflater.release();
       return kEFull;
     }
     // Too slow: what it has not started receiving is dropped and it is

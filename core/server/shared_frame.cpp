@@ -56,6 +56,7 @@ SharedFrame* SharedFrame::allocate(size_t total) {
 }
 
 void SharedFrame::destroy() {
+  if (variant_) variant_->unref();  // its own variants follow it down the list
   uint8_t cls = class_;
   this->~SharedFrame();
   void* mem = this;
@@ -81,6 +82,17 @@ SharedFrame* SharedFrame::make2(protocol::Opcode op, std::string_view a, std::st
   std::memcpy(p, hdr, h);
   if (!a.empty()) std::memcpy(p + h, a.data(), a.size());
   if (!b.empty()) std::memcpy(p + h + a.size(), b.data(), b.size());
+  f->kind_ = uint8_t(op);
+  f->hdr_len_ = uint8_t(h);
+  return f;
+}
+
+SharedFrame* SharedFrame::make_compressed(protocol::Opcode op, std::string_view deflated,
+                                          uint8_t window_bits) {
+  SharedFrame* f = make2(op, deflated, {});
+  f->mutable_data()[0] = char(uint8_t(f->data()[0]) | 0x40);  // RSV1: compressed
+  f->rsv1_ = true;
+  f->window_bits_ = window_bits;
   return f;
 }
 

@@ -28,12 +28,38 @@ class SharedFrame {
   // e.g. a chunk of a file read straight into it.
   static SharedFrame* buffer(size_t n);
 
+  // A compressed data frame (RSV1 set, RFC 7692) around an already
+  // deflated payload, for receivers whose window is `window_bits`.
+  static SharedFrame* make_compressed(protocol::Opcode op, std::string_view deflated,
+                                      uint8_t window_bits);
+
   // Free the calling thread's pooled blocks (e.g. when the server goes idle).
   static void trim_pool();
 
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
   size_t size() const { return size_; }
   char* mutable_data() { return reinterpret_cast<char*>(this + 1); }
+
+  // A WebSocket data frame (text or binary) made here, uncompressed: what
+  // permessage-deflate may replace by a compressed variant.
+  bool compressible() const { return (kind_ == 0x1 || kind_ == 0x2) && !rsv1_; }
+  protocol::Opcode opcode() const { return protocol::Opcode(kind_); }
+  std::string_view payload() const { return {data() + hdr_len_, size_ - hdr_len_}; }
+  // The compressed variant made for receivers with this window (shared
+  // mode: one deflate per frame and window, never per receiver), if any.
+  SharedFrame* variant(uint8_t window_bits) const {
+    for (SharedFrame* v = variant_; v; v = v->variant_)
+      if (v->window_bits_ == window_bits) return v;
+    return nullptr;
+  }
+  // Adopts `v` (one reference) as the variant for v's window.
+  void add_variant(SharedFrame* v) {
+    v->variant_ = variant_;
+    variant_ = v;
+  }
+  // Deflating it did not make it smaller: every receiver gets it as it is.
+  bool incompressible() const { return incompressible_; }
+  void set_incompressible() { incompressible_ = true; }
 
   uint32_t use_count() const { return refs_; }
   void ref() { ++refs_; }
@@ -45,9 +71,15 @@ class SharedFrame {
   SharedFrame(size_t n, uint8_t cls) : size_(n), class_(cls) {}
   static SharedFrame* allocate(size_t total);
   void destroy();
+  SharedFrame* variant_ = nullptr;  // compressed variants (owned), a list through variant_
   uint32_t refs_ = 1;
   uint32_t size_;
   uint8_t class_;  // size class for the free list, or kUnpooled
+  uint8_t kind_ = 0xFF;  // the opcode of a WebSocket frame made here; 0xFF: raw bytes
+  uint8_t hdr_len_ = 0;  // WebSocket header bytes before the payload
+  uint8_t window_bits_ = 0;  // of a compressed variant
+  bool rsv1_ = false;        // compressed
+  bool incompressible_ = false;
 };
 
 // Owning handle (move-only, or copy with ref()).

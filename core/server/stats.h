@@ -111,6 +111,15 @@ struct LoopCounters {
   uint64_t tls_handshakes = 0;        // TLS handshakes completed
   uint64_t tls_failures = 0;          // TLS handshakes failed (incl. plain HTTP on the TLS port)
   uint64_t log_lines_suppressed = 0;  // by the log rate limit
+  // permessage-deflate: deflate runs (shared mode: one per frame and window,
+  // however many receivers), the payload bytes they took and gave, frames
+  // queued compressed, and the inflate side's bytes in (compressed) and out.
+  uint64_t deflate_calls = 0;
+  uint64_t deflate_bytes_in = 0;
+  uint64_t deflate_bytes_out = 0;
+  uint64_t compressed_frames_out = 0;
+  uint64_t inflate_bytes_in = 0;
+  uint64_t inflate_bytes_out = 0;
   uint64_t iterations = 0;
   Histogram iteration_duration;       // from the end of the wait to the end of the iteration
 };

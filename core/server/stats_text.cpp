@@ -65,6 +65,16 @@ std::string render_prometheus(const StatsSnapshot& s, std::string_view version) 
   counter(m, "chatws_broadcasts_total", "Broadcasts (one frame shared by all receivers).", c.broadcasts);
   counter(m, "chatws_broadcast_deliveries_total", "Receivers the broadcasts were queued to.",
           c.broadcast_deliveries);
+  counter(m, "chatws_deflate_calls_total",
+          "Messages deflated (permessage-deflate; shared mode: once per frame, not per receiver).",
+          c.deflate_calls);
+  counter(m, "chatws_deflate_in_bytes_total", "Payload bytes given to deflate.", c.deflate_bytes_in);
+  counter(m, "chatws_deflate_out_bytes_total", "Compressed bytes deflate produced.", c.deflate_bytes_out);
+  counter(m, "chatws_compressed_messages_sent_total", "Data frames queued compressed.",
+          c.compressed_frames_out);
+  counter(m, "chatws_inflate_in_bytes_total", "Compressed payload bytes received.", c.inflate_bytes_in);
+  counter(m, "chatws_inflate_out_bytes_total", "Bytes the received compressed messages inflated to.",
+          c.inflate_bytes_out);
   counter(m, "chatws_slow_consumer_closes_total",
           "Connections closed with 1008 because their output queue was full.", c.slow_consumer_closes);
   counter(m, "chatws_slow_consumer_drops_total",

@@ -148,6 +148,7 @@ bool Server::Impl::complete_upgrade(Connection* c, const protocol::HttpRequest& 
     if (open.size() == open.capacity()) open.reserve(2 * open.size() + 8);
     FrameRef f(SharedFrame::raw(u.response));
     enqueue(c, f.get());
+    if (u.deflate) start_deflate(c, u.deflate_params);
     set_state(c, ConnState::Open);
     c->deadline_ms = 0;
     c->opened = true;

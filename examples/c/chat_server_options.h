@@ -32,6 +32,7 @@ enum opt_kind {
   OPT_ORIGIN,   /* repeatable: joined with commas into allowed_origins */
   OPT_SLOW,     /* close|drop */
   OPT_TLS_VER,  /* 1.2|1.3 */
+  OPT_COMPRESSION, /* shared|dedicated|off */
   OPT_FLAG,     /* int set to flag_value */
   OPT_RATE,     /* int messages per second >= 1; "off": -1 (no limit) */
   OPT_INT,      /* int, 1..INT_MAX */
@@ -128,6 +129,11 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        &o->max_messages_per_second);
   SPEC("message-burst", OPT_INT, "N", "chat messages a connection may send at once", "40",
        &o->message_burst);
+  SPEC("compression", OPT_COMPRESSION, "shared|dedicated|off",
+       "permessage-deflate: one deflate per broadcast frame, a window per connection, or none",
+       "shared", &o->compression);
+  SPECX("compression-threshold", OPT_U32, "BYTES", "messages below this go out uncompressed", "128",
+       &o->compression_threshold, UINT32_MAX, 0);
   SPECX("verbose", OPT_FLAG, NULL, "also print the library's debug lines", "off", &a->verbose, 0, 1);
   SPEC("tls-cert", OPT_STRING, "FILE", "PEM certificate chain: https:// and wss:// (SIGHUP reloads)",
        "none (plain)", &o->tls_cert_file);
@@ -279,6 +285,12 @@ static int apply(struct server_args* a, const struct opt_spec* sp, const char* a
       if (strcmp(arg, "1.2") == 0) *(int*)sp->target = CHATWS_TLS_1_2;
       else if (strcmp(arg, "1.3") == 0) *(int*)sp->target = CHATWS_TLS_1_3;
       else return bad_value(argv0, sp->name, arg, "1.2 or 1.3");
+      return 0;
+    case OPT_COMPRESSION:
+      if (strcmp(arg, "shared") == 0) *(int*)sp->target = CHATWS_COMPRESSION_SHARED;
+      else if (strcmp(arg, "dedicated") == 0) *(int*)sp->target = CHATWS_COMPRESSION_DEDICATED;
+      else if (strcmp(arg, "off") == 0) *(int*)sp->target = CHATWS_COMPRESSION_OFF;
+      else return bad_value(argv0, sp->name, arg, "shared, dedicated or off");
       return 0;
     case OPT_FLAG:
       if (sp->target == &a->opts.static_dir) a->opts.static_dir = NULL;

@@ -310,6 +310,7 @@
       if (ws !== sock) return;
       clearTimeout(connectTimer);
       document.body.dataset.protocol = sock.protocol || 'none';
+      document.body.dataset.extensions = sock.extensions || 'none';  // e.g. permessage-deflate
       if (sock.protocol !== 'chatws.v1') els.members.hidden = true;  // classic has no presence
       setPresence('connected', 'connected');
     });

@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept WebSocket handshakes only from this Origin, others get 403; repeatable (default: any)")
     p.add_argument("--slow-consumer", choices=("close", "drop"), default="close",
                    help="a client past --max-output-buffer: close it (1008) or drop its messages (default: close)")
+    p.add_argument("--compression", choices=("shared", "dedicated", "off"), default="shared",
+                   help="permessage-deflate: shared (one deflate per broadcast frame, no zlib state "
+                        "per connection), dedicated (a window per connection) or off (default: shared)")
+    p.add_argument("--compression-threshold", type=_positive, metavar="BYTES",
+                   help="messages below this many bytes go out uncompressed (default: 128)")
     p.add_argument("--handshake-timeout", type=_seconds, help="the HTTP request must arrive within (408) (default: 10)")
     p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping, or 'off' (default: 60)")
     p.add_argument("--close-timeout", type=_seconds, help="seconds to wait for a client's close reply, or 'off' (default: 5)")
@@ -231,6 +236,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             message_burst=args.message_burst,
             allowed_origins=args.allowed_origin,
             slow_consumer_policy=args.slow_consumer,
+            compression=args.compression,
+            compression_threshold=args.compression_threshold,
             handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout,
             close_timeout=args.close_timeout,

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, Optional, Union
 
 from ._errors import InvalidArgument
 
-__all__ = ["CHAT_SUBPROTOCOLS", "build_options", "timeout_ms"]
+__all__ = ["CHAT_SUBPROTOCOLS", "COMPRESSION_MODES", "build_options", "timeout_ms"]
 
 #: The chat's subprotocols in the server's order of preference: the richer
 #: "chatws.v1" (the bundled page) and the classic "json" format.
@@ -17,6 +17,8 @@ CHAT_SUBPROTOCOLS = ("chatws.v1", "json")
 
 _SLOW_POLICIES = {"close": 0, "drop": 1}
 _TLS_VERSIONS = {"1.2": 12, "1.3": 13}
+#: permessage-deflate modes -> CHATWS_COMPRESSION_* (chatws.h).
+COMPRESSION_MODES = {"shared": 0, "off": -1, "dedicated": 1}
 
 StrList = Union[str, Iterable[str], None]
 
@@ -112,6 +114,10 @@ def build_options(
     cluster_url: Optional[str] = None,
     node_name: Optional[str] = None,
     cluster_retention: Optional[int] = None,
+    compression: str = "shared",
+    compression_threshold: Optional[int] = None,
+    compression_window_bits: Optional[int] = None,
+    compression_mem_level: Optional[int] = None,
 ) -> Dict[str, Any]:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, not {port!r}")
@@ -151,6 +157,21 @@ def build_options(
                                   "(the cluster's history is in Redis)")
     if node_name is not None and (not isinstance(node_name, str) or not node_name):
         raise InvalidArgument(f"node_name must be a non-empty str, not {node_name!r}")
+    if compression not in COMPRESSION_MODES:
+        raise InvalidArgument(
+            f"compression must be 'shared', 'dedicated' or 'off', not {compression!r}")
+    if compression_window_bits is not None and (
+        isinstance(compression_window_bits, bool) or not isinstance(compression_window_bits, int)
+        or not 9 <= compression_window_bits <= 15
+    ):
+        raise InvalidArgument(
+            f"compression_window_bits must be an int in 9..15, not {compression_window_bits!r}")
+    if compression_mem_level is not None and (
+        isinstance(compression_mem_level, bool) or not isinstance(compression_mem_level, int)
+        or not 1 <= compression_mem_level <= 9
+    ):
+        raise InvalidArgument(
+            f"compression_mem_level must be an int in 1..9, not {compression_mem_level!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -201,4 +222,8 @@ def build_options(
         "cluster_url": cluster_url,
         "node_name": node_name,
         "cluster_retention": _limit("cluster_retention", cluster_retention, u32_max),
+        "compression": COMPRESSION_MODES[compression],
+        "compression_threshold": _limit("compression_threshold", compression_threshold, u32_max),
+        "compression_window_bits": compression_window_bits,
+        "compression_mem_level": compression_mem_level,
     }

@@ -164,7 +164,14 @@ class Server:
     limited"; a raw connection is closed with 1008, or with
     ``rate_limit_policy="drop"`` its excess messages are dropped.
     ``max_handshakes_per_second_per_ip`` (default: none): upgrades beyond it
-    from one address get 429 with Retry-After.
+    from one address get 429 with Retry-After. ``compression``
+    (permessage-deflate, negotiated with clients that offer it): "shared"
+    (default; a broadcast or chat frame is deflated once for every receiver,
+    no zlib state per connection), "dedicated" (a window per connection:
+    better ratios, more memory) or "off"; ``compression_threshold`` (default
+    128): smaller messages go out uncompressed; ``compression_window_bits``
+    (9..15, default 15) and ``compression_mem_level`` (1..9, default 8) size
+    the deflate streams.
 
     Cluster mode (``cluster_url="redis://127.0.0.1:6379/0"``, with
     ``chat=True``; docs/cluster.md): servers that name the same Redis share
@@ -242,6 +249,10 @@ class Server:
         cluster_url: Optional[str] = None,
         node_name: Optional[str] = None,
         cluster_retention: Optional[int] = None,
+        compression: str = "shared",
+        compression_threshold: Optional[int] = None,
+        compression_window_bits: Optional[int] = None,
+        compression_mem_level: Optional[int] = None,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -307,6 +318,10 @@ class Server:
             cluster_url=cluster_url,
             node_name=node_name,
             cluster_retention=cluster_retention,
+            compression=compression,
+            compression_threshold=compression_threshold,
+            compression_window_bits=compression_window_bits,
+            compression_mem_level=compression_mem_level,
         )
         self._host = host
         self._tls = tls_cert is not None

@@ -76,6 +76,13 @@ class ServerStats:
     cluster_up: bool
     cluster_round_trips: int  # Redis writes: the appends of a loop iteration in one
     cluster_failures: int
+    # permessage-deflate.
+    deflate_calls: int  # shared mode: one per frame (and window), not per receiver
+    deflate_bytes_in: int
+    deflate_bytes_out: int
+    compressed_messages_sent: int
+    inflate_bytes_in: int
+    inflate_bytes_out: int
 
     @classmethod
     def _from_native(cls, d: Mapping[str, Any]) -> "ServerStats":

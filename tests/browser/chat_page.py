@@ -74,6 +74,10 @@ class ChatPage:
     def protocol(self) -> str:
         return self.driver.execute_script("return document.body.dataset.protocol || ''")
 
+    def extensions(self) -> str:
+        """The WebSocket extensions the server accepted (the socket's .extensions)."""
+        return self.driver.execute_script("return document.body.dataset.extensions || ''")
+
     def room_name(self) -> str:
         return self.driver.find_element(By.ID, "room-name").text
 

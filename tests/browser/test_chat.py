@@ -64,3 +64,20 @@ def test_invalid_room_name_is_reported_not_retried(open_page):
     page.wait(2, lambda d: error.is_displayed(), "no error shown for an invalid room")
     assert "Invalid room name" in error.text
     assert page.state() == "disconnected" and page.presence_text() == "not connected"
+
+
+def test_chromium_negotiates_permessage_deflate_and_chats(open_page):
+    # Chromium offers "permessage-deflate; client_max_window_bits"; the
+    # server's default (shared) mode accepts it with no context takeover.
+    alice = open_page(0)
+    bob = open_page(1)
+    assert alice.extensions() == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "client_max_window_bits=15")
+    alice.set_name("alice")
+    bob.set_name("bob")
+    long_text = " ".join(["a message long enough to be compressed on its way to bob"] * 4)
+    alice.send(long_text)
+    bob.wait_text(long_text, DELIVERY_TIMEOUT_S)
+    bob.send("and a short one back")
+    alice.wait_text("and a short one back", DELIVERY_TIMEOUT_S)

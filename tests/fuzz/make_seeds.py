@@ -99,8 +99,35 @@ def chat():
     write("chat_message", "empty", seed(0) + b'{"user":"","text":"a"}')
 
 
+def deflate_frames():
+    import zlib
+
+    def z(data, wbits=15):
+        c = zlib.compressobj(wbits=-wbits)
+        return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+    def head(flags, limit16):
+        return b"\x01\x02\x03\x04" + bytes([flags]) + struct.pack(">H", limit16)
+
+    def rsv1(frame):
+        return bytes([frame[0] | 0x40]) + frame[1:]
+
+    hello = z(b"Hello, compressed world")
+    write("deflate_frames", "text", head(7 << 1, 64) + rsv1(masked(1, hello)))
+    write("deflate_frames", "fragmented", head(7 << 1, 64) + rsv1(masked(2, hello[:5], fin=False)) +
+          masked(0, hello[5:]))
+    write("deflate_frames", "bomb", head(7 << 1, 16) + rsv1(masked(2, z(bytes(1 << 20)))))
+    write("deflate_frames", "garbage", head(0, 64) + rsv1(masked(1, b"\xff\xff\xff")))
+    write("deflate_frames", "rsv1-continuation", head(0, 64) + rsv1(masked(1, hello[:3], fin=False)) +
+          rsv1(masked(0, hello[3:])))
+    write("deflate_frames", "context", head(1 | (7 << 1), 64) + rsv1(masked(1, hello)) + masked(1, b"plain"))
+    write("deflate_frames", "roundtrip", head(0x10 | 1 | (2 << 1), 4096) + b"chat text " * 300)
+    write("deflate_frames", "roundtrip-over", head(0x10 | (7 << 1), 1) + bytes(range(256)) * 4)
+
+
 if __name__ == "__main__":
     http()
     frames()
     utf8()
     chat()
+    deflate_frames()

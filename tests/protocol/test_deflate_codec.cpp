@@ -198,3 +198,28 @@ TEST(DeflateCodec, LazyStreams) {
 
 }  // namespace
 }  // namespace chatws::protocol
+
+namespace chatws::protocol {
+namespace {
+
+TEST(DeflateCodec, AFailedMessageDoesNotLeakIntoTheNext) {
+  // One inflater shared by many senders (no context takeover): a bomb cut
+  // short, then garbage, must leave it ready for the next good message.
+  Inflater inf(15, false);
+  Deflater def(15, 8, false);
+  std::string zeros(4u << 20, '\0'), bomb, good, out;
+  ASSERT_TRUE(def.compress(zeros.data(), zeros.size(), &bomb));
+  ASSERT_TRUE(def.compress("Hello", 5, &good));
+  EXPECT_EQ(inflate(inf, bomb, &out, 1 << 20), Inflater::Result::TooBig);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(inflate(inf, good, &out), Inflater::Result::Ok);
+  EXPECT_EQ(out, "Hello");
+  EXPECT_EQ(inflate(inf, bomb, &out, 1 << 20), Inflater::Result::TooBig);
+  EXPECT_EQ(inflate(inf, bytes({0xff, 0xff}), &out), Inflater::Result::Bad);
+  EXPECT_EQ(inflate(inf, bomb, &out, 1 << 20), Inflater::Result::TooBig);
+  EXPECT_EQ(inflate(inf, bomb, &out, 8u << 20), Inflater::Result::Ok);
+  EXPECT_EQ(out.size(), zeros.size());
+}
+
+}  // namespace
+}  // namespace chatws::protocol

@@ -243,3 +243,67 @@ TEST(HttpErrorResponse, ReasonPhrases) {
 
 }  // namespace
 }  // namespace chatws::protocol
+
+namespace chatws::protocol {
+namespace {
+
+UpgradeConfig deflate_cfg() {
+  UpgradeConfig cfg;
+  cfg.subprotocols = {"chat"};
+  cfg.deflate.enabled = true;
+  cfg.deflate.server_no_context_takeover = true;
+  cfg.deflate.client_no_context_takeover = true;
+  return cfg;
+}
+
+TEST(HandshakeDeflate, ExactResponseWithTheExtension) {
+  Req r(upgrade_request("Sec-WebSocket-Protocol: chat\r\n"
+                        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"));
+  UpgradeResult u = evaluate_upgrade(r.get(), deflate_cfg());
+  ASSERT_EQ(u.status, 101);
+  EXPECT_TRUE(u.deflate);
+  EXPECT_TRUE(u.deflate_params.server_no_context_takeover);
+  EXPECT_EQ(u.response,
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "Upgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            "Sec-WebSocket-Protocol: chat\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+            "client_no_context_takeover; client_max_window_bits=15\r\n"
+            "\r\n");
+}
+
+TEST(HandshakeDeflate, OffersAcrossSeveralHeaderLines) {
+  Req r(upgrade_request("Sec-WebSocket-Extensions: permessage-deflate; bogus\r\n"
+                        "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n"));
+  UpgradeResult u = evaluate_upgrade(r.get(), deflate_cfg());
+  ASSERT_EQ(u.status, 101);
+  EXPECT_TRUE(u.deflate);
+  EXPECT_EQ(u.deflate_params.server_max_window_bits, 10);
+  EXPECT_NE(u.response.find("server_max_window_bits=10\r\n"), std::string::npos);
+}
+
+TEST(HandshakeDeflate, DeclinedOrOffMeansNoHeader) {
+  Req bad(upgrade_request("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8\r\n"));
+  UpgradeResult u = evaluate_upgrade(bad.get(), deflate_cfg());
+  ASSERT_EQ(u.status, 101);
+  EXPECT_FALSE(u.deflate);
+  EXPECT_EQ(u.response.find("Sec-WebSocket-Extensions"), std::string::npos);
+  Req ok(upgrade_request("Sec-WebSocket-Extensions: permessage-deflate\r\n"));
+  u = evaluate_upgrade(ok.get(), UpgradeConfig{});
+  ASSERT_EQ(u.status, 101);
+  EXPECT_FALSE(u.deflate);
+  EXPECT_EQ(u.response.find("Sec-WebSocket-Extensions"), std::string::npos);
+}
+
+TEST(HandshakeDeflate, MalformedExtensionsHeaderIs400) {
+  Req r(upgrade_request("Sec-WebSocket-Extensions: permessage-deflate; =\r\n"));
+  UpgradeResult u = evaluate_upgrade(r.get(), deflate_cfg());
+  EXPECT_EQ(u.status, 400);
+  EXPECT_EQ(u.response.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u);
+  EXPECT_FALSE(u.deflate);
+}
+
+}  // namespace
+}  // namespace chatws::protocol

@@ -9,16 +9,22 @@ const https = require('https');
 const { WebSocketServer, WebSocket } = require('ws');
 
 function parseArgs(argv) {
-  const args = { mode: 'echo', port: 0, maxMessageSize: 16 * 1024 * 1024, tlsCert: '', tlsKey: '' };
+  const args = { mode: 'echo', port: 0, maxMessageSize: 16 * 1024 * 1024, tlsCert: '', tlsKey: '',
+                 perMessageDeflate: false };
   for (let i = 2; i < argv.length; i += 2) {
     const v = argv[i + 1];
+    if (argv[i] === '--per-message-deflate') {  // a flag: ws's own defaults (threshold 1024 B)
+      args.perMessageDeflate = true;
+      i -= 1;
+      continue;
+    }
     if (argv[i] === '--mode' && (v === 'echo' || v === 'broadcast')) args.mode = v;
     else if (argv[i] === '--port' && v) args.port = Number(v);
     else if (argv[i] === '--max-message-size' && v) args.maxMessageSize = Number(v);
     else if (argv[i] === '--tls-cert' && v) args.tlsCert = v;
     else if (argv[i] === '--tls-key' && v) args.tlsKey = v;
     else {
-      console.error('usage: node server.js --mode echo|broadcast --port N [--max-message-size B]');
+      console.error('usage: node server.js --mode echo|broadcast --port N [--max-message-size B] [--per-message-deflate]');
       process.exit(2);
     }
   }
@@ -30,7 +36,7 @@ function parseArgs(argv) {
 }
 
 const args = parseArgs(process.argv);
-const common = { perMessageDeflate: false, maxPayload: args.maxMessageSize,
+const common = { perMessageDeflate: args.perMessageDeflate, maxPayload: args.maxMessageSize,
                  clientTracking: args.mode === 'broadcast' };
 let wss;
 if (args.tlsCert) {
