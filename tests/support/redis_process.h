@@ -17,21 +17,16 @@
 #include <thread>
 #include <vector>
 
+#include "chat/temp_dir.h"
+
 namespace chatws::test {
 
 class RedisProcess {
  public:
   explicit RedisProcess(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/chatws-redis-XXXXXX";
-    if (char* p = mkdtemp(tmpl.data())) dir_ = p;
     port_ = free_port();
   }
-  ~RedisProcess() {
-    stop();
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
+  ~RedisProcess() { stop(); }  // then dir_ goes, with redis's files
   RedisProcess(const RedisProcess&) = delete;
   RedisProcess& operator=(const RedisProcess&) = delete;
 
@@ -40,11 +35,11 @@ class RedisProcess {
 
   // Starts it (again, on the same port) and waits until it answers PING.
   bool start() {
-    if (pid_ > 0 || dir_.empty() || port_ == 0) return false;
+    if (pid_ > 0 || !dir_.ok() || port_ == 0) return false;
     std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_),
-                                     "--bind", "127.0.0.1", "--dir", dir_, "--save", "",
+                                     "--bind", "127.0.0.1", "--dir", dir_.path(), "--save", "",
                                      "--appendonly", "no", "--daemonize", "no",
-                                     "--logfile", dir_ + "/redis.log"};
+                                     "--logfile", dir_.file("redis.log")};
     args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -111,7 +106,7 @@ class RedisProcess {
   }
 
   std::vector<std::string> extra_;
-  std::string dir_;
+  TempDir dir_;  // redis-server's --dir
   int port_ = 0;
   pid_t pid_ = -1;
 };
