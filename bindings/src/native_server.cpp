@@ -1,8 +1,12 @@
 #include "native_server.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "native_callbacks.h"
@@ -142,11 +146,9 @@ void check(const Result& r) {
 
 // --- options ---------------------------------------------------------------
 
+// The strings chatws_options points into, alive until create returns.
 struct OptionStrings {
-  std::string host, static_dir, subprotocols, allowed_origins, path_prefix, history_path;
-  std::string tls_cert, tls_key, tls_pass, tls_ciphers, tls_suites;
-  std::string metrics_host;
-  std::string cluster_url, node_name;
+  std::list<std::string> kept;
 };
 
 template <class T>
@@ -158,72 +160,85 @@ T as_number(const py::handle& v, const char* key) {
   }
 }
 
+// One setter per field of chatws_options, chosen by the field's type.
+using OptionSetter = void (*)(const py::handle&, const char*, chatws_options*, OptionStrings*);
+
+template <auto Field>
+void set_option(const py::handle& v, const char* key, chatws_options* o, OptionStrings* s) {
+  using T = std::remove_reference_t<decltype(o->*Field)>;
+  if constexpr (std::is_same_v<T, const char*>) {
+    o->*Field = s->kept.emplace_back(v.cast<std::string>()).c_str();
+  } else {
+    o->*Field = as_number<T>(v, key);
+  }
+}
+
+struct OptionEntry {
+  const char* key;  // the field's name: _options.build_options uses the same keys
+  OptionSetter set;
+};
+
+#define CHATWS_OPTION(field) OptionEntry{#field, &set_option<&chatws_options::field>}
+constexpr OptionEntry kOptions[] = {
+    CHATWS_OPTION(host),
+    CHATWS_OPTION(port),
+    CHATWS_OPTION(static_dir),
+    CHATWS_OPTION(subprotocols),
+    CHATWS_OPTION(allowed_origins),
+    CHATWS_OPTION(websocket_path_prefix),
+    CHATWS_OPTION(max_request_size),
+    CHATWS_OPTION(max_message_size),
+    CHATWS_OPTION(max_fragments),
+    CHATWS_OPTION(max_output_buffer),
+    CHATWS_OPTION(max_connections),
+    CHATWS_OPTION(max_connections_per_ip),
+    CHATWS_OPTION(ipv6_prefix_length),
+    CHATWS_OPTION(max_buffered_input),
+    CHATWS_OPTION(socket_send_buffer),
+    CHATWS_OPTION(slow_consumer_policy),
+    CHATWS_OPTION(handshake_timeout_ms),
+    CHATWS_OPTION(idle_timeout_ms),
+    CHATWS_OPTION(close_timeout_ms),
+    CHATWS_OPTION(drain_timeout_ms),
+    CHATWS_OPTION(chat),
+    CHATWS_OPTION(history_path),
+    CHATWS_OPTION(history_size),
+    CHATWS_OPTION(max_user_length),
+    CHATWS_OPTION(max_text_length),
+    CHATWS_OPTION(max_rooms),
+    CHATWS_OPTION(max_idle_room_bytes),
+    CHATWS_OPTION(tls_cert_file),
+    CHATWS_OPTION(tls_key_file),
+    CHATWS_OPTION(tls_key_passphrase),
+    CHATWS_OPTION(tls_min_version),
+    CHATWS_OPTION(tls_ciphers),
+    CHATWS_OPTION(tls_ciphersuites),
+    CHATWS_OPTION(tls_session_tickets),
+    CHATWS_OPTION(metrics_host),
+    CHATWS_OPTION(metrics_port),
+    CHATWS_OPTION(max_messages_per_second),
+    CHATWS_OPTION(message_burst),
+    CHATWS_OPTION(max_handshakes_per_second_per_ip),
+    CHATWS_OPTION(cluster_url),
+    CHATWS_OPTION(node_name),
+    CHATWS_OPTION(cluster_retention),
+    CHATWS_OPTION(rate_limit_policy),
+    CHATWS_OPTION(compression),
+    CHATWS_OPTION(compression_threshold),
+    CHATWS_OPTION(compression_window_bits),
+    CHATWS_OPTION(compression_mem_level),
+};
+#undef CHATWS_OPTION
+
 void fill_options(const py::dict& d, chatws_options* o, OptionStrings* s) {
   for (auto item : d) {
     const std::string key = py::str(item.first);
     const py::handle v = item.second;
     if (v.is_none()) continue;  // None: the library's default
-    auto text = [&](std::string* dst, const char** field) {
-      *dst = v.cast<std::string>();
-      *field = dst->c_str();
-    };
-    if (key == "host") text(&s->host, &o->host);
-    else if (key == "port") o->port = as_number<uint16_t>(v, "port");
-    else if (key == "static_dir") text(&s->static_dir, &o->static_dir);
-    else if (key == "subprotocols") text(&s->subprotocols, &o->subprotocols);
-    else if (key == "allowed_origins") text(&s->allowed_origins, &o->allowed_origins);
-    else if (key == "websocket_path_prefix") text(&s->path_prefix, &o->websocket_path_prefix);
-    else if (key == "max_request_size") o->max_request_size = as_number<size_t>(v, "max_request_size");
-    else if (key == "max_message_size") o->max_message_size = as_number<size_t>(v, "max_message_size");
-    else if (key == "max_fragments") o->max_fragments = as_number<size_t>(v, "max_fragments");
-    else if (key == "max_output_buffer") o->max_output_buffer = as_number<size_t>(v, "max_output_buffer");
-    else if (key == "max_connections") o->max_connections = as_number<uint32_t>(v, "max_connections");
-    else if (key == "max_connections_per_ip")
-      o->max_connections_per_ip = as_number<uint32_t>(v, "max_connections_per_ip");
-    else if (key == "ipv6_prefix_length")
-      o->ipv6_prefix_length = as_number<uint32_t>(v, "ipv6_prefix_length");
-    else if (key == "max_buffered_input")
-      o->max_buffered_input = as_number<size_t>(v, "max_buffered_input");
-    else if (key == "socket_send_buffer") o->socket_send_buffer = as_number<int>(v, "socket_send_buffer");
-    else if (key == "slow_consumer_policy")
-      o->slow_consumer_policy = as_number<int>(v, "slow_consumer_policy");
-    else if (key == "handshake_timeout_ms") o->handshake_timeout_ms = as_number<int>(v, "handshake_timeout_ms");
-    else if (key == "idle_timeout_ms") o->idle_timeout_ms = as_number<int>(v, "idle_timeout_ms");
-    else if (key == "close_timeout_ms") o->close_timeout_ms = as_number<int>(v, "close_timeout_ms");
-    else if (key == "drain_timeout_ms") o->drain_timeout_ms = as_number<int>(v, "drain_timeout_ms");
-    else if (key == "chat") o->chat = v.cast<bool>() ? 1 : 0;
-    else if (key == "history_path") text(&s->history_path, &o->history_path);
-    else if (key == "history_size") o->history_size = as_number<uint32_t>(v, "history_size");
-    else if (key == "max_user_length") o->max_user_length = as_number<uint32_t>(v, "max_user_length");
-    else if (key == "max_text_length") o->max_text_length = as_number<uint32_t>(v, "max_text_length");
-    else if (key == "max_rooms") o->max_rooms = as_number<uint32_t>(v, "max_rooms");
-    else if (key == "max_idle_room_bytes") o->max_idle_room_bytes = as_number<size_t>(v, "max_idle_room_bytes");
-    else if (key == "tls_cert_file") text(&s->tls_cert, &o->tls_cert_file);
-    else if (key == "tls_key_file") text(&s->tls_key, &o->tls_key_file);
-    else if (key == "tls_key_passphrase") text(&s->tls_pass, &o->tls_key_passphrase);
-    else if (key == "tls_min_version") o->tls_min_version = as_number<int>(v, "tls_min_version");
-    else if (key == "tls_ciphers") text(&s->tls_ciphers, &o->tls_ciphers);
-    else if (key == "tls_ciphersuites") text(&s->tls_suites, &o->tls_ciphersuites);
-    else if (key == "tls_session_tickets") o->tls_session_tickets = as_number<int>(v, "tls_session_tickets");
-    else if (key == "metrics_host") text(&s->metrics_host, &o->metrics_host);
-    else if (key == "metrics_port") o->metrics_port = as_number<uint16_t>(v, "metrics_port");
-    else if (key == "max_messages_per_second")
-      o->max_messages_per_second = as_number<int>(v, "max_messages_per_second");
-    else if (key == "message_burst") o->message_burst = as_number<int>(v, "message_burst");
-    else if (key == "max_handshakes_per_second_per_ip")
-      o->max_handshakes_per_second_per_ip = as_number<uint32_t>(v, "max_handshakes_per_second_per_ip");
-    else if (key == "cluster_url") text(&s->cluster_url, &o->cluster_url);
-    else if (key == "node_name") text(&s->node_name, &o->node_name);
-    else if (key == "cluster_retention") o->cluster_retention = as_number<uint32_t>(v, "cluster_retention");
-    else if (key == "rate_limit_policy") o->rate_limit_policy = as_number<int>(v, "rate_limit_policy");
-    else if (key == "compression") o->compression = as_number<int>(v, "compression");
-    else if (key == "compression_threshold")
-      o->compression_threshold = as_number<uint32_t>(v, "compression_threshold");
-    else if (key == "compression_window_bits")
-      o->compression_window_bits = as_number<int>(v, "compression_window_bits");
-    else if (key == "compression_mem_level")
-      o->compression_mem_level = as_number<int>(v, "compression_mem_level");
-    else throw py::key_error("unknown chatws option: " + key);
+    const auto* e = std::find_if(std::begin(kOptions), std::end(kOptions),
+                                 [&](const OptionEntry& x) { return key == x.key; });
+    if (e == std::end(kOptions)) throw py::key_error("unknown chatws option: " + key);
+    e->set(v, e->key, o, s);
   }
 }
 

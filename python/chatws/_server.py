@@ -261,6 +261,9 @@ class Server:
         on_chat: Optional[ChatHandler] = None,
         on_upgrade: Optional[UpgradeHandler] = None,
     ) -> None:
+        # Every keyword but the handlers is an option: the signature above is
+        # their one list (build_options takes exactly these names).
+        given = {k: v for k, v in locals().items() if k != "self" and not k.startswith("on_")}
         for name, handler in (
             ("on_open", on_open),
             ("on_message", on_message),
@@ -274,55 +277,7 @@ class Server:
                 setattr(self, name, handler)
         bind_overrides(self, Server)
 
-        options = build_options(
-            host=host,
-            port=port,
-            static_dir=static_dir,
-            subprotocols=subprotocols,
-            allowed_origins=allowed_origins,
-            websocket_path_prefix=websocket_path_prefix,
-            max_request_size=max_request_size,
-            max_message_size=max_message_size,
-            max_fragments=max_fragments,
-            max_output_buffer=max_output_buffer,
-            max_connections=max_connections,
-            max_connections_per_ip=max_connections_per_ip,
-            ipv6_prefix_length=ipv6_prefix_length,
-            max_buffered_input=max_buffered_input,
-            socket_send_buffer=socket_send_buffer,
-            slow_consumer_policy=slow_consumer_policy,
-            handshake_timeout=handshake_timeout,
-            idle_timeout=idle_timeout,
-            close_timeout=close_timeout,
-            drain_timeout=drain_timeout,
-            chat=chat,
-            history_path=history_path,
-            history_size=history_size,
-            max_user_length=max_user_length,
-            max_text_length=max_text_length,
-            max_rooms=max_rooms,
-            max_idle_room_bytes=max_idle_room_bytes,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_key_passphrase=tls_key_passphrase,
-            tls_min_version=tls_min_version,
-            tls_ciphers=tls_ciphers,
-            tls_ciphersuites=tls_ciphersuites,
-            tls_session_tickets=tls_session_tickets,
-            metrics_host=metrics_host,
-            metrics_port=metrics_port,
-            max_messages_per_second=max_messages_per_second,
-            message_burst=message_burst,
-            rate_limit_policy=rate_limit_policy,
-            max_handshakes_per_second_per_ip=max_handshakes_per_second_per_ip,
-            cluster_url=cluster_url,
-            node_name=node_name,
-            cluster_retention=cluster_retention,
-            compression=compression,
-            compression_threshold=compression_threshold,
-            compression_window_bits=compression_window_bits,
-            compression_mem_level=compression_mem_level,
-        )
+        options = build_options(**given)
         self._host = host
         self._tls = tls_cert is not None
         self._chat = bool(chat)
