@@ -10,6 +10,7 @@
  *                       [--compression off|shared|dedicated]  (default shared)
  *                       [--compression-threshold B]           (default 128)
  *                       [--compression-always]  (compressed even when not smaller)
+ *                       [--threads N]   (event loops, one thread each; 0: one per core)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
@@ -72,7 +73,7 @@ static void usage(FILE* out) {
         "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n"
         "                           [--metrics-port N]                  (/metrics on 127.0.0.1:N)\n"
         "                           [--compression off|shared|dedicated] [--compression-threshold B]\n"
-        "                           [--compression-always]\n",
+        "                           [--compression-always] [--threads N]  (0: one per core)\n",
         out);
 }
 
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
   int compression = CHATWS_COMPRESSION_SHARED;
   unsigned long threshold = 0; /* 0: the library's default */
   int compression_always = 0;
+  int threads = 1;
   int i;
 
   for (i = 1; i < argc; ++i) {
@@ -146,6 +148,12 @@ int main(int argc, char** argv) {
       threshold = strtoul(v, &end, 10);
       if (*end != '\0' || threshold == 0 || threshold > 0xFFFFFFFFul) { usage(stderr); return 2; }
       ++i;
+    } else if (!strcmp(argv[i], "--threads") && v) {
+      char* end = NULL;
+      long n = strtol(v, &end, 10);
+      if (*end != '\0' || n < 0 || n > 256) { usage(stderr); return 2; }
+      threads = n == 0 ? -1 : (int)n; /* the C option's "one per core" is -1 */
+      ++i;
     } else if (!strcmp(argv[i], "--compression-always")) {
       compression_always = 1;
     } else if (!strcmp(argv[i], "--static-dir") && v) {
@@ -177,6 +185,7 @@ int main(int argc, char** argv) {
   opts.compression = compression;
   opts.compression_threshold = (uint32_t)threshold;
   opts.compression_always = compression_always;
+  opts.threads = threads;
   /* Autobahn sends 16 MiB messages in one go; the output queue must hold one
    * echo of the largest message. */
   opts.max_output_buffer = (size_t)max_message + (1u << 20);

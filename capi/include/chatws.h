@@ -26,6 +26,32 @@
  *   loop over with a lock or a queue of their own). No call ever blocks
  *   waiting for another thread's.
  *
+ *   Several loops (chatws_options.threads > 1): the server runs one loop
+ *   per thread, each owning the connections it accepted. "The loop thread"
+ *   above then means a connection's own loop thread:
+ *   - every callback of a connection runs on its loop's thread, one at a
+ *     time; callbacks of connections on different loops may run at the same
+ *     time, so a host's shared state needs its own lock. on_log may come
+ *     from any loop thread.
+ *   - "any thread" functions stay any-thread. chatws_send() and
+ *     chatws_close() act at once on the connection's own loop thread and are
+ *     queued to its loop from any other thread (from another loop's thread,
+ *     batched: one hand-over per loop and iteration). chatws_broadcast()
+ *     encodes the frame once and queues it by reference to every other
+ *     loop; from a loop thread it returns the receivers on that loop.
+ *   - "loop thread" functions about a connection (user data, info) answer
+ *     on that connection's loop thread only: CHATWS_ETHREAD (NULL for
+ *     chatws_conn_user_data) from another loop's callback.
+ *     chatws_connections() lists the calling loop's connections.
+ *     Before chatws_server_run(), the creating thread may call them as the
+ *     owner of every loop.
+ *   - chatws_server_poll() and chatws_server_fd() return CHATWS_ESTATE: use
+ *     chatws_server_run() (e.g. on a thread of the host's).
+ *   - chatws_server_stop() stops every loop (close 1001 on each, each
+ *     drained); chatws_server_run() returns once all have stopped and their
+ *     threads are joined, so after it (and in chatws_server_destroy()) no
+ *     thread of the server is left.
+ *
  * Callbacks and re-entrancy
  *   Inside any callback (on_open, on_message, on_close, on_drain, on_chat,
  *   on_log), including those that chatws_server_stop() and
@@ -588,6 +614,30 @@ typedef struct chatws_options {
                                    extension is on: the kosoku 0.1.0 conformance driver does);
                                    0 (default): such a message goes out as it is. Else
                                    CHATWS_EINVAL */
+
+  /* Added in 0.2.0 (issue 15): several event loops.
+   * threads: 1 (default; also when 0 was never set by an older header) one
+   * loop, driven by chatws_server_run() or chatws_server_poll() as always.
+   * N > 1 (at most 256): N loops, each on a thread of its own with its own
+   * epoll, connections, timers and buffers, all listening on the same port
+   * (SO_REUSEPORT: the kernel spreads new connections over them). -1: one
+   * loop per core available to the process. Other values: CHATWS_EINVAL.
+   * With more than one loop (see "Threads" above for the full contract):
+   *   - chatws_server_run() runs them all (loop 0 on the calling thread,
+   *     the others on threads it starts) and returns once every loop has
+   *     stopped and its thread has been joined; chatws_server_poll() and
+   *     chatws_server_fd() return CHATWS_ESTATE (chatws_last_error() says
+   *     why): there is no single descriptor to wait on.
+   *   - callbacks of different connections may run at the same time on
+   *     different loop threads; the callbacks of one connection always run
+   *     on its loop's thread, one at a time.
+   *   - max_connections and max_connections_per_ip, the handshake rate
+   *     limit and max_buffered_input are enforced by each loop: each loop
+   *     admits ceil(max_connections / threads) connections; the per-address
+   *     and buffered-input limits apply per loop as written.
+   *   - the metrics listener is served by loop 0; chatws_get_stats() and
+   *     /metrics sum every loop's counters. */
+  int threads;
 } chatws_options;
 
 /* permessage-deflate modes (chatws_options.compression). */
@@ -629,8 +679,12 @@ CHATWS_API int chatws_server_port(const chatws_server* server);
  * their own event loop (select/poll/epoll, asyncio's add_reader). Owned by
  * the server. Any thread. */
 CHATWS_API int chatws_server_fd(const chatws_server* server);
+/* With threads > 1 there is no such descriptor: CHATWS_ESTATE (see
+ * chatws_last_error()). */
 
-/* Run the loop on the calling thread until chatws_server_stop() completes.
+/* Run the loop on the calling thread until chatws_server_stop() completes
+ * (threads > 1: every loop, loop 0 on the calling thread and the others on
+ * threads started here and joined before it returns).
  * Returns CHATWS_OK after a stop (at once if it had stopped already),
  * CHATWS_ESTATE if a thread has the loop (see "Threads"; from a callback
  * too), CHATWS_ESYSTEM if epoll fails, CHATWS_ENOMEM (see below).
@@ -651,7 +705,9 @@ CHATWS_API int chatws_server_run(chatws_server* server);
  * the server has stopped, CHATWS_ESTATE (nothing done) if a thread has the
  * loop: another thread inside run/poll or in a loop-thread call between its
  * polls, or this thread, from a callback (the loop is never re-entered),
- * CHATWS_ESYSTEM, CHATWS_ENOMEM (see chatws_server_run). */
+ * CHATWS_ESYSTEM, CHATWS_ENOMEM (see chatws_server_run). With threads > 1:
+ * CHATWS_ESTATE, nothing done (each loop runs on its own thread: use
+ * chatws_server_run()). */
 CHATWS_API int chatws_server_poll(chatws_server* server, int timeout_ms);
 
 /* Begin a graceful stop: stop accepting, send close 1001 to every client,

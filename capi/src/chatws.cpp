@@ -122,7 +122,7 @@ struct chatws_server final : chatws::ServerHandler {
     if (opts.on_message) opts.on_message(this, id, data, len, op == Opcode::Binary, opts.user);
   }
   void on_close(ConnId id, uint16_t code, std::string_view reason) override {
-    if (flood.limit.enabled()) flood.buckets.erase(id);
+    if (flood.limit.enabled()) flood.forget(id);
     if (opts.on_close) {
       std::string r(reason);
       opts.on_close(this, id, code, r.c_str(), opts.user);
@@ -206,6 +206,8 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     s->opts.struct_size = sizeof(chatws_options);
     const chatws_options& o = s->opts;
 
+    if (o.chat && o.threads != 0 && o.threads != 1)
+      return set_error(CHATWS_EINVAL, "chat with threads > 1 is not supported yet: use threads 1");
     if (o.cluster_url && *o.cluster_url && !o.chat)
       return set_error(CHATWS_EINVAL, "cluster_url needs chat (the cluster shares chat rooms)");
     chatws::ServerConfig cfg;
@@ -273,6 +275,7 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
                         uint32_t(o.message_burst ? o.message_burst : o.max_messages_per_second)};
     }
     s->flood.drop = o.rate_limit_policy == CHATWS_RATE_DROP;
+    s->flood.locked = o.threads != 0 && o.threads != 1;
     cfg.max_handshakes_per_second_per_ip = o.max_handshakes_per_second_per_ip;
     switch (o.compression) {
       case CHATWS_COMPRESSION_SHARED: cfg.compression.mode = chatws::CompressionMode::Shared; break;
@@ -291,6 +294,9 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.compression_always != 0 && o.compression_always != 1)
       return set_error(CHATWS_EINVAL, "compression_always must be 0 or 1");
     cfg.compression.always = o.compression_always == 1;
+    if (o.threads < -1 || o.threads > 256)
+      return set_error(CHATWS_EINVAL, "threads must be between 1 and 256, 0 (the default: 1) or -1 (one per core)");
+    cfg.threads = o.threads == 0 ? 1 : o.threads == -1 ? 0 : unsigned(o.threads);
 
     std::string err;
     int code = CHATWS_EINTERNAL;
@@ -362,7 +368,15 @@ void chatws_server_destroy(chatws_server* s) {
 }
 
 int chatws_server_port(const chatws_server* s) { return s ? int(s->server->port()) : int(CHATWS_EINVAL); }
-int chatws_server_fd(const chatws_server* s) { return s ? s->server->fd() : CHATWS_EINVAL; }
+constexpr const char* kSeveralLoops =
+    "not available with threads > 1: each loop runs on its own thread and there is no single "
+    "descriptor or iteration to drive; use chatws_server_run()";
+
+int chatws_server_fd(const chatws_server* s) {
+  if (!s) return CHATWS_EINVAL;
+  if (s->server->loop_count() > 1) return set_error(CHATWS_ESTATE, std::string("chatws_server_fd: ") + kSeveralLoops);
+  return s->server->fd();
+}
 int chatws_server_stopped(const chatws_server* s) { return s ? s->server->stopped() : 1; }
 
 int chatws_server_run(chatws_server* s) {
@@ -378,6 +392,8 @@ int chatws_server_run(chatws_server* s) {
 int chatws_server_poll(chatws_server* s, int timeout_ms) {
   return guarded([&]() -> int {
     if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
+    if (s->server->loop_count() > 1)
+      return set_error(CHATWS_ESTATE, std::string("chatws_server_poll: ") + kSeveralLoops);
     int rc = s->server->poll(timeout_ms);
     if (rc == CHATWS_ESTATE) return set_error(rc, kLoopTaken);
     if (rc < 0 && rc != CHATWS_ESTOPPED) return set_error(rc, std::string("poll failed: ") + describe(rc));
@@ -436,7 +452,7 @@ int chatws_close(chatws_server* s, chatws_conn_id conn, int code, const char* re
 
 int chatws_conn_set_user_data(chatws_server* s, chatws_conn_id conn, void* data) {
   if (!s) return set_error(CHATWS_EINVAL, "server is NULL");
-  chatws::Server::LoopAccess loop(*s->server);
+  chatws::Server::LoopAccess loop(*s->server, conn);
   if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
   chatws::ConnInfo* info = s->server->mutable_info(conn);
   if (!info) return set_error(CHATWS_ENOCONN, "no such connection");
@@ -446,7 +462,7 @@ int chatws_conn_set_user_data(chatws_server* s, chatws_conn_id conn, void* data)
 
 void* chatws_conn_user_data(chatws_server* s, chatws_conn_id conn) {
   if (!s) return nullptr;
-  chatws::Server::LoopAccess loop(*s->server);
+  chatws::Server::LoopAccess loop(*s->server, conn);
   if (!loop) return nullptr;
   const chatws::ConnInfo* info = s->server->info(conn);
   return info ? info->user_data : nullptr;
@@ -456,7 +472,7 @@ int chatws_conn_get_info(chatws_server* s, chatws_conn_id conn, chatws_conn_info
   if (!s || !out) return set_error(CHATWS_EINVAL, "server or info is NULL");
   if (out->struct_size < offsetof(chatws_conn_info, queued_bytes))
     return set_error(CHATWS_EINVAL, "info.struct_size must be sizeof(chatws_conn_info)");
-  chatws::Server::LoopAccess loop(*s->server);
+  chatws::Server::LoopAccess loop(*s->server, conn);
   if (!loop) return set_error(CHATWS_ETHREAD, kNotLoop);
   const chatws::ConnInfo* info = s->server->info(conn);
   if (!info) return set_error(CHATWS_ENOCONN, "no such connection");

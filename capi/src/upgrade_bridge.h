@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <mutex>
 #include <unordered_map>
 
 #include "chatws.h"
@@ -28,12 +29,22 @@ void call_upgrade_hook(chatws_server* s, chatws_upgrade_cb cb, void* user,
 struct RawFlood {
   RateLimit limit;
   bool drop = false;  // CHATWS_RATE_DROP, else close 1008
+  // Several loops (threads > 1) call admit/forget at once: then under mu.
+  bool locked = false;
+  std::mutex mu;
   std::unordered_map<ConnId, TokenBucket> buckets;
 
   bool admit(ConnId id) {
     const int64_t now = TokenBucket::now_ms();
+    std::unique_lock<std::mutex> lock(mu, std::defer_lock);
+    if (locked) lock.lock();
     auto it = buckets.try_emplace(id, limit, now).first;
     return it->second.take(limit, now);
+  }
+  void forget(ConnId id) {
+    std::unique_lock<std::mutex> lock(mu, std::defer_lock);
+    if (locked) lock.lock();
+    buckets.erase(id);
   }
 };
 

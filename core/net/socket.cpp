@@ -13,7 +13,7 @@
 
 namespace chatws::net {
 
-int listen_tcp(const std::string& host, uint16_t port, std::string* error) {
+int listen_tcp(const std::string& host, uint16_t port, std::string* error, bool reuse_port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -35,6 +35,12 @@ int listen_tcp(const std::string& host, uint16_t port, std::string* error) {
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      last = std::string("SO_REUSEPORT: ") + std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+      continue;
+    }
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) break;
     last = std::strerror(errno);
     ::close(fd);

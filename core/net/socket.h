@@ -9,7 +9,9 @@ namespace chatws::net {
 
 // Bind and listen on host:port (IPv4 or IPv6 literal, or "localhost").
 // Returns the fd or -1 with *error set.
-int listen_tcp(const std::string& host, uint16_t port, std::string* error);
+// reuse_port: SO_REUSEPORT, so that several loops each listen on the same
+// port and the kernel spreads new connections over them.
+int listen_tcp(const std::string& host, uint16_t port, std::string* error, bool reuse_port = false);
 uint16_t local_port(int fd);
 
 // The group a peer address counts in for the per-address connection limit:

@@ -38,39 +38,41 @@ int Server::watch_fd(int fd, bool want_read, bool want_write, FdCallback cb, uin
   if (fd < 0 || !cb || !id) return kEInval;
   LoopAccess loop(*this);
   if (!loop) return kEThread;
-  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  if (impl_->next_watch_id >= Impl::kMaxWatchId) return kESystem;  // 2^40 watches: never
+  Impl* l = loop.impl();  // the calling thread's loop
+  if (l->state.load() == LoopState::Stopped) return kEStopped;
+  if (l->next_watch_id >= Impl::kMaxWatchId) return kESystem;  // 2^40 watches: never
   auto w = std::make_unique<FdWatch>();
-  w->id = impl_->next_watch_id;
+  w->id = l->next_watch_id;
   w->fd = fd;
   w->want_read = want_read;
   w->want_write = want_write;
   w->cb = std::move(cb);
-  impl_->watches.reserve(impl_->watches.size() + 1);
+  l->watches.reserve(l->watches.size() + 1);
   if (want_read || want_write) {
-    if (!impl_->poller.set_level(fd, Impl::kWatchTokenTop - w->id, want_read, want_write, false)) {
+    if (!l->poller.set_level(fd, Impl::kWatchTokenTop - w->id, want_read, want_write, false)) {
       if (error) *error = std::string("cannot watch descriptor: ") + std::strerror(errno);
       return kESystem;
     }
     w->in_set = true;
   }
-  ++impl_->next_watch_id;
+  ++l->next_watch_id;
   *id = w->id;
-  impl_->watches.push_back(std::move(w));  // reserved: no failure once in the set
+  l->watches.push_back(std::move(w));  // reserved: no failure once in the set
   return kOk;
 }
 
 int Server::set_fd_interest(uint64_t id, bool want_read, bool want_write) {
   LoopAccess loop(*this);
   if (!loop) return kEThread;
-  FdWatch* w = impl_->find_watch(id);
+  Impl* l = loop.impl();  // the calling thread's loop
+  FdWatch* w = l->find_watch(id);
   if (!w) return kENoConn;
   if (w->want_read == want_read && w->want_write == want_write) return kOk;
   if (!want_read && !want_write) {
-    if (w->in_set) impl_->poller.remove(w->fd);
+    if (w->in_set) l->poller.remove(w->fd);
     w->in_set = false;
   } else {
-    if (!impl_->poller.set_level(w->fd, Impl::kWatchTokenTop - id, want_read, want_write, w->in_set))
+    if (!l->poller.set_level(w->fd, Impl::kWatchTokenTop - id, want_read, want_write, w->in_set))
       return kESystem;
     w->in_set = true;
   }
@@ -82,12 +84,13 @@ int Server::set_fd_interest(uint64_t id, bool want_read, bool want_write) {
 int Server::unwatch_fd(uint64_t id) {
   LoopAccess loop(*this);
   if (!loop) return kEThread;
-  auto& ws = impl_->watches;
+  Impl* l = loop.impl();  // the calling thread's loop
+  auto& ws = l->watches;
   for (size_t i = 0; i < ws.size(); ++i) {
     if (ws[i]->id != id) continue;
-    impl_->retired_watches.reserve(impl_->retired_watches.size() + 1);
-    if (ws[i]->in_set) impl_->poller.remove(ws[i]->fd);
-    impl_->retired_watches.push_back(std::move(ws[i]));
+    l->retired_watches.reserve(l->retired_watches.size() + 1);
+    if (ws[i]->in_set) l->poller.remove(ws[i]->fd);
+    l->retired_watches.push_back(std::move(ws[i]));
     ws.erase(ws.begin() + ptrdiff_t(i));
     return kOk;
   }

@@ -35,7 +35,7 @@ class MetricsHandler final : public ServerHandler {
     reply->content_type = "text/plain; charset=utf-8";
     if (path == "/metrics") {
       StatsSnapshot s;
-      main_->stats_cell.read(&s);
+      main_->read_stats(&s);
       reply->status = 200;
       reply->content_type = http::kPrometheusContentType;
       reply->body = render_prometheus(s, main_->cfg.version);
@@ -44,7 +44,7 @@ class MetricsHandler final : public ServerHandler {
       reply->body = "ok\n";
     } else if (path == "/readyz") {
       StatsSnapshot s;
-      main_->stats_cell.read(&s);
+      main_->read_stats(&s);
       std::string why;
       if (!s.running) why += "stopping\n";
       else if (!s.accepting) why += "not accepting connections\n";

@@ -8,11 +8,14 @@
 #include <cstring>
 
 #include "protocol/utf8.h"
+#include "server/loop_group.h"
 #include "server/server_impl.h"
 
 namespace chatws {
 
 using protocol::Opcode;
+
+thread_local Server::Impl* t_running_loop = nullptr;
 
 namespace {
 
@@ -37,36 +40,21 @@ int tick_for(const ServerConfig& cfg, int close_wait_ms) {
   return t;
 }
 
-// Takes the loop for the calling thread for the scope of run(), poll() or
-// shutdown(), and makes it the owner. Refused if any thread has it: another
-// one (in run()/poll(), or in a call between its polls), or this one: a
-// callback that polls again would run an iteration inside the one that is
-// delivering to it (the read buffer under its message reused, the
-// connection it serves destroyed).
-struct LoopScope {
-  Server::Impl& s;
-  bool ok;
-  explicit LoopScope(Server::Impl& impl) : s(impl) {
-    std::thread::id none{};
-    const auto me = std::this_thread::get_id();
-    ok = s.loop_thread.compare_exchange_strong(none, me, std::memory_order_acq_rel,
-                                               std::memory_order_relaxed);
-    if (ok) s.owner_thread.store(me, std::memory_order_relaxed);
-  }
-  ~LoopScope() {
-    if (ok) s.loop_thread.store(std::thread::id(), std::memory_order_release);
-  }
-  LoopScope(const LoopScope&) = delete;
-  LoopScope& operator=(const LoopScope&) = delete;
-};
-
 }  // namespace
 
 // ------------------------------------------------------------------ create
 
 std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* handler,
                                        std::string* error, int* code) {
-  auto fail = [&](int c, std::string msg) -> std::unique_ptr<Server> {
+  if (cfg.threads != 1) return LoopGroup::create(cfg, handler, error, code);
+  auto impl = Impl::make(cfg, handler, false, error, code);
+  if (!impl) return nullptr;
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, ServerHandler* handler,
+                                                 bool reuse_port, std::string* error, int* code) {
+  auto fail = [&](int c, std::string msg) -> std::unique_ptr<Impl> {
     if (error) *error = std::move(msg);
     if (code) *code = c;
     return nullptr;
@@ -110,7 +98,7 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
     impl->tls_staging = std::make_unique<net::TlsStaging>();
   }
   if (!impl->poller.init(&err)) return fail(kESystem, err);
-  impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err);
+  impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, reuse_port);
   if (impl->listen_fd < 0) return fail(kESystem, err);
   impl->port = net::local_port(impl->listen_fd);
   if (!impl->poller.add_level_read(impl->listen_fd, Impl::kListenToken))
@@ -123,11 +111,22 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
   impl->start_wall_ms = wall_clock_ms();
   if (cfg.metrics_port >= 0 && !impl->start_metrics(&err)) return fail(kESystem, err);
   impl->publish_stats(0);
-  return std::unique_ptr<Server>(new Server(std::move(impl)));
+  return impl;
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Server::~Server() = default;
+
+Server::~Server() {
+  // Every loop torn down while the group is whole: one loop's on_close may
+  // name another's connections.
+  if (impl_->group) impl_->group->shutdown(true);
+}
+
+Server::Impl* Server::loop_of(ConnId id) const {
+  return impl_->group ? impl_->group->of(id) : impl_.get();
+}
+
+unsigned Server::loop_count() const { return impl_->loop_count; }
 
 Server::Impl::~Impl() {
   stop_metrics();
@@ -184,6 +183,7 @@ void Server::Impl::teardown() noexcept {
 }
 
 int Server::shutdown() {
+  if (impl_->group) return impl_->group->shutdown(false);
   LoopScope scope(*impl_);
   if (!scope.ok) return kEState;
   impl_->teardown();
@@ -191,11 +191,30 @@ int Server::shutdown() {
 }
 
 uint16_t Server::port() const { return impl_->port; }
-int Server::fd() const { return impl_->poller.fd(); }
-bool Server::stopped() const { return impl_->state.load() == LoopState::Stopped; }
-size_t Server::connection_count() const { return impl_->ws_count.load(std::memory_order_relaxed); }
+// Several loops: no one descriptor stands for them (see chatws.h, threads).
+int Server::fd() const { return impl_->group ? kEState : impl_->poller.fd(); }
+bool Server::stopped() const {
+  if (impl_->group) return impl_->group->stopped();
+  return impl_->state.load() == LoopState::Stopped;
+}
+size_t Server::connection_count() const {
+  if (impl_->group) return impl_->group->connection_count();
+  return impl_->ws_count.load(std::memory_order_relaxed);
+}
 
+// With several loops: the loop the calling thread runs (a callback's), else
+// loop 0 (the creating thread before run()).
 Server::LoopAccess::LoopAccess(const Server& s) : impl_(s.impl_.get()) {
+  if (impl_->group)
+    if (Impl* l = impl_->group->current()) impl_ = l;
+  take();
+}
+
+Server::LoopAccess::LoopAccess(const Server& s, ConnId id) : impl_(s.loop_of(id)) { take(); }
+
+Server::LoopAccess::LoopAccess(Impl* impl) : impl_(impl) { take(); }
+
+void Server::LoopAccess::take() {
   const auto me = std::this_thread::get_id();
   const auto held = impl_->loop_thread.load(std::memory_order_acquire);
   if (held == me) {
@@ -236,16 +255,22 @@ void Server::Impl::between_polls_done() {
 // -------------------------------------------------------------------- loop
 
 int Server::run() {
+  if (impl_->group) return impl_->group->run();
   LoopScope scope(*impl_);
   if (!scope.ok) return kEState;
-  while (impl_->state.load() != LoopState::Stopped) {
-    int rc = impl_->poll_once(-1);
+  return impl_->run_loop();
+}
+
+int Server::Impl::run_loop() {
+  while (state.load() != LoopState::Stopped) {
+    int rc = poll_once(-1);
     if (rc < 0 && rc != kEStopped) return rc;
   }
   return kOk;
 }
 
 int Server::poll(int timeout_ms) {
+  if (impl_->group) return kEState;  // each loop runs on its own thread: run()
   LoopScope scope(*impl_);
   if (!scope.ok) return kEState;
   int rc = impl_->poll_once(timeout_ms);
@@ -310,6 +335,7 @@ int Server::Impl::poll_once(int timeout_ms) {
   run_close_reports();
 
   handler->on_iteration_end();
+  if (outbox_pending) flush_outbox();  // the other loops' share, one batch each
   flush_all();
   destroy_dead();
   retired_watches.clear();
@@ -357,6 +383,7 @@ void Server::Impl::update_tick() {
 }
 
 void Server::stop() {
+  if (impl_->group) return impl_->group->stop();
   impl_->stop_requested.store(true);
   impl_->poller.wake();
 }
@@ -441,6 +468,12 @@ void Server::Impl::run_commands() {
       case Command::Resolve:
         apply_resolution(c.id);
         break;
+      case Command::SendFrame:
+        if (Connection* to = find_open(c.id)) enqueue(to, c.frame.get());
+        break;
+      case Command::BroadcastFrame:
+        direct_broadcast(c.frame.get(), c.id);
+        break;
     }
   }
   cmds_work.clear();
@@ -464,30 +497,43 @@ int Server::Impl::check_message(Opcode op, std::string_view payload, bool on_loo
 }
 
 int Server::send(ConnId id, Opcode op, std::string_view payload) {
-  LoopAccess loop(*this);
-  if (int rc = impl_->check_message(op, payload, bool(loop)); rc != kOk) return rc;
-  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
+  Impl* l = loop_of(id);
+  LoopAccess loop(l);
+  if (int rc = l->check_message(op, payload, bool(loop)); rc != kOk) return rc;
+  if (l->state.load() == LoopState::Stopped) return kEStopped;
   if (!loop) {
-    impl_->post(Command{Command::Send, op, 0, id, std::string(payload)});
+    Impl::post_to(l, Command{Command::Send, op, 0, id, std::string(payload), {}});
     return kOk;
   }
-  return impl_->direct_send(id, op, payload);
+  return l->direct_send(id, op, payload);
 }
 
 int Server::send_frame(ConnId id, const FrameRef& frame) {
-  LoopAccess loop(*this);
-  if (!loop) return kEThread;
-  Connection* c = impl_->find_open(id);
+  Impl* l = loop_of(id);
+  LoopAccess loop(l);
+  if (!loop) {
+    // Another loop's connection, from a loop thread: by reference, batched.
+    if (!impl_->group || !impl_->group->current()) return kEThread;
+    if (l->state.load() == LoopState::Stopped) return kEStopped;
+    Impl::post_to(l, Command{Command::SendFrame, frame->opcode(), 0, id, {}, frame});
+    return kOk;
+  }
+  Connection* c = l->find_open(id);
   if (!c) return kENoConn;
-  return impl_->enqueue(c, frame.get());
+  return l->enqueue(c, frame.get());
 }
 
 int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
   LoopAccess loop(*this);
-  if (int rc = impl_->check_message(op, payload, bool(loop)); rc != kOk) return rc;
-  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
+  Impl* l = loop.impl();
+  if (int rc = l->check_message(op, payload, bool(loop)); rc != kOk) return rc;
+  if (l->state.load() == LoopState::Stopped) return kEStopped;
+  if (impl_->group) {
+    FrameRef f(SharedFrame::make(op, payload));  // encoded once for every loop
+    return impl_->group->broadcast(f.get(), exclude);
+  }
   if (!loop) {
-    impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload)});
+    impl_->post(Command{Command::Broadcast, op, 0, exclude, std::string(payload), {}});
     return kOk;
   }
   FrameRef f(SharedFrame::make(op, payload));
@@ -497,6 +543,7 @@ int Server::broadcast(Opcode op, std::string_view payload, ConnId exclude) {
 int Server::broadcast_frame(const FrameRef& frame, ConnId exclude) {
   LoopAccess loop(*this);
   if (!loop) return kEThread;
+  if (impl_->group) return impl_->group->broadcast(frame.get(), exclude);
   return impl_->direct_broadcast(frame.get(), exclude);
 }
 
@@ -504,13 +551,14 @@ int Server::close(ConnId id, uint16_t code, std::string_view reason) {
   if (!protocol::is_valid_close_code(code) || reason.size() > 123 ||
       !protocol::is_valid_utf8(reason.data(), reason.size()))
     return kEInval;
-  if (impl_->state.load() == LoopState::Stopped) return kEStopped;
-  LoopAccess loop(*this);
+  Impl* l = loop_of(id);
+  if (l->state.load() == LoopState::Stopped) return kEStopped;
+  LoopAccess loop(l);
   if (!loop) {
-    impl_->post(Command{Command::Close, Opcode::Close, code, id, std::string(reason)});
+    Impl::post_to(l, Command{Command::Close, Opcode::Close, code, id, std::string(reason), {}});
     return kOk;
   }
-  return impl_->direct_close(id, code, reason);
+  return l->direct_close(id, code, reason);
 }
 
 int Server::reload_tls(const std::string& cert_file, const std::string& key_file,
@@ -520,9 +568,13 @@ int Server::reload_tls(const std::string& cert_file, const std::string& key_file
     return kEState;
   }
   std::string err;
-  if (!impl_->tls->reload(cert_file, key_file, key_passphrase, &err)) {
-    if (error) *error = std::move(err);
-    return kEInval;
+  const size_t n = impl_->group ? impl_->group->size() : 1;
+  for (size_t i = 0; i < n; ++i) {  // each loop has its TLS context
+    Impl* l = impl_->group ? impl_->group->loop(i) : impl_.get();
+    if (!l->tls->reload(cert_file, key_file, key_passphrase, &err)) {
+      if (error) *error = std::move(err);
+      return kEInval;
+    }
   }
   return kOk;
 }
@@ -532,58 +584,79 @@ Connection* Server::Impl::find_open(ConnId id) const {
   return c && c->state == ConnState::Open ? c : nullptr;
 }
 
+Connection* Server::Impl::seen(ConnId id, Impl** owner) const {
+  Impl* l = group ? group->of(id) : const_cast<Impl*>(this);
+  if (group && !l->holds_loop()) return nullptr;  // another thread's to read
+  Connection* c = l->by_id.find(id);
+  if (!l->visible(c)) return nullptr;
+  *owner = l;
+  return c;
+}
+
 const ConnInfo* Server::info(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  if (!impl_->visible(c)) return nullptr;
-  return impl_->conn_info(c);
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  return c ? l->conn_info(c) : nullptr;
 }
 
 std::string_view Server::subprotocol(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  if (!impl_->visible(c)) return {};
-  if (c->subprotocol < impl_->cfg.subprotocols.size()) return impl_->cfg.subprotocols[c->subprotocol];
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  if (!c) return {};
+  if (c->subprotocol < l->cfg.subprotocols.size()) return l->cfg.subprotocols[c->subprotocol];
   ConnInfo* i = c->built_info();
   return i ? std::string_view(i->subprotocol) : std::string_view();
 }
 
 std::string_view Server::path(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  if (!impl_->visible(c)) return {};
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  if (!c) return {};
   // Where handle_upgrade/conn_info left it: the ConnInfo, else the
   // PathTable, else (table full) the cold part.
   if (ConnInfo* i = c->built_info()) return i->path;
-  if (c->path_ref != PathTable::kNone) return impl_->paths.get(c->path_ref);
+  if (c->path_ref != PathTable::kNone) return l->paths.get(c->path_ref);
   return c->has_cold() ? std::string_view(c->cold().path) : std::string_view();
 }
 
 std::string_view Server::query(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  if (!impl_->visible(c)) return {};
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  if (!c) return {};
   ConnInfo* i = c->built_info();
   return i ? std::string_view(i->query) : std::string_view();
 }
 
-void Server::wake() { impl_->poller.wake(); }
+void Server::wake() {
+  if (impl_->group) return impl_->group->wake();
+  impl_->poller.wake();
+}
 
 bool Server::backlogged(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  return impl_->visible(c) && c->state != ConnState::Dead && c->over_soft;
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  return c && c->state != ConnState::Dead && c->over_soft;
 }
 
 size_t Server::max_output_buffer() const { return impl_->cfg.max_output_buffer; }
 
 uint64_t Server::dropped(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
-  if (!impl_->visible(c)) return 0;
-  return c->dropped();
+  Impl* l;
+  Connection* c = impl_->seen(id, &l);
+  return c ? c->dropped() : 0;
 }
 
 ConnInfo* Server::mutable_info(ConnId id) { return const_cast<ConnInfo*>(info(id)); }
 
 void Server::connection_ids(std::vector<ConnId>* out) const {
   out->clear();
-  out->reserve(impl_->open.size());
-  for (Connection* c : impl_->open) out->push_back(c->id);
+  const size_t n = impl_->group ? impl_->group->size() : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const Impl* l = impl_->group ? impl_->group->loop(i) : impl_.get();
+    if (impl_->group && !l->holds_loop()) continue;  // another thread's
+    out->reserve(out->size() + l->open.size());
+    for (Connection* c : l->open) out->push_back(c->id);
+  }
 }
 
 // ------------------------------------------------------------------ timers

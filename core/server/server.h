@@ -1,6 +1,8 @@
 // The engine: one epoll loop that owns the listening socket, every
 // connection (HTTP and WebSocket), their output queues and the cross-thread
-// command queue. Knows nothing of the chat or of the C ABI above it.
+// command queue; or several such loops on threads of their own
+// (ServerConfig::threads, loop_group.h). Knows nothing of the chat or of
+// the C ABI above it.
 #pragma once
 
 #include <cstddef>
@@ -109,6 +111,11 @@ struct ServerConfig {
   std::string metrics_host = "127.0.0.1";
   int metrics_port = -1;
   std::string version;  // for chatws_build_info
+  // Event loops, each on a thread of its own with its own epoll, listener
+  // (SO_REUSEPORT on the same port), connections, timers and buffers (see
+  // loop_group.h). 1: one loop, driven by run() or poll() as always. 0: one
+  // per core available to the process.
+  unsigned threads = 1;
 };
 
 // A plain HTTP answer the handler gives itself (the metrics listener).
@@ -120,6 +127,9 @@ struct HttpReply {
 
 // Host-facing events. Called on the loop thread. A handler may call any
 // Server method, including close() of the connection being reported.
+// With threads > 1 each connection's events come on its own loop's thread,
+// so events of connections on different loops run at the same time (and
+// on_iteration_end / collect_stats once per loop and iteration).
 class ServerHandler {
  public:
   virtual ~ServerHandler() = default;
@@ -222,12 +232,17 @@ class Server {
   class LoopAccess {
    public:
     explicit LoopAccess(const Server& s);
+    // The loop that owns connection `id` (with one loop, the same as above).
+    LoopAccess(const Server& s, ConnId id);
+    explicit LoopAccess(Impl* impl);  // one loop of the server's
     ~LoopAccess();
     LoopAccess(const LoopAccess&) = delete;
     LoopAccess& operator=(const LoopAccess&) = delete;
     explicit operator bool() const { return ok_; }
+    Impl* impl() const { return impl_; }  // the loop this scope is about
 
    private:
+    void take();
     Impl* impl_;
     bool ok_ = false;
     bool claimed_ = false;  // taken by this scope (between polls): given back at its end
@@ -323,10 +338,18 @@ class Server {
   void stats(StatsSnapshot* out) const;
   // The metrics listener's port, or -1 if there is none. Any thread.
   int metrics_port() const;
+  // With threads > 1: the connections of the loops the calling thread has
+  // (a callback: its own loop's).
   void connection_ids(std::vector<ConnId>* out) const;
+  // The number of event loops (ServerConfig::threads, resolved). Any thread.
+  unsigned loop_count() const;
 
  private:
+  friend class LoopGroup;
   explicit Server(std::unique_ptr<Impl> impl);
+  // The loop that owns connection `id`: its index is the id modulo the loop
+  // count (see admit). With one loop, impl_.
+  Impl* loop_of(ConnId id) const;
   std::unique_ptr<Impl> impl_;
 };
 

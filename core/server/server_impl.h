@@ -32,12 +32,17 @@ namespace chatws {
 enum class LoopState : uint8_t { Running, Stopping, Stopped };
 
 struct Command {
-  enum Kind : uint8_t { Send, Broadcast, Close, Resolve } kind;
+  // SendFrame, BroadcastFrame: an encoded frame another loop of the group
+  // hands over by reference (see loop_group.h).
+  enum Kind : uint8_t { Send, Broadcast, Close, Resolve, SendFrame, BroadcastFrame } kind;
   protocol::Opcode op = protocol::Opcode::Text;
   uint16_t code = 0;
   ConnId id = 0;  // target (Send, Close) or excluded (Broadcast)
   std::string data;
+  FrameRef frame;
 };
+
+class LoopGroup;
 
 // An upgrade the hook left Pending (upgrade_hook.cpp): the handshake's
 // result to send once resolved, input that came meanwhile, and the answer
@@ -195,12 +200,34 @@ struct Server::Impl {
   FdWatch* find_watch(uint64_t id) const;
   void on_watch_event(const net::PollEvent& ev);
 
+  // Several loops (loop_group.h): this one's place in the group (nullptr:
+  // the only loop). Connection ids are next_id * loop_count + loop_index.
+  LoopGroup* group = nullptr;
+  std::unique_ptr<LoopGroup> owned_group;  // loop 0's: the group and its other loops
+  uint32_t loop_index = 0;
+  uint32_t loop_count = 1;
+  // Commands this loop's thread addressed to the other loops during the
+  // iteration, by loop index: handed over in one batch (one lock, at most
+  // one wake-up per loop) at the iteration's end (flush_outbox).
+  std::vector<std::vector<Command>> outbox;
+  bool outbox_pending = false;
+  void flush_outbox();
+  // To loop `to`: queued in the outbox when this thread runs another loop
+  // of the group, else posted to it at once.
+  static void post_to(Impl* to, Command&& c);
+  // Take in a batch of commands (another loop's outbox).
+  void post_batch(std::vector<Command>& batch);
+
   std::atomic<bool> stop_requested{false};
   std::atomic<LoopState> state{LoopState::Running};
   int64_t stop_deadline = 0;
 
   Impl() = default;
   ~Impl();
+  // One loop: validated, bound (SO_REUSEPORT when it is one of a group's)
+  // and listening. nullptr with *error and *code on failure.
+  static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler,
+                                    bool reuse_port, std::string* error, int* code);
 
   // The close timeout as the options define it (chatws.h), decided once at
   // create: the wait for the peer's close reply (0: none, it is disabled)
@@ -243,6 +270,7 @@ struct Server::Impl {
            !turns.empty() || ev_next < ev_count || cmds_next < cmds_work.size();
   }
   void serve_turns();
+  int run_loop();  // run()'s body: poll_once until stopped
   void run_commands();
   void post(Command&& c);
   void on_tick();
@@ -250,6 +278,9 @@ struct Server::Impl {
   void finish_stop();
   void update_tick();
   Connection* find_open(ConnId id) const;
+  // Connection `id` if the host may see it (visible()), and *owner its loop;
+  // with several loops only on that loop's thread (nullptr elsewhere).
+  Connection* seen(ConnId id, Impl** owner) const;
   ConnInfo* conn_info(Connection* c);  // builds it on first use
 
   void set_state(Connection* c, ConnState s) {
@@ -262,6 +293,7 @@ struct Server::Impl {
   // the host's log (rate limited).
   void count_reject(Connection* c, RejectReason why, int status, std::string_view message);
   void publish_stats(uint64_t iteration_ns);
+  void read_stats(StatsSnapshot* out) const;  // the server's: every loop's, summed
   void log_slow_close(Connection* c);
   // The handler's own answer to a GET/HEAD (on_http_request), queued; false
   // if it has none.
@@ -369,6 +401,40 @@ struct Server::Impl {
   int direct_send(ConnId id, protocol::Opcode op, std::string_view payload);
   int direct_broadcast(SharedFrame* f, ConnId exclude);
   int direct_close(ConnId id, uint16_t code, std::string_view reason);
+};
+
+// The loop the calling thread is running (inside run()/poll()/shutdown()),
+// or nullptr: lets a call made from a callback find its own loop among a
+// group's.
+extern thread_local Server::Impl* t_running_loop;
+
+// Takes the loop for the calling thread for the scope of run(), poll() or
+// shutdown(), and makes it the owner. Refused if any thread has it: another
+// one (in run()/poll(), or in a call between its polls), or this one: a
+// callback that polls again would run an iteration inside the one that is
+// delivering to it (the read buffer under its message reused, the
+// connection it serves destroyed).
+struct LoopScope {
+  Server::Impl& s;
+  Server::Impl* outer;
+  bool ok;
+  explicit LoopScope(Server::Impl& impl) : s(impl), outer(t_running_loop) {
+    std::thread::id none{};
+    const auto me = std::this_thread::get_id();
+    ok = s.loop_thread.compare_exchange_strong(none, me, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed);
+    if (ok) {
+      s.owner_thread.store(me, std::memory_order_relaxed);
+      t_running_loop = &s;
+    }
+  }
+  ~LoopScope() {
+    if (!ok) return;
+    t_running_loop = outer;
+    s.loop_thread.store(std::thread::id(), std::memory_order_release);
+  }
+  LoopScope(const LoopScope&) = delete;
+  LoopScope& operator=(const LoopScope&) = delete;
 };
 
 }  // namespace chatws

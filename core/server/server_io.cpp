@@ -47,7 +47,7 @@ bool Server::Impl::admit(const net::Accepted& a) {
     if (!c->set_address(a.address)) conn_info(c)->remote_address = a.address;  // not expected
     c->last_rx_ms = now_ms;
     c->start_http(cfg.max_request_size);
-    c->id = next_id++;
+    c->id = next_id++ * loop_count + loop_index;  // names its loop (Server::loop_of)
     by_id.insert(c);
     listed = true;
     ++state_count[size_t(ConnState::Http)];  // with listed: abort() then counts it out

@@ -2,6 +2,7 @@
 // refused handshakes, and the rate-limited log lines a client can cause.
 #include <string>
 
+#include "server/loop_group.h"
 #include "server/server_impl.h"
 
 namespace chatws {
@@ -79,7 +80,12 @@ bool Server::Impl::answer_http(Connection* c, const protocol::HttpRequest& req) 
   return true;
 }
 
-void Server::stats(StatsSnapshot* out) const { impl_->stats_cell.read(out); }
+void Server::Impl::read_stats(StatsSnapshot* out) const {
+  if (group) return group->read_stats(out);  // summed over the loops
+  stats_cell.read(out);
+}
+
+void Server::stats(StatsSnapshot* out) const { impl_->read_stats(out); }
 
 int Server::metrics_port() const {
   return impl_->metrics_port.load();

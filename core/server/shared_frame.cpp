@@ -56,7 +56,7 @@ SharedFrame* SharedFrame::allocate(size_t total) {
 }
 
 void SharedFrame::destroy() {
-  if (variant_) variant_->unref();  // its own variants follow it down the list
+  if (SharedFrame* v = variant_.load(std::memory_order_acquire)) v->unref();  // its own variants follow it down the list
   uint8_t cls = class_;
   this->~SharedFrame();
   void* mem = this;

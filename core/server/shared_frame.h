@@ -3,9 +3,15 @@
 // freed when the last write completes. Intrusive refcount, header and
 // payload contiguous in one block; small blocks are recycled through a
 // per-thread free list so the steady state allocates nothing.
-// Frames live on the loop thread only, so the count is not atomic.
+// A frame may cross to another loop of the server (a broadcast reaching
+// every loop, a room's message): the count is atomic (an uncontended
+// `lock add` while the frame stays on its loop) and so is the list of
+// compressed variants, which the loops that share a frame may each extend.
+// A block freed on another thread than the one that made it goes to that
+// thread's free list.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -48,38 +54,44 @@ class SharedFrame {
   // The compressed variant made for receivers with this window (shared
   // mode: one deflate per frame and window, never per receiver), if any.
   SharedFrame* variant(uint8_t window_bits) const {
-    for (SharedFrame* v = variant_; v; v = v->variant_)
+    for (SharedFrame* v = variant_.load(std::memory_order_acquire); v;
+         v = v->variant_.load(std::memory_order_acquire))
       if (v->window_bits_ == window_bits) return v;
     return nullptr;
   }
-  // Adopts `v` (one reference) as the variant for v's window.
+  // Adopts `v` (one reference) as the variant for v's window. Two loops
+  // that deflate the same frame at once both add theirs (the first found
+  // serves; both are freed with the frame).
   void add_variant(SharedFrame* v) {
-    v->variant_ = variant_;
-    variant_ = v;
+    SharedFrame* head = variant_.load(std::memory_order_relaxed);
+    do {
+      v->variant_.store(head, std::memory_order_relaxed);
+    } while (!variant_.compare_exchange_weak(head, v, std::memory_order_release,
+                                             std::memory_order_relaxed));
   }
   // Deflating it did not make it smaller: every receiver gets it as it is.
-  bool incompressible() const { return incompressible_; }
-  void set_incompressible() { incompressible_ = true; }
+  bool incompressible() const { return incompressible_.load(std::memory_order_relaxed); }
+  void set_incompressible() { incompressible_.store(true, std::memory_order_relaxed); }
 
-  uint32_t use_count() const { return refs_; }
-  void ref() { ++refs_; }
+  uint32_t use_count() const { return refs_.load(std::memory_order_relaxed); }
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() {
-    if (--refs_ == 0) destroy();
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
 
  private:
   SharedFrame(size_t n, uint8_t cls) : size_(n), class_(cls) {}
   static SharedFrame* allocate(size_t total);
   void destroy();
-  SharedFrame* variant_ = nullptr;  // compressed variants (owned), a list through variant_
-  uint32_t refs_ = 1;
+  std::atomic<SharedFrame*> variant_{nullptr};  // compressed variants (owned), a list through variant_
+  std::atomic<uint32_t> refs_{1};
   uint32_t size_;
   uint8_t class_;  // size class for the free list, or kUnpooled
   uint8_t kind_ = 0xFF;  // the opcode of a WebSocket frame made here; 0xFF: raw bytes
   uint8_t hdr_len_ = 0;  // WebSocket header bytes before the payload
   uint8_t window_bits_ = 0;  // of a compressed variant
   bool rsv1_ = false;        // compressed
-  bool incompressible_ = false;
+  std::atomic<bool> incompressible_{false};
 };
 
 // Owning handle (move-only, or copy with ref()).

@@ -232,10 +232,11 @@ int Server::resolve_upgrade(ConnId id, UpgradeVerdict verdict, std::string* erro
     *error = std::move(why);
     return kEInval;
   }
+  Impl* l = loop_of(id);  // the pending request is its connection's loop's
   {
-    std::lock_guard<std::mutex> lock(impl_->pending_mu);
-    auto it = impl_->pending.find(id);
-    if (it == impl_->pending.end() || it->second.resolved) {
+    std::lock_guard<std::mutex> lock(l->pending_mu);
+    auto it = l->pending.find(id);
+    if (it == l->pending.end() || it->second.resolved) {
       *error = "no pending upgrade with this id (its client left, it timed out, or it was "
                "already resolved)";
       return kENoConn;
@@ -243,17 +244,17 @@ int Server::resolve_upgrade(ConnId id, UpgradeVerdict verdict, std::string* erro
     it->second.resolved = true;
     it->second.verdict = std::move(verdict);
   }
-  LoopAccess loop(*this);
+  LoopAccess loop(l);
   if (loop) {
-    impl_->apply_resolution(id);
+    l->apply_resolution(id);
   } else {
-    impl_->post(Command{Command::Resolve, protocol::Opcode::Text, 0, id, {}});
+    Impl::post_to(l, Command{Command::Resolve, protocol::Opcode::Text, 0, id, {}, {}});
   }
   return kOk;
 }
 
 const std::string* Server::identity(ConnId id) const {
-  Connection* c = impl_->by_id.find(id);
+  Connection* c = loop_of(id)->by_id.find(id);
   if (!c || !c->opened || c->state == ConnState::Dead) return nullptr;
   ConnInfo* i = c->built_info();
   return i && i->has_identity ? &i->identity : nullptr;

@@ -33,6 +33,7 @@ enum opt_kind {
   OPT_SLOW,     /* close|drop */
   OPT_TLS_VER,  /* 1.2|1.3 */
   OPT_COMPRESSION, /* shared|dedicated|off */
+  OPT_THREADS,  /* int event loops 1..256; 0: one per core (the C option's -1) */
   OPT_FLAG,     /* int set to flag_value */
   OPT_RATE,     /* int messages per second >= 1; "off": -1 (no limit) */
   OPT_INT,      /* int, 1..INT_MAX */
@@ -134,6 +135,8 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        "shared", &o->compression);
   SPECX("compression-threshold", OPT_U32, "BYTES", "messages below this go out uncompressed", "128",
        &o->compression_threshold, UINT32_MAX, 0);
+  SPEC("threads", OPT_THREADS, "N", "event loops, one thread each (0: one per core)", "1",
+       &o->threads);
   SPECX("verbose", OPT_FLAG, NULL, "also print the library's debug lines", "off", &a->verbose, 0, 1);
   SPEC("tls-cert", OPT_STRING, "FILE", "PEM certificate chain: https:// and wss:// (SIGHUP reloads)",
        "none (plain)", &o->tls_cert_file);
@@ -291,6 +294,11 @@ static int apply(struct server_args* a, const struct opt_spec* sp, const char* a
       else if (strcmp(arg, "dedicated") == 0) *(int*)sp->target = CHATWS_COMPRESSION_DEDICATED;
       else if (strcmp(arg, "off") == 0) *(int*)sp->target = CHATWS_COMPRESSION_OFF;
       else return bad_value(argv0, sp->name, arg, "shared, dedicated or off");
+      return 0;
+    case OPT_THREADS:
+      if (parse_ulong(arg, 0, 256, &v) != 0)
+        return bad_value(argv0, sp->name, arg, "an integer 0..256 (0: one per core)");
+      *(int*)sp->target = v == 0 ? -1 : (int)v;
       return 0;
     case OPT_FLAG:
       if (sp->target == &a->opts.static_dir) a->opts.static_dir = NULL;

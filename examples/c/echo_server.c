@@ -2,7 +2,7 @@
  * echo_server -- the smallest useful libchatws host, driven by the host's own
  * poll() loop (the pattern for embedding chatws in an existing event loop).
  *
- *   echo_server [--broadcast] [PORT]     (echo_server --help: the usage)
+ *   echo_server [--broadcast] [--threads N] [PORT]   (echo_server --help: the usage)
  *
  * Every message is sent back to its sender, or with --broadcast to every
  * connected client. Ctrl-C stops it gracefully.
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,14 @@ static void on_signal(int sig) {
   errno = saved;
 }
 
+/* --threads N > 1: waits for the signal (or the end of run) on the pipe. */
+static void* stop_on_signal(void* server) {
+  char b;
+  (void)!read(signal_pipe[0], &b, 1);
+  chatws_server_stop(server);
+  return NULL;
+}
+
 static void on_message(chatws_server* server, chatws_conn_id conn, const char* data, size_t len,
                        int is_binary, void* user) {
   int opcode = is_binary ? CHATWS_BINARY : CHATWS_TEXT;
@@ -44,10 +53,12 @@ static void on_message(chatws_server* server, chatws_conn_id conn, const char* d
 
 static void usage(FILE* out, const char* argv0) {
   fprintf(out,
-          "usage: %s [--broadcast] [PORT]\n"
+          "usage: %s [--broadcast] [--threads N] [PORT]\n"
           "An echo WebSocket server on ws://127.0.0.1:PORT/ (any subprotocol-less client).\n"
           "  PORT          TCP port, 0 picks a free one (default: 9001)\n"
           "  --broadcast   send every message to every client, not only back (default: off)\n"
+          "  --threads N   event loops, one thread each; 0: one per core (default: 1, driven\n"
+          "                by this program's own poll() loop; more: by chatws_server_run())\n"
           "  --help        print this help and exit\n",
           argv0);
 }
@@ -66,6 +77,17 @@ int main(int argc, char** argv) {
     long port;
     if (strcmp(argv[i], "--broadcast") == 0) {
       broadcast_mode = 1;
+      continue;
+    }
+    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      long n;
+      errno = 0;
+      n = strtol(argv[++i], &end, 10);
+      if (errno != 0 || *end != '\0' || n < 0 || n > 256) {
+        fprintf(stderr, "%s: --threads: bad value '%s' (an integer 0..256)\n", argv[0], argv[i]);
+        return 2;
+      }
+      opts.threads = n == 0 ? -1 : (int)n;
       continue;
     }
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -105,6 +127,23 @@ int main(int argc, char** argv) {
          broadcast_mode ? " (broadcast)" : "");
   fflush(stdout);
 
+  if (opts.threads != 1) {
+    /* Several loops run on their own threads (chatws_server_poll() is not
+     * available then): this thread runs them, a helper waits for the signal. */
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, stop_on_signal, server) != 0) {
+      fprintf(stderr, "cannot start the signal thread\n");
+      chatws_server_destroy(server);
+      return 1;
+    }
+    rc = chatws_server_run(server);
+    if (rc != CHATWS_OK) fprintf(stderr, "run: %s: %s\n", chatws_strerror(rc), chatws_last_error());
+    chatws_server_stop(server);
+    (void)!write(signal_pipe[1], "x", 1); /* the helper may still wait */
+    pthread_join(stopper, NULL);
+    chatws_server_destroy(server);
+    return rc == CHATWS_OK ? 0 : 1;
+  }
   for (;;) {
     struct pollfd fds[2] = {{chatws_server_fd(server), POLLIN, 0},
                             {signal_pipe[0], POLLIN, 0}};
