@@ -17,6 +17,8 @@
 #   CHATWS_CONFORMANCE_PARALLEL=2   cases run in parallel
 #   CHATWS_CONFORMANCE_OUT=DIR      report directory (default BUILD_DIR/conformance)
 #   CHATWS_CONFORMANCE_COMPRESSION=sample   only 12.1.1 and 13.1.1 of groups 12-13
+#   CHATWS_CONFORMANCE_THREADS=N    the echo server with N event loops (--threads N;
+#                                   default 1): cases land on every loop
 #   CHATWS_CONFORMANCE_TLS=1        the same groups over wss://: the server on a
 #                                   TLS port (a certificate made here), the driver
 #                                   (ws:// only) through tests/conformance/tls_relay.py
@@ -30,7 +32,8 @@ case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 JOBS="${CHATWS_JOBS:-2}"
 PARALLEL="${CHATWS_CONFORMANCE_PARALLEL:-2}"
 TLS="${CHATWS_CONFORMANCE_TLS:-0}"
-OUT="${CHATWS_CONFORMANCE_OUT:-$BUILD_DIR/conformance$([ "$TLS" = 1 ] && echo -tls)}"
+THREADS="${CHATWS_CONFORMANCE_THREADS:-1}"
+OUT="${CHATWS_CONFORMANCE_OUT:-$BUILD_DIR/conformance$([ "$TLS" = 1 ] && echo -tls)$([ "$THREADS" != 1 ] && echo "-threads$THREADS")}"
 PYTHON="${PYTHON:-python3}"
 REPORT="$ROOT/tests/conformance/autobahn_report.py"
 EXPECTED_CASES=301
@@ -115,7 +118,7 @@ SERVER_LOG="$OUT/server.log"
 for attempt in 1 2 3; do
   PORT=$(free_port) || fail "no free port"
   "$SERVER" --mode echo --port "$PORT" --compression shared --compression-threshold 1 \
-    --compression-always "${SERVER_TLS[@]}" >"$SERVER_LOG" 2>&1 &
+    --compression-always --threads "$THREADS" "${SERVER_TLS[@]}" >"$SERVER_LOG" 2>&1 &
   server_pid=$!
   deadline=$(( $(date +%s) + SERVER_START_TIMEOUT_S ))
   while kill -0 "$server_pid" 2>/dev/null && ! port_open "$PORT"; do
@@ -128,7 +131,7 @@ for attempt in 1 2 3; do
   stop_server
   [ "$attempt" -eq 3 ] && { cat "$SERVER_LOG" >&2; fail "echo server did not start"; }
 done
-echo "conformance: echo server pid $server_pid on 127.0.0.1:$PORT"
+echo "conformance: echo server pid $server_pid on 127.0.0.1:$PORT ($THREADS loop(s))"
 TARGET_PORT=$PORT
 if [ "$TLS" = 1 ]; then
   TARGET_PORT=$(free_port) || fail "no free port for the relay"

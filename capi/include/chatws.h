@@ -635,8 +635,15 @@ typedef struct chatws_options {
    *     limit and max_buffered_input are enforced by each loop: each loop
    *     admits ceil(max_connections / threads) connections; the per-address
    *     and buffered-input limits apply per loop as written.
-   *   - the metrics listener is served by loop 0; chatws_get_stats() and
-   *     /metrics sum every loop's counters. */
+   *   - the metrics listener is served by loop 0; chatws_server_get_stats()
+   *     and /metrics sum every loop's counters.
+   *   - chat: a room's members may be on any loop; every member receives
+   *     the room's messages in one order, each stored in the history before
+   *     it is delivered (the chat is one ordering point, a lock every loop
+   *     takes for its chat work: on_chat runs under it). A classic-format
+   *     member on another loop than the one delivering is sent every
+   *     snapshot (the skip-while-backlogged saving applies on its own loop
+   *     only). cluster_url needs threads 1 (CHATWS_EINVAL). */
   int threads;
 } chatws_options;
 

@@ -206,8 +206,6 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     s->opts.struct_size = sizeof(chatws_options);
     const chatws_options& o = s->opts;
 
-    if (o.chat && o.threads != 0 && o.threads != 1)
-      return set_error(CHATWS_EINVAL, "chat with threads > 1 is not supported yet: use threads 1");
     if (o.cluster_url && *o.cluster_url && !o.chat)
       return set_error(CHATWS_EINVAL, "cluster_url needs chat (the cluster shares chat rooms)");
     chatws::ServerConfig cfg;

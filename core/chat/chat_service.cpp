@@ -37,7 +37,10 @@ ChatService::ChatService(Server& server, const ChatConfig& cfg)
       cfg_(cfg),
       history_bytes_(std::max<size_t>(server.max_output_buffer() / 4, 1)),
       limits_{cfg.max_user_length, cfg.max_text_length},
-      parser_(limits_) {}
+      parser_(limits_) {
+  loops_ = server_.loop_count();
+  inbox_.resize(loops_);
+}
 
 std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfig& cfg_in,
                                                  std::string* error, int* code) {
@@ -53,6 +56,12 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
   if (cfg.rate.enabled() && cfg.rate.burst == 0)
     cfg.rate.burst = std::max<uint32_t>(defaults.rate.burst, cfg.rate.per_second);
   if (cfg.cluster_retention == 0) cfg.cluster_retention = std::max<size_t>(cfg.history_size, 1000);
+  if (!cfg.cluster_url.empty() && server.loop_count() > 1) {
+    // The room log's Redis connections are driven by one loop's poller.
+    if (error) *error = "cluster mode (cluster_url) needs threads 1";
+    if (code) *code = kEInval;
+    return nullptr;
+  }
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
   if (!cfg.cluster_url.empty()) {
     if (!in_memory_path(cfg.history_path)) {
@@ -108,6 +117,7 @@ ChatService::~ChatService() {
 }
 
 int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
+  Guard g(*this);
   if (!is_chat(subprotocol)) return 0;
   RoomPathResult r = room_from_path(path);
   if (r.status == 0 && !room_admissible(r.room)) {
@@ -119,6 +129,7 @@ int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol,
 }
 
 size_t ChatService::room_count() const {
+  Guard g(*this);
   return store_ ? stored_rooms_ + unstored_rooms_ : rooms_.size();
 }
 
@@ -222,6 +233,7 @@ void ChatService::erase_room(Room* room) {
 }
 
 size_t ChatService::member_count(std::string_view room) const {
+  Guard g(*this);
   auto it = rooms_.find(std::string(room));
   return it == rooms_.end() ? 0 : it->second->members.size();
 }
@@ -232,7 +244,7 @@ const FrameRef& ChatService::snapshot_of(Room* room) {
 }
 
 void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
-  server_.send(id, protocol::Opcode::Text, encode_error(f, reason));
+  send_member_text(id, encode_error(f, reason));
 }
 
 void ChatService::presence_changed(Room* room, bool after_iteration_end) {
@@ -297,16 +309,17 @@ void ChatService::announce_presence() {
     }
     if (!joined.empty()) {
       FrameRef f = text_frame(encode_v1_presence(true, n));
-      for (ConnId id : joined) server_.send_frame(id, f);
+      for (ConnId id : joined) send_member(id, f);
     }
     if (!left.empty()) {
       FrameRef f = text_frame(encode_v1_presence(false, n));
-      for (ConnId id : left) server_.send_frame(id, f);
+      for (ConnId id : left) send_member(id, f);
     }
   }
 }
 
 void ChatService::on_open(ConnId id) {
+  Guard g(*this);
   // Subprotocol and path only: a chat connection never needs its full
   // ConnInfo built (and kept for its whole life). "" when stale.
   const std::string_view subprotocol = server_.subprotocol(id);
@@ -350,18 +363,18 @@ void ChatService::on_open(ConnId id) {
 
 void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
   if (fmt == WireFormat::Classic) {
-    server_.send_frame(id, snapshot_of(room));
+    send_member(id, snapshot_of(room));
   } else {
     std::string why;
     const HelloRecovery rec = recovery_for(server_.query(id), room->history, &why);
     if (!why.empty()) send_error(id, fmt, why);  // and the plain hello
-    server_.send(id, protocol::Opcode::Text,
-                 encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
-                                 server_.identity(id), rec));
+    send_member_text(id, encode_v1_hello(room->name, id, members_shown(room), room->history,
+                                         history_bytes_, server_.identity(id), rec));
   }
 }
 
 void ChatService::on_drain(ConnId id) {
+  Guard g(*this);
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
   Conn& c = it->second;
@@ -373,13 +386,14 @@ void ChatService::on_drain(ConnId id) {
     // A classic client only ever shows the latest snapshot: sending it
     // now repairs whatever it missed or was not sent while behind.
     c.snapshot_stale = false;
-    server_.send_frame(id, snapshot_of(c.room));
+    send_member(id, snapshot_of(c.room));
   } else if (n != 0) {
-    server_.send(id, protocol::Opcode::Text, encode_v1_dropped(n));
+    send_member_text(id, encode_v1_dropped(n));
   }
 }
 
 void ChatService::on_close(ConnId id) {
+  Guard g(*this);
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
   Conn c = it->second;
@@ -395,6 +409,7 @@ void ChatService::on_close(ConnId id) {
 }
 
 void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, size_t len) {
+  Guard g(*this);
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
   const WireFormat fmt = it->second.format;
@@ -470,6 +485,7 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
 }
 
 int ChatService::post(std::string_view room_name, std::string_view user, std::string_view text) {
+  Guard g(*this);
   if (!is_valid_room_name(room_name)) return kEInval;
   if (!validate_fields(&user, text, limits_).empty()) return kEInval;  // user trimmed
   if (log_ && !log_->up()) return kEStorage;
@@ -501,6 +517,8 @@ void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::stri
 }
 
 int ChatService::flush() {
+  Guard g(*this);
+  if (loops_ > 1) drain_inbox();
   if (!uncertain_.empty()) expire_uncertain();
   const int rc = commit();
   // A flush re-entered from a send of deliver_ready() (a host callback that
@@ -579,6 +597,7 @@ int ChatService::commit() {
 }
 
 void ChatService::collect_stats(AppStats* out) const {
+  Guard g(*this);
   out->present = true;
   out->rooms = rooms_.size();
   out->members = conns_.size();
@@ -660,7 +679,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
     for (const Member& r : rit->second) {
       if (r.format != WireFormat::V1) continue;
       if (!v1) v1 = text_frame(encode_v1_msg(m));
-      server_.send_frame(r.id, v1);
+      send_member(r.id, v1);
     }
   }
   // A classic member gets one snapshot per room and batch, the latest: the
@@ -675,9 +694,41 @@ void ChatService::deliver(std::vector<Pending>& batch) {
         if (auto it = conns_.find(r.id); it != conns_.end()) it->second.snapshot_stale = true;
         continue;
       }
-      server_.send_frame(r.id, snapshot_of(room));  // one encoding per room and batch, shared
+      send_member(r.id, snapshot_of(room));  // one encoding per room and batch, shared
     }
   }
+}
+
+void ChatService::send_member(ConnId id, const FrameRef& f) {
+  if (loops_ == 1) {
+    server_.send_frame(id, f);
+    return;
+  }
+  const unsigned to = unsigned(id % loops_);
+  if (int(to) == server_.current_loop()) {
+    drain_inbox();  // what was committed before goes first
+    server_.send_frame(id, f);
+    return;
+  }
+  std::vector<Delivery>& box = inbox_[to];
+  box.push_back({id, f});
+  if (box.size() == 1) server_.wake_loop(to);  // one wake-up per batch
+}
+
+void ChatService::send_member_text(ConnId id, std::string_view text) {
+  if (loops_ == 1) {
+    server_.send(id, protocol::Opcode::Text, text);
+    return;
+  }
+  send_member(id, text_frame(text));
+}
+
+void ChatService::drain_inbox() {
+  const int me = server_.current_loop();
+  if (me < 0) return;  // not a loop thread (a post before run): each loop drains its own
+  std::vector<Delivery> box;
+  box.swap(inbox_[size_t(me)]);
+  for (Delivery& d : box) server_.send_frame(d.to, d.frame);
 }
 
 }  // namespace chatws::chat

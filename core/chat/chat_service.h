@@ -43,6 +43,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -165,8 +166,14 @@ class ChatService {
   // Introspection (loop thread).
   size_t member_count(std::string_view room) const;
   size_t room_count() const;  // what max_rooms counts
-  size_t rooms_in_memory() const { return rooms_.size(); }
-  bool holds_room(std::string_view room) const { return rooms_.count(std::string(room)) != 0; }
+  size_t rooms_in_memory() const {
+    Guard g(*this);
+    return rooms_.size();
+  }
+  bool holds_room(std::string_view room) const {
+    Guard g(*this);
+    return rooms_.count(std::string(room)) != 0;
+  }
   size_t idle_room_bytes() const { return idle_bytes_; }
   bool storage_failing() const { return store_failing_ || (log_ && !log_->up()); }
   bool durable() const { return store_ != nullptr || log_ != nullptr; }
@@ -179,6 +186,33 @@ class ChatService {
   void collect_stats(AppStats* out) const;
 
  private:
+  // Several loops (Server::loop_count() > 1): the chat is one ordering
+  // point for every room, this lock, held by every entry point (recursive:
+  // the moderator may post). A room's messages are committed and fanned
+  // out in the order they took it, whichever loop's thread does it. The
+  // frames for another loop's members go to that loop's inbox (in that
+  // order, by reference) and the loop sends them, before any frame it sends
+  // itself, at its next chat entry or iteration end: so every member, on
+  // any loop, gets a room's messages in one order. One loop: no lock.
+  struct Guard {
+    std::unique_lock<std::recursive_mutex> lock;
+    explicit Guard(const ChatService& s) : lock(s.mu_, std::defer_lock) {
+      if (s.loops_ > 1) lock.lock();
+    }
+  };
+  struct Delivery {
+    ConnId to;
+    FrameRef frame;
+  };
+  // A frame (a text when `f` is empty) for connection `id`, in the chat's
+  // order across loops (see Guard).
+  void send_member(ConnId id, const FrameRef& f);
+  void send_member_text(ConnId id, std::string_view text);
+  void drain_inbox();  // this thread's loop's deliveries
+  mutable std::recursive_mutex mu_;
+  unsigned loops_ = 1;
+  std::vector<std::vector<Delivery>> inbox_;  // by loop index, under mu_
+
   struct Member {
     ConnId id;
     WireFormat format;

@@ -128,6 +128,16 @@ Server::Impl* Server::loop_of(ConnId id) const {
 
 unsigned Server::loop_count() const { return impl_->loop_count; }
 
+int Server::current_loop() const {
+  if (!impl_->group) return t_running_loop == impl_.get() ? 0 : -1;
+  Impl* l = impl_->group->current();
+  return l ? int(l->loop_index) : -1;
+}
+
+void Server::wake_loop(unsigned index) {
+  (impl_->group ? impl_->group->loop(index) : impl_.get())->poller.wake();
+}
+
 Server::Impl::~Impl() {
   stop_metrics();
   // Destroyed without shutdown() (a C++ host, a failed create): the same

@@ -343,6 +343,11 @@ class Server {
   void connection_ids(std::vector<ConnId>* out) const;
   // The number of event loops (ServerConfig::threads, resolved). Any thread.
   unsigned loop_count() const;
+  // The index of the loop the calling thread runs (in run(), or a callback),
+  // or -1. Connection `id` is loop id % loop_count()'s. Any thread.
+  int current_loop() const;
+  // wake() for one loop (index < loop_count()). Any thread.
+  void wake_loop(unsigned index);
 
  private:
   friend class LoopGroup;

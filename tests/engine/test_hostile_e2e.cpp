@@ -60,11 +60,20 @@ std::string frame(Opcode op, std::string_view payload, bool fin) {
 }
 
 // The echo server under attack, with its bystander (support/echo_under_attack.h).
-struct Hostile : EchoUnderAttack {};
+// Each attack also with two event loops (threads = 2): the attacker and the
+// bystander may then be on different loops, and neither loop may suffer.
+struct Hostile : EchoUnderAttack, ::testing::WithParamInterface<unsigned> {
+  void start(ServerConfig cfg) {
+    cfg.threads = GetParam();
+    EchoUnderAttack::start(std::move(cfg));
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Loops, Hostile, ::testing::Values(1u, 2u),
+                         [](const auto& p) { return "threads" + std::to_string(p.param); });
 
 // Headers one byte per 100 ms: answered 408 and closed once the handshake
 // timeout passes, long before the request could complete.
-TEST_F(Hostile, SlowlorisGets408AfterTheHandshakeTimeout) {
+TEST_P(Hostile, SlowlorisGets408AfterTheHandshakeTimeout) {
   ServerConfig cfg;
   cfg.handshake_timeout_ms = 500;
   start(cfg);
@@ -97,7 +106,7 @@ TEST_F(Hostile, SlowlorisGets408AfterTheHandshakeTimeout) {
 }
 
 // Connect and send nothing: closed after the handshake timeout.
-TEST_F(Hostile, HalfOpenConnectionIsClosedAfterTheHandshakeTimeout) {
+TEST_P(Hostile, HalfOpenConnectionIsClosedAfterTheHandshakeTimeout) {
   ServerConfig cfg;
   cfg.handshake_timeout_ms = 500;
   start(cfg);
@@ -117,7 +126,7 @@ TEST_F(Hostile, HalfOpenConnectionIsClosedAfterTheHandshakeTimeout) {
 }
 
 // Bytes that are not HTTP: 400 and closed at once.
-TEST_F(Hostile, GarbageBeforeTheHandshakeGets400) {
+TEST_P(Hostile, GarbageBeforeTheHandshakeGets400) {
   start(ServerConfig{});
   const std::string garbage[] = {
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"s,  // TLS-ish
@@ -139,7 +148,7 @@ TEST_F(Hostile, GarbageBeforeTheHandshakeGets400) {
 
 // A frame header announcing 2^62 bytes: closed with 1009 (or 1002) at once,
 // before any payload, with nothing allocated for it.
-TEST_F(Hostile, FrameHeaderAnnouncingTwoToThe62BytesIsRefusedAtOnce) {
+TEST_P(Hostile, FrameHeaderAnnouncingTwoToThe62BytesIsRefusedAtOnce) {
   start(ServerConfig{});
   WsClient c(st->port());
   ASSERT_EQ(c.handshake(), 101);
@@ -178,7 +187,7 @@ uint16_t fragment_flood(WsClient& c, size_t count) {
   return code;
 }
 
-TEST_F(Hostile, FragmentFloodHitsTheFragmentLimit) {
+TEST_P(Hostile, FragmentFloodHitsTheFragmentLimit) {
   ServerConfig cfg;
   cfg.max_fragments = 1000;
   start(cfg);
@@ -191,7 +200,7 @@ TEST_F(Hostile, FragmentFloodHitsTheFragmentLimit) {
   expect_memory_back(16 * kMiB, "1000-fragment limit");
 }
 
-TEST_F(Hostile, HundredThousandFragmentsHitTheDefaultLimit) {
+TEST_P(Hostile, HundredThousandFragmentsHitTheDefaultLimit) {
   start(ServerConfig{});  // max_fragments 65536
   WsClient c(st->port());
   ASSERT_EQ(c.handshake(), 101);
@@ -204,7 +213,7 @@ TEST_F(Hostile, HundredThousandFragmentsHitTheDefaultLimit) {
 
 // Invalid UTF-8 whose bad sequence straddles two fragments: 1007 while the
 // message is still unfinished (fail fast), not at its end.
-TEST_F(Hostile, InvalidUtf8AcrossFragmentsFailsFast) {
+TEST_P(Hostile, InvalidUtf8AcrossFragmentsFailsFast) {
   start(ServerConfig{});
   WsClient c(st->port());
   ASSERT_EQ(c.handshake(), 101);
@@ -220,7 +229,7 @@ TEST_F(Hostile, InvalidUtf8AcrossFragmentsFailsFast) {
 
 // Pings from a client that never reads: its pongs queue up to the output
 // cap, then the slow-consumer policy closes it with 1008; memory bounded.
-TEST_F(Hostile, PingFloodFromANonReaderIsClosedAsTooSlow) {
+TEST_P(Hostile, PingFloodFromANonReaderIsClosedAsTooSlow) {
   ServerConfig cfg;
   cfg.max_output_buffer = 64 * 1024;
   start(cfg);
@@ -248,7 +257,7 @@ TEST_F(Hostile, PingFloodFromANonReaderIsClosedAsTooSlow) {
 
 // Broadcasts while one client never reads: it is closed with 1008 once its
 // queue passes max_output_buffer; every other client receives every message.
-TEST_F(Hostile, NonReaderDuringBroadcastIsClosedOthersGetEverything) {
+TEST_P(Hostile, NonReaderDuringBroadcastIsClosedOthersGetEverything) {
   ServerConfig cfg;
   cfg.max_output_buffer = 1 * kMiB;
   start(cfg);
