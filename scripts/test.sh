@@ -119,11 +119,15 @@ stage_browser() {
 
 # Autobahn TestSuite against the echo server of this build: groups 1-10 and
 # the permessage-deflate groups 12-13 (about 9 minutes of the stage) over
-# ws://, then groups 1-10 over wss:// (through tests/conformance/tls_relay.py).
+# ws://, then groups 1-10 over wss:// (through tests/conformance/tls_relay.py),
+# then groups 1-10 (and a sample of 12-13) against two event loops (--threads
+# 2: about 25 s).
 stage_conformance() {
   local rc=0
   "$ROOT/scripts/conformance.sh" "$BUILD_DIR" || rc=1
   CHATWS_CONFORMANCE_TLS=1 "$ROOT/scripts/conformance.sh" "$BUILD_DIR" || rc=1
+  CHATWS_CONFORMANCE_THREADS=2 CHATWS_CONFORMANCE_COMPRESSION=sample \
+    "$ROOT/scripts/conformance.sh" "$BUILD_DIR" || rc=1
   return $rc
 }
 
