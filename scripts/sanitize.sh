@@ -8,7 +8,8 @@
 #         (every end-to-end test runs the loop on its own thread, and
 #         EngineThreads.* sends from others) and the C ABI tests (stop and
 #         send from a non-loop thread; test_c_poll_threads: threads taking
-#         turns at polling). Every tests/capi/*.c is a test_c_* target with
+#         turns at polling), and ChatMultiLoop.* (a chat over two loops). Every
+#         tests/capi/*.c is a test_c_* target with
 #         the capi label, so a new C test is in both modes by its name
 #
 # Only the test targets are built. Any sanitizer report fails the run
@@ -31,6 +32,8 @@ if [ $# -gt 0 ]; then MODES=("$@"); else MODES=(asan tsan); fi
 # ctest labels (tests/CMakeLists.txt: one per test folder).
 ASAN_LABELS='^(protocol|http|net|engine|chat|capi|capi_cpp|alloc|fuzz)$'
 TSAN_LABELS='^(net|engine|capi)$'
+# ... and, by name, the chat tests that run several event loops at once.
+TSAN_EXTRA='^ChatMultiLoop\.'
 # Excluded under UBSan only: this test leaves the process no free file
 # descriptor, and UBSan's vptr check then cannot validate a vtable (it needs
 # a pipe) and reports "invalid vptr" on a valid object: a false positive.
@@ -82,7 +85,7 @@ run_mode() {
   mapfile -t targets < <(test_targets "$dir")
   if [ "$mode" = tsan ]; then
     # The threaded tests only (see the top).
-    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -E '^(chatws_net_tests|chatws_engine_tests|test_c_)')
+    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -E '^(chatws_net_tests|chatws_engine_tests|chatws_chat_tests|test_c_)')
   fi
   [ ${#targets[@]} -gt 0 ] || { results+=("$mode: no test targets"); return 1; }
   if ! cmake --build "$dir" -j "$JOBS" --target "${targets[@]}" >"$dir/sanitize-build.log" 2>&1; then
@@ -94,7 +97,11 @@ run_mode() {
   no_aslr ctest --test-dir "$dir" -L "$labels" -E "$exclude" -j "$JOBS" --timeout 600 --output-on-failure \
     >"$log" 2>&1
   rc=$?
-  local line; line=$(grep -E 'tests passed|tests failed' "$log" | tail -1)
+  if [ "$mode" = tsan ]; then
+    no_aslr ctest --test-dir "$dir" -R "$TSAN_EXTRA" -j "$JOBS" --timeout 600 --output-on-failure \
+      >>"$log" 2>&1 || rc=1
+  fi
+  local line; line=$(grep -E 'tests passed|tests failed' "$log" | paste -sd ';' -)
   local reports; reports=$(grep -cE '^(==[0-9]+==ERROR|SUMMARY: (Address|Undefined|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer)|runtime error:' "$log")
   if [ $rc -ne 0 ] || [ "$reports" -ne 0 ]; then
     grep -E -B2 -A40 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log" | head -120

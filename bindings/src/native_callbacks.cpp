@@ -23,15 +23,18 @@ namespace {
 // The callbacks run on the loop thread, which released the GIL around the
 // loop; the raw GILState calls are the cheapest way back in (this is the
 // per-message path).
+// Also marks the thread as one of self's loop threads for the callback's
+// duration (several loops: the callbacks come from threads of the library).
 class Gil {
  public:
-  Gil() : state_(PyGILState_Ensure()) {}
+  explicit Gil(NativeServer* self) : state_(PyGILState_Ensure()), in_(self) {}
   ~Gil() { PyGILState_Release(state_); }
   Gil(const Gil&) = delete;
   Gil& operator=(const Gil&) = delete;
 
  private:
   PyGILState_STATE state_;
+  NativeServer::InCallback in_;
 };
 
 // An owned PyObject* (the raw C API keeps this path allocation-light).
@@ -72,7 +75,7 @@ PyObject* call(NativeServer* self, const py::object& fn, PyObject* const (&args)
 
 void on_open(chatws_server* server, chatws_conn_id id, void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return;
   chatws_conn_info info{};
@@ -94,7 +97,7 @@ void on_open(chatws_server* server, chatws_conn_id id, void* user) {
 void on_message(chatws_server*, chatws_conn_id id, const char* data, size_t len, int is_binary,
                 void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return;
   const auto n = static_cast<Py_ssize_t>(len);
@@ -106,7 +109,7 @@ void on_message(chatws_server*, chatws_conn_id id, const char* data, size_t len,
 
 void on_close(chatws_server*, chatws_conn_id id, int code, const char* reason, void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return;
   Ref cid(PyLong_FromUnsignedLongLong(id));
@@ -117,7 +120,7 @@ void on_close(chatws_server*, chatws_conn_id id, int code, const char* reason, v
 
 void on_drain(chatws_server*, chatws_conn_id id, void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return;
   Ref cid(PyLong_FromUnsignedLongLong(id));
@@ -126,7 +129,7 @@ void on_drain(chatws_server*, chatws_conn_id id, void* user) {
 
 int on_chat(chatws_server*, chatws_conn_id id, chatws_chat_message* msg, void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return CHATWS_CHAT_ACCEPT;  // no host hook any more: as if none was set
   Ref cid(PyLong_FromUnsignedLongLong(id));
@@ -158,7 +161,7 @@ int on_chat(chatws_server*, chatws_conn_id id, chatws_chat_message* msg, void* u
 
 void on_log(chatws_server*, int level, const char* message, void* user) {
   auto* self = static_cast<NativeServer*>(user);
-  Gil gil;
+  Gil gil(self);
   Ref owner(self->owner());
   if (!owner) return;
   Ref pylevel(PyLong_FromLong(level));

@@ -1,11 +1,16 @@
 #include "native_server.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <iterator>
 #include <list>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -227,6 +232,7 @@ constexpr OptionEntry kOptions[] = {
     CHATWS_OPTION(compression_threshold),
     CHATWS_OPTION(compression_window_bits),
     CHATWS_OPTION(compression_mem_level),
+    CHATWS_OPTION(threads),
 };
 #undef CHATWS_OPTION
 
@@ -253,6 +259,7 @@ NativeServer::NativeServer(const py::dict& options, py::object owner_ref, Dispat
   OptionStrings strings;
   fill_options(options, &o, &strings);
   install_callbacks(&o, this);
+  several_loops_ = o.threads != 0 && o.threads != 1;
   chatws_server* created = nullptr;
   // Binding and opening the history store may touch the disk.
   Result r = call_maybe_released(false, [&] { return chatws_server_create(&o, &created); });
@@ -351,6 +358,7 @@ void NativeServer::run(int slice_ms) {
   UseGuard use(*this);
   LoopGuard loop(*this);
   refuse_if_closing();
+  if (several_loops_) return run_loops(slice_ms);
   for (;;) {
     Result r;
     {
@@ -365,8 +373,50 @@ void NativeServer::run(int slice_ms) {
   }
 }
 
+// Several loops: chatws_server_run() on a thread of its own (it runs them
+// all, their callbacks taking the GIL), while this thread waits without the
+// GIL and wakes every slice for Python's signal handlers (Ctrl-C stops the
+// server, then raises here once the loops have returned).
+void NativeServer::run_loops(int slice_ms) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  int rc = CHATWS_OK;
+  std::string error;
+  std::thread runner([&] {
+    const int r = chatws_server_run(server_);
+    std::lock_guard<std::mutex> lock(mu);
+    rc = r;
+    if (r < 0) error = failure_text(r);
+    done = true;
+    cv.notify_all();
+  });
+  std::optional<py::error_already_set> interrupted;
+  for (;;) {
+    {
+      py::gil_scoped_release nogil;
+      std::unique_lock<std::mutex> lock(mu);
+      if (cv.wait_for(lock, std::chrono::milliseconds(slice_ms), [&] { return done; })) break;
+    }
+    if (!interrupted && PyErr_CheckSignals() != 0) {
+      interrupted.emplace();  // stop, and raise once the loops are joined
+      chatws_server_stop(server_);
+    }
+  }
+  {
+    py::gil_scoped_release nogil;
+    runner.join();
+  }
+  if (interrupted) throw std::move(*interrupted);
+  rethrow_pending();
+  if (rc < 0 && rc != CHATWS_ESTOPPED) raise_error(rc, error);
+}
+
 py::object NativeServer::poll(int timeout_ms) {
   UseGuard use(*this);
+  if (several_loops_)
+    raise_error(CHATWS_ESTATE, "poll() is not available with threads > 1: each loop runs on its "
+                               "own thread (use serve_forever() or start())");
   LoopGuard loop(*this);
   refuse_if_closing();
   Result r;
@@ -392,7 +442,11 @@ bool NativeServer::stopped() {
 
 bool NativeServer::running() const { return loop_thread_.load() != std::thread::id{}; }
 
-bool NativeServer::on_loop_thread() const { return loop_thread_.load() == std::this_thread::get_id(); }
+bool NativeServer::on_loop_thread() const {
+  return loop_thread_.load() == std::this_thread::get_id() || InCallback::current() == this;
+}
+
+thread_local const NativeServer* NativeServer::InCallback::current_ = nullptr;
 
 // --- connections -----------------------------------------------------------
 

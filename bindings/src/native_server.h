@@ -100,6 +100,21 @@ class NativeServer {
   // is KeyboardInterrupt/SystemExit (kept and re-raised when the loop
   // iteration returns) or an internal failure (reported as unraisable).
   void callback_failed();
+  // Marks the calling thread as running one of this server's callbacks
+  // (on_loop_thread() is then true: with several loops, callbacks come from
+  // the library's loop threads, not from the thread in run()).
+  class InCallback {
+   public:
+    explicit InCallback(const NativeServer* s) : outer_(current_) { current_ = s; }
+    ~InCallback() { current_ = outer_; }
+    InCallback(const InCallback&) = delete;
+    InCallback& operator=(const InCallback&) = delete;
+    static const NativeServer* current() { return current_; }
+
+   private:
+    const NativeServer* outer_;
+    static thread_local const NativeServer* current_;
+  };
 
  private:
   friend class UseGuard;
@@ -119,6 +134,8 @@ class NativeServer {
   std::atomic<bool> closing_{false};
   std::atomic<bool> upgrade_enabled_{false};
   std::atomic<std::thread::id> loop_thread_{};
+  bool several_loops_ = false;  // options.threads != 1: run() drives chatws_server_run()
+  void run_loops(int slice_ms);
 };
 
 }  // namespace chatws_py

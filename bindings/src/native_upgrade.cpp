@@ -81,6 +81,7 @@ void on_upgrade(chatws_server*, const chatws_upgrade_request* req, chatws_upgrad
   auto* self = static_cast<NativeServer*>(user);
   if (!self->upgrade_enabled()) return;  // no Python hook set: accept without the GIL
   PyGILState_STATE gil = PyGILState_Ensure();
+  NativeServer::InCallback in(self);
   // The strings of the answer must outlive this call only until the
   // library has copied them (right after it returns).
   static thread_local AnswerStore store;

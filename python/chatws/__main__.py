@@ -54,6 +54,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be an integer 0..256 (0: one per core), not {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "per connection), dedicated (a window per connection) or off (default: shared)")
     p.add_argument("--compression-threshold", type=_positive, metavar="BYTES",
                    help="messages below this many bytes go out uncompressed (default: 128)")
+    p.add_argument("--threads", type=_threads, default=1, metavar="N",
+                   help="event loops, one thread each; 0: one per core (default: 1)")
     p.add_argument("--handshake-timeout", type=_seconds, help="the HTTP request must arrive within (408) (default: 10)")
     p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping, or 'off' (default: 60)")
     p.add_argument("--close-timeout", type=_seconds, help="seconds to wait for a client's close reply, or 'off' (default: 5)")
@@ -238,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             slow_consumer_policy=args.slow_consumer,
             compression=args.compression,
             compression_threshold=args.compression_threshold,
+            threads=args.threads,
             handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout,
             close_timeout=args.close_timeout,

@@ -53,6 +53,9 @@ class AsyncServer(Server):
         if self._aloop is not None:
             return
         loop = asyncio.get_running_loop()
+        # One loop only: asyncio drives it through fileno()/poll() on its own
+        # thread (threads > 1 would run loops on library threads instead).
+        self._check_one_loop("asyncio mode (chatws.serve())")
         self._claim_loop()
         self._aloop = loop
         self._stopped_fut = loop.create_future()

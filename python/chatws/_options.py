@@ -118,6 +118,7 @@ def build_options(
     compression_threshold: Optional[int],
     compression_window_bits: Optional[int],
     compression_mem_level: Optional[int],
+    threads: int,
 ) -> Dict[str, Any]:
     """Server.__init__'s options (all of them, by keyword: its signature is
     where the defaults are) -> the fields of chatws_options."""
@@ -174,6 +175,10 @@ def build_options(
     ):
         raise InvalidArgument(
             f"compression_mem_level must be an int in 1..9, not {compression_mem_level!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 256:
+        raise InvalidArgument(f"threads must be an int in 0..256 (0: one per core), not {threads!r}")
+    if threads != 1 and cluster_url is not None:
+        raise InvalidArgument("cluster_url needs threads=1")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -228,4 +233,5 @@ def build_options(
         "compression_threshold": _limit("compression_threshold", compression_threshold, u32_max),
         "compression_window_bits": compression_window_bits,
         "compression_mem_level": compression_mem_level,
+        "threads": -1 if threads == 0 else threads,  # the C option's "one per core" is -1
     }

@@ -173,6 +173,19 @@ class Server:
     (9..15, default 15) and ``compression_mem_level`` (1..9, default 8) size
     the deflate streams.
 
+    Several event loops (``threads=N``, 2..256; 0: one per core; default
+    1): the server runs N loops, each on a thread of the library's own with
+    its own connections, all on the same port (the kernel spreads new
+    connections over them). :meth:`serve_forever` and :meth:`start` run
+    them all; handlers run on the loop thread of their connection, with the
+    GIL taken for each call (released while the loops wait or do I/O), so
+    handlers of connections on different loops take turns at the GIL but
+    the loops' I/O, framing and fan-out run in parallel. Broadcasts and chat
+    rooms span every loop (a room's members get its messages in one order).
+    :meth:`poll`, :meth:`fileno` and asyncio mode (``chatws.serve()``) need
+    ``threads=1`` and raise ``InvalidState`` otherwise; so does
+    ``cluster_url`` (``InvalidArgument``).
+
     Cluster mode (``cluster_url="redis://127.0.0.1:6379/0"``, with
     ``chat=True``; docs/cluster.md): servers that name the same Redis share
     their chat rooms. Each message is stored in its room's Redis Stream
@@ -253,6 +266,7 @@ class Server:
         compression_threshold: Optional[int] = None,
         compression_window_bits: Optional[int] = None,
         compression_mem_level: Optional[int] = None,
+        threads: int = 1,
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,
@@ -281,6 +295,7 @@ class Server:
         self._host = host
         self._tls = tls_cert is not None
         self._chat = bool(chat)
+        self._threads = threads
         self._conns: Dict[int, Connection] = {}
         # chatws.Accept(user_data=...) by request id, until its on_open
         # (the same id): (when kept, the object).
@@ -404,9 +419,21 @@ class Server:
 
     def fileno(self) -> int:
         """A file descriptor that becomes readable when :meth:`poll` has work
-        (for hosts with their own event loop: select, selectors, ...)."""
+        (for hosts with their own event loop: select, selectors, ...).
+        ``InvalidState`` with ``threads`` other than 1."""
         self._check_open()
+        self._check_one_loop("fileno()")
         return self._native.fd
+
+    @property
+    def threads(self) -> int:
+        """The ``threads`` option (event loops; 0: one per core)."""
+        return self._threads
+
+    def _check_one_loop(self, what: str) -> None:
+        if self._threads != 1:
+            raise InvalidState(f"{what} needs threads=1: with threads={self._threads} each loop runs "
+                               "on its own thread (use serve_forever() or start())")
 
     # ------------------------------------------------------------ messaging
 
@@ -475,8 +502,10 @@ class Server:
     def poll(self, timeout: float = 0.0) -> bool:
         """Run one loop iteration, waiting at most ``timeout`` seconds for
         events (for hosts with their own loop; see :meth:`fileno`). Returns
-        False once the server has stopped."""
+        False once the server has stopped. ``InvalidState`` with ``threads``
+        other than 1."""
         self._check_open()
+        self._check_one_loop("poll()")
         return self._native.poll(int(timeout * 1000)) is not None
 
     def stop(self, wait: bool = True) -> None:
