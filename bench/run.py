@@ -227,7 +227,8 @@ class Scraper:
 # ------------------------------------------------------------------ running
 
 def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
-                pin: bool, label: str, batch_writes: bool = False, tls: bool = False) -> dict:
+                pin: bool, label: str, batch_writes: bool = False, tls: bool = False,
+                threads: int = 1) -> dict:
     cmd = (["taskset", "-c", LOADGEN_CPU] if pin else []) + [
         str(loadgen), "--port", str(port), "--mode", wl["mode"],
         "--connections", str(wl["connections"]), "--size", str(wl["size"]),
@@ -235,7 +236,7 @@ def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, w
         "--duration", str(duration), "--warmup", str(warmup),
         "--server-pid", str(pid), "--json", "--label", label,
     ] + (["--chat"] if wl.get("chat") else []) + (["--batch-writes"] if batch_writes else []) \
-      + (["--tls"] if tls else [])
+      + (["--tls"] if tls else []) + (["--threads", str(threads)] if threads > 1 else [])
     limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -278,6 +279,11 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
     pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     if not pin:
         log("fewer than 2 CPUs or no taskset: running unpinned")
+    elif args.loadgen_threads > 1:
+        # Scaling runs: the generator's threads and the server's loops share
+        # every core, as on a machine with one service.
+        pin = False
+        log(f"load generator on {args.loadgen_threads} threads: server and generator unpinned")
     duration, warmup, runs = (1.0, 0.5, 1) if args.quick else (args.duration, args.warmup, args.runs)
     servers = args.servers.split(",")
     wanted = set(args.workloads.split(",")) if args.workloads else None
@@ -306,48 +312,74 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
             # The Python peers are there for the echo comparison of the Python package.
             names = [s for s in names if not s.startswith("py-")]
         entry = {"spec": wl, "servers": {}}
+        available = []
         for name in names:
             tls = bool(wl.get("tls")) and name != "chatws-plain"
-            probe = server_command(name, "echo", 1, build, tls)
-            if probe is None:
+            if server_command(name, "echo", 1, build, tls) is None:
                 log(f"{wl['name']}: {name} not available, skipped")
                 entry["servers"][name] = {"error": "not available"}
-                continue
-            server_mode = "echo" if wl["mode"] in ("echo", "idle") else "broadcast"
-            log(f"{wl['name']}: {name}")
-            results = []
-            server = None
-            try:
-                for i in range(runs):
-                    # A fresh server for every idle run (its RSS baseline) and
-                    # chat run (an empty history file), one per workload otherwise.
-                    if server is None or wl["mode"] == "idle" or wl.get("chat"):
-                        if server:
-                            server.stop()
-                        if wl.get("chat"):
-                            for suffix in ("", "-wal", "-shm"):
-                                Path(str(CHAT_HISTORY_FILE) + suffix).unlink(missing_ok=True)
-                        port = free_port()
-                        cmd = server_command(name, server_mode, port, build, tls)
-                        server = Server(cmd, port, logfile, pin)
-                        if not wait_ready(server.proc, port, READY_TIMEOUT_S):
-                            results.append({"error": "server did not become ready"})
-                            break
-                    scraper = Scraper(cmd) if name == "chatws-scraped" else None
-                    results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
-                                               warmup, pin, name, args.batch_writes, tls))
-                    if scraper:
-                        results[-1].update(scraper.stop())
-            finally:
-                if server:
-                    server.stop()
-            summary = summarize(results, wl["metric"])
-            summary["raw"] = results
+            else:
+                available.append(name)
+        if args.interleave:
+            # Round-robin: run i of every server before run i+1 of any, each on
+            # a fresh server, so that a machine's drift (other load, thermal)
+            # spreads over all of them instead of biasing the one measured last.
+            results = {name: [] for name in available}
+            for i in range(runs):
+                for name in available:
+                    log(f"{wl['name']}: {name} (run {i + 1}/{runs})")
+                    results[name] += measure(name, wl, 1, build, loadgen, logfile, pin,
+                                             duration, warmup, args)
+        else:
+            results = {}
+            for name in available:
+                log(f"{wl['name']}: {name}")
+                results[name] = measure(name, wl, runs, build, loadgen, logfile, pin,
+                                        duration, warmup, args)
+        for name in available:
+            summary = summarize(results[name], wl["metric"])
+            summary["raw"] = results[name]
             entry["servers"][name] = summary
         report["workloads"][wl["name"]] = entry
     report["settings"] = {"duration_s": duration, "warmup_s": warmup, "runs": runs,
-                          "pinned": pin, "quick": args.quick, "batch_writes": args.batch_writes}
+                          "pinned": pin, "quick": args.quick, "batch_writes": args.batch_writes,
+                          "interleave": args.interleave, "loadgen_threads": args.loadgen_threads}
     return report
+
+
+def measure(name: str, wl: dict, runs: int, build: Path, loadgen: Path, logfile: Path, pin: bool,
+            duration: float, warmup: float, args) -> list[dict]:
+    """`runs` load-generator runs against server `name`: one server for all of
+    them, except a fresh one for every idle run (its RSS baseline) and chat run
+    (an empty history file)."""
+    tls = bool(wl.get("tls")) and name != "chatws-plain"
+    server_mode = "echo" if wl["mode"] in ("echo", "idle") else "broadcast"
+    results: list[dict] = []
+    server = None
+    try:
+        for _ in range(runs):
+            if server is None or wl["mode"] == "idle" or wl.get("chat"):
+                if server:
+                    server.stop()
+                if wl.get("chat"):
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(str(CHAT_HISTORY_FILE) + suffix).unlink(missing_ok=True)
+                port = free_port()
+                cmd = server_command(name, server_mode, port, build, tls)
+                server = Server(cmd, port, logfile, pin)
+                if not wait_ready(server.proc, port, READY_TIMEOUT_S):
+                    results.append({"error": "server did not become ready"})
+                    break
+            scraper = Scraper(cmd) if name == "chatws-scraped" else None
+            results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
+                                       warmup, pin, name, args.batch_writes, tls,
+                                       args.loadgen_threads))
+            if scraper:
+                results[-1].update(scraper.stop())
+    finally:
+        if server:
+            server.stop()
+    return results
 
 
 # ------------------------------------------------------------------ output
@@ -490,9 +522,15 @@ def ensure_matplotlib() -> bool:
         import matplotlib  # noqa: F401
         return True
     except ImportError:
-        log("matplotlib missing: pip install matplotlib")
-        rc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"]).returncode
-        return rc == 0
+        pass
+    # Installed only into a virtual environment (as scripts/bootstrap.sh does):
+    # never into the system's interpreter behind the user's back.
+    if sys.prefix == sys.base_prefix:
+        log("matplotlib missing: no plot (pip install matplotlib, or run from a venv)")
+        return False
+    log("matplotlib missing: pip install matplotlib (into this venv)")
+    rc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"]).returncode
+    return rc == 0
 
 
 def write_plot(report: dict, path: Path) -> None:
@@ -573,6 +611,12 @@ def main() -> int:
     p.add_argument("--idle-peers", action="store_true", help="measure the peers' idle RSS too")
     p.add_argument("--out", default=str(BENCH / "results"))
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--interleave", action="store_true",
+                   help="run a workload's servers round-robin, a fresh server per run "
+                        "(A/B comparisons on a noisy machine)")
+    p.add_argument("--loadgen-threads", type=int, default=1, metavar="N",
+                   help="load generator on N threads (shards of the connections); with N > 1 "
+                        "nothing is pinned (scaling runs; see BENCHMARKS.md)")
     p.add_argument("--batch-writes", action="store_true",
                    help="load generator writes replies once per epoll batch (see BENCHMARKS.md)")
     args = p.parse_args()
