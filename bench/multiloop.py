@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Several event loops (chatws-bench-server --threads N): what a second loop
+costs per delivery, and what it buys in absolute rate.
+
+Two figures, each the median of --runs runs with the server's loop counts
+alternated run by run in the same session (so that a machine loaded by
+others weighs on both alike):
+
+  efficiency  deliveries per server-CPU-second, server pinned to CPU 0
+              (every loop on it) and one load generator on CPU 1: the cost of
+              the multi-loop design itself (cross-loop hand-over by
+              reference, batching, the chat's lock). Target: threads=2 at
+              least 0.9x threads=1.
+  scaling     deliveries per second, nothing pinned, --generators load
+              generator processes (each its share of the connections and
+              publishers): what the loops deliver when they may use every
+              core; on a 2-core machine the generators need about one.
+
+    python3 bench/multiloop.py --build-dir build              # both, broadcast-1000 and chat
+    python3 bench/multiloop.py --workloads broadcast-1000 --runs 5 --figures efficiency
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from local_server import free_port, wait_ready
+
+REPO = Path(__file__).resolve().parent.parent
+
+WORKLOADS = {
+    # The broadcast of run.py's broadcast-1000: one publisher, 1000 receivers.
+    "broadcast-1000": dict(server=["--mode", "broadcast"], loadgen=["--mode", "broadcast"],
+                           connections=1000, publishers=1),
+    # The built-in chat, one room of 100 members (history in memory), 4 posters.
+    "chat": dict(server=["--mode", "chat"], loadgen=["--mode", "broadcast", "--chat"],
+                 connections=100, publishers=4),
+}
+
+
+def measure(build: Path, workload: str, threads: int, figure: str, generators: int,
+            duration: float, warmup: float) -> dict:
+    wl = WORKLOADS[workload]
+    port = free_port()
+    pin_server = ["taskset", "-c", "0"] if figure == "efficiency" else []
+    pin_loadgen = ["taskset", "-c", "1"] if figure == "efficiency" else []
+    server = subprocess.Popen(pin_server + [str(build / "bench" / "chatws-bench-server"), *wl["server"],
+                                            "--port", str(port), "--threads", str(threads)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_ready(server, port, 20):
+            raise RuntimeError("chatws-bench-server did not start")
+        n = generators if figure == "scaling" else 1
+        gens = []
+        for g in range(n):
+            conns = wl["connections"] // n
+            pubs = max(1, wl["publishers"] // n)
+            args = pin_loadgen + [str(build / "bench" / "chatws-loadgen"), "--port", str(port),
+                                  *wl["loadgen"], "--connections", str(conns), "--publishers", str(pubs),
+                                  "--size", "64", "--window", "16", "--duration", str(duration),
+                                  "--warmup", str(warmup), "--json"]
+            if g == 0:
+                args += ["--server-pid", str(server.pid)]
+            gens.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        results = []
+        for p in gens:
+            out, _ = p.communicate(timeout=duration + warmup + 120)
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    deliveries = sum(r["deliveries_per_s"] for r in results)
+    cpu = results[0]["server_cpu_s"] or 0.0
+    errors = sum(r["errors"] for r in results)
+    return {"deliveries_per_s": deliveries,
+            "deliveries_per_server_cpu_s": deliveries * results[0]["duration_s"] / cpu if cpu else None,
+            "server_cpu_pct": results[0]["server_cpu_pct"], "errors": errors}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", default=str(REPO / "build"))
+    p.add_argument("--workloads", default="broadcast-1000,chat")
+    p.add_argument("--figures", default="efficiency,scaling")
+    p.add_argument("--threads", default="1,2", help="loop counts compared (the first is the baseline)")
+    p.add_argument("--generators", type=int, default=2, help="load generator processes (scaling)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--duration", type=float, default=4.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    args = p.parse_args()
+    build = Path(args.build_dir)
+    counts = [int(t) for t in args.threads.split(",")]
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (other work on the machine weighs on every run)")
+    for workload in args.workloads.split(","):
+        for figure in args.figures.split(","):
+            runs: dict[int, list[dict]] = {t: [] for t in counts}
+            for _ in range(args.runs):
+                for t in counts:  # alternated: t1, t2, t1, t2, ...
+                    runs[t].append(measure(build, workload, t, figure, args.generators,
+                                           args.duration, args.warmup))
+            key = "deliveries_per_server_cpu_s" if figure == "efficiency" else "deliveries_per_s"
+            base = None
+            for t in counts:
+                vals = [r[key] for r in runs[t] if r[key]]
+                med = statistics.median(vals) if vals else 0.0
+                base = base or med
+                cpu = statistics.median(r["server_cpu_pct"] or 0 for r in runs[t])
+                errs = sum(r["errors"] for r in runs[t])
+                print(f"{workload:15s} {figure:10s} threads={t}: {key} median {med:,.0f} "
+                      f"(min {min(vals):,.0f}, max {max(vals):,.0f}; {len(vals)} runs), "
+                      f"{med / base:.2f}x threads={counts[0]}, server cpu {cpu:.0f}%"
+                      + (f", {errs} errors" if errs else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
