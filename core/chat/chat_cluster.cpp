@@ -44,7 +44,9 @@ std::string default_node_name() {
 
 }  // namespace
 
-bool ChatService::start_cluster(std::string* error) {
+int ChatService::start_cluster(std::string* error) {
+  net::RedisUrl url;
+  if (!net::RedisUrl::parse(cfg_.cluster_url, &url, error)) return kEInval;
   node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
   auto sink = cfg_.log;
   auto l = RedisLog::create(server_, cfg_.cluster_url, node_name_, cfg_.cluster_retention,
@@ -52,7 +54,7 @@ bool ChatService::start_cluster(std::string* error) {
                               if (sink) sink(level, line);
                             },
                             error);
-  if (!l) return false;
+  if (!l) return kEStorage;
   l->on_appended([this](std::string_view room, int64_t last) { on_log_appended(room, last); });
   l->on_state([this](bool up) { on_log_state(up); });
   l->on_presence([this](std::string_view room, uint32_t total) { on_log_presence(room, total); });
@@ -64,7 +66,14 @@ bool ChatService::start_cluster(std::string* error) {
     }
   });
   log_ = std::move(l);
-  return true;
+  return kOk;
+}
+
+void ChatService::collect_cluster_stats(AppStats* out) const {
+  out->cluster = true;
+  out->cluster_up = log_->up();
+  out->cluster_round_trips = log_->round_trips();
+  out->cluster_failures = log_->failures();
 }
 
 void ChatService::stop_cluster() {
@@ -123,24 +132,13 @@ int ChatService::cluster_commit() {
   std::vector<Pending> batch;
   batch.swap(pending_);
   // One append per room, its messages in acceptance order.
-  struct Group {
-    Room* room;
-    std::vector<ChatMessage> msgs;
-    std::vector<ConnId> senders;
-  };
-  std::vector<Group> groups;
-  std::unordered_map<Room*, size_t> index;
+  std::vector<RoomAppend> groups = by_room(batch, true);
   unsettled_.reserve(unsettled_.size() + batch.size());
   for (Pending& p : batch) {
-    auto [it, fresh] = index.try_emplace(p.room, groups.size());
-    if (fresh) groups.push_back({p.room, {}, {}});
-    Group& g = groups[it->second];
-    g.msgs.push_back(std::move(p.msg));
-    g.senders.push_back(p.sender);
     --p.room->pending;
     unsettled_.push_back(p.room);
   }
-  for (Group& g : groups) {
+  for (RoomAppend& g : groups) {
     const size_t n = g.msgs.size();
     std::vector<std::string> keys;
     keys.reserve(n);

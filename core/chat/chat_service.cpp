@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "chat/room_path.h"
-#include "net/redis_client.h"
+#include "chat/sqlite_log.h"
 
 namespace chatws::chat {
 
@@ -54,57 +54,79 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
     cfg.rate.burst = std::max<uint32_t>(defaults.rate.burst, cfg.rate.per_second);
   if (cfg.cluster_retention == 0) cfg.cluster_retention = std::max<size_t>(cfg.history_size, 1000);
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
+  std::string err;
+  int rc = kOk;
   if (!cfg.cluster_url.empty()) {
     if (!in_memory_path(cfg.history_path)) {
-      if (error) *error = "cluster_url and history_path exclude each other (the cluster's history is in Redis)";
-      if (code) *code = kEInval;
-      return nullptr;
-    }
-    std::string err;
-    net::RedisUrl url;
-    if (!net::RedisUrl::parse(cfg.cluster_url, &url, &err)) {
-      if (error) *error = err;
-      if (code) *code = kEInval;
-      return nullptr;
-    }
-    if (!s->start_cluster(&err)) {
-      if (error) *error = err;
-      if (code) *code = kEStorage;
-      return nullptr;
+      err = "cluster_url and history_path exclude each other (the cluster's history is in Redis)";
+      rc = kEInval;
+    } else {
+      rc = s->start_cluster(&err);  // chat_cluster.cpp
     }
   } else if (!in_memory_path(cfg.history_path)) {
-    std::string err;
-    s->store_ = HistoryStore::open(cfg.history_path, &err, cfg.history_size);
-    if (!s->store_) {
-      if (error) *error = err;
-      if (code) *code = kEStorage;
-      return nullptr;
+    // The store is the room log of a single node (sqlite_log.h).
+    s->log_ = SqliteLog::open(cfg.history_path, cfg.history_size, &err);
+    if (s->log_) {
+      s->stored_rooms_ = s->log_->rooms_at_open();
+    } else {
+      rc = kEStorage;
     }
-    s->stored_rooms_ = s->store_->rooms_at_open();
   }
-  if (code) *code = kOk;
-  return s;
+  if (code) *code = rc;
+  if (rc == kOk) return s;
+  if (error) *error = err;
+  return nullptr;
 }
 
 ChatService::~ChatService() {
-  if (log_) {
+  if (clustered()) {
     if (!pending_.empty())
       log(LogLevel::Error, pending_.size(), " message(s) not appended at shutdown (cluster)");
     stop_cluster();
+    return;
   }
   // The server may be gone: store what was accepted, send nothing.
-  if (store_ && !pending_.empty()) {
-    std::vector<HistoryStore::Row> rows;
-    for (const Pending& p : pending_) rows.push_back({p.room->name, &p.msg});
-    std::string err;
-    const uint64_t t0 = monotonic_ns();
-    const bool written = store_->write(rows, &err);
-    commit_duration_.observe(monotonic_ns() - t0);
-    if (!written) {
-      ++commit_failures_;
-      log(LogLevel::Error, rows.size(), " message(s) lost at shutdown: history store: ", err);
-    }
+  std::string err;
+  if (local_store() && !pending_.empty() && !store_local(pending_, &err)) {
+    ++commit_failures_;
+    log(LogLevel::Error, pending_.size(), " message(s) lost at shutdown: history store: ", err);
   }
+}
+
+std::vector<ChatService::RoomAppend> ChatService::by_room(std::vector<Pending>& batch, bool take) {
+  std::vector<RoomAppend> groups;
+  std::unordered_map<Room*, size_t> index;
+  for (Pending& p : batch) {
+    auto [it, fresh] = index.try_emplace(p.room, groups.size());
+    if (fresh) groups.push_back({p.room, {}, {}});
+    RoomAppend& g = groups[it->second];
+    if (take) {
+      g.msgs.push_back(std::move(p.msg));
+    } else {
+      g.msgs.push_back(p.msg);
+    }
+    g.senders.push_back(p.sender);
+  }
+  return groups;
+}
+
+bool ChatService::store_local(std::vector<Pending>& batch, std::string* why) {
+  // A log that is not shared (SqliteLog) answers within flush(): every
+  // room's outcome is known when it returns, and it is the same for all
+  // (one transaction).
+  bool stored = true;
+  for (RoomAppend& g : by_room(batch, false)) {
+    log_->append(g.room->name, std::move(g.msgs), {},
+                 [&stored, why](RoomLog::Outcome outcome, std::vector<int64_t>, std::string_view w) {
+                   if (outcome == RoomLog::Outcome::Stored) return;
+                   stored = false;
+                   why->assign(w);
+                 });
+  }
+  const uint64_t t0 = monotonic_ns();
+  log_->flush();
+  commit_duration_.observe(monotonic_ns() - t0);
+  return stored;
 }
 
 int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol, std::string* reason) {
@@ -119,17 +141,17 @@ int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol,
 }
 
 size_t ChatService::room_count() const {
-  return store_ ? stored_rooms_ + unstored_rooms_ : rooms_.size();
+  return local_store() ? stored_rooms_ + unstored_rooms_ : rooms_.size();
 }
 
 bool ChatService::room_admissible(const std::string& name) {
   if (rooms_.count(name) || room_count() < cfg_.max_rooms) return true;
-  if (!store_) return !idle_.empty();  // get_room drops the least recently used
+  if (!local_store()) return !idle_.empty();  // get_room drops the least recently used
   // A stored room is counted already. On a query error let on_open report
   // the store's failure.
   bool stored = false;
   std::string err;
-  return !store_->has_room(name, &stored, &err) || stored;
+  return !log_->has_room(name, &stored, &err) || stored;
 }
 
 ChatService::Room* ChatService::get_room(std::string_view name, std::string* error, int* code) {
@@ -140,22 +162,27 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
   }
   auto room = std::make_unique<Room>(key, cfg_.history_size);
   room->serial = next_serial_++;
-  room->loaded = !log_;  // cluster: once its history is read (cluster_load)
-  if (store_) {
-    std::vector<ChatMessage> msgs;
-    int64_t max_id = 0;
-    if (!store_->load(name, cfg_.history_size, &msgs, &max_id, error)) {
+  room->loaded = !clustered();  // cluster: once its history is read (cluster_load)
+  if (local_store()) {
+    // Answered within the call (sqlite_log.h).
+    bool ok = false;
+    log_->read_last(key, cfg_.history_size,
+                    [&](bool read, std::vector<ChatMessage> msgs, std::vector<std::string>, std::string_view why) {
+                      ok = read;
+                      if (!read) error->assign(why);
+                      for (ChatMessage& m : msgs) room->history.push(std::move(m));
+                    });
+    if (!ok) {
       *code = kEStorage;
       return nullptr;
     }
-    for (ChatMessage& m : msgs) room->history.push(std::move(m));
-    room->next_id = max_id + 1;
-    room->stored = max_id != 0;
+    room->stored = !room->history.empty();
+    room->next_id = room->stored ? room->history.newest().id + 1 : 1;
   }
   if (!room->stored && room_count() >= cfg_.max_rooms) {
     // Without a store the least recently used idle room makes way; stored
     // history is never dropped for a new room.
-    if (store_ || idle_.empty()) {
+    if (local_store() || idle_.empty()) {
       *code = kEFull;
       *error = std::string(kTooManyRooms);
       return nullptr;
@@ -164,7 +191,7 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
   }
   Room* r = room.get();
   rooms_.emplace(std::move(key), std::move(room));
-  if (store_ && !r->stored) ++unstored_rooms_;  // once it is in
+  if (local_store() && !r->stored) ++unstored_rooms_;  // once it is in
   return r;
 }
 
@@ -199,7 +226,7 @@ void ChatService::settle() {
   for (; done < rooms.size(); ++done) {
     Room* r = rooms[done];
     if (r->idle || r->pending != 0 || !r->members.empty() || r->presence_due) continue;
-    if (r->history.empty() || log_) {  // nothing worth keeping (cluster: read again at the next join)
+    if (r->history.empty() || clustered()) {  // nothing worth keeping (cluster: read again at the next join)
       erase_room(r);
       continue;
     }
@@ -217,7 +244,7 @@ void ChatService::settle() {
 
 void ChatService::erase_room(Room* room) {
   activate(room);
-  if (store_ && !room->stored) --unstored_rooms_;
+  if (local_store() && !room->stored) --unstored_rooms_;
   rooms_.erase(room->name);
 }
 
@@ -236,7 +263,7 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
 }
 
 void ChatService::presence_changed(Room* room, bool after_iteration_end) {
-  if (log_ && !room->push_due) {  // our count goes to Redis with this iteration's appends
+  if (clustered() && !room->push_due) {  // our count goes to Redis with this iteration's appends
     presence_push_.push_back(room->name);
     room->push_due = true;
   }
@@ -515,7 +542,7 @@ int ChatService::flush() {
 }
 
 int ChatService::commit() {
-  if (log_) return cluster_commit();
+  if (clustered()) return cluster_commit();
   if (pending_.empty()) return kOk;
   // Room for the batch in ready_ first: once stored it must move there
   // without a failure (or it would be stored twice).
@@ -533,15 +560,9 @@ int ChatService::commit() {
       if (!taken && pending.empty()) pending.swap(batch);
     }
   } give_back{batch, pending_, taken};
-  if (store_) {
-    std::vector<HistoryStore::Row> rows;
-    rows.reserve(batch.size());
-    for (const Pending& p : batch) rows.push_back({p.room->name, &p.msg});
+  if (local_store()) {
     std::string err;
-    const uint64_t t0 = monotonic_ns();
-    const bool written = store_->write(rows, &err);
-    commit_duration_.observe(monotonic_ns() - t0);
-    if (!written) {
+    if (!store_local(batch, &err)) {
       ++commit_failures_;
       log(LogLevel::Error, batch.size(), " message(s) not stored, not delivered: history store: ", err);
       taken = true;
@@ -587,12 +608,7 @@ void ChatService::collect_stats(AppStats* out) const {
   out->committed_messages = committed_messages_;
   out->deliveries = deliveries_;
   out->store_ok = !storage_failing();
-  if (log_) {
-    out->cluster = true;
-    out->cluster_up = log_->up();
-    out->cluster_round_trips = log_->round_trips();
-    out->cluster_failures = log_->failures();
-  }
+  if (clustered()) collect_cluster_stats(out);
   out->commit_duration = commit_duration_;
 }
 

@@ -50,7 +50,6 @@
 
 #include "chat/chat_wire.h"
 #include "chat/history_ring.h"
-#include "chat/history_store.h"
 #include "chat/room_log.h"
 #include "server/rate_limit.h"
 #include "server/server.h"
@@ -169,8 +168,8 @@ class ChatService {
   bool holds_room(std::string_view room) const { return rooms_.count(std::string(room)) != 0; }
   size_t idle_room_bytes() const { return idle_bytes_; }
   bool storage_failing() const { return store_failing_ || (log_ && !log_->up()); }
-  bool durable() const { return store_ != nullptr || log_ != nullptr; }
-  bool clustered() const { return log_ != nullptr; }
+  bool durable() const { return log_ != nullptr; }
+  bool clustered() const { return log_ && log_->shared(); }
   // Cluster mode: closes the Redis connections (no callback after it).
   // Must run while the Server is alive, before it is destroyed; the
   // destructor calls it too (for a Server that outlives the service).
@@ -236,7 +235,19 @@ class ChatService {
   void settle();  // unsettled_ rooms that are no longer in use turn idle or go
   void erase_room(Room* room);
   void enqueue(Room* room, ConnId sender, std::string user, std::string text, int64_t time_ms);
+  bool local_store() const { return log_ && !log_->shared(); }
   int commit();            // pending_ -> store -> ready_
+  // The batch's messages per room, in acceptance order, with their senders
+  // (one append per room and iteration); `take` moves the messages out.
+  struct RoomAppend {
+    Room* room;
+    std::vector<ChatMessage> msgs;
+    std::vector<ConnId> senders;
+  };
+  static std::vector<RoomAppend> by_room(std::vector<Pending>& batch, bool take);
+  // A single node's store (SqliteLog): appends and writes `batch`, all or
+  // nothing; false with *why.
+  bool store_local(std::vector<Pending>& batch, std::string* why);
   void deliver_ready();     // ready_ -> sockets
   void deliver(std::vector<Pending>& batch);
   const FrameRef& snapshot_of(Room* room);
@@ -245,7 +256,8 @@ class ChatService {
   void announce_presence();
   void greet(ConnId id, WireFormat fmt, Room* room);
   // chat_cluster.cpp
-  bool start_cluster(std::string* error);
+  int start_cluster(std::string* error);  // kOk, or kEInval / kEStorage with *error
+  void collect_cluster_stats(AppStats* out) const;
   int cluster_commit();          // pending_ -> the room log (replies come later)
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
@@ -294,8 +306,9 @@ class ChatService {
   size_t history_bytes_;
   TextLimits limits_;
   MessageParser parser_;
-  std::unique_ptr<HistoryStore> store_;
-  std::unique_ptr<RoomLog> log_;  // cluster mode
+  // History: SqliteLog (a single node with history_path) or RedisLog
+  // (cluster_url); none: in memory only.
+  std::unique_ptr<RoomLog> log_;
   uint64_t next_serial_ = 1;
   std::string node_name_;         // cluster: in every append's key
   uint64_t next_key_ = 1;
