@@ -25,7 +25,6 @@ namespace chatws::chat {
 
 namespace {
 
-constexpr std::string_view kStorageUnavailable = "storage unavailable";
 constexpr size_t kReadBatch = 256;
 // How long a sender whose reply was lost waits for the answer (the room
 // read again after the reconnect) before it is told "storage unavailable".

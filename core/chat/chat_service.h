@@ -17,6 +17,11 @@
 // later messages keep being tried (the store may recover) and each failed
 // one is answered the same way. Nothing is lost silently.
 //
+// Files: chat_service.cpp (rooms, members, messages in, presence),
+// chat_commit.cpp (the batch stored, then delivered), chat_cluster.cpp
+// (cluster mode). History goes through the RoomLog seam (room_log.h):
+// SqliteLog with history_path, RedisLog with cluster_url.
+//
 // Cluster mode (cluster_url): the same rule across nodes. A message is
 // appended to its room's Redis Stream (the batch of an iteration in one
 // round trip) and delivered to the members on every node, this one
@@ -226,6 +231,8 @@ class ChatService {
   };
 
   ChatService(Server& server, const ChatConfig& cfg);
+  static constexpr std::string_view kStorageUnavailable = "storage unavailable";
+  static FrameRef text_frame(std::string_view payload);
 
   // The room, loaded or created; nullptr with *code kEFull (max_rooms) or
   // kEStorage and *error.
