@@ -339,3 +339,58 @@ void ChatService::on_log_state(bool up) {
 }
 
 }  // namespace chatws::chat
+
+namespace chatws::chat {
+
+bool ChatService::recover_from_log(ConnId id, Room* room, int64_t since) {
+  // The ring holds the last history_size; the stream keeps cluster_retention.
+  const int64_t newest = room->history.empty() ? 0 : room->history.newest().id;
+  if (since < 0 || since >= newest || newest - since > int64_t(cfg_.cluster_retention) || !log_->up())
+    return false;
+  auto c = conns_.find(id);
+  if (c == conns_.end() || c->second.room != room) return false;
+  room->members[c->second.index].waiting = true;  // nothing is sent to it before its hello
+  log_->read_after(
+      room->name, since, size_t(newest - since),
+      [this, id, since, name = room->name, serial = room->serial](
+          bool ok, std::vector<ChatMessage> msgs, std::vector<std::string>, std::string_view why) {
+        Room* r = room_by_serial(name, serial);
+        auto c = conns_.find(id);
+        if (!r || c == conns_.end() || c->second.room != r) return;  // gone meanwhile
+        Member& m = r->members[c->second.index];
+        m.waiting = false;
+        m.told = members_shown(r);
+        if (!ok) log(LogLevel::Warning, "cannot read room '", name, "' for a recovery: cluster log: ", why);
+        // The hello ends where the members are (the ring's newest: entries
+        // read since are in ready_ and reach this member like the others).
+        // Read entries up to there, then the ring's after them, must run
+        // from since + 1 without a gap: otherwise a reset, never a gap.
+        const int64_t bound = r->history.empty() ? 0 : r->history.newest().id;
+        HistoryRing got(size_t(std::max<int64_t>(bound - since, 1)));
+        int64_t next = since + 1;
+        for (ChatMessage& e : msgs) {
+          if (e.id != next || e.id > bound) break;
+          got.push(std::move(e));
+          ++next;
+        }
+        for (size_t i = 0; i < r->history.size(); ++i) {
+          if (r->history.at(i).id == next) {
+            got.push(r->history.at(i));
+            ++next;
+          }
+        }
+        const bool whole = ok && next == bound + 1;
+        std::string hello =
+            whole ? encode_v1_hello(name, id, m.told, got, SIZE_MAX, server_.identity(id), {since, false, since})
+                  : std::string();
+        if (!whole || hello.size() > 2 * history_bytes_) {  // half the output cap at most
+          HelloRecovery reset;
+          reset.reset = true;
+          hello = encode_v1_hello(name, id, m.told, r->history, history_bytes_, server_.identity(id), reset);
+        }
+        server_.send(id, protocol::Opcode::Text, hello);
+      });
+  return true;
+}
+
+}  // namespace chatws::chat

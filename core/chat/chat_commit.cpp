@@ -169,7 +169,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
     deliveries_ += rit->second.size();
     FrameRef v1;
     for (const Member& r : rit->second) {
-      if (r.format != WireFormat::V1) continue;
+      if (r.format != WireFormat::V1 || r.waiting) continue;  // waiting: its hello will have it
       if (!v1) v1 = text_frame(encode_v1_msg(m));
       server_.send_frame(r.id, v1);
     }

@@ -281,7 +281,7 @@ void ChatService::announce_presence() {
     joined.clear();
     left.clear();
     for (Member& m : room->members) {
-      if (m.format != WireFormat::V1 || m.told == n) continue;
+      if (m.format != WireFormat::V1 || m.told == n || m.waiting) continue;
       (m.told < n ? joined : left).push_back(m.id);
       m.told = n;
     }
@@ -345,6 +345,7 @@ void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
     std::string why;
     const HelloRecovery rec = recovery_for(server_.query(id), room->history, &why);
     if (!why.empty()) send_error(id, fmt, why);  // and the plain hello
+    if (rec.reset && clustered() && recover_from_log(id, room, rec.asked)) return;  // greeted later
     server_.send(id, protocol::Opcode::Text,
                  encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
                                  server_.identity(id), rec));

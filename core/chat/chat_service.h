@@ -187,6 +187,7 @@ class ChatService {
     ConnId id;
     WireFormat format;
     uint32_t told;           // v1: the member count this member last heard
+    bool waiting = false;    // v1: its hello waits for a read of the log (recovery)
   };
   struct Room {
     Room(std::string n, size_t cap) : name(std::move(n)), history(cap) {}
@@ -262,6 +263,10 @@ class ChatService {
   void presence_changed(Room* room, bool after_iteration_end);
   void announce_presence();
   void greet(ConnId id, WireFormat fmt, Room* room);
+  // Cluster: a v1 join whose since is older than the room's history but
+  // within cluster_retention is greeted once the log has been read from
+  // there (false: not possible, greet with a reset).
+  bool recover_from_log(ConnId id, Room* room, int64_t since);
   // chat_cluster.cpp
   int start_cluster(std::string* error);  // kOk, or kEInval / kEStorage with *error
   void collect_cluster_stats(AppStats* out) const;
