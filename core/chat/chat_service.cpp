@@ -393,10 +393,18 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
     send_error(id, fmt, "binary messages are not supported");
     return;
   }
-  // Flood control before any parsing: a flooder costs one bucket check.
-  if (cfg_.rate.enabled() && !it->second.bucket.take(cfg_.rate, TokenBucket::now_ms())) {
-    send_error(id, fmt, "rate limited: too many messages, slow down");
-    return;
+  // Flood control before any parsing. Over the limit, the message is
+  // refused and the connection is not read again until a token is due: a
+  // flooder gets one error per refill interval, its flood waits in TCP, and
+  // the loop spends nothing on it meanwhile (issue 12).
+  if (cfg_.rate.enabled()) {
+    const int64_t now = TokenBucket::now_ms();
+    TokenBucket& bucket = it->second.bucket;
+    if (!bucket.take(cfg_.rate, now)) {
+      send_error(id, fmt, "rate limited: too many messages, slow down");
+      server_.pause_input(id, int(bucket.ms_until_token(cfg_.rate, now)));
+      return;
+    }
   }
   std::string_view user, text;
   std::string err;

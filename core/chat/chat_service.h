@@ -85,7 +85,9 @@ struct ChatConfig {
   // Flood control (issue 12): each chat connection may post this many
   // messages a second, `message_burst` at once; 0: defaults (20/s, burst
   // 40); per_second kRateOff: no limit. Over it a message is not stored or
-  // delivered and the sender gets the error "rate limited".
+  // delivered, the sender gets the error "rate limited", and its input is
+  // not read until the bucket has a token again (Server::pause_input): one
+  // refusal per refill interval at most, the rest of a flood waits in TCP.
   static constexpr uint32_t kRateOff = UINT32_MAX;
   RateLimit rate{20, 40};
   // Where the service's log lines go (a store failure, a moderator that
