@@ -557,8 +557,12 @@ typedef struct chatws_options {
                                    db 0 by default); copied. NULL or "" (default): one node */
   const char* node_name;        /* this node's name in the appends' keys; copied. NULL
                                    (default): "<hostname>:<pid>" */
-  uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~);
-                                   0 (default): the larger of history_size and 1000 */
+  uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~),
+                                   and the recovery window: a chatws.v1 join with ?since=<id>
+                                   at most this many messages behind gets exactly the ones
+                                   after it (read from Redis beyond history_size), further
+                                   behind "reset":true; 0 (default): the larger of
+                                   history_size and 1000 */
 
   /* Added in 0.2.0: permessage-deflate (RFC 7692), negotiated with every
    * client that offers it (browsers and most libraries do). A compressed
