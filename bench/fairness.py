@@ -22,13 +22,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from local_server import free_port, wait_ready
+from local_server import free_port, stop_server, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU, LOADGEN_CPU = "0", "1"
@@ -92,12 +91,7 @@ def measure(name: str, args: argparse.Namespace, build: Path) -> dict:
         out["flood"] = result(flood, args.duration + 60)
         return out
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(8)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def report(r: dict) -> str:

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -36,7 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_server import free_port, wait_ready  # noqa: E402
+from local_server import free_port, stop_server, wait_ready, ws_upgrade  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -49,17 +47,7 @@ def pinned(cpu: str, cmd: List[str]) -> List[str]:
 # ------------------------------------------------------------ the flooder
 
 def flood_connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /rooms/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: chatws.v1\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        b = s.recv(1)
-        if not b:
-            raise ConnectionError("closed during the upgrade")
-        head += b
+    s = ws_upgrade(port, "/rooms/flood", "chatws.v1", timeout=None)
     s.setblocking(False)
     return s
 
@@ -212,12 +200,7 @@ def one(args: argparse.Namespace, flood: bool, limit: bool) -> dict:
     finally:
         if flooder is not None and flooder.poll() is None:
             flooder.kill()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(8)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -29,13 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from local_server import free_port, wait_ready
+from local_server import free_port, stop_server, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 READY_TIMEOUT_S = 20.0  # a server must accept TCP connections within this
-STOP_TIMEOUT_S = 8.0  # after SIGTERM, then SIGKILL
 BUSY_LOADAVG = 1.5  # above this at the start, the report says the machine was busy
 CPP_TARGETS = ["chatws-loadgen", "chatws-bench-server", "websocketpp-bench-server", "beast-bench-server"]
 
@@ -176,13 +174,7 @@ class Server:
         return self.proc.pid  # taskset execs the server: same pid
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_server(self.proc)
         self.log.close()
 
 

@@ -22,7 +22,6 @@ autotuning (socket_send_buffer=-1), N = SO_SNDBUF N.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import selectors
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Tuple
+
+from local_server import ws_upgrade
 
 SERVER = r"""
 import json, sys, time, chatws
@@ -47,23 +48,6 @@ for line in sys.stdin:
     print(json.dumps({"queued": st.queued_output_bytes, "drops": st.slow_consumer_drops}), flush=True)
 server.stop()
 """
-
-
-def upgrade(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)  # byte by byte: nothing after the head is consumed
-        if not chunk:
-            raise RuntimeError("closed during the upgrade")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise RuntimeError(head.decode(errors="replace"))
-    return s
 
 
 def masked_frame(payload: bytes) -> bytes:
@@ -99,8 +83,8 @@ def one_run(args: argparse.Namespace, kw: dict) -> Tuple[int, int, int, int, int
     try:
         assert srv.stdout and srv.stdin
         port = int(srv.stdout.readline())
-        readers = [upgrade(port) for _ in range(args.readers)]
-        idle = [upgrade(port) for _ in range(args.idle)]
+        readers = [ws_upgrade(port) for _ in range(args.readers)]
+        idle = [ws_upgrade(port) for _ in range(args.idle)]
         frame_len = len(masked_frame(b"x" * args.message_bytes)) - 4  # server frames: no mask
         sel = selectors.DefaultSelector()
         got: Dict[int, int] = {}

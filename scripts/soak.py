@@ -36,6 +36,7 @@ Checks (a line of the report each; any failure: exit status 1):
   its last client leaves: see docs/soak.md); SIGTERM then exits with status 0.
 
   scripts/soak.py --short                 # CI: 300 clients, ~45 s, one kill -9
+  scripts/soak.py --cluster               # 3 nodes + Redis, a node and Redis killed (soaklib/cluster.py)
   scripts/soak.py --minutes 30 --clients 2000 --json report.json
 """
 
@@ -55,7 +56,16 @@ from soaklib.supervisor import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--cluster" in argv:
+        from soaklib.cluster import parse_cluster_args, print_cluster_report, run_cluster
+        ca = parse_cluster_args(argv)
+        report = asyncio.run(run_cluster(ca))
+        print_cluster_report(report)
+        if ca.json:
+            Path(ca.json).write_text(json.dumps(report, indent=2) + "\n")
+        return 0 if report["ok"] else 1
+    a = parse_args(argv)
     # The ledger holds millions of objects: full collections of the cyclic
     # GC would stall the clients' event loop for hundreds of ms at a time.
     gc.set_threshold(200_000, 20, 1_000_000)
