@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from local_server import free_port, wait_ready
+from local_server import free_port, stop_server, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,12 +72,7 @@ def measure(build: Path, workload: str, threads: int, figure: str, generators: i
             out, _ = p.communicate(timeout=duration + warmup + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
     deliveries = sum(r["deliveries_per_s"] for r in results)
     cpu = results[0]["server_cpu_s"] or 0.0
     errors = sum(r["errors"] for r in results)
