@@ -98,7 +98,7 @@ def test_serve_forever_runs_every_loop_and_stop_closes_all_with_1001(
 def test_chat_room_on_both_loops_delivers_one_order(make_server: Callable[..., chatws.Server]) -> None:
     server = make_server(threads=2, chat=True, max_messages_per_second=float("inf")).start()
     url = server.url.rstrip("/") + "/rooms/py"
-    members, each = 8, 20
+    members, each = 16, 10
 
     async def scenario() -> None:
         clients = [await connect(url, subprotocols=["chatws.v1"]) for _ in range(members)]  # type: ignore[list-item]
