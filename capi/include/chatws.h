@@ -517,8 +517,12 @@ typedef struct chatws_options {
   int max_messages_per_second;  /* 0 (default): chat connections 20, raw connections no limit;
                                    > 0: this for both; -1: no limit for either. Over it, a chat
                                    message is neither stored nor delivered and the sender gets
-                                   the error "rate limited: ..." (classic {"error": ...}); a raw
-                                   message is handled by rate_limit_policy. Below -1: EINVAL */
+                                   the error "rate limited: ..." (classic {"error": ...}), and
+                                   nothing more of its input is read until the next token is
+                                   due (what it sent meanwhile waits in TCP, in order, and is
+                                   handled then): a flooder costs the loop one refusal per
+                                   refill interval, not one per message. A raw message is
+                                   handled by rate_limit_policy. Below -1: EINVAL */
   int message_burst;            /* 0 (default): chat max(40, rate), raw the rate; else >= 1 */
   int rate_limit_policy;        /* raw connections over the limit: CHATWS_RATE_CLOSE (default,
                                    close 1008 "rate limited") or CHATWS_RATE_DROP (message
@@ -553,8 +557,12 @@ typedef struct chatws_options {
                                    db 0 by default); copied. NULL or "" (default): one node */
   const char* node_name;        /* this node's name in the appends' keys; copied. NULL
                                    (default): "<hostname>:<pid>" */
-  uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~);
-                                   0 (default): the larger of history_size and 1000 */
+  uint32_t cluster_retention;   /* entries kept per room stream (approximate, XADD MAXLEN ~),
+                                   and the recovery window: a chatws.v1 join with ?since=<id>
+                                   at most this many messages behind gets exactly the ones
+                                   after it (read from Redis beyond history_size), further
+                                   behind "reset":true; 0 (default): the larger of
+                                   history_size and 1000 */
 
   /* Added in 0.2.0: permessage-deflate (RFC 7692), negotiated with every
    * client that offers it (browsers and most libraries do). A compressed

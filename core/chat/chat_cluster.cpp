@@ -25,7 +25,6 @@ namespace chatws::chat {
 
 namespace {
 
-constexpr std::string_view kStorageUnavailable = "storage unavailable";
 constexpr size_t kReadBatch = 256;
 // How long a sender whose reply was lost waits for the answer (the room
 // read again after the reconnect) before it is told "storage unavailable".
@@ -44,7 +43,9 @@ std::string default_node_name() {
 
 }  // namespace
 
-bool ChatService::start_cluster(std::string* error) {
+int ChatService::start_cluster(std::string* error) {
+  net::RedisUrl url;
+  if (!net::RedisUrl::parse(cfg_.cluster_url, &url, error)) return kEInval;
   node_name_ = cfg_.node_name.empty() ? default_node_name() : cfg_.node_name;
   auto sink = cfg_.log;
   auto l = RedisLog::create(server_, cfg_.cluster_url, node_name_, cfg_.cluster_retention,
@@ -52,7 +53,7 @@ bool ChatService::start_cluster(std::string* error) {
                               if (sink) sink(level, line);
                             },
                             error);
-  if (!l) return false;
+  if (!l) return kEStorage;
   l->on_appended([this](std::string_view room, int64_t last) { on_log_appended(room, last); });
   l->on_state([this](bool up) { on_log_state(up); });
   l->on_presence([this](std::string_view room, uint32_t total) { on_log_presence(room, total); });
@@ -64,7 +65,14 @@ bool ChatService::start_cluster(std::string* error) {
     }
   });
   log_ = std::move(l);
-  return true;
+  return kOk;
+}
+
+void ChatService::collect_cluster_stats(AppStats* out) const {
+  out->cluster = true;
+  out->cluster_up = log_->up();
+  out->cluster_round_trips = log_->round_trips();
+  out->cluster_failures = log_->failures();
 }
 
 void ChatService::stop_cluster() {
@@ -123,24 +131,13 @@ int ChatService::cluster_commit() {
   std::vector<Pending> batch;
   batch.swap(pending_);
   // One append per room, its messages in acceptance order.
-  struct Group {
-    Room* room;
-    std::vector<ChatMessage> msgs;
-    std::vector<ConnId> senders;
-  };
-  std::vector<Group> groups;
-  std::unordered_map<Room*, size_t> index;
+  std::vector<RoomAppend> groups = by_room(batch, true);
   unsettled_.reserve(unsettled_.size() + batch.size());
   for (Pending& p : batch) {
-    auto [it, fresh] = index.try_emplace(p.room, groups.size());
-    if (fresh) groups.push_back({p.room, {}, {}});
-    Group& g = groups[it->second];
-    g.msgs.push_back(std::move(p.msg));
-    g.senders.push_back(p.sender);
     --p.room->pending;
     unsettled_.push_back(p.room);
   }
-  for (Group& g : groups) {
+  for (RoomAppend& g : groups) {
     const size_t n = g.msgs.size();
     std::vector<std::string> keys;
     keys.reserve(n);
@@ -339,6 +336,61 @@ void ChatService::on_log_state(bool up) {
     }
   }
   // Written at the end of this iteration (or at the write readiness).
+}
+
+}  // namespace chatws::chat
+
+namespace chatws::chat {
+
+bool ChatService::recover_from_log(ConnId id, Room* room, int64_t since) {
+  // The ring holds the last history_size; the stream keeps cluster_retention.
+  const int64_t newest = room->history.empty() ? 0 : room->history.newest().id;
+  if (since < 0 || since >= newest || newest - since > int64_t(cfg_.cluster_retention) || !log_->up())
+    return false;
+  auto c = conns_.find(id);
+  if (c == conns_.end() || c->second.room != room) return false;
+  room->members[c->second.index].waiting = true;  // nothing is sent to it before its hello
+  log_->read_after(
+      room->name, since, size_t(newest - since),
+      [this, id, since, name = room->name, serial = room->serial](
+          bool ok, std::vector<ChatMessage> msgs, std::vector<std::string>, std::string_view why) {
+        Room* r = room_by_serial(name, serial);
+        auto c = conns_.find(id);
+        if (!r || c == conns_.end() || c->second.room != r) return;  // gone meanwhile
+        Member& m = r->members[c->second.index];
+        m.waiting = false;
+        m.told = members_shown(r);
+        if (!ok) log(LogLevel::Warning, "cannot read room '", name, "' for a recovery: cluster log: ", why);
+        // The hello ends where the members are (the ring's newest: entries
+        // read since are in ready_ and reach this member like the others).
+        // Read entries up to there, then the ring's after them, must run
+        // from since + 1 without a gap: otherwise a reset, never a gap.
+        const int64_t bound = r->history.empty() ? 0 : r->history.newest().id;
+        HistoryRing got(size_t(std::max<int64_t>(bound - since, 1)));
+        int64_t next = since + 1;
+        for (ChatMessage& e : msgs) {
+          if (e.id != next || e.id > bound) break;
+          got.push(std::move(e));
+          ++next;
+        }
+        for (size_t i = 0; i < r->history.size(); ++i) {
+          if (r->history.at(i).id == next) {
+            got.push(r->history.at(i));
+            ++next;
+          }
+        }
+        const bool whole = ok && next == bound + 1;
+        std::string hello =
+            whole ? encode_v1_hello(name, id, m.told, got, SIZE_MAX, server_.identity(id), {since, false, since})
+                  : std::string();
+        if (!whole || hello.size() > 2 * history_bytes_) {  // half the output cap at most
+          HelloRecovery reset;
+          reset.reset = true;
+          hello = encode_v1_hello(name, id, m.told, r->history, history_bytes_, server_.identity(id), reset);
+        }
+        server_.send(id, protocol::Opcode::Text, hello);
+      });
+  return true;
 }
 
 }  // namespace chatws::chat

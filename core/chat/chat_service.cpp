@@ -6,13 +6,12 @@
 #include <utility>
 
 #include "chat/room_path.h"
-#include "net/redis_client.h"
+#include "chat/sqlite_log.h"
 
 namespace chatws::chat {
 
 namespace {
 
-constexpr std::string_view kStorageUnavailable = "storage unavailable";
 constexpr std::string_view kTooManyRooms = "too many rooms";
 
 int64_t now_ms() {
@@ -22,11 +21,11 @@ int64_t now_ms() {
 
 bool in_memory_path(const std::string& p) { return p.empty() || p == ":memory:"; }
 
-FrameRef text_frame(std::string_view payload) {
+}  // namespace
+
+FrameRef ChatService::text_frame(std::string_view payload) {
   return FrameRef(SharedFrame::make(protocol::Opcode::Text, payload));
 }
-
-}  // namespace
 
 bool ChatService::is_chat_subprotocol(std::string_view sp) {
   return sp == kClassicSubprotocol || sp == kV1Subprotocol;
@@ -54,56 +53,42 @@ std::unique_ptr<ChatService> ChatService::create(Server& server, const ChatConfi
     cfg.rate.burst = std::max<uint32_t>(defaults.rate.burst, cfg.rate.per_second);
   if (cfg.cluster_retention == 0) cfg.cluster_retention = std::max<size_t>(cfg.history_size, 1000);
   std::unique_ptr<ChatService> s(new ChatService(server, cfg));
+  std::string err;
+  int rc = kOk;
   if (!cfg.cluster_url.empty()) {
     if (!in_memory_path(cfg.history_path)) {
-      if (error) *error = "cluster_url and history_path exclude each other (the cluster's history is in Redis)";
-      if (code) *code = kEInval;
-      return nullptr;
-    }
-    std::string err;
-    net::RedisUrl url;
-    if (!net::RedisUrl::parse(cfg.cluster_url, &url, &err)) {
-      if (error) *error = err;
-      if (code) *code = kEInval;
-      return nullptr;
-    }
-    if (!s->start_cluster(&err)) {
-      if (error) *error = err;
-      if (code) *code = kEStorage;
-      return nullptr;
+      err = "cluster_url and history_path exclude each other (the cluster's history is in Redis)";
+      rc = kEInval;
+    } else {
+      rc = s->start_cluster(&err);  // chat_cluster.cpp
     }
   } else if (!in_memory_path(cfg.history_path)) {
-    std::string err;
-    s->store_ = HistoryStore::open(cfg.history_path, &err, cfg.history_size);
-    if (!s->store_) {
-      if (error) *error = err;
-      if (code) *code = kEStorage;
-      return nullptr;
+    // The store is the room log of a single node (sqlite_log.h).
+    s->log_ = SqliteLog::open(cfg.history_path, cfg.history_size, &err);
+    if (s->log_) {
+      s->stored_rooms_ = s->log_->rooms_at_open();
+    } else {
+      rc = kEStorage;
     }
-    s->stored_rooms_ = s->store_->rooms_at_open();
   }
-  if (code) *code = kOk;
-  return s;
+  if (code) *code = rc;
+  if (rc == kOk) return s;
+  if (error) *error = err;
+  return nullptr;
 }
 
 ChatService::~ChatService() {
-  if (log_) {
+  if (clustered()) {
     if (!pending_.empty())
       log(LogLevel::Error, pending_.size(), " message(s) not appended at shutdown (cluster)");
     stop_cluster();
+    return;
   }
   // The server may be gone: store what was accepted, send nothing.
-  if (store_ && !pending_.empty()) {
-    std::vector<HistoryStore::Row> rows;
-    for (const Pending& p : pending_) rows.push_back({p.room->name, &p.msg});
-    std::string err;
-    const uint64_t t0 = monotonic_ns();
-    const bool written = store_->write(rows, &err);
-    commit_duration_.observe(monotonic_ns() - t0);
-    if (!written) {
-      ++commit_failures_;
-      log(LogLevel::Error, rows.size(), " message(s) lost at shutdown: history store: ", err);
-    }
+  std::string err;
+  if (local_store() && !pending_.empty() && !store_local(pending_, &err)) {
+    ++commit_failures_;
+    log(LogLevel::Error, pending_.size(), " message(s) lost at shutdown: history store: ", err);
   }
 }
 
@@ -119,17 +104,17 @@ int ChatService::on_upgrade(std::string_view path, std::string_view subprotocol,
 }
 
 size_t ChatService::room_count() const {
-  return store_ ? stored_rooms_ + unstored_rooms_ : rooms_.size();
+  return local_store() ? stored_rooms_ + unstored_rooms_ : rooms_.size();
 }
 
 bool ChatService::room_admissible(const std::string& name) {
   if (rooms_.count(name) || room_count() < cfg_.max_rooms) return true;
-  if (!store_) return !idle_.empty();  // get_room drops the least recently used
+  if (!local_store()) return !idle_.empty();  // get_room drops the least recently used
   // A stored room is counted already. On a query error let on_open report
   // the store's failure.
   bool stored = false;
   std::string err;
-  return !store_->has_room(name, &stored, &err) || stored;
+  return !log_->has_room(name, &stored, &err) || stored;
 }
 
 ChatService::Room* ChatService::get_room(std::string_view name, std::string* error, int* code) {
@@ -140,22 +125,27 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
   }
   auto room = std::make_unique<Room>(key, cfg_.history_size);
   room->serial = next_serial_++;
-  room->loaded = !log_;  // cluster: once its history is read (cluster_load)
-  if (store_) {
-    std::vector<ChatMessage> msgs;
-    int64_t max_id = 0;
-    if (!store_->load(name, cfg_.history_size, &msgs, &max_id, error)) {
+  room->loaded = !clustered();  // cluster: once its history is read (cluster_load)
+  if (local_store()) {
+    // Answered within the call (sqlite_log.h).
+    bool ok = false;
+    log_->read_last(key, cfg_.history_size,
+                    [&](bool read, std::vector<ChatMessage> msgs, std::vector<std::string>, std::string_view why) {
+                      ok = read;
+                      if (!read) error->assign(why);
+                      for (ChatMessage& m : msgs) room->history.push(std::move(m));
+                    });
+    if (!ok) {
       *code = kEStorage;
       return nullptr;
     }
-    for (ChatMessage& m : msgs) room->history.push(std::move(m));
-    room->next_id = max_id + 1;
-    room->stored = max_id != 0;
+    room->stored = !room->history.empty();
+    room->next_id = room->stored ? room->history.newest().id + 1 : 1;
   }
   if (!room->stored && room_count() >= cfg_.max_rooms) {
     // Without a store the least recently used idle room makes way; stored
     // history is never dropped for a new room.
-    if (store_ || idle_.empty()) {
+    if (local_store() || idle_.empty()) {
       *code = kEFull;
       *error = std::string(kTooManyRooms);
       return nullptr;
@@ -164,7 +154,7 @@ ChatService::Room* ChatService::get_room(std::string_view name, std::string* err
   }
   Room* r = room.get();
   rooms_.emplace(std::move(key), std::move(room));
-  if (store_ && !r->stored) ++unstored_rooms_;  // once it is in
+  if (local_store() && !r->stored) ++unstored_rooms_;  // once it is in
   return r;
 }
 
@@ -199,7 +189,7 @@ void ChatService::settle() {
   for (; done < rooms.size(); ++done) {
     Room* r = rooms[done];
     if (r->idle || r->pending != 0 || !r->members.empty() || r->presence_due) continue;
-    if (r->history.empty() || log_) {  // nothing worth keeping (cluster: read again at the next join)
+    if (r->history.empty() || clustered()) {  // nothing worth keeping (cluster: read again at the next join)
       erase_room(r);
       continue;
     }
@@ -217,7 +207,7 @@ void ChatService::settle() {
 
 void ChatService::erase_room(Room* room) {
   activate(room);
-  if (store_ && !room->stored) --unstored_rooms_;
+  if (local_store() && !room->stored) --unstored_rooms_;
   rooms_.erase(room->name);
 }
 
@@ -236,7 +226,7 @@ void ChatService::send_error(ConnId id, WireFormat f, std::string_view reason) {
 }
 
 void ChatService::presence_changed(Room* room, bool after_iteration_end) {
-  if (log_ && !room->push_due) {  // our count goes to Redis with this iteration's appends
+  if (clustered() && !room->push_due) {  // our count goes to Redis with this iteration's appends
     presence_push_.push_back(room->name);
     room->push_due = true;
   }
@@ -291,7 +281,7 @@ void ChatService::announce_presence() {
     joined.clear();
     left.clear();
     for (Member& m : room->members) {
-      if (m.format != WireFormat::V1 || m.told == n) continue;
+      if (m.format != WireFormat::V1 || m.told == n || m.waiting) continue;
       (m.told < n ? joined : left).push_back(m.id);
       m.told = n;
     }
@@ -355,6 +345,7 @@ void ChatService::greet(ConnId id, WireFormat fmt, Room* room) {
     std::string why;
     const HelloRecovery rec = recovery_for(server_.query(id), room->history, &why);
     if (!why.empty()) send_error(id, fmt, why);  // and the plain hello
+    if (rec.reset && clustered() && recover_from_log(id, room, rec.asked)) return;  // greeted later
     server_.send(id, protocol::Opcode::Text,
                  encode_v1_hello(room->name, id, members_shown(room), room->history, history_bytes_,
                                  server_.identity(id), rec));
@@ -402,10 +393,18 @@ void ChatService::on_message(ConnId id, protocol::Opcode op, const char* data, s
     send_error(id, fmt, "binary messages are not supported");
     return;
   }
-  // Flood control before any parsing: a flooder costs one bucket check.
-  if (cfg_.rate.enabled() && !it->second.bucket.take(cfg_.rate, TokenBucket::now_ms())) {
-    send_error(id, fmt, "rate limited: too many messages, slow down");
-    return;
+  // Flood control before any parsing. Over the limit, the message is
+  // refused and the connection is not read again until a token is due: a
+  // flooder gets one error per refill interval, its flood waits in TCP, and
+  // the loop spends nothing on it meanwhile (issue 12).
+  if (cfg_.rate.enabled()) {
+    const int64_t now = TokenBucket::now_ms();
+    TokenBucket& bucket = it->second.bucket;
+    if (!bucket.take(cfg_.rate, now)) {
+      send_error(id, fmt, "rate limited: too many messages, slow down");
+      server_.pause_input(id, int(bucket.ms_until_token(cfg_.rate, now)));
+      return;
+    }
   }
   std::string_view user, text;
   std::string err;
@@ -514,70 +513,6 @@ int ChatService::flush() {
   return rc;
 }
 
-int ChatService::commit() {
-  if (log_) return cluster_commit();
-  if (pending_.empty()) return kOk;
-  // Room for the batch in ready_ first: once stored it must move there
-  // without a failure (or it would be stored twice).
-  ready_.reserve(ready_.size() + pending_.size());
-  std::vector<Pending> batch;
-  batch.swap(pending_);
-  // Until it is stored (or refused), an unwind gives the batch back to
-  // pending_ (nothing is queued there meanwhile: storing calls no one).
-  bool taken = false;
-  struct GiveBack {
-    std::vector<Pending>& batch;
-    std::vector<Pending>& pending;
-    bool& taken;
-    ~GiveBack() {
-      if (!taken && pending.empty()) pending.swap(batch);
-    }
-  } give_back{batch, pending_, taken};
-  if (store_) {
-    std::vector<HistoryStore::Row> rows;
-    rows.reserve(batch.size());
-    for (const Pending& p : batch) rows.push_back({p.room->name, &p.msg});
-    std::string err;
-    const uint64_t t0 = monotonic_ns();
-    const bool written = store_->write(rows, &err);
-    commit_duration_.observe(monotonic_ns() - t0);
-    if (!written) {
-      ++commit_failures_;
-      log(LogLevel::Error, batch.size(), " message(s) not stored, not delivered: history store: ", err);
-      taken = true;
-      store_failing_ = true;
-      for (const Pending& p : batch) {
-        --p.room->pending;
-        // Give the ids back: nobody saw them and the store does not hold them.
-        if (p.msg.id < p.room->next_id) p.room->next_id = p.msg.id;
-      }
-      for (const Pending& p : batch) unsettled_.push_back(p.room);
-      for (const Pending& p : batch) {
-        if (p.sender == 0) continue;
-        auto it = conns_.find(p.sender);
-        if (it != conns_.end()) send_error(p.sender, it->second.format, kStorageUnavailable);
-      }
-      return kEStorage;
-    }
-    taken = true;
-    if (store_failing_) {
-      log(LogLevel::Warning, "history store writable again");
-      store_failing_ = false;
-    }
-    for (const Pending& p : batch) {
-      if (p.room->stored) continue;
-      p.room->stored = true;
-      ++stored_rooms_;
-      --unstored_rooms_;
-    }
-  }
-  taken = true;
-  ++commits_;
-  committed_messages_ += batch.size();
-  for (Pending& p : batch) ready_.push_back(std::move(p));  // reserved: no allocation
-  return kOk;
-}
-
 void ChatService::collect_stats(AppStats* out) const {
   out->present = true;
   out->rooms = rooms_.size();
@@ -587,97 +522,8 @@ void ChatService::collect_stats(AppStats* out) const {
   out->committed_messages = committed_messages_;
   out->deliveries = deliveries_;
   out->store_ok = !storage_failing();
-  if (log_) {
-    out->cluster = true;
-    out->cluster_up = log_->up();
-    out->cluster_round_trips = log_->round_trips();
-    out->cluster_failures = log_->failures();
-  }
+  if (clustered()) collect_cluster_stats(out);
   out->commit_duration = commit_duration_;
-}
-
-void ChatService::deliver_ready() {
-  if (ready_.empty()) return;
-  struct Reset {
-    bool& flag;
-    ~Reset() { flag = false; }  // or the chat would store and never deliver again
-  } reset{delivering_};
-  delivering_ = true;
-  std::vector<Pending> batch;
-  while (!ready_.empty()) {
-    batch.clear();
-    batch.swap(ready_);
-    deliver(batch);
-  }
-}
-
-void ChatService::deliver(std::vector<Pending>& batch) {
-  // Receivers per room, copied once per batch: a send may close a
-  // connection, whose on_close changes room->members.
-  //
-  // Each message goes into its room's history (and out of its pending
-  // count) before it is sent; if sending fails, the guard does that for the
-  // rest of the batch, unsent: those are in the history (a joiner or a
-  // classic snapshot gets them), the room can settle, and nothing is sent
-  // twice.
-  unsettled_.reserve(unsettled_.size() + batch.size());  // the guard's room
-  size_t done = 0;
-  struct Rest {
-    const ChatService& self;
-    std::vector<Pending>& batch;
-    std::vector<Room*>& unsettled;
-    size_t& done;
-    ~Rest() {
-      for (; done < batch.size(); ++done) {
-        Pending& p = batch[done];
-        --p.room->pending;
-        p.room->snapshot = FrameRef();
-        unsettled.push_back(p.room);
-        try {
-          p.room->history.make_room();
-          p.room->history.push(std::move(p.msg));
-        } catch (...) {
-          self.log(LogLevel::Error, "out of memory: a message was not kept in the history");
-        }
-      }
-    }
-  } rest{*this, batch, unsettled_, done};
-  std::unordered_map<Room*, std::vector<Member>> receivers;
-  while (done < batch.size()) {
-    Pending& p = batch[done];
-    Room* room = p.room;
-    auto [rit, fresh] = receivers.try_emplace(room);
-    if (fresh) rit->second = room->members;
-    room->history.make_room();
-    room->history.push(std::move(p.msg));
-    ++done;  // in the history: the guard no longer owes it anything
-    --room->pending;
-    unsettled_.push_back(room);  // reserved
-    room->snapshot = FrameRef();
-    const ChatMessage& m = room->history.newest();
-    deliveries_ += rit->second.size();
-    FrameRef v1;
-    for (const Member& r : rit->second) {
-      if (r.format != WireFormat::V1) continue;
-      if (!v1) v1 = text_frame(encode_v1_msg(m));
-      server_.send_frame(r.id, v1);
-    }
-  }
-  // A classic member gets one snapshot per room and batch, the latest: the
-  // earlier ones of the batch would be superseded before it could show
-  // them. One still behind on what it was sent (backlogged) gets nothing
-  // now and the latest at on_drain, so what it is sent is bounded by what
-  // it reads, not multiplied by the rate of messages.
-  for (auto& [room, members] : receivers) {
-    for (const Member& r : members) {
-      if (r.format != WireFormat::Classic) continue;
-      if (server_.backlogged(r.id)) {
-        if (auto it = conns_.find(r.id); it != conns_.end()) it->second.snapshot_stale = true;
-        continue;
-      }
-      server_.send_frame(r.id, snapshot_of(room));  // one encoding per room and batch, shared
-    }
-  }
 }
 
 }  // namespace chatws::chat

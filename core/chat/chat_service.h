@@ -17,6 +17,11 @@
 // later messages keep being tried (the store may recover) and each failed
 // one is answered the same way. Nothing is lost silently.
 //
+// Files: chat_service.cpp (rooms, members, messages in, presence),
+// chat_commit.cpp (the batch stored, then delivered), chat_cluster.cpp
+// (cluster mode). History goes through the RoomLog seam (room_log.h):
+// SqliteLog with history_path, RedisLog with cluster_url.
+//
 // Cluster mode (cluster_url): the same rule across nodes. A message is
 // appended to its room's Redis Stream (the batch of an iteration in one
 // round trip) and delivered to the members on every node, this one
@@ -50,7 +55,6 @@
 
 #include "chat/chat_wire.h"
 #include "chat/history_ring.h"
-#include "chat/history_store.h"
 #include "chat/room_log.h"
 #include "server/rate_limit.h"
 #include "server/server.h"
@@ -81,7 +85,9 @@ struct ChatConfig {
   // Flood control (issue 12): each chat connection may post this many
   // messages a second, `message_burst` at once; 0: defaults (20/s, burst
   // 40); per_second kRateOff: no limit. Over it a message is not stored or
-  // delivered and the sender gets the error "rate limited".
+  // delivered, the sender gets the error "rate limited", and its input is
+  // not read until the bucket has a token again (Server::pause_input): one
+  // refusal per refill interval at most, the rest of a flood waits in TCP.
   static constexpr uint32_t kRateOff = UINT32_MAX;
   RateLimit rate{20, 40};
   // Where the service's log lines go (a store failure, a moderator that
@@ -169,8 +175,8 @@ class ChatService {
   bool holds_room(std::string_view room) const { return rooms_.count(std::string(room)) != 0; }
   size_t idle_room_bytes() const { return idle_bytes_; }
   bool storage_failing() const { return store_failing_ || (log_ && !log_->up()); }
-  bool durable() const { return store_ != nullptr || log_ != nullptr; }
-  bool clustered() const { return log_ != nullptr; }
+  bool durable() const { return log_ != nullptr; }
+  bool clustered() const { return log_ && log_->shared(); }
   // Cluster mode: closes the Redis connections (no callback after it).
   // Must run while the Server is alive, before it is destroyed; the
   // destructor calls it too (for a Server that outlives the service).
@@ -183,6 +189,7 @@ class ChatService {
     ConnId id;
     WireFormat format;
     uint32_t told;           // v1: the member count this member last heard
+    bool waiting = false;    // v1: its hello waits for a read of the log (recovery)
   };
   struct Room {
     Room(std::string n, size_t cap) : name(std::move(n)), history(cap) {}
@@ -227,6 +234,8 @@ class ChatService {
   };
 
   ChatService(Server& server, const ChatConfig& cfg);
+  static constexpr std::string_view kStorageUnavailable = "storage unavailable";
+  static FrameRef text_frame(std::string_view payload);
 
   // The room, loaded or created; nullptr with *code kEFull (max_rooms) or
   // kEStorage and *error.
@@ -236,7 +245,19 @@ class ChatService {
   void settle();  // unsettled_ rooms that are no longer in use turn idle or go
   void erase_room(Room* room);
   void enqueue(Room* room, ConnId sender, std::string user, std::string text, int64_t time_ms);
+  bool local_store() const { return log_ && !log_->shared(); }
   int commit();            // pending_ -> store -> ready_
+  // The batch's messages per room, in acceptance order, with their senders
+  // (one append per room and iteration); `take` moves the messages out.
+  struct RoomAppend {
+    Room* room;
+    std::vector<ChatMessage> msgs;
+    std::vector<ConnId> senders;
+  };
+  static std::vector<RoomAppend> by_room(std::vector<Pending>& batch, bool take);
+  // A single node's store (SqliteLog): appends and writes `batch`, all or
+  // nothing; false with *why.
+  bool store_local(std::vector<Pending>& batch, std::string* why);
   void deliver_ready();     // ready_ -> sockets
   void deliver(std::vector<Pending>& batch);
   const FrameRef& snapshot_of(Room* room);
@@ -244,8 +265,13 @@ class ChatService {
   void presence_changed(Room* room, bool after_iteration_end);
   void announce_presence();
   void greet(ConnId id, WireFormat fmt, Room* room);
+  // Cluster: a v1 join whose since is older than the room's history but
+  // within cluster_retention is greeted once the log has been read from
+  // there (false: not possible, greet with a reset).
+  bool recover_from_log(ConnId id, Room* room, int64_t since);
   // chat_cluster.cpp
-  bool start_cluster(std::string* error);
+  int start_cluster(std::string* error);  // kOk, or kEInval / kEStorage with *error
+  void collect_cluster_stats(AppStats* out) const;
   int cluster_commit();          // pending_ -> the room log (replies come later)
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
@@ -294,8 +320,9 @@ class ChatService {
   size_t history_bytes_;
   TextLimits limits_;
   MessageParser parser_;
-  std::unique_ptr<HistoryStore> store_;
-  std::unique_ptr<RoomLog> log_;  // cluster mode
+  // History: SqliteLog (a single node with history_path) or RedisLog
+  // (cluster_url); none: in memory only.
+  std::unique_ptr<RoomLog> log_;
   uint64_t next_serial_ = 1;
   std::string node_name_;         // cluster: in every append's key
   uint64_t next_key_ = 1;

@@ -253,6 +253,7 @@ HelloRecovery recovery_for(std::string_view query, const HistoryRing& history, s
       return HelloRecovery{};
     }
     r.since = n;
+    r.asked = n;
   }
   if (r.since < 0) return r;
   const int64_t newest = history.empty() ? 0 : history.newest().id;

@@ -180,6 +180,7 @@ std::string encode_classic_error(std::string_view reason);
 struct HelloRecovery {
   int64_t since = -1;  // -1: no recovery asked
   bool reset = false;
+  int64_t asked = -1;  // the since the client asked for (kept when reset)
 };
 std::string encode_v1_hello(std::string_view room, uint64_t you, size_t members,
                             const HistoryRing& history, size_t max_bytes = SIZE_MAX,

@@ -98,6 +98,8 @@ std::unique_ptr<HistoryStore> HistoryStore::open(const std::string& path, std::s
   if (!s->prepare("INSERT INTO messages(room, id, user, text, time) VALUES(?1,?2,?3,?4,?5)", &s->insert_) ||
       !s->prepare("SELECT id, user, text, time FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
                   &s->select_last_) ||
+      !s->prepare("SELECT id, user, text, time FROM messages WHERE room = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                  &s->select_after_) ||
       !s->prepare("DELETE FROM messages WHERE room = ?1 AND id <= ?2", &s->trim_) ||
       !s->prepare("SELECT 1 FROM messages WHERE room = ?1 LIMIT 1", &s->has_room_)) {
     return fail("not a chatws history (" + s->errmsg() + ")");
@@ -172,18 +174,14 @@ bool HistoryStore::has_room(std::string_view room, bool* out, std::string* error
 HistoryStore::~HistoryStore() {
   sqlite3_finalize(insert_);
   sqlite3_finalize(select_last_);
+  sqlite3_finalize(select_after_);
   sqlite3_finalize(trim_);
   sqlite3_finalize(has_room_);
   sqlite3_close(db_);  // checkpoints the WAL into the main file
 }
 
-bool HistoryStore::load(std::string_view room, size_t limit, std::vector<ChatMessage>* out,
-                        int64_t* max_id, std::string* error) {
+bool HistoryStore::read_rows(sqlite3_stmt* st, std::vector<ChatMessage>* out, std::string* error) {
   out->clear();
-  *max_id = 0;
-  sqlite3_stmt* st = select_last_;
-  sqlite3_bind_text(st, 1, room.data(), static_cast<int>(room.size()), SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(limit));
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     ChatMessage m;
@@ -193,20 +191,36 @@ bool HistoryStore::load(std::string_view room, size_t limit, std::vector<ChatMes
     m.text.assign(reinterpret_cast<const char*>(sqlite3_column_blob(st, 2)),
                   static_cast<size_t>(sqlite3_column_bytes(st, 2)));
     m.time_ms = sqlite3_column_int64(st, 3);
-    if (out->empty()) *max_id = m.id;
     out->push_back(std::move(m));
   }
   const bool ok = rc == SQLITE_DONE;
   if (!ok) *error = errmsg();
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  if (!ok) {
-    out->clear();
-    return false;
-  }
+  if (!ok) out->clear();
+  return ok;
+}
+
+bool HistoryStore::load(std::string_view room, size_t limit, std::vector<ChatMessage>* out,
+                        int64_t* max_id, std::string* error) {
+  *max_id = 0;
+  sqlite3_stmt* st = select_last_;
+  sqlite3_bind_text(st, 1, room.data(), static_cast<int>(room.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(limit));
+  if (!read_rows(st, out, error)) return false;
+  if (!out->empty()) *max_id = out->front().id;
   // Newest first from the query; history is kept oldest first.
   std::reverse(out->begin(), out->end());
   return true;
+}
+
+bool HistoryStore::load_after(std::string_view room, int64_t after, size_t limit,
+                              std::vector<ChatMessage>* out, std::string* error) {
+  sqlite3_stmt* st = select_after_;
+  sqlite3_bind_text(st, 1, room.data(), static_cast<int>(room.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int64(st, 3, static_cast<sqlite3_int64>(limit));
+  return read_rows(st, out, error);
 }
 
 bool HistoryStore::write(const std::vector<Row>& rows, std::string* error) {

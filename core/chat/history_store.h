@@ -60,6 +60,9 @@ class HistoryStore {
   // room's highest id (0 when it has none) into *max_id.
   bool load(std::string_view room, size_t limit, std::vector<ChatMessage>* out, int64_t* max_id,
             std::string* error);
+  // Up to `limit` messages of `room` with an id above `after`, oldest first.
+  bool load_after(std::string_view room, int64_t after, size_t limit, std::vector<ChatMessage>* out,
+                  std::string* error);
 
   struct Row {
     std::string_view room;
@@ -85,6 +88,8 @@ class HistoryStore {
   bool trim_all(std::string* error);
   bool trim(std::string_view room, int64_t newest, std::string* error);
   bool prepare(const char* sql, sqlite3_stmt** st);
+  // Steps `st` (bound) to the end, its rows (id, user, text, time) into *out.
+  bool read_rows(sqlite3_stmt* st, std::vector<ChatMessage>* out, std::string* error);
 
   std::string path_;
   size_t retention_ = 0;
@@ -92,6 +97,7 @@ class HistoryStore {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* select_last_ = nullptr;
+  sqlite3_stmt* select_after_ = nullptr;
   sqlite3_stmt* trim_ = nullptr;
   sqlite3_stmt* has_room_ = nullptr;
 };

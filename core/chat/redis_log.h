@@ -38,6 +38,7 @@ class RedisLog final : public RoomLog {
  public:
   // Checks that Redis answers (blocking, with a timeout: before the loop
   // runs), then starts both connections. nullptr with *error naming the URL.
+  bool shared() const override { return true; }
   static std::unique_ptr<RedisLog> create(Server& server, const std::string& url,
                                           std::string node_name, size_t retention,
                                           net::RedisClient::LogFn log, std::string* error);

@@ -4,15 +4,19 @@
 // new entries. Positions are per room, 1, 2, 3 ... (the chatws.v1 message
 // ids), assigned by the log, so every node sees one order.
 //
-// Asynchronous: every call answers through its callback, on the loop
-// thread, later; only a failure known at once (the log is down) may be
-// answered from inside the call (or the flush() that sends it). A callback
-// is dropped only when the log is stopped.
-//
-// Implementations: RedisLog (redis_log.h, cluster mode). The single-node
-// SQLite store (history_store.h) keeps its synchronous path in
-// ChatService, commit-then-deliver within one iteration, which this seam
-// would only make slower; moving it behind RoomLog is left for later.
+// Two implementations, one path in the chat (ChatService::commit and the
+// room loads):
+//   RedisLog (redis_log.h, cluster mode): shared() by every node, which
+//     deliver an entry only once they read it back, in position order.
+//     Asynchronous: every call answers through its callback, on the loop
+//     thread, later; only a failure known at once (the log is down) may be
+//     answered from inside the call (or the flush() that sends it). A
+//     callback is dropped only when the log is stopped.
+//   SqliteLog (sqlite_log.h, a single node with history_path): this
+//     node's alone, so not shared(): the chat numbers the messages itself,
+//     delivers what it appended as soon as it is stored (commit, then
+//     deliver, within one iteration), and every call answers within it
+//     (append's at the flush() that writes it).
 #pragma once
 
 #include <cstddef>
@@ -30,6 +34,9 @@ class RoomLog {
  public:
   virtual ~RoomLog() = default;
 
+  // Written by other nodes too (see above).
+  virtual bool shared() const = 0;
+
   // Stored: `ids` are the positions given to the messages, in order.
   // Refused: not stored (the log was down, or refused it; why says so).
   // Unknown: the reply was lost with the connection: the append may or may
@@ -41,17 +48,27 @@ class RoomLog {
   using ReadDone = std::function<void(bool ok, std::vector<ChatMessage> msgs,
                                       std::vector<std::string> keys, std::string_view why)>;
 
-  // Queues the append of `msgs` (ids ignored) to `room`, each with its key
-  // (unique to the message: the node's name and a counter); appends queued
-  // in one loop iteration go out together at flush().
+  // Queues the append of `msgs` to `room`, each with its key (unique to the
+  // message: the node's name and a counter); appends queued in one loop
+  // iteration go out together at flush(). A shared log gives the positions
+  // (msgs' ids ignored); one that is not stores the ids given.
   virtual void append(const std::string& room, std::vector<ChatMessage> msgs,
                       std::vector<std::string> keys, AppendDone done) = 0;
-  // Sends what was queued (one round trip for all of it).
+  // Sends what was queued (one round trip, or one transaction, for all of it).
   virtual void flush() = 0;
   // The last `n` entries of `room`.
   virtual void read_last(const std::string& room, size_t n, ReadDone done) = 0;
   // Up to `max` entries after position `after`.
   virtual void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) = 0;
+
+  // For max_rooms (a log that is not shared: the rooms it keeps count):
+  // whether `room` has entries (false: the query failed, *error says why),
+  // and how many rooms had entries when the log was opened.
+  virtual bool has_room(std::string_view /*room*/, bool* out, std::string* /*error*/) {
+    *out = false;
+    return true;
+  }
+  virtual size_t rooms_at_open() const { return 0; }
 
   // A room got entries (from any node), up to position `last` (0: not
   // known). May come more than once per entry, or for entries already

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 
@@ -29,6 +30,14 @@ class TokenBucket {
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
     return true;
+  }
+
+  // Milliseconds from `now_ms` until a message may pass again (>= 1; 0 if
+  // one may now). `now_ms` is that of the last take().
+  int64_t ms_until_token(const RateLimit& l, int64_t now_ms) const {
+    if (tokens_ >= 1.0) return 0;
+    const double wait = (1.0 - tokens_) * 1000.0 / l.per_second - double(now_ms - last_ms_);
+    return std::max<int64_t>(1, int64_t(std::ceil(wait)));
   }
 
   static int64_t now_ms() {

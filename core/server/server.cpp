@@ -280,6 +280,10 @@ int Server::Impl::poll_once(int timeout_ms) {
         timeout_ms = int(left);
       }
     }
+    for (const auto& [c, until] : paused) {  // few: flood-controlled clients
+      const int64_t left = std::max<int64_t>(until - now_ms, 0);
+      if (timeout_ms < 0 || timeout_ms > left) timeout_ms = int(left);
+    }
     if (state.load() == LoopState::Stopping) {
       int cap = by_id.empty() ? 0 : tick_ms;
       if (timeout_ms < 0 || timeout_ms > cap) timeout_ms = cap;
@@ -294,6 +298,7 @@ int Server::Impl::poll_once(int timeout_ms) {
     // does not give them a second one. Swapped, so both lists keep
     // capacity; turns an unwound iteration left go first.
     light_turns = 0;
+    if (!paused.empty()) resume_paused();
     if (turns.empty()) {
       turns.swap(read_pending);
     } else {
@@ -569,6 +574,23 @@ void Server::wake() { impl_->poller.wake(); }
 bool Server::backlogged(ConnId id) const {
   Connection* c = impl_->by_id.find(id);
   return impl_->visible(c) && c->state != ConnState::Dead && c->over_soft;
+}
+
+int Server::pause_input(ConnId id, int ms) {
+  LoopAccess loop(*this);
+  if (!loop) return kEThread;
+  if (ms < 1) return kEInval;
+  Connection* c = impl_->find_open(id);
+  if (!c) return kENoConn;
+  const int64_t until = net::monotonic_ms() + ms + 1;  // at least ms (the clock is in whole ms)
+  if (c->paused) {
+    for (auto& [h, t] : impl_->paused)
+      if (h == c) t = std::max(t, until);
+    return kOk;
+  }
+  impl_->paused.emplace_back(c, until);
+  c->paused = true;  // after: the flag says it is listed
+  return kOk;
 }
 
 size_t Server::max_output_buffer() const { return impl_->cfg.max_output_buffer; }

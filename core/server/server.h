@@ -315,6 +315,20 @@ class Server {
   // backlogged reader would only get late (a snapshot superseded by the
   // next one) and catch it up at on_drain.
   bool backlogged(ConnId id) const;
+  // Loop thread only (a callback, or a LoopAccess). Reads nothing more of
+  // the open connection `id` for `ms` milliseconds: if its message is the
+  // one being handled, its turn ends after it; what it sent beyond stays
+  // unread (kept from the last read, or in the socket, where TCP's flow
+  // control holds the client back) and is handled, in order, once the time
+  // has passed. Its pings and its close wait too; a reset meanwhile closes
+  // it at once (1006), its unread input dropped. In a host's own loop
+  // (poll()), the time is kept only as well as the host polls: fd() is not
+  // made readable for it before the next tick. For flood control: a
+  // client held back costs the loop nothing, where reading and rejecting
+  // each of its messages would cost as much as handling them. A second call
+  // while paused moves the end to the later of the two. kOk, kEInval (ms < 1),
+  // kENoConn (not open), kEThread.
+  int pause_input(ConnId id, int ms);
   size_t max_output_buffer() const;  // the configured cap, in bytes
   ConnInfo* mutable_info(ConnId id);
   size_t connection_count() const;             // any thread

@@ -129,6 +129,8 @@ struct Server::Impl {
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // turn due next iteration (input may be left)
   std::vector<Connection*> turns;                   // ... those of this iteration (see serve_turns)
+  // Connections whose input pause_input paused, with the time reading resumes.
+  std::vector<std::pair<Connection*, int64_t>> paused;
   uint32_t light_turns = 0;  // turns of connections that are not bulk senders, this iteration
   int turn_budget = kMessagesPerTurn;  // messages the current turn may still handle (FrameEvents)
   // The events of the last wait, handled from ev_next on: an iteration cut
@@ -313,6 +315,7 @@ struct Server::Impl {
   size_t feed_frames(Connection* c, uint8_t* data, size_t n);  // until the turn's budget
   void on_ws_bytes(Connection* c, uint8_t* data, size_t n);    // feed_frames, keeping the rest
   void take_turn_later(Connection* c);
+  void resume_paused();  // those whose time has come get a turn
   bool handle_request(Connection* c);
   bool handle_upgrade(Connection* c, const protocol::HttpRequest& req);
   // upgrade_hook.cpp: the host's hook, pending upgrades, completing one.

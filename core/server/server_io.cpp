@@ -151,6 +151,12 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
   }
   Connection* c = reinterpret_cast<Connection*>(uintptr_t(ev.token));
   if (c->state == ConnState::Dead) return;
+  if (c->paused && ev.hangup) {
+    // Reset while its input is paused: nothing it left can be answered, and
+    // a flood's remainder would otherwise keep posting for it.
+    abort(c, 1006);
+    return;
+  }
   if (ev.writable) {
     c->writable = true;
     // TLS: ciphertext (a handshake flight, a close_notify) may be waiting.
@@ -168,6 +174,7 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 // (kBulkTurn for a bulk sender while others are served) are handled and the
 // rest is kept for the next turn (see feed_frames).
 void Server::Impl::read_ready(Connection* c) {
+  if (c->paused) return;  // resume_paused gives it its turn
   // A bulk sender's turn is short when others have had theirs in this
   // iteration (their output waits for this turn to end); see kBulkTurn.
   // Bulk senders are always on the pending list, so their turns come after
@@ -261,6 +268,17 @@ void Server::Impl::read_turn(Connection* c) {
   }
 }
 
+void Server::Impl::resume_paused() {
+  std::erase_if(paused, [&](const std::pair<Connection*, int64_t>& h) {
+    if (h.second > now_ms) return false;
+    h.first->paused = false;
+    // Whatever was left (kept input, the socket: edge-triggered, no new
+    // event may come for it) is read in this iteration's turns.
+    take_turn_later(h.first);
+    return true;
+  });
+}
+
 void Server::Impl::peer_ended(Connection* c) {
   // An HTTP client may half-close once its requests are sent (RFC 9112
   // 9.6): those already read are still answered, then the connection
@@ -283,7 +301,7 @@ void Server::Impl::finish_half_closed(Connection* c) {
 }
 
 void Server::Impl::take_turn_later(Connection* c) {
-  if (!c->read_pending) {
+  if (!c->read_pending && !c->paused) {
     read_pending.push_back(c);  // first: the flag says it is listed
     c->read_pending = true;
   }
@@ -425,7 +443,9 @@ struct FrameEvents {
 
   // Go on with the next frame: the connection still reads frames and the
   // turn has budget left (else consume() stops and the rest waits).
-  bool next() { return (c->state == ConnState::Open || c->state == ConnState::Closing) && --left > 0; }
+  bool next() {
+    return (c->state == ConnState::Open || c->state == ConnState::Closing) && !c->paused && --left > 0;
+  }
 
   bool on_message(Opcode op, const char* data, size_t len) {
     if (c->state != ConnState::Open) return next();  // Closing: discarded
@@ -792,6 +812,7 @@ void Server::Impl::release(Connection* c) noexcept {
     }
   }
   if (c->upgrade_pending) drop_pending(c);
+  if (c->paused) std::erase_if(paused, [c](const std::pair<Connection*, int64_t>& h) { return h.first == c; });
   poller.remove(c->fd);
   ::close(c->fd);
   if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now

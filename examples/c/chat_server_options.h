@@ -80,7 +80,7 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        "off, one node", &o->cluster_url);
   SPEC("node-name", OPT_STRING, "NAME", "this node's name in the cluster", "<hostname>:<pid>",
        &o->node_name);
-  SPECX("cluster-retention", OPT_U32, "N", "entries kept per room stream in Redis",
+  SPECX("cluster-retention", OPT_U32, "N", "entries kept per room stream in Redis (the since recovery window)",
         "max(history size, 1000)", &o->cluster_retention, UINT32_MAX, 0);
   SPECX("max-rooms", OPT_U32, "N", "chat rooms at once; new ones beyond get 503", "10000",
        &o->max_rooms, UINT32_MAX, 0);

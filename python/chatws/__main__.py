@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "redis://[:password@]host[:port][/db] (default: off, one node)")
     p.add_argument("--node-name", metavar="NAME", help="this node's name in the cluster (default: <hostname>:<pid>)")
     p.add_argument("--cluster-retention", type=_positive, metavar="N",
-                   help="entries kept per room stream in Redis (default: max(history size, 1000))")
+                   help="entries kept per room stream in Redis, the since recovery window "
+                        "(default: max(history size, 1000))")
     p.add_argument("--max-connections", type=_positive, help="open connections; beyond: HTTP 503 (default: 100000)")
     p.add_argument("--max-connections-per-ip", type=_positive,
                    help="per client address, IPv6 clients per network prefix; beyond: HTTP 503 (default: unlimited)")

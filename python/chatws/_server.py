@@ -191,7 +191,9 @@ class Server:
     "storage unavailable" and the server reconnects by itself.
     ``node_name`` (default ``<hostname>:<pid>``) names this node in the
     appends; ``cluster_retention`` (default: the larger of history_size and
-    1000) is how many entries each room's stream keeps. :meth:`post_chat`
+    1000) is how many entries each room's stream keeps, and how far back a
+    chatws.v1 client reconnecting with ``?since=<id>`` is given exactly what
+    it missed (further back: a reset). :meth:`post_chat`
     is asynchronous in this mode.
     """
 

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List
 
+import pytest
 import websocket  # websocket-client
 
 from conftest import WAIT, Client, Node, Proxy, Redis, free_port
@@ -264,8 +265,8 @@ def test_presence_counts_every_node_and_forgets_a_killed_one(nodes: Callable[...
 
 def test_recovery_with_since_on_another_node_and_reset_beyond_the_history(
         nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
-    a = nodes("ra", "python", "--history-size", "5")
-    b = nodes("rb", "c", "--history-size", "5")
+    a = nodes("ra", "python", "--history-size", "5", "--cluster-retention", "5")
+    b = nodes("rb", "c", "--history-size", "5", "--cluster-retention", "5")
     first = clients(a.url("recover"))
     for i in range(3):
         first.send("ann", f"r{i}")
@@ -279,7 +280,7 @@ def test_recovery_with_since_on_another_node_and_reset_beyond_the_history(
     back = clients(b.url("recover") + f"?since={last}")  # reconnects through the other node
     assert back.hello["since"] == last and "reset" not in back.hello
     assert [(h["id"], h["text"]) for h in back.hello["history"]] == [(last + 1, "r3"), (last + 2, "r4")]
-    # Older than the history (5 messages): a reset with the history, not a silent gap.
+    # Older than the history and the retention (5 messages): a reset with the history, not a silent gap.
     for i in range(5, 10):
         poster.send("bob", f"r{i}")
     poster.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 7)
@@ -288,3 +289,36 @@ def test_recovery_with_since_on_another_node_and_reset_beyond_the_history(
     assert [h["text"] for h in stale.hello["history"]] == [f"r{i}" for i in range(5, 10)]
     bad = clients(b.url("recover") + "?since=abc")
     assert bad.errors() == ["since must be a message id (digits)"]
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_since_older_than_the_history_but_within_the_retention_is_read_from_the_stream(
+        kind: str, nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # history_size 5 (what a node keeps and sends), cluster_retention 12 (what the stream keeps).
+    a = nodes(f"wa{kind}", "python", "--history-size", "5", "--cluster-retention", "12")
+    b = nodes(f"wb{kind}", kind, "--history-size", "5", "--cluster-retention", "12")
+    room = f"window-{kind}"
+    first = clients(a.url(room))
+    first.send("ann", "w0")
+    first.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 1)
+    last = first.msgs()[-1]["id"]
+    first.close()
+    poster = clients(a.url(room))
+    watcher = clients(b.url(room))  # b takes the room's entries live, keeps the last 5
+    for i in range(1, 10):  # 9 missed: more than history_size, within the retention
+        poster.send("bob", f"w{i}")
+    watcher.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 9)
+    back = clients(b.url(room) + f"?since={last}")
+    assert back.hello["since"] == last and "reset" not in back.hello
+    assert [(h["id"], h["text"]) for h in back.hello["history"]] == [(last + i, f"w{i}") for i in range(1, 10)]
+    # Live messages after the hello: each once, in order.
+    poster.send("bob", "after")
+    back.wait_until(lambda fs: any(f["type"] == "msg" for f in fs))
+    assert [(m["id"], m["text"]) for m in back.msgs()] == [(last + 10, "after")]
+    # 13 behind: older than the retention: a reset with the history (the last 5).
+    for i in range(11, 14):
+        poster.send("bob", f"w{i}")
+    watcher.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= 13)
+    stale = clients(b.url(room) + f"?since={last}")
+    assert stale.hello["reset"] is True and "since" not in stale.hello
+    assert [h["text"] for h in stale.hello["history"]] == ["w9", "after", "w11", "w12", "w13"]

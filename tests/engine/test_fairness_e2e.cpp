@@ -3,11 +3,14 @@
 // a client that floods cannot hold the loop while others wait. Driven with
 // Server::poll() from the test thread, so iterations are counted exactly.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,12 +39,24 @@ struct TurnCounter : ServerHandler {
   ConnId watched = 0;
   std::map<ConnId, uint64_t> at_watched;
 
+  // A message "pause" pauses its connection's input for pause_ms.
+  Server* server = nullptr;
+  int pause_ms = 0;
+  int pause_rc = -100;
+  std::map<ConnId, std::vector<Clock::time_point>> handled_at;
+  std::vector<ConnId> closed;
+
   void on_message(ConnId id, Opcode, const char* d, size_t n) override {
     if (id == watched && total[id] == 0) at_watched = total;
     ++in_iteration[id];
     ++total[id];
-    if (keep_payloads) payloads[id].emplace_back(d, n);
+    if (keep_payloads) {
+      payloads[id].emplace_back(d, n);
+      handled_at[id].push_back(Clock::now());
+    }
+    if (pause_ms && std::string_view(d, n) == "pause") pause_rc = server->pause_input(id, pause_ms);
   }
+  void on_close(ConnId id, uint16_t, std::string_view) override { closed.push_back(id); }
   // With `record`: each iteration's messages per connection (those with any).
   bool record = false;
   std::vector<std::map<ConnId, uint64_t>> history;
@@ -69,6 +84,7 @@ struct Driven {
     int code = 0;
     server = Server::create(cfg, &h, &err, &code);
     EXPECT_TRUE(server) << err;
+    h.server = server.get();
   }
   // Polls until `done` or the deadline; false on timeout.
   template <class Pred>
@@ -191,6 +207,71 @@ TEST(Fairness, ABulkSendersTurnIsShortOnlyWhileOthersAreServed) {
   EXPECT_EQ(beside, probes) << "each probe message in an iteration of its own";
   EXPECT_LE(most_beside, kBulk) << "flood messages in an iteration where the probe was served";
   EXPECT_EQ(most_alone, kTurn) << "a bulk sender alone keeps the full turn";
+}
+
+// pause_input (flood control): the turn ends after the message that paused
+// it, nothing more of the connection is handled until the time has passed,
+// then the rest comes, whole and in order; another connection is served
+// meanwhile.
+TEST(PauseInput, TheRestWaitsForTheTimeThenComesInOrder) {
+  Driven d;
+  d.h.keep_payloads = true;
+  d.h.pause_ms = 150;
+  size_t opened = 0;
+  auto c = d.client(&opened);
+  const ConnId id = d.newest_id();
+  auto other = d.client(&opened);
+  const ConnId other_id = d.newest_id();
+  std::string stream = WsClient::masked_frame(Opcode::Text, "a");
+  stream += WsClient::masked_frame(Opcode::Text, "pause");
+  for (int i = 0; i < 100; ++i) stream += WsClient::masked_frame(Opcode::Text, std::to_string(i));
+  stream += WsClient::masked_frame(Opcode::Ping, "p");
+  ASSERT_TRUE(c->write_all(stream));
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[id] >= 2; }));
+  EXPECT_EQ(d.h.pause_rc, kOk);
+  // While paused: the other connection is served, this one is not.
+  ASSERT_TRUE(other->write_all(WsClient::masked_frame(Opcode::Text, "other")));
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[other_id] == 1; }));
+  EXPECT_EQ(d.h.total[id], 2u) << "handled while paused";
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[id] == 102; }));
+  const auto& p = d.h.payloads[id];
+  ASSERT_EQ(p.size(), 102u);
+  EXPECT_EQ(p[0], "a");
+  EXPECT_EQ(p[1], "pause");
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(p[size_t(i) + 2], std::to_string(i));
+  const auto waited = d.h.handled_at[id][2] - d.h.handled_at[id][1];
+  EXPECT_GE(waited, std::chrono::milliseconds(d.h.pause_ms));
+  // The ping after them is answered once they are handled (two more
+  // iterations: its turn, if it was not in theirs, and the flush).
+  const uint64_t it = d.h.iterations;
+  ASSERT_TRUE(d.poll_until([&] { return d.h.iterations >= it + 2; }));
+  auto pong = c->read_frame(5000);
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->op, Opcode::Pong);
+  EXPECT_EQ(pong->payload, "p");
+  // Bad calls.
+  EXPECT_EQ(d.server->pause_input(id, 0), kEInval);
+  EXPECT_EQ(d.server->pause_input(id + 1000, 10), kENoConn);
+}
+
+// A client that resets while paused is closed at once, and what it left
+// unread is never handled (a flood's remainder does not post for it).
+TEST(PauseInput, AResetWhilePausedClosesAtOnce) {
+  Driven d;
+  d.h.pause_ms = 60000;
+  size_t opened = 0;
+  auto c = d.client(&opened);
+  const ConnId id = d.newest_id();
+  std::string stream = WsClient::masked_frame(Opcode::Text, "pause");
+  for (int i = 0; i < 100; ++i) stream += WsClient::masked_frame(Opcode::Text, "left");
+  ASSERT_TRUE(c->write_all(stream));
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[id] == 1; }));
+  linger l{1, 0};  // close() sends RST
+  ASSERT_EQ(setsockopt(c->fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+  c.reset();
+  ASSERT_TRUE(d.poll_until([&] { return !d.h.closed.empty(); }, 5000)) << "still open after the reset";
+  EXPECT_EQ(d.h.closed[0], id);
+  EXPECT_EQ(d.h.total[id], 1u);
 }
 
 TEST(Fairness, InputKeptBetweenTurnsArrivesWholeAndInOrder) {
