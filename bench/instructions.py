@@ -15,6 +15,7 @@ same dump, so the interval need not line up with the generator's.
     python3 bench/instructions.py --build-dir build-bench            # echo, 32 B
     python3 bench/instructions.py --mode broadcast --connections 100
     python3 bench/instructions.py --tls        # over wss:// (OpenSSL's share included)
+    python3 bench/instructions.py --metrics    # with a metrics listener (issue 17's overhead)
 """
 import argparse
 import re
@@ -61,6 +62,8 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before the counters are zeroed")
     p.add_argument("--measure", type=float, default=4.0, help="seconds counted")
     p.add_argument("--tls", action="store_true", help="wss:// (a self-signed certificate made for the run)")
+    p.add_argument("--metrics", action="store_true",
+                   help="with a metrics listener (/metrics on a free port, not scraped)")
     args = p.parse_args()
 
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -84,6 +87,8 @@ def main() -> int:
                             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
                            check=True, capture_output=True)
             tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+        if args.metrics:
+            tls += ["--metrics-port", str(free_port())]
         server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                    str(server_exe), "--mode", args.mode, "--port", str(port), *tls],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -411,6 +411,7 @@ struct Server::Impl {
   void trim_deflate_buffer();
   void trim_inflate_buffer();  // not while on_message may read `inflated`
   int direct_send(ConnId id, protocol::Opcode op, std::string_view payload);
+  bool enqueue_plain(Connection* c, SharedFrame* f);  // enqueue's fast path (server_io.cpp)
   int direct_broadcast(SharedFrame* f, ConnId exclude);
   int direct_close(ConnId id, uint16_t code, std::string_view reason);
 };
