@@ -61,6 +61,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before the counters are zeroed")
     p.add_argument("--measure", type=float, default=4.0, help="seconds counted")
     p.add_argument("--tls", action="store_true", help="wss:// (a self-signed certificate made for the run)")
+    p.add_argument("--keep", metavar="FILE", help="copy the interval's callgrind dump there (for callgrind_annotate)")
     args = p.parse_args()
 
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -113,6 +114,8 @@ def main() -> int:
             print("callgrind wrote no interval dump", file=sys.stderr)
             return 1
         total, calls = count(dumps[0], function)
+        if args.keep:
+            shutil.copyfile(dumps[0], args.keep)
     if calls == 0:
         print(f"no call of {function} in the interval", file=sys.stderr)
         return 1
