@@ -232,6 +232,20 @@ ssize_t TlsTransport::write_gathered(const iovec* iov, int n, uint8_t* scratch) 
   return ssize_t(done);
 }
 
+void TlsTransport::tick(bool busy) {
+  if (!established_ || failed_) return;
+  if (busy && !keep_buffers_) {
+    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    keep_buffers_ = true;
+  } else if (!busy && keep_buffers_) {
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    // Frees both record buffers unless one holds a partial record; that one
+    // goes after its record, as for any connection in release mode.
+    SSL_free_buffers(ssl_);
+    keep_buffers_ = false;
+  }
+}
+
 bool TlsTransport::shutdown() {
   if (notify_sent_) return flush();
   notify_sent_ = true;
