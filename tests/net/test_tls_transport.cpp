@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -126,6 +127,75 @@ TEST_F(TlsTransportTest, HandshakeThenBothDirections) {
   EXPECT_TRUE(client_ok) << client_error;
   EXPECT_EQ(received, "howdy");
   EXPECT_TRUE(staging.bytes.empty());
+}
+
+// A loopback TCP connection (kernel TLS needs TCP): {server end
+// non-blocking, client end blocking}.
+bool tcp_pair(int* server, int* client) {
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = l >= 0 && ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 1) == 0 &&
+            ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  *client = ok ? ::socket(AF_INET, SOCK_STREAM, 0) : -1;
+  ok = ok && *client >= 0 && ::connect(*client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  *server = ok ? ::accept4(l, nullptr, nullptr, SOCK_NONBLOCK) : -1;
+  if (l >= 0) ::close(l);
+  return ok && *server >= 0;
+}
+
+// SSL_OP_ENABLE_KTLS asked for where the kernel cannot take the keys (a
+// TCP connection on a kernel without the "tls" ULP, as on the machine this
+// was written on; elsewhere a Unix socket, which has no ULPs): OpenSSL asks
+// the BIO to switch kTLS on, the socket BIO's setsockopt fails, and the
+// records stay in user space, both ways, with nothing else changed.
+TEST_F(TlsTransportTest, KernelTlsRefusedFallsBackToUserSpaceRecords) {
+  TlsConfig c;
+  c.cert_file = certs.file("a.pem");
+  c.key_file = certs.file("a.key");
+  c.ktls = KernelTls::On;
+  std::string err;
+  t.reset();
+  ctx = TlsContext::create(c, &err);
+  ASSERT_NE(ctx, nullptr) << err;
+  EXPECT_TRUE(ctx->ktls());
+  if (!kernel_tls_available()) {
+    ::close(server_fd);
+    ::close(client_fd);
+    ASSERT_TRUE(tcp_pair(&server_fd, &client_fd));
+  }
+  t.reset(TlsTransport::create(ctx->new_ssl(), server_fd, &staging));
+  std::string received;
+  start_client([&](TlsClient& cl) {
+    cl.write_all("hello over TCP");
+    if (cl.fill(5)) received = cl.buffer().substr(0, 5);
+  });
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  EXPECT_TRUE(t->ktls_attempted());  // OpenSSL did try
+  EXPECT_FALSE(t->ktls_send());
+  EXPECT_FALSE(t->ktls_recv());
+  EXPECT_EQ(server_read(14), "hello over TCP");
+  iovec iov{const_cast<char*>("howdy"), 5};
+  uint8_t scratch[16384];
+  EXPECT_EQ(t->write_gathered(&iov, 1, scratch), 5);
+  release = true;
+  client_thread.join();
+  EXPECT_TRUE(client_ok) << client_error;
+  EXPECT_EQ(received, "howdy");
+  EXPECT_TRUE(t->shutdown());
+}
+
+// Auto (the default) asks OpenSSL for kTLS only where the kernel offers it;
+// without it the BIO is never asked.
+TEST_F(TlsTransportTest, KernelTlsAutoFollowsTheKernel) {
+  EXPECT_EQ(ctx->ktls(), kernel_tls_available());
+  start_client([&](TlsClient&) {});
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  if (!kernel_tls_available()) {
+    EXPECT_FALSE(t->ktls_attempted());
+  }
 }
 
 // Small frames of one flush go out as one record, not one record each.
