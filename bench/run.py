@@ -227,7 +227,8 @@ class Scraper:
 # ------------------------------------------------------------------ running
 
 def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, warmup: float,
-                pin: bool, label: str, batch_writes: bool = False, tls: bool = False) -> dict:
+                pin: bool, label: str, batch_writes: bool = False, tls: bool = False,
+                threads: int = 1) -> dict:
     cmd = (["taskset", "-c", LOADGEN_CPU] if pin else []) + [
         str(loadgen), "--port", str(port), "--mode", wl["mode"],
         "--connections", str(wl["connections"]), "--size", str(wl["size"]),
@@ -235,7 +236,7 @@ def run_loadgen(loadgen: Path, wl: dict, port: int, pid: int, duration: float, w
         "--duration", str(duration), "--warmup", str(warmup),
         "--server-pid", str(pid), "--json", "--label", label,
     ] + (["--chat"] if wl.get("chat") else []) + (["--batch-writes"] if batch_writes else []) \
-      + (["--tls"] if tls else [])
+      + (["--tls"] if tls else []) + (["--threads", str(threads)] if threads > 1 else [])
     limit = duration + warmup + 120  # connect + drain + close are bounded inside the loadgen
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -278,6 +279,11 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
     pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     if not pin:
         log("fewer than 2 CPUs or no taskset: running unpinned")
+    elif args.loadgen_threads > 1:
+        # Scaling runs: the generator's threads and the server's loops share
+        # every core, as on a machine with one service.
+        pin = False
+        log(f"load generator on {args.loadgen_threads} threads: server and generator unpinned")
     duration, warmup, runs = (1.0, 0.5, 1) if args.quick else (args.duration, args.warmup, args.runs)
     servers = args.servers.split(",")
     wanted = set(args.workloads.split(",")) if args.workloads else None
@@ -337,7 +343,7 @@ def run_all(args, build: Path, results_dir: Path) -> dict:
         report["workloads"][wl["name"]] = entry
     report["settings"] = {"duration_s": duration, "warmup_s": warmup, "runs": runs,
                           "pinned": pin, "quick": args.quick, "batch_writes": args.batch_writes,
-                          "interleave": args.interleave}
+                          "interleave": args.interleave, "loadgen_threads": args.loadgen_threads}
     return report
 
 
@@ -366,7 +372,8 @@ def measure(name: str, wl: dict, runs: int, build: Path, loadgen: Path, logfile:
                     break
             scraper = Scraper(cmd) if name == "chatws-scraped" else None
             results.append(run_loadgen(loadgen, wl, server.port, server.pid, duration,
-                                       warmup, pin, name, args.batch_writes, tls))
+                                       warmup, pin, name, args.batch_writes, tls,
+                                       args.loadgen_threads))
             if scraper:
                 results[-1].update(scraper.stop())
     finally:
@@ -607,6 +614,9 @@ def main() -> int:
     p.add_argument("--interleave", action="store_true",
                    help="run a workload's servers round-robin, a fresh server per run "
                         "(A/B comparisons on a noisy machine)")
+    p.add_argument("--loadgen-threads", type=int, default=1, metavar="N",
+                   help="load generator on N threads (shards of the connections); with N > 1 "
+                        "nothing is pinned (scaling runs; see BENCHMARKS.md)")
     p.add_argument("--batch-writes", action="store_true",
                    help="load generator writes replies once per epoll batch (see BENCHMARKS.md)")
     args = p.parse_args()

@@ -49,4 +49,10 @@ void LatencyHistogram::clear() {
   max_ = 0;
 }
 
+void LatencyHistogram::merge(const LatencyHistogram& other) {
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+  count_ += other.count_;
+  if (other.max_ > max_) max_ = other.max_;
+}
+
 }  // namespace chatws::bench

@@ -16,6 +16,8 @@ class LatencyHistogram {
   uint64_t percentile(double p) const;
   uint64_t max() const { return max_; }
   void clear();
+  // Adds another histogram's samples (the shards of a --threads run).
+  void merge(const LatencyHistogram& other);
 
  private:
   static constexpr int kSubBits = 6;                   // 64 sub-buckets

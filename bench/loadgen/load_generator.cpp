@@ -83,8 +83,18 @@ struct LoadGenerator::Conn {
   std::unique_ptr<proto::Inflater> inflater;
 };
 
-LoadGenerator::LoadGenerator(const Options& opts)
-    : opts_(opts), read_buf_(kReadBuffer), mask_state_(std::random_device{}() | 1ull) {
+void Result::merge(const Result& o) {
+  msgs += o.msgs;
+  deliveries += o.deliveries;
+  latency.merge(o.latency);
+  opened += o.opened;
+  errors += o.errors;
+  unexpected_closes += o.unexpected_closes;
+  if (first_error.empty()) first_error = o.first_error;
+}
+
+LoadGenerator::LoadGenerator(const Options& opts, int shard, PhaseSync* sync)
+    : opts_(opts), shard_(shard), sync_(sync), read_buf_(kReadBuffer), mask_state_(std::random_device{}() | 1ull) {
   payload_template_.assign(opts_.size, 'x');
   if (opts_.deflate) {
     // Text that compresses like chat text does (about 2-3x), not like 'x's.
@@ -412,7 +422,7 @@ void LoadGenerator::on_message(Conn& c, std::string_view payload) {
   }
   uint64_t stamp = 0, sender = 0;
   if (payload.size() != opts_.size || !get_hex(payload.data(), kStampLen, stamp) ||
-      !get_hex(payload.data() + kStampLen, kSenderLen, sender) || sender >= conns_.size()) {
+      !get_hex(payload.data() + kStampLen, kSenderLen, sender) || sender >= uint64_t(opts_.connections)) {
     ++result_.errors;
     if (result_.first_error.empty()) result_.first_error = "unexpected message payload";
     return;
@@ -597,13 +607,14 @@ Result LoadGenerator::run() {
     SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);
   }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0 || !resolve()) {
+  const bool ready = epfd_ >= 0 && resolve();
+  if (!ready) {
     ++result_.errors;
     if (result_.first_error.empty()) result_.first_error = "epoll_create1 failed";
-    return result_;
   }
-  conns_.reserve(size_t(opts_.connections));
-  for (int i = 0; i < opts_.connections; ++i) {
+  const int shards = opts_.threads;
+  conns_.reserve(size_t(opts_.connections / shards + 1));
+  for (int i = shard_; ready && i < opts_.connections; i += shards) {
     conns_.push_back(std::make_unique<Conn>());
     conns_.back()->index = uint32_t(i);
     // A chat hello carries the room's history (many messages): allow more.
@@ -614,29 +625,46 @@ Result LoadGenerator::run() {
     if (opts_.chat) conns_.back()->chat_prefix = chat_prefix(uint32_t(i));
   }
 
+  // Boundaries (every shard passes them together): before any connection
+  // opens (the idle RSS baseline), all open, start and end of the measurement.
   std::optional<ProcSample> before_open;
-  if (opts_.server_pid) before_open = sample_process(opts_.server_pid);
-  if (!open_all()) {
+  if (samples_server()) before_open = sample_process(opts_.server_pid);
+  if (!boundary(ready)) return result_;
+  if (!boundary(open_all())) {
     close_all();
     return result_;
   }
 
+  std::optional<ProcSample> s0, s1;
+  double cpu0 = 0;
+  uint64_t t0 = 0;
+  auto start_measuring = [&] {
+    boundary(true);
+    phase_ = Phase::Measuring;
+    if (samples_server()) s0 = sample_process(opts_.server_pid);
+    cpu0 = self_cpu_seconds();  // the process's: every shard's CPU
+    t0 = now_ns();
+  };
+  auto stop_measuring = [&] {
+    drive_until(t0 + uint64_t(opts_.duration_s * 1e9));
+    const uint64_t t1 = now_ns();
+    boundary(true);
+    const double cpu1 = self_cpu_seconds();
+    if (samples_server()) s1 = sample_process(opts_.server_pid);
+    result_.measured_s = double(t1 - t0) / 1e9;
+    result_.loadgen_cpu_s = cpu1 - cpu0;
+    if (s0 && s1) {
+      result_.have_server = true;
+      result_.server_cpu_s = s1->cpu_s - s0->cpu_s;
+      result_.server_rss_kb = s1->rss_kb;
+    }
+  };
+
   if (opts_.mode == Mode::Idle) {
     // Hold the connections: answer pings, nothing else. RSS is read at the end.
-    phase_ = Phase::Measuring;
-    const uint64_t t0 = now_ns();
-    const double cpu0 = self_cpu_seconds();
-    auto s0 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
-    drive_until(t0 + uint64_t(opts_.duration_s * 1e9));
-    auto s1 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
-    result_.measured_s = double(now_ns() - t0) / 1e9;
-    result_.loadgen_cpu_s = self_cpu_seconds() - cpu0;
-    if (before_open && s0 && s1) {
-      result_.have_server = true;
-      result_.server_rss_before_kb = before_open->rss_kb;
-      result_.server_rss_kb = s1->rss_kb;
-      result_.server_cpu_s = s1->cpu_s - s0->cpu_s;
-    }
+    start_measuring();
+    stop_measuring();
+    if (before_open) result_.server_rss_before_kb = before_open->rss_kb;
     close_all();
     return result_;
   }
@@ -644,28 +672,14 @@ Result LoadGenerator::run() {
   // Echo: every connection sends; broadcast: the first `publishers` do.
   phase_ = Phase::Warmup;
   sending_ = true;
-  const int senders = opts_.mode == Mode::Echo ? opts_.connections : opts_.publishers;
   clock_ns_ = now_ns();
-  for (int i = 0; i < senders; ++i)
-    for (int w = 0; w < opts_.window; ++w) send_data(*conns_[size_t(i)]);
+  for (auto& c : conns_)
+    if (opts_.mode == Mode::Echo || int(c->index) < opts_.publishers)
+      for (int w = 0; w < opts_.window; ++w) send_data(*c);
   flush_dirty();
   drive_until(now_ns() + uint64_t(opts_.warmup_s * 1e9));
-
-  phase_ = Phase::Measuring;
-  auto s0 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
-  const double cpu0 = self_cpu_seconds();
-  const uint64_t t0 = now_ns();
-  drive_until(t0 + uint64_t(opts_.duration_s * 1e9));
-  const uint64_t t1 = now_ns();
-  const double cpu1 = self_cpu_seconds();
-  auto s1 = opts_.server_pid ? sample_process(opts_.server_pid) : std::nullopt;
-  result_.measured_s = double(t1 - t0) / 1e9;
-  result_.loadgen_cpu_s = cpu1 - cpu0;
-  if (s0 && s1) {
-    result_.have_server = true;
-    result_.server_cpu_s = s1->cpu_s - s0->cpu_s;
-    result_.server_rss_kb = s1->rss_kb;
-  }
+  start_measuring();
+  stop_measuring();
 
   // Stop sending and let what is in flight arrive, so that the close frames
   // do not race data (bounded: a server that lost messages cannot hang us).

@@ -1,5 +1,7 @@
 // The load generator: one thread, one epoll instance, N WebSocket client
-// connections driven through the echo, broadcast or idle workload.
+// connections driven through the echo, broadcast or idle workload. With
+// --threads T, T of them run side by side (main.cpp), each a shard holding
+// every T-th connection, and their results are merged.
 #pragma once
 
 #include <netinet/in.h>
@@ -15,6 +17,7 @@ struct ssl_ctx_st;
 #include "frame_reader.h"
 #include "latency_histogram.h"
 #include "options.h"
+#include "phase_sync.h"
 
 namespace chatws::bench {
 
@@ -32,11 +35,16 @@ struct Result {
   uint64_t errors = 0;       // protocol errors, wrong payloads, failed handshakes
   uint64_t unexpected_closes = 0;
   std::string first_error;
+
+  // Adds a shard's counts (the server and CPU figures are shard 0's).
+  void merge(const Result& other);
 };
 
 class LoadGenerator {
  public:
-  explicit LoadGenerator(const Options& opts);
+  // shard: which of opts.threads shards this is (connections i with
+  // i % threads == shard); sync: shared by all shards (null with one).
+  explicit LoadGenerator(const Options& opts, int shard = 0, PhaseSync* sync = nullptr);
   ~LoadGenerator();
   LoadGenerator(const LoadGenerator&) = delete;
   LoadGenerator& operator=(const LoadGenerator&) = delete;
@@ -73,8 +81,12 @@ class LoadGenerator {
   void fail(Conn& c, const std::string& why, bool is_error);
   void close_all();
   bool counting() const { return phase_ == Phase::Measuring; }
+  bool boundary(bool ok) { return sync_ ? sync_->arrive(ok) : ok; }
+  bool samples_server() const { return opts_.server_pid && shard_ == 0; }
 
   Options opts_;
+  int shard_ = 0;
+  PhaseSync* sync_ = nullptr;
   ::ssl_ctx_st* tls_ctx_ = nullptr;  // --tls
   sockaddr_in server_addr_{};
   int epfd_ = -1;

@@ -37,6 +37,8 @@ void usage(FILE* out) {
       "  --source-addresses K bind connections to 127.0.0.1 .. 127.0.0.K (default 1)\n"
       "  --connect-batch N    handshakes in progress at once (default 256)\n"
       "  --connect-timeout S  seconds to open all connections (default 30)\n"
+      "  --threads N          N threads, each with its own epoll and every Nth\n"
+      "                       connection (default 1); figures are summed\n"
       "  --label TEXT         copied to the output\n"
       "  --json               also print one JSON line\n",
       out);
@@ -110,6 +112,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--source-addresses") o.source_addresses = int(to_long("--source-addresses", take(), 1, 254));
     else if (a == "--connect-batch") o.connect_batch = int(to_long("--connect-batch", take(), 1, 100000));
     else if (a == "--connect-timeout") o.connect_timeout_s = to_double("--connect-timeout", take(), 0.1, 3600);
+    else if (a == "--threads") o.threads = int(to_long("--threads", take(), 1, 64));
     else if (a == "--label") { if (!v) bad("--label", v); o.label = take(); }
     else bad("unknown option", argv[i]);
   }
@@ -121,6 +124,8 @@ Options parse_options(int argc, char** argv) {
     if (o.binary) bad("--chat", "chat messages are text; drop --binary");
     if (!path_given) o.path = std::string(kChatDefaultPath);
   }
+  if (o.threads > o.connections)
+    bad("--threads exceeds --connections", std::to_string(o.threads).c_str());
   if (o.mode == Mode::Broadcast && o.publishers > o.connections)
     bad("--publishers exceeds --connections", std::to_string(o.publishers).c_str());
   return o;

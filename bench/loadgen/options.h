@@ -29,6 +29,7 @@ struct Options {
   bool batch_writes = false; // write replies at the end of each epoll batch, not per connection
   int connect_batch = 256;   // handshakes in progress at once
   double connect_timeout_s = 30;  // all connections must be open within this
+  int threads = 1;           // shards, one thread and epoll each (connections dealt round-robin)
   std::string label;         // free text copied to the output (e.g. the server's name)
 };
 

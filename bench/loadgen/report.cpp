@@ -42,8 +42,8 @@ void print_report(FILE* out, const Options& o, const Result& r) {
       (o.mode == Mode::Idle && r.have_server && r.opened > 0) ? double(rss_delta) * 1024.0 / r.opened
                                                               : 0;
   std::string warning;
-  if (lg_pct > kBottleneckPct && o.mode != Mode::Idle)
-    warning = "loadgen used " + num(lg_pct) + "% of its core: it may be the bottleneck";
+  if (lg_pct > kBottleneckPct * o.threads && o.mode != Mode::Idle)
+    warning = "loadgen used " + num(lg_pct) + (o.threads > 1 ? "% of its cores" : "% of its core") + ": it may be the bottleneck";
   if (r.errors || r.unexpected_closes) {
     if (!warning.empty()) warning += "; ";
     warning += "errors=" + std::to_string(r.errors) +

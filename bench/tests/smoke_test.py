@@ -34,6 +34,11 @@ CASES = [
     ("echo", ["--mode", "echo", "--connections", "8", "--tls"], "messages"),
     ("broadcast", ["--mode", "broadcast", "--connections", "20", "--tls"], "fan-out"),
     ("echo", ["--mode", "idle", "--connections", "50", "--tls"], "idle"),
+    # --threads: shards of the connections on threads of their own, merged.
+    ("echo", ["--mode", "echo", "--connections", "8", "--threads", "2"], "messages"),
+    ("broadcast", ["--mode", "broadcast", "--connections", "30", "--publishers", "2",
+                   "--threads", "3"], "fan-out"),
+    ("echo", ["--mode", "idle", "--connections", "50", "--threads", "2"], "idle"),
 ]
 TLS_DIR = tempfile.mkdtemp(prefix="chatws-smoke-tls-")
 
@@ -78,6 +83,14 @@ def run_case(server_exe: str, loadgen_exe: str, mode: str, args: list, kind: str
         if kind == "fan-out" and not r["deliveries"] > r["msgs"]:
             problems.append(f"deliveries {r['deliveries']} not above messages {r['msgs']}: "
                             "nothing was relayed to the other connections")
+        if kind == "fan-out" and "--threads" in args and r["msgs"] > 0:
+            # Every message reaches every connection: the shards' deliveries,
+            # summed, are about connections x messages (edges of the interval
+            # aside). A shard whose counts were lost would show as a third less.
+            per_msg = r["deliveries"] / r["msgs"]
+            if not 0.85 * want <= per_msg <= 1.15 * want:
+                problems.append(f"{per_msg:.1f} deliveries per message, not about {want}: "
+                                "the shards' counts are not all summed")
         if r["server_cpu_s"] is None or r["server_rss_kb"] is None:
             problems.append("no server CPU/RSS figures from /proc")
     finally:

@@ -142,6 +142,7 @@ struct Connection {
   bool over_soft : 1 = false;      // crossed the soft output limit: on_drain when empty
   bool ping_outstanding : 1 = false;
   bool read_pending : 1 = false;   // in Impl::read_pending: its next turn is due (fairness)
+  bool bulk : 1 = false;           // a turn spent its whole budget, and a turn has been due since
   bool counted_ip : 1 = false;
   bool greeting : 1 = false;       // the queue starts with greeting bytes (see greeting_bytes)
   bool http_hold : 1 = false;      // HTTP output in progress: the next request waits (not read)

@@ -293,6 +293,7 @@ int Server::Impl::poll_once(int timeout_ms) {
     // turn after the events; until then (flag still set) an event of theirs
     // does not give them a second one. Swapped, so both lists keep
     // capacity; turns an unwound iteration left go first.
+    light_turns = 0;
     if (turns.empty()) {
       turns.swap(read_pending);
     } else {

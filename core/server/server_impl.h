@@ -75,6 +75,13 @@ struct Server::Impl {
   // so that every ready connection is served in every iteration however
   // fast one of them sends.
   static constexpr int kMessagesPerTurn = 64;
+  // A bulk sender (its last turn spent the whole budget, and it has had a
+  // turn due ever since) gets only this many in an iteration where other
+  // connections had a turn before it: they wait for its turn before their
+  // output is flushed. Alone, or next to other bulk senders only, it keeps
+  // kMessagesPerTurn, so that throughput (fewer, fuller iterations) is not
+  // given up when nobody is waiting.
+  static constexpr int kBulkTurn = 8;
   // Output of at most this many bytes in several frames is copied into
   // wbuf and written with write() instead of a writev of one iovec each.
   static constexpr size_t kCoalesceMax = 16 * 1024;
@@ -122,6 +129,8 @@ struct Server::Impl {
   std::vector<Connection*> dead;                    // destroy at iteration end
   std::vector<Connection*> read_pending;            // turn due next iteration (input may be left)
   std::vector<Connection*> turns;                   // ... those of this iteration (see serve_turns)
+  uint32_t light_turns = 0;  // turns of connections that are not bulk senders, this iteration
+  int turn_budget = kMessagesPerTurn;  // messages the current turn may still handle (FrameEvents)
   // The events of the last wait, handled from ev_next on: an iteration cut
   // short by an exception leaves the rest for the next one (edge-triggered:
   // they would not be reported again).

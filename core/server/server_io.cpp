@@ -164,11 +164,21 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
 // ------------------------------------------------------------------ reading
 
 // One turn of the connection: the input an earlier turn left, else one read
-// of at most kReadBufferSize; of it, at most kMessagesPerTurn messages are
-// handled and the rest is kept for the next turn (see feed_frames).
+// of at most kReadBufferSize; of it, at most kMessagesPerTurn messages
+// (kBulkTurn for a bulk sender while others are served) are handled and the
+// rest is kept for the next turn (see feed_frames).
 void Server::Impl::read_ready(Connection* c) {
+  // A bulk sender's turn is short when others have had theirs in this
+  // iteration (their output waits for this turn to end); see kBulkTurn.
+  // Bulk senders are always on the pending list, so their turns come after
+  // every event's.
+  turn_budget = c->bulk && light_turns != 0 ? kBulkTurn : kMessagesPerTurn;
+  light_turns += !c->bulk;
   try {
     read_turn(c);
+    // No turn due any more: its input is all handled, so it is not a bulk
+    // sender now (feed_frames sets the flag when a budget runs out).
+    if (!c->read_pending) c->bulk = false;
   } catch (const std::bad_alloc&) {
     fail_turn(c, "out of memory");
   } catch (const std::exception& e) {
@@ -176,6 +186,7 @@ void Server::Impl::read_ready(Connection* c) {
   } catch (...) {
     fail_turn(c, "unknown exception");
   }
+  turn_budget = kMessagesPerTurn;  // bytes fed outside a turn (an upgrade resolved later)
 }
 
 // A turn cut short by an exception (the host's or the chat's callback, or
@@ -410,7 +421,7 @@ namespace {
 struct FrameEvents {
   Server::Impl* s;
   Connection* c;
-  int left = Server::Impl::kMessagesPerTurn;  // events this turn may still handle
+  int left = s->turn_budget;  // events this turn may still handle
 
   // Go on with the next frame: the connection still reads frames and the
   // turn has budget left (else consume() stops and the rest waits).
@@ -485,7 +496,9 @@ size_t Server::Impl::feed_frames(Connection* c, uint8_t* data, size_t n) {
   FrameEvents ev{this, c};
   const size_t used = c->ws.consume(data, n, ev);
   const bool reading = c->state == ConnState::Open || c->state == ConnState::Closing;
-  return reading && !c->ws.finished() ? used : n;
+  if (!reading || c->ws.finished()) return n;
+  if (used < n && ev.left <= 0) c->bulk = true;
+  return used;
 }
 
 // Bytes that came with the upgrade request: a turn of their own.

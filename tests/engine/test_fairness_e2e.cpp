@@ -42,8 +42,17 @@ struct TurnCounter : ServerHandler {
     ++total[id];
     if (keep_payloads) payloads[id].emplace_back(d, n);
   }
+  // With `record`: each iteration's messages per connection (those with any).
+  bool record = false;
+  std::vector<std::map<ConnId, uint64_t>> history;
+
   void on_iteration_end() override {
     ++iterations;
+    if (record) {
+      history.emplace_back();
+      for (auto& [id, n] : in_iteration)
+        if (n) history.back()[id] = n;
+    }
     for (auto& [id, n] : in_iteration) {
       auto& most = most_in_one_iteration[id];
       if (n > most) most = n;
@@ -135,6 +144,53 @@ TEST(Fairness, AFloodIsHandledInBoundedTurnsAndAProbeIsServedDuringIt) {
   constexpr uint64_t kTurn = Server::Impl::kMessagesPerTurn;
   EXPECT_LE(d.h.most_in_one_iteration[flood_id], kTurn);
   EXPECT_GE(d.h.iterations - it0, (kFlood - flood_before_probe) / kTurn);
+}
+
+// The turn adapts: a bulk sender (its turn spent the whole budget) gets a
+// short turn in the iterations where another connection is served, and the
+// full one while nobody else is (fewer, fuller iterations: throughput).
+TEST(Fairness, ABulkSendersTurnIsShortOnlyWhileOthersAreServed) {
+  Driven d;
+  size_t opened = 0;
+  auto flooder = d.client(&opened);
+  const ConnId flood_id = d.newest_id();
+  auto probe = d.client(&opened);
+  const ConnId probe_id = d.newest_id();
+
+  // 3,000 messages (66 KB) in the server's socket at once: they fit the
+  // loopback buffers, so the flooder has input left until all are handled.
+  constexpr uint64_t kFlood = 3000;
+  ASSERT_TRUE(flooder->write_all(burst(kFlood)));
+  constexpr uint64_t kTurn = Server::Impl::kMessagesPerTurn;
+  constexpr uint64_t kBulk = Server::Impl::kBulkTurn;
+  static_assert(kBulk < kTurn);
+  d.h.record = true;
+  // Alone, it is served in full turns.
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[flood_id] >= 4 * kTurn; }));
+  // Then a probe sends one message at a time, the next once the last was
+  // handled, while the flood goes on.
+  constexpr uint64_t kProbes = 30;
+  for (uint64_t i = 0; i < kProbes && d.h.total[flood_id] < kFlood - 2 * kTurn; ++i) {
+    ASSERT_TRUE(probe->write_all(WsClient::masked_frame(Opcode::Text, "probe")));
+    ASSERT_TRUE(d.poll_until([&] { return d.h.total[probe_id] == i + 1; }));
+  }
+  const uint64_t probes = d.h.total[probe_id];
+  ASSERT_TRUE(d.poll_until([&] { return d.h.total[flood_id] == kFlood; }));
+
+  uint64_t beside = 0, most_beside = 0, most_alone = 0;
+  for (auto& it : d.h.history) {
+    const uint64_t f = it.count(flood_id) ? it[flood_id] : 0;
+    if (it.count(probe_id)) {
+      ++beside;
+      most_beside = std::max(most_beside, f);
+    } else {
+      most_alone = std::max(most_alone, f);
+    }
+  }
+  EXPECT_GE(probes, 10u) << "the flood ended before the probe could check it";
+  EXPECT_EQ(beside, probes) << "each probe message in an iteration of its own";
+  EXPECT_LE(most_beside, kBulk) << "flood messages in an iteration where the probe was served";
+  EXPECT_EQ(most_alone, kTurn) << "a bulk sender alone keeps the full turn";
 }
 
 TEST(Fairness, InputKeptBetweenTurnsArrivesWholeAndInOrder) {
