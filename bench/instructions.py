@@ -64,6 +64,7 @@ def main() -> int:
     p.add_argument("--tls", action="store_true", help="wss:// (a self-signed certificate made for the run)")
     p.add_argument("--metrics", action="store_true",
                    help="with a metrics listener (/metrics on a free port, not scraped)")
+    p.add_argument("--keep", metavar="FILE", help="copy the interval's callgrind dump there (for callgrind_annotate)")
     args = p.parse_args()
 
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -118,6 +119,8 @@ def main() -> int:
             print("callgrind wrote no interval dump", file=sys.stderr)
             return 1
         total, calls = count(dumps[0], function)
+        if args.keep:
+            shutil.copyfile(dumps[0], args.keep)
     if calls == 0:
         print(f"no call of {function} in the interval", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@
 #include <exception>
 #include <memory>
 
+#include "net/no_sigpipe.h"
 #include "net/poller.h"
 
 namespace chatws::net {
@@ -32,38 +33,8 @@ bool parse_int(std::string_view s, int lo, int hi, int* out) {
   return true;
 }
 
-// hiredis writes with write(2): a Redis that went away would raise SIGPIPE
-// in the host, which the library never does (chatws.h). SIGPIPE is blocked
-// on this thread around hiredis's writes, and one it raised is taken back.
-class NoSigpipe {
- public:
-  NoSigpipe() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~NoSigpipe() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        timespec zero{};
-        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  NoSigpipe(const NoSigpipe&) = delete;
-  NoSigpipe& operator=(const NoSigpipe&) = delete;
-
- private:
-  sigset_t pipe_, old_;
-  bool was_pending_ = false;
-};
+// hiredis writes with write(2): SIGPIPE is blocked on this thread around
+// hiredis's writes (NoSigpipe).
 
 std::string reply_error(const redisReply* r) {
   if (!r) return "connection lost";

@@ -7,6 +7,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +32,36 @@ std::string openssl_reason() {
     out += item;
   }
   return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+bool kernel_tls_available(std::string* why) {
+  static const std::string reason = [] {
+    auto fail = [](int* fds, int n) {
+      std::string r = std::strerror(errno);
+      for (int i = 0; i < n; ++i)
+        if (fds[i] >= 0) ::close(fds[i]);
+      return r;
+    };
+    int fds[3] = {-1, -1, -1};  // listener, client, accepted
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    fds[0] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fds[0] < 0 || ::bind(fds[0], reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fds[0], 1) != 0 || ::getsockname(fds[0], reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return fail(fds, 1);
+    fds[1] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fds[1] < 0 || ::connect(fds[1], reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      return fail(fds, 2);
+    fds[2] = ::accept4(fds[0], nullptr, nullptr, SOCK_CLOEXEC);
+    if (fds[2] < 0) return fail(fds, 2);
+    if (::setsockopt(fds[2], IPPROTO_TCP, TCP_ULP, "tls", 3) != 0) return fail(fds, 3);
+    for (int fd : fds) ::close(fd);
+    return std::string();
+  }();
+  if (why) *why = reason;
+  return reason.empty();
 }
 
 // ------------------------------------------------------------ ticket keys
@@ -207,7 +243,8 @@ SSL_CTX* TlsContext::build(const TlsConfig& cfg, std::string* error) const {
   };
   SSL_CTX_set_min_proto_version(ctx, cfg.min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                               SSL_OP_NO_COMPRESSION | (cfg.session_tickets ? 0 : SSL_OP_NO_TICKET));
+                               SSL_OP_NO_COMPRESSION | (cfg.session_tickets ? 0 : SSL_OP_NO_TICKET) |
+                               (ktls_ ? SSL_OP_ENABLE_KTLS : 0));
   // No record buffers between records (idle memory); reading ahead takes a
   // whole burst of records in one recv().
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -251,6 +288,7 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsConfig& cfg, std::string
   std::unique_ptr<TlsContext> t(new TlsContext());
   t->tickets_ = std::make_unique<TicketKeys>();
   t->cfg_ = cfg;
+  t->ktls_ = cfg.ktls == KernelTls::On || (cfg.ktls == KernelTls::Auto && kernel_tls_available());
   t->ctx_ = t->build(cfg, error);
   if (!t->ctx_) return nullptr;
   return t;

@@ -15,6 +15,16 @@ typedef struct ssl_st SSL;
 
 namespace chatws::net {
 
+// Kernel TLS (SSL_OP_ENABLE_KTLS): once the handshake is done, OpenSSL hands
+// the record keys to the kernel (setsockopt TCP_ULP "tls", TLS_TX/TLS_RX),
+// which then encrypts what is sent and decrypts what is read.
+enum class KernelTls : int8_t {
+  Off,
+  Auto,  // asked of OpenSSL where this kernel offers the "tls" ULP
+  On,    // asked regardless: where the kernel refuses, OpenSSL keeps the
+         // records in user space (the fallback; tests use it)
+};
+
 struct TlsConfig {
   std::string cert_file;       // PEM: the certificate, then its chain
   std::string key_file;        // PEM private key
@@ -23,6 +33,7 @@ struct TlsConfig {
   std::string ciphers;         // TLS 1.2 cipher list; "" the safe default below
   std::string ciphersuites;    // TLS 1.3 suites; "" the safe default below
   bool session_tickets = true; // stateless resumption, keys rotated (see TicketKeys)
+  KernelTls ktls = KernelTls::Auto;
 
   bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
 };
@@ -37,6 +48,12 @@ inline constexpr const char* kDefaultTls13Suites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 class TicketKeys;
+
+// Whether this kernel offers kernel TLS: setsockopt(TCP_ULP, "tls") on a
+// loopback TCP connection, tried once per process (the module loads on
+// first use, so /proc/sys/net/ipv4/tcp_available_ulp is not the answer).
+// When not, *why (if given) has the reason, e.g. "No such file or directory".
+bool kernel_tls_available(std::string* why = nullptr);
 
 class TlsContext {
  public:
@@ -62,6 +79,9 @@ class TlsContext {
   // Rotates the session-ticket keys now (tests; normally by age).
   void rotate_ticket_keys();
 
+  // SSL_OP_ENABLE_KTLS is set on the sessions (TlsConfig::ktls).
+  bool ktls() const { return ktls_; }
+
  private:
   TlsContext() = default;
   SSL_CTX* build(const TlsConfig& cfg, std::string* error) const;
@@ -70,6 +90,7 @@ class TlsContext {
   TlsConfig cfg_;          // under mu_ (reload replaces the files)
   SSL_CTX* ctx_ = nullptr; // under mu_; an SSL keeps its own reference
   std::unique_ptr<TicketKeys> tickets_;  // shared by every generation of ctx_
+  bool ktls_ = false;
 };
 
 // Why the last OpenSSL call on this thread failed, as text (and the error

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/no_sigpipe.h"
 #include "net/tls_context.h"
 
 namespace chatws::net {
@@ -16,8 +17,18 @@ namespace chatws::net {
 // The BIO under every TlsTransport: reads recv() the socket, writes append
 // to the loop's staging buffer (sent by TlsTransport::flush).
 struct TlsBio {
+  // OpenSSL's internal kTLS controls (include/internal/bio.h; bio.h lists
+  // them): set keys, query, mark the next write as a non-data record.
+  static constexpr int kSetKtls = 72, kCtrlMsg = 74, kClearCtrlMsg = 75;
+
   static int write(BIO* b, const char* data, size_t len, size_t* written) {
     auto* t = static_cast<TlsTransport*>(BIO_get_data(b));
+    if (t->ktls_bio_ && BIO_get_ktls_send(t->ktls_bio_)) {
+      // An OpenSSL record (alert, ticket) after kTLS took over: its socket
+      // BIO sends it with the record type, by write(2) or sendmsg(2).
+      NoSigpipe guard;
+      return forward(b, BIO_write_ex(t->ktls_bio_, data, len, written));
+    }
     t->staging_->bytes.append(data, len);
     *written = len;
     return 1;
@@ -25,6 +36,10 @@ struct TlsBio {
   static int read(BIO* b, char* buf, size_t len, size_t* got) {
     auto* t = static_cast<TlsTransport*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
+    if (t->ktls_bio_ && BIO_get_ktls_recv(t->ktls_bio_)) {
+      t->socket_drained_ = false;  // not known: the loop reads once more
+      return forward(b, BIO_read_ex(t->ktls_bio_, buf, len, got));
+    }
     for (;;) {
       ssize_t n = ::recv(t->fd_, buf, len, 0);
       if (n > 0) {
@@ -44,9 +59,38 @@ struct TlsBio {
       return -1;
     }
   }
-  static long ctrl(BIO*, int cmd, long, void*) {
-    // FLUSH: staged bytes are sent by TlsTransport::flush after each call.
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+  // The socket BIO's result, with its retry flags.
+  static int forward(BIO* b, int r) {
+    BIO* s = static_cast<TlsTransport*>(BIO_get_data(b))->ktls_bio_;
+    BIO_clear_retry_flags(b);
+    if (r <= 0 && BIO_should_retry(s)) BIO_set_flags(b, BIO_get_retry_flags(s) | BIO_FLAGS_SHOULD_RETRY);
+    return r;
+  }
+  static long ctrl(BIO* b, int cmd, long num, void* ptr) {
+    auto* t = static_cast<TlsTransport*>(BIO_get_data(b));
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        // Staged bytes are otherwise sent by TlsTransport after each call.
+        // Before handing keys to the kernel, OpenSSL flushes: what is staged
+        // must be on the socket by then (encrypted by us), or kTLS is skipped.
+        if (!t->ktls_allowed_ || (t->ktls_bio_ && BIO_get_ktls_send(t->ktls_bio_))) return 1;
+        if (!t->flush()) return 0;
+        if (t->pending_.empty()) return 1;
+        BIO_set_retry_write(b);
+        return 0;
+      case kSetKtls:
+        if (!t->ktls_allowed_) return 0;
+        t->ktls_attempted_ = true;
+        if (!t->ktls_bio_) t->ktls_bio_ = BIO_new_socket(t->fd_, BIO_NOCLOSE);
+        return t->ktls_bio_ ? BIO_ctrl(t->ktls_bio_, cmd, num, ptr) : 0;
+      case BIO_CTRL_GET_KTLS_SEND:
+      case BIO_CTRL_GET_KTLS_RECV:
+      case kCtrlMsg:
+      case kClearCtrlMsg:
+        return t->ktls_bio_ ? BIO_ctrl(t->ktls_bio_, cmd, num, ptr) : 0;
+      default:
+        return 0;
+    }
   }
   static int create(BIO* b) {
     BIO_set_init(b, 1);
@@ -74,13 +118,28 @@ TlsTransport* TlsTransport::create(SSL* ssl, int fd, TlsStaging* staging) {
     return nullptr;
   }
   auto* t = new TlsTransport(ssl, fd, staging);
+  t->ktls_allowed_ = (SSL_get_options(ssl) & SSL_OP_ENABLE_KTLS) != 0;
   BIO_set_data(bio, t);
   SSL_set_bio(ssl, bio, bio);  // the SSL owns the BIO
   SSL_set_accept_state(ssl);
   return t;
 }
 
-TlsTransport::~TlsTransport() { SSL_free(ssl_); }
+TlsTransport::~TlsTransport() {
+  SSL_free(ssl_);
+  BIO_free(ktls_bio_);  // BIO_NOCLOSE: the fd is the connection's
+}
+
+void TlsTransport::handshake_done() {
+  established_ = true;
+  if (!ktls_bio_) return;
+  ktls_tx_ = BIO_get_ktls_send(ktls_bio_);
+  ktls_rx_ = BIO_get_ktls_recv(ktls_bio_);
+  if (!ktls_tx_ && !ktls_rx_) {  // the kernel refused: user-space records, as without kTLS
+    BIO_free(ktls_bio_);
+    ktls_bio_ = nullptr;
+  }
+}
 
 namespace {
 // Reason of the error at the front of the queue, or 0.
@@ -91,7 +150,7 @@ TlsHandshake TlsTransport::handshake(std::string* why) {
   ERR_clear_error();
   int r = SSL_do_handshake(ssl_);
   if (r == 1) {
-    established_ = true;
+    handshake_done();
     return flush() ? TlsHandshake::Done : TlsHandshake::Failed;
   }
   switch (SSL_get_error(ssl_, r)) {
@@ -191,6 +250,21 @@ bool TlsTransport::write_record(const void* p, size_t n) {
 }
 
 ssize_t TlsTransport::write_gathered(const iovec* iov, int n, uint8_t* scratch) {
+  if (ktls_tx_) {
+    // The kernel makes the records: plaintext, as on a plain socket.
+    if (!pending_.empty() && !flush()) return kFailed;
+    if (!pending_.empty()) return 0;
+    size_t offered = 0;
+    for (int k = 0; k < n; ++k) offered += iov[k].iov_len;
+    ssize_t w = plain::write_gathered(fd_, iov, n);
+    if (w == kAgain) w = 0;
+    if (w < 0) {
+      failed_ = true;
+      return kFailed;
+    }
+    tx_blocked_ = size_t(w) < offered;
+    return w;
+  }
   constexpr size_t kRecord = 16384;  // TLS's largest record plaintext
   size_t done = 0;
   int i = 0;
@@ -232,6 +306,20 @@ ssize_t TlsTransport::write_gathered(const iovec* iov, int n, uint8_t* scratch) 
   return ssize_t(done);
 }
 
+void TlsTransport::tick(bool busy) {
+  if (!established_ || failed_) return;
+  if (busy && !keep_buffers_) {
+    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    keep_buffers_ = true;
+  } else if (!busy && keep_buffers_) {
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    // Frees both record buffers unless one holds a partial record; that one
+    // goes after its record, as for any connection in release mode.
+    SSL_free_buffers(ssl_);
+    keep_buffers_ = false;
+  }
+}
+
 bool TlsTransport::shutdown() {
   if (notify_sent_) return flush();
   notify_sent_ = true;
@@ -244,6 +332,7 @@ bool TlsTransport::shutdown() {
 }
 
 bool TlsTransport::flush() {
+  tx_blocked_ = false;  // (kTLS send) the writable edge: try again
   std::string& staged = staging_->bytes;
   if (pending_.empty() && staged.empty()) return true;
   iovec iov[2];

@@ -701,6 +701,7 @@ void Server::Impl::on_tick() {
   uint64_t queued = 0;
   for (Connection* c : by_id) {
     queued += c->out.bytes();
+    if (c->is_tls) tls_tick(c);
     // A burst's spilled output array (and input kept between turns) goes
     // back once the connection has been quiet for a whole tick: one that
     // keeps talking keeps them, so its steady state allocates nothing (a

@@ -390,6 +390,7 @@ struct Server::Impl {
   // True once the output, ciphertext included, is all with the kernel;
   // false while the handshake is not done.
   bool tls_drained(Connection* c) const;
+  void tls_tick(Connection* c);  // on_tick: OpenSSL's record buffers kept or released (c->busy)
   bool tls_handshaking(const Connection* c) const;
   // close_notify, then FIN (when the ciphertext is out); false if it failed.
   bool tls_shutdown(Connection* c);

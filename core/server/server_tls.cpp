@@ -122,6 +122,10 @@ bool Server::Impl::tls_write_out(Connection* c) {
   return true;
 }
 
+void Server::Impl::tls_tick(Connection* c) {
+  if (net::TlsTransport* t = c->tls()) t->tick(c->busy);
+}
+
 bool Server::Impl::tls_drained(Connection* c) const {
   const net::TlsTransport* t = c->tls();
   return t->established() && !t->wants_write();

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -126,6 +127,75 @@ TEST_F(TlsTransportTest, HandshakeThenBothDirections) {
   EXPECT_TRUE(client_ok) << client_error;
   EXPECT_EQ(received, "howdy");
   EXPECT_TRUE(staging.bytes.empty());
+}
+
+// A loopback TCP connection (kernel TLS needs TCP): {server end
+// non-blocking, client end blocking}.
+bool tcp_pair(int* server, int* client) {
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = l >= 0 && ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 1) == 0 &&
+            ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  *client = ok ? ::socket(AF_INET, SOCK_STREAM, 0) : -1;
+  ok = ok && *client >= 0 && ::connect(*client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  *server = ok ? ::accept4(l, nullptr, nullptr, SOCK_NONBLOCK) : -1;
+  if (l >= 0) ::close(l);
+  return ok && *server >= 0;
+}
+
+// SSL_OP_ENABLE_KTLS asked for where the kernel cannot take the keys (a
+// TCP connection on a kernel without the "tls" ULP, as on the machine this
+// was written on; elsewhere a Unix socket, which has no ULPs): OpenSSL asks
+// the BIO to switch kTLS on, the socket BIO's setsockopt fails, and the
+// records stay in user space, both ways, with nothing else changed.
+TEST_F(TlsTransportTest, KernelTlsRefusedFallsBackToUserSpaceRecords) {
+  TlsConfig c;
+  c.cert_file = certs.file("a.pem");
+  c.key_file = certs.file("a.key");
+  c.ktls = KernelTls::On;
+  std::string err;
+  t.reset();
+  ctx = TlsContext::create(c, &err);
+  ASSERT_NE(ctx, nullptr) << err;
+  EXPECT_TRUE(ctx->ktls());
+  if (!kernel_tls_available()) {
+    ::close(server_fd);
+    ::close(client_fd);
+    ASSERT_TRUE(tcp_pair(&server_fd, &client_fd));
+  }
+  t.reset(TlsTransport::create(ctx->new_ssl(), server_fd, &staging));
+  std::string received;
+  start_client([&](TlsClient& cl) {
+    cl.write_all("hello over TCP");
+    if (cl.fill(5)) received = cl.buffer().substr(0, 5);
+  });
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  EXPECT_TRUE(t->ktls_attempted());  // OpenSSL did try
+  EXPECT_FALSE(t->ktls_send());
+  EXPECT_FALSE(t->ktls_recv());
+  EXPECT_EQ(server_read(14), "hello over TCP");
+  iovec iov{const_cast<char*>("howdy"), 5};
+  uint8_t scratch[16384];
+  EXPECT_EQ(t->write_gathered(&iov, 1, scratch), 5);
+  release = true;
+  client_thread.join();
+  EXPECT_TRUE(client_ok) << client_error;
+  EXPECT_EQ(received, "howdy");
+  EXPECT_TRUE(t->shutdown());
+}
+
+// Auto (the default) asks OpenSSL for kTLS only where the kernel offers it;
+// without it the BIO is never asked.
+TEST_F(TlsTransportTest, KernelTlsAutoFollowsTheKernel) {
+  EXPECT_EQ(ctx->ktls(), kernel_tls_available());
+  start_client([&](TlsClient&) {});
+  ASSERT_EQ(drive_handshake(), TlsHandshake::Done);
+  if (!kernel_tls_available()) {
+    EXPECT_FALSE(t->ktls_attempted());
+  }
 }
 
 // Small frames of one flush go out as one record, not one record each.
@@ -470,64 +540,88 @@ constexpr bool kMeasureHeap = true;
 constexpr bool kMeasureHeap = true;
 #endif
 
+// Server-side TlsTransports, each with an OpenSSL client over a socketpair,
+// driven in this thread (both ends are non-blocking).
+class TlsPool {
+ public:
+  TlsPool() {
+    ok_ = certs_.ok() && certs_.make_leaf("a", 0xA1);
+    TlsConfig cfg;
+    cfg.cert_file = certs_.file("a.pem");
+    cfg.key_file = certs_.file("a.key");
+    std::string err;
+    ctx_ = TlsContext::create(cfg, &err);
+    ok_ = ok_ && ctx_;
+    client_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_mode(client_ctx_, SSL_MODE_RELEASE_BUFFERS);
+  }
+  ~TlsPool() {
+    free_clients();
+    servers.clear();
+    for (int fd : fds_) ::close(fd);
+    SSL_CTX_free(client_ctx_);
+  }
+  bool ok() const { return ok_; }
+  // A new connection, handshake done, one message each way.
+  bool add() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) return false;
+    fds_.insert(fds_.end(), {sv[0], sv[1]});
+    servers.emplace_back(TlsTransport::create(ctx_->new_ssl(), sv[0], &staging_));
+    SSL* c = SSL_new(client_ctx_);
+    SSL_set_fd(c, sv[1]);
+    SSL_set_connect_state(c);
+    clients_.push_back(c);
+    bool done = false;
+    for (int k = 0; k < 50 && !done; ++k) {
+      SSL_do_handshake(c);
+      done = servers.back()->handshake(nullptr) == TlsHandshake::Done && SSL_is_init_finished(c);
+    }
+    return done && exchange(servers.size() - 1);
+  }
+  // A message each way on connection i (the first also takes the ticket).
+  bool exchange(size_t i) {
+    if (SSL_write(clients_[i], "ping", 4) != 4) return false;
+    char buf[64];
+    ssize_t n = kAgain;
+    for (int k = 0; k < 10 && n == kAgain; ++k) n = servers[i]->read(buf, sizeof buf);
+    iovec v{const_cast<char*>("pong"), 4};
+    if (n != 4 || servers[i]->write_gathered(&v, 1, scratch_) != 4) return false;
+    return SSL_read(clients_[i], buf, sizeof buf) == 4 && !servers[i]->wants_write();
+  }
+  // The clients' share of the heap goes; the servers' stays.
+  void free_clients() {
+    for (SSL* c : clients_) SSL_free(c);
+    clients_.clear();
+  }
+
+  std::vector<std::unique_ptr<TlsTransport>> servers;
+
+ private:
+  TestCerts certs_;
+  bool ok_ = false;
+  std::unique_ptr<TlsContext> ctx_;
+  SSL_CTX* client_ctx_ = nullptr;
+  TlsStaging staging_;
+  std::vector<SSL*> clients_;
+  std::vector<int> fds_;
+  uint8_t scratch_[16384];
+};
+
 // An idle TLS connection keeps no record buffers (SSL_MODE_RELEASE_BUFFERS,
 // pending ciphertext freed): its heap is the SSL object and its keys. A
 // held read or write buffer is ~17 KiB each, so the bound below fails with
-// either. (OpenSSL 3.0's SSL object alone is ~7.6 KB: see BENCHMARKS.md.)
+// either. (OpenSSL 3.0's SSL object alone is ~7.6 KB: see BENCHMARKS.md and
+// bench/tools/tls_memory.cpp for the breakdown.)
 TEST(TlsIdleMemory, AnIdleConnectionHoldsNoRecordBuffers) {
-  TestCerts certs;
-  ASSERT_TRUE(certs.ok());
-  ASSERT_TRUE(certs.make_leaf("a", 0xA1));
-  TlsConfig cfg;
-  cfg.cert_file = certs.file("a.pem");
-  cfg.key_file = certs.file("a.key");
-  std::string err;
-  auto ctx = TlsContext::create(cfg, &err);
-  ASSERT_NE(ctx, nullptr) << err;
-  SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
-  SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS);
-  TlsStaging staging;
+  TlsPool pool;
+  ASSERT_TRUE(pool.ok());
   constexpr int kConns = 200;
-  std::vector<std::unique_ptr<TlsTransport>> servers;
-  std::vector<SSL*> clients;
-  std::vector<int> fds;
-  uint8_t scratch[16384];
-  auto step = [&](int i) {
-    // Both ends are non-blocking in this thread: alternate until done.
-    for (int k = 0; k < 50; ++k) {
-      SSL_do_handshake(clients[size_t(i)]);
-      if (servers[size_t(i)]->handshake(nullptr) == TlsHandshake::Done && SSL_is_init_finished(clients[size_t(i)]))
-        return true;
-    }
-    return false;
-  };
   // One connection first: OpenSSL's one-time allocations are not per connection.
-  size_t base = 0;
-  for (int i = 0; i <= kConns; ++i) {
-    if (i == 1) base = mallinfo2().uordblks;
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    servers.emplace_back(TlsTransport::create(ctx->new_ssl(), sv[0], &staging));
-    SSL* c = SSL_new(client_ctx);
-    SSL_set_fd(c, sv[1]);
-    SSL_set_connect_state(c);
-    clients.push_back(c);
-    fds.push_back(sv[0]);
-    fds.push_back(sv[1]);
-    ASSERT_TRUE(step(i));
-    // A message each way, then idle.
-    ASSERT_EQ(SSL_write(c, "ping", 4), 4);
-    char buf[64];
-    ssize_t n = kAgain;
-    for (int k = 0; k < 10 && n == kAgain; ++k) n = servers.back()->read(buf, sizeof buf);
-    ASSERT_EQ(n, 4);
-    iovec v{const_cast<char*>("pong"), 4};
-    ASSERT_EQ(servers.back()->write_gathered(&v, 1, scratch), 4);
-    ASSERT_EQ(SSL_read(c, buf, sizeof buf), 4);  // (and the session ticket)
-    EXPECT_FALSE(servers.back()->wants_write());
-  }
-  // The clients' share of the heap goes; what is left is the servers'.
-  for (SSL* c : clients) SSL_free(c);
+  ASSERT_TRUE(pool.add());
+  const size_t base = mallinfo2().uordblks;
+  for (int i = 0; i < kConns; ++i) ASSERT_TRUE(pool.add());
+  pool.free_clients();
   const size_t after = mallinfo2().uordblks;
   const size_t per_conn = after > base ? (after - base) / kConns : 0;
   RecordProperty("server_heap_bytes_per_idle_tls_connection", int(per_conn));
@@ -535,9 +629,39 @@ TEST(TlsIdleMemory, AnIdleConnectionHoldsNoRecordBuffers) {
   if (kMeasureHeap) {
     EXPECT_LT(per_conn, 16u * 1024);
   }
-  servers.clear();
-  for (int fd : fds) ::close(fd);
-  SSL_CTX_free(client_ctx);
+}
+
+// A connection busy for a whole tick keeps OpenSSL's record buffers from
+// record to record (no malloc/free of ~17 KiB per record); the first tick
+// that finds it quiet frees them again.
+TEST(TlsIdleMemory, BusyConnectionsKeepRecordBuffersUntilAQuietTick) {
+  TlsPool pool;
+  ASSERT_TRUE(pool.ok());
+  constexpr int kConns = 20;
+  ASSERT_TRUE(pool.add());
+  for (int i = 0; i < kConns; ++i) ASSERT_TRUE(pool.add());
+  const size_t idle = mallinfo2().uordblks;
+  for (size_t i = 1; i < pool.servers.size(); ++i) {
+    EXPECT_FALSE(pool.servers[i]->keeps_buffers());
+    pool.servers[i]->tick(true);
+    EXPECT_TRUE(pool.servers[i]->keeps_buffers());
+    ASSERT_TRUE(pool.exchange(i));  // both buffers set up, and now kept
+  }
+  const size_t busy = mallinfo2().uordblks;
+  const size_t kept = busy > idle ? (busy - idle) / kConns : 0;
+  std::printf("record buffers kept per busy TLS connection: %zu bytes\n", kept);
+  for (size_t i = 1; i < pool.servers.size(); ++i) {
+    pool.servers[i]->tick(false);
+    EXPECT_FALSE(pool.servers[i]->keeps_buffers());
+  }
+  const size_t quiet = mallinfo2().uordblks;
+  if (kMeasureHeap) {
+    EXPECT_GT(kept, 12u * 1024);  // a record buffer is ~16.7 KiB
+    EXPECT_LT(quiet, idle + kConns * 1024u);
+  }
+  // Still a working connection, back in release mode.
+  for (size_t i = 1; i < pool.servers.size(); ++i) ASSERT_TRUE(pool.exchange(i));
+  EXPECT_LT(mallinfo2().uordblks, idle + kConns * 1024u);
 }
 
 }  // namespace
