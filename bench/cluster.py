@@ -11,13 +11,26 @@ build/), each with a metrics port. Clients are websocket-client threads.
 
 Prints medians over the runs. One machine: nodes, Redis and clients share
 its cores, so latencies include that contention.
+
+With --throughput: deliveries/s of one room of --members (50) members, on 1
+node without Redis, 1 node with Redis and 2 nodes with Redis (members and
+posters split evenly), --posters (4) of them each sending --tp-messages
+(40000) at once; wall time from the first send to the last delivery, CPU
+seconds of each node and of Redis from /proc/<pid>/stat, and of the client
+process (one Python process of plain sockets counting msg frames, stdlib
+only), with the process that bounds the run by its CPU share.
+
+    python3 bench/cluster.py --throughput [--members 50] [--posters 4] [--tp-messages 40000] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -30,7 +43,10 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import websocket
+try:
+    import websocket  # websocket-client: the latency and burst modes (--throughput needs only the stdlib)
+except ImportError:
+    websocket = None
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +55,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc/<pid>/stat, in seconds (ticks of 10 ms)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Redis:
@@ -73,10 +95,10 @@ class Redis:
 
 
 class Node:
-    def __init__(self, binary: Path, url: str, name: str) -> None:
+    def __init__(self, binary: Path, url: str, name: str, extra: Tuple[str, ...] = ()) -> None:
         cluster = ["--redis", url, "--node-name", name] if url else []
         self.proc = subprocess.Popen([str(binary), "--port", "0", "--no-static", *cluster,
-                                      "--max-messages-per-second", "off", "--metrics-port", "0"],
+                                      "--max-messages-per-second", "off", "--metrics-port", "0", *extra],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
@@ -96,8 +118,7 @@ class Node:
         return 0.0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in ticks of 10 ms
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -206,6 +227,201 @@ def single_node(binary: Path, args: argparse.Namespace) -> Dict[str, float]:
         node.stop()
 
 
+# --- Throughput (--throughput): deliveries/s of one room, members on 1 or 2 nodes ---
+
+# The bench raises the server's limits that would otherwise stop it: the rate
+# limit is off (Node), a member may queue 256 MiB (--max-output-buffer, with
+# --slow-consumer close the default 1 MiB could close a member that is behind),
+# the room's Redis stream keeps 1M entries (with the default retention of 1000 a
+# burst of more than 1000 appended before the nodes read them is trimmed away
+# and their members miss it), no idle pings, no permessage-deflate (the bench
+# client does not offer it).
+THROUGHPUT_FLAGS = ("--max-output-buffer", str(256 << 20), "--cluster-retention", "1000000",
+                    "--idle-timeout", "off", "--compression", "off")
+MSG_PREFIX, ERROR_PREFIX = b'{"type":"msg"', b'{"type":"error"'
+
+
+class RawMember:
+    """A chatws.v1 member on a plain non-blocking socket, for the throughput mode:
+    it counts msg frames by their first bytes without decoding them (server
+    frames are unmasked, the bench offers no permessage-deflate), so that one
+    Python process can keep up with the nodes; a poster writes its messages, masked and framed beforehand, as fast
+    as the socket takes them."""
+
+    def __init__(self, port: int, room: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /rooms/{room} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           "Sec-WebSocket-Protocol: chatws.v1\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise SystemExit(f"handshake with port {port} failed")
+            head += chunk
+        head, rest = head.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise SystemExit(f"handshake refused: {head.splitlines()[0]!r}")
+        self.msgs = self.errors = 0
+        self.tail = b""
+        self.out = memoryview(b"")
+        self.feed(rest)
+        self.sock.setblocking(False)
+
+    @staticmethod
+    def frame(text: str, user: str) -> bytes:
+        payload = json.dumps({"user": user, "text": text}).encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+        return head + mask + masked
+
+    def feed(self, data: bytes) -> None:
+        # A msg frame's payload starts with MSG_PREFIX, which cannot occur inside
+        # a JSON string (its quotes would be escaped): counting it in the bytes
+        # counts the frames, at C speed. The tail kept covers a prefix cut in two.
+        edge = self.tail + data[:len(MSG_PREFIX) - 1]
+        self.msgs += data.count(MSG_PREFIX) + edge.count(MSG_PREFIX)
+        self.errors += data.count(ERROR_PREFIX) + edge.count(ERROR_PREFIX)
+        self.tail = data[-(len(ERROR_PREFIX) - 1):]
+
+    def pump_out(self) -> None:
+        try:
+            sent = self.sock.send(self.out)
+        except BlockingIOError:
+            return
+        self.out = self.out[sent:]
+
+
+def drive(members: List[RawMember], posters: Dict[RawMember, bytes], expect: int,
+          timeout: float) -> Tuple[float, float]:
+    """Writes each poster's bytes and reads every member until each has `expect`
+    more msg frames. Returns (time of the first send, time the last one arrived)."""
+    sel = selectors.DefaultSelector()
+    goal = {m: m.msgs + expect for m in members}
+    left = len(members)
+    for m in members:
+        sel.register(m.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if m in posters else 0), m)
+    t0 = time.perf_counter()
+    for m, data in posters.items():
+        m.out = memoryview(data)
+        m.pump_out()
+    last = t0
+    deadline = t0 + timeout
+    try:
+        while left:
+            if time.perf_counter() > deadline:
+                got = sum(min(m.msgs, goal[m]) - (goal[m] - expect) for m in members)
+                raise SystemExit(f"throughput: {got} of {expect * len(members)} deliveries in {timeout:.0f} s")
+            for key, ev in sel.select(1.0):
+                m = key.data
+                if ev & selectors.EVENT_WRITE:
+                    m.pump_out()
+                    if not m.out:
+                        sel.modify(m.sock, selectors.EVENT_READ, m)
+                if ev & selectors.EVENT_READ:
+                    try:
+                        data = m.sock.recv(1 << 18)
+                    except BlockingIOError:
+                        continue
+                    before = m.msgs < goal[m]
+                    m.feed(data)
+                    if not data or m.errors:
+                        raise SystemExit(f"throughput: a member was closed or got an error frame ({m.errors} errors)")
+                    if before and m.msgs >= goal[m]:
+                        left -= 1
+                        last = time.perf_counter()
+    finally:
+        sel.close()
+    return t0, last
+
+
+def throughput_once(binary: Path, args: argparse.Namespace, setup: str) -> Dict[str, float]:
+    """One run of one setup: 'single' (one node, no Redis), 'single+redis' (one
+    node in cluster mode), 'cluster' (members and posters split over 2 nodes)."""
+    redis = Redis(args.aof) if setup != "single" else None
+    url = f"redis://127.0.0.1:{redis.port}/0" if redis else ""
+    nodes: List[Node] = []
+    members: List[RawMember] = []
+    try:
+        nodes = [Node(binary, url, name, THROUGHPUT_FLAGS) for name in (("a", "b") if setup == "cluster" else ("a",))]
+        room = "bench"
+        # Member i on node i % len(nodes); the first `posters` members post, so posters are split too.
+        members = [RawMember(nodes[i % len(nodes)].port, room) for i in range(args.members)]
+        posters = members[:args.posters]
+        # Warm-up: one message from each poster reaches everyone (every node has read the room).
+        drive(members, {p: RawMember.frame(f"w{j}", f"p{j}") for j, p in enumerate(posters)}, len(posters), 30)
+        per = args.tp_messages
+        data = {p: b"".join(RawMember.frame(f"t{j}-{i}", f"p{j}") for i in range(per)) for j, p in enumerate(posters)}
+        procs = {f"node_{n.proc.args[n.proc.args.index('--node-name') + 1] if url else 'a'}": n.proc.pid for n in nodes}
+        if redis:
+            procs["redis"] = redis.proc.pid
+        cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
+        client0 = sum(os.times()[:2])
+        t0, t1 = drive(members, data, per * len(posters), args.tp_timeout)
+        wall = t1 - t0
+        out = {"deliveries": float(per * len(posters) * len(members)), "wall_s": wall}
+        out["deliveries_per_s"] = out["deliveries"] / wall
+        node_cpu = 0.0
+        for k, pid in procs.items():
+            c = cpu_seconds(pid) - cpu0[k]
+            out[f"cpu_s_{k}"] = c
+            if k.startswith("node_"):
+                node_cpu += c
+        out["cpu_s_nodes"] = node_cpu
+        out["cpu_s_client"] = sum(os.times()[:2]) - client0
+        out["deliveries_per_node_cpu_s"] = out["deliveries"] / node_cpu if node_cpu else float("inf")
+        return out
+    finally:
+        for m in members:
+            m.sock.close()
+        for n in nodes:
+            n.stop()
+        if redis:
+            redis.stop()
+
+
+def bound(r: Dict[str, float]) -> str:
+    """Which process, by its CPU share of the wall time, most likely bounds a run (2 cores)."""
+    wall = r["wall_s"]
+    shares = {k[6:]: v / wall for k, v in r.items() if k.startswith("cpu_s_") and k != "cpu_s_nodes"}
+    top = max(shares, key=shares.get)
+    total = sum(shares.values())
+    text = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    if shares[top] > 0.85:
+        verdict = f"{top} is at one core: it bounds"
+    elif total > 0.85 * os.cpu_count():
+        verdict = f"the {os.cpu_count()} cores are full (all processes together bound)"
+    else:
+        verdict = "no process at one core: the node-Redis round trips and the sharing of the cores bound"
+    return f"CPU of the wall time: {text}; {verdict}"
+
+
+def throughput_main(binary: Path, args: argparse.Namespace) -> None:
+    setups = ["single", "single+redis", "cluster"]
+    results: Dict[str, List[Dict[str, float]]] = {s: [] for s in setups}
+    for _ in range(args.runs):
+        for s in setups:  # interleaved, so that the machine's noise spreads over all setups
+            results[s].append(throughput_once(binary, args, s))
+    total = args.posters * args.tp_messages
+    print(f"cluster throughput bench: one room, {args.members} members ({args.posters} of them posting "
+          f"{args.tp_messages} messages each, {total} in all, all at once), redis "
+          f"{'AOF always' if args.aof else 'no persistence'}, median of {args.runs} runs; one machine "
+          f"({os.cpu_count()} cores): nodes, Redis and the client process share them")
+    names = {"single": "1 node, no Redis", "single+redis": "1 node, Redis",
+             "cluster": f"2 nodes, Redis ({(args.members + 1) // 2}+{args.members // 2} members)"}
+    for s in setups:
+        runs = results[s]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"{names[s]}:")
+        for k, v in med.items():
+            print(f"  {k:28s} {v:14.3f}")
+        print(f"  {bound(med)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", type=Path, default=REPO / "build")
@@ -213,8 +429,19 @@ def main() -> None:
     p.add_argument("--burst", type=int, default=5000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--aof", action="store_true", help="Redis with appendonly yes, appendfsync always")
+    p.add_argument("--throughput", action="store_true",
+                   help="deliveries/s of one room with members on 2 nodes against 1 (and 1 without Redis)")
+    p.add_argument("--members", type=int, default=50, help="--throughput: members of the room, posters included")
+    p.add_argument("--posters", type=int, default=4, help="--throughput: members that post")
+    p.add_argument("--tp-messages", type=int, default=40000, help="--throughput: messages per poster")
+    p.add_argument("--tp-timeout", type=float, default=120, help="--throughput: seconds a run may take")
     args = p.parse_args()
     binary = args.build / "examples" / "chat_server"
+    if args.throughput:
+        throughput_main(binary, args)
+        return
+    if websocket is None:
+        raise SystemExit("the latency and burst modes need websocket-client (pip install websocket-client)")
     runs = [{**run_once(binary, args), **single_node(binary, args)} for _ in range(args.runs)]
     print(f"cluster bench: 2 nodes (examples/c/chat_server), redis {'AOF always' if args.aof else 'no persistence'}, "
           f"{args.messages} closed-loop + {args.burst} burst messages, median of {args.runs} runs")
