@@ -418,8 +418,9 @@ def throughput_main(binary: Path, args: argparse.Namespace) -> None:
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{names[s]}:")
         for k, v in med.items():
-            print(f"  {k:28s} {v:14.3f}")
-        print(f"  {bound(med)}")
+            lo, hi = min(r[k] for r in runs), max(r[k] for r in runs)
+            print(f"  {k:28s} {v:14.3f}   (runs: {lo:.3f} .. {hi:.3f})")
+        print(f"  {bound(med)}")  # of the medians
 
 
 def main() -> None:
