@@ -347,7 +347,8 @@ def throughput_once(binary: Path, args: argparse.Namespace, setup: str) -> Dict[
     nodes: List[Node] = []
     members: List[RawMember] = []
     try:
-        nodes = [Node(binary, url, name, THROUGHPUT_FLAGS) for name in (("a", "b") if setup == "cluster" else ("a",))]
+        names = ("a", "b") if setup == "cluster" else ("a",)
+        nodes = [Node(binary, url, name, THROUGHPUT_FLAGS) for name in names]
         room = "bench"
         # Member i on node i % len(nodes); the first `posters` members post, so posters are split too.
         members = [RawMember(nodes[i % len(nodes)].port, room) for i in range(args.members)]
@@ -356,7 +357,7 @@ def throughput_once(binary: Path, args: argparse.Namespace, setup: str) -> Dict[
         drive(members, {p: RawMember.frame(f"w{j}", f"p{j}") for j, p in enumerate(posters)}, len(posters), 30)
         per = args.tp_messages
         data = {p: b"".join(RawMember.frame(f"t{j}-{i}", f"p{j}") for i in range(per)) for j, p in enumerate(posters)}
-        procs = {f"node_{n.proc.args[n.proc.args.index('--node-name') + 1] if url else 'a'}": n.proc.pid for n in nodes}
+        procs = {f"node_{name}": n.proc.pid for name, n in zip(names, nodes)}
         if redis:
             procs["redis"] = redis.proc.pid
         cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
