@@ -26,7 +26,6 @@ only), with the process that bounds the run by its CPU share.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -36,6 +35,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -49,12 +49,8 @@ except ImportError:
     websocket = None
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_server import free_port, masked_frame, ws_upgrade  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -249,35 +245,19 @@ class RawMember:
     as the socket takes them."""
 
     def __init__(self, port: int, room: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            self.sock = ws_upgrade(port, f"/rooms/{room}", "chatws.v1", timeout=10)
+        except ConnectionError as e:
+            raise SystemExit(f"handshake with port {port} failed: {e}")
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /rooms/{room} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Protocol: chatws.v1\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise SystemExit(f"handshake with port {port} failed")
-            head += chunk
-        head, rest = head.split(b"\r\n\r\n", 1)
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise SystemExit(f"handshake refused: {head.splitlines()[0]!r}")
         self.msgs = self.errors = 0
         self.tail = b""
         self.out = memoryview(b"")
-        self.feed(rest)
         self.sock.setblocking(False)
 
     @staticmethod
     def frame(text: str, user: str) -> bytes:
-        payload = json.dumps({"user": user, "text": text}).encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
-        return head + mask + masked
+        return masked_frame(json.dumps({"user": user, "text": text}).encode(), opcode=0x1)
 
     def feed(self, data: bytes) -> None:
         # A msg frame's payload starts with MSG_PREFIX, which cannot occur inside

@@ -7,6 +7,7 @@ import base64
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from typing import Optional
@@ -56,6 +57,22 @@ def ws_upgrade(port: int, path: str = "/", subprotocol: Optional[str] = None,
         s.close()
         raise ConnectionError(head.decode(errors="replace"))
     return s
+
+
+def masked_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """A client frame (FIN, masked with a random key) of `payload`."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i & 3] for i, b in enumerate(payload)) if n < 1024 else \
+        (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return head + mask + body
 
 
 def stop_server(proc: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> None:

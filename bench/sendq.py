@@ -27,13 +27,12 @@ import os
 import selectors
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-from local_server import ws_upgrade
+from local_server import masked_frame, ws_upgrade
 
 SERVER = r"""
 import json, sys, time, chatws
@@ -48,21 +47,6 @@ for line in sys.stdin:
     print(json.dumps({"queued": st.queued_output_bytes, "drops": st.slow_consumer_drops}), flush=True)
 server.stop()
 """
-
-
-def masked_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    head = bytes([0x82])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i & 3] for i, b in enumerate(payload)) if n < 1024 else \
-        (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
-    return head + mask + body
 
 
 def server_side_sendq(port: int) -> Dict[int, int]:
