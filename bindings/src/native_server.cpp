@@ -587,6 +587,7 @@ py::dict NativeServer::stats() {
   d["cluster_up"] = bool(st.cluster_up);
   d["cluster_round_trips"] = st.cluster_round_trips;
   d["cluster_failures"] = st.cluster_failures;
+  d["cluster_missed"] = st.cluster_missed;
   d["deflate_calls"] = st.deflate_calls;
   d["deflate_bytes_in"] = st.deflate_bytes_in;
   d["deflate_bytes_out"] = st.deflate_bytes_out;

@@ -837,6 +837,10 @@ typedef struct chatws_stats {
   uint64_t cluster_round_trips;  /* writes of queued Redis commands: the appends of a loop
                                     iteration go in one, with the reads queued by then */
   uint64_t cluster_failures;     /* lost Redis connections, failed Redis commands */
+  uint64_t cluster_missed;       /* room entries trimmed from Redis before this node read them
+                                    (it stopped reading longer than its heartbeat lives, or
+                                    lagged beyond 64 x cluster_retention); its members were
+                                    told ({"type":"dropped"}, classic: the next snapshot) */
 
   /* Added in 0.2.0: permessage-deflate. */
   uint64_t deflate_calls;        /* messages deflated: in the shared mode one per frame and

@@ -72,6 +72,7 @@ int chatws_server_get_stats(const chatws_server* server, chatws_stats* out) {
     full.cluster_up = s.app.cluster_up;
     full.cluster_round_trips = s.app.cluster_round_trips;
     full.cluster_failures = s.app.cluster_failures;
+    full.cluster_missed = s.app.cluster_missed;
     full.deflate_calls = c.deflate_calls;
     full.deflate_bytes_in = c.deflate_bytes_in;
     full.deflate_bytes_out = c.deflate_bytes_out;

@@ -11,6 +11,12 @@
 //   outage   appends fail ("storage unavailable"), joins wait for their
 //            greeting; when the log is up again every room with members is
 //            read from its last_seen (or loaded)
+//   trim     each room's last_seen goes to the log (set_read_position, with
+//            the iteration's appends), which keeps what this node has not
+//            read; entries trimmed anyway (the node stopped reading for
+//            longer than its heartbeat lives, or lagged beyond the bound)
+//            are a hole the members are told of: "dropped" (v1), the next
+//            snapshot (classic); never skipped in silence
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,7 +31,13 @@ namespace chatws::chat {
 
 namespace {
 
-constexpr size_t kReadBatch = 256;
+// A read asks for what the room is known to have (notifications and our
+// own appends tell the newest position), between these bounds: a node that
+// takes a burst reads it back as fast as it appended it, instead of
+// falling further behind by a fixed batch per round trip.
+constexpr int64_t kReadBatch = 256, kReadMax = 8192;
+// Backpressure (cluster_hold_back): how long a sender is not read.
+constexpr int kHoldBackMs = 2;
 // How long a sender whose reply was lost waits for the answer (the room
 // read again after the reconnect) before it is told "storage unavailable".
 constexpr int64_t kUncertainMs = 10000;
@@ -73,6 +85,7 @@ void ChatService::collect_cluster_stats(AppStats* out) const {
   out->cluster_up = log_->up();
   out->cluster_round_trips = log_->round_trips();
   out->cluster_failures = log_->failures();
+  out->cluster_missed = missed_;
 }
 
 void ChatService::stop_cluster() {
@@ -106,6 +119,57 @@ void ChatService::push_presence() {
       r->pushed = count;
     }
     log_->set_presence(name, count);  // 0: the room left this node
+    // With it, what the node has read (again: a node whose heartbeat lapsed
+    // lost its entry), or that it reads the room no more.
+    if (count == 0) {
+      log_->set_read_position(name, -1);
+      if (it != rooms_.end()) it->second->reported = -1;
+    } else if (it->second->loaded) {
+      log_->set_read_position(name, it->second->last_seen);
+      it->second->reported = it->second->last_seen;
+    }
+  }
+}
+
+void ChatService::cluster_hold_back(Room* room, ConnId sender) {
+  // A quarter of the lag the stream keeps for a live node, at most a few reads.
+  const int64_t limit = std::max<int64_t>(
+      16, std::min<int64_t>(2 * kReadMax, int64_t(cfg_.cluster_retention * RedisLog::kMaxLagRetentions / 4)));
+  const int64_t behind = int64_t(room->pending + room->appending) + std::max<int64_t>(0, room->wanted - room->last_seen);
+  if (behind > limit) server_.pause_input(sender, kHoldBackMs);
+}
+
+void ChatService::read_moved(Room* room) {
+  if (room->report_due) return;
+  report_due_.push_back(room->name);
+  room->report_due = true;
+}
+
+void ChatService::push_read_positions() {
+  if (report_due_.empty() || !log_->up()) return;  // after a reconnect the heartbeat pushes
+  std::vector<std::string> rooms;
+  rooms.swap(report_due_);
+  for (const std::string& name : rooms) {
+    auto it = rooms_.find(name);
+    if (it == rooms_.end()) continue;  // gone: its presence push said so
+    Room* r = it->second.get();
+    r->report_due = false;
+    if (r->members.empty() || r->last_seen == r->reported) continue;
+    log_->set_read_position(name, r->last_seen);
+    r->reported = r->last_seen;
+  }
+}
+
+void ChatService::report_missed(Room* room, uint64_t n, const std::vector<Member>& members) {
+  // The ring must stay contiguous (a since in the hole would be answered
+  // from it as if nothing were missing): it starts again after the hole.
+  room->history = HistoryRing(room->history.capacity());
+  room->snapshot = FrameRef();
+  FrameRef notice;
+  for (const Member& m : members) {
+    if (m.format != WireFormat::V1 || m.waiting) continue;  // classic: its next snapshot; waiting: its hello
+    if (!notice) notice = text_frame(encode_v1_dropped(n));
+    send_member(m.id, notice);
   }
 }
 
@@ -124,6 +188,7 @@ void ChatService::on_log_presence(std::string_view name, uint32_t total) {
 
 int ChatService::cluster_commit() {
   push_presence();
+  push_read_positions();
   if (pending_.empty()) {
     log_->flush();  // reads queued this iteration
     return kOk;
@@ -139,12 +204,14 @@ int ChatService::cluster_commit() {
   }
   for (RoomAppend& g : groups) {
     const size_t n = g.msgs.size();
+    g.room->appending += n;
     std::vector<std::string> keys;
     keys.reserve(n);
     for (size_t i = 0; i < n; ++i) keys.push_back(node_name_ + ":" + std::to_string(next_key_++));
     log_->append(g.room->name, std::move(g.msgs), keys,
                  [this, name = g.room->name, serial = g.room->serial, senders = std::move(g.senders),
                   keys, n](RoomLog::Outcome outcome, std::vector<int64_t> ids, std::string_view why) {
+                   if (Room* r = room_by_serial(name, serial)) r->appending -= std::min(r->appending, n);
                    if (outcome == RoomLog::Outcome::Unknown) {
                      log(LogLevel::Warning, n, " message(s) of room '", name, "': ", why,
                          "; whether stored is known once the room is read again");
@@ -180,7 +247,9 @@ int ChatService::cluster_commit() {
                      log(LogLevel::Error, "room '", name, "': its stream went back to position ",
                          size_t(ids.front()), " (Redis lost its data?); reading it from there");
                      room->last_seen = ids.front() - 1;
+                     room->wanted = 0;
                    }
+                   room->wanted = std::max(room->wanted, ids.back());
                    if (ids.back() > room->last_seen && !room->members.empty()) cluster_read(room);
                  });
   }
@@ -215,6 +284,7 @@ void ChatService::cluster_load(Room* room) {
                     }
                     r->snapshot = FrameRef();
                     r->loaded = true;
+                    read_moved(r);  // from here on the log keeps what we have not read
                     const auto count = static_cast<uint32_t>(r->members.size());
                     for (Member& m : r->members) m.told = count;
                     for (const Member& m : members) greet(m.id, m.format, r);
@@ -230,11 +300,12 @@ void ChatService::cluster_read(Room* room) {
   }
   room->reading = true;
   room->read_again = false;
+  const auto want = size_t(std::clamp(room->wanted - room->last_seen, kReadBatch, kReadMax));
   log_->read_after(
-      room->name, room->last_seen, kReadBatch,
-      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_](
+      room->name, room->last_seen, want,
+      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_, want, told = room->wanted](
           bool ok, std::vector<ChatMessage> msgs, std::vector<std::string> keys, std::string_view why) {
-        if (ok && !uncertain_.empty()) settle_uncertain(name, keys, msgs.size() < kReadBatch, read_seq);
+        if (ok && !uncertain_.empty()) settle_uncertain(name, keys, msgs.size() < want, read_seq);
         Room* r = room_by_serial(name, serial);
         if (!r) return;
         r->reading = false;
@@ -243,12 +314,17 @@ void ChatService::cluster_read(Room* room) {
           log(LogLevel::Warning, "cannot read room '", name, "': cluster log: ", why);
           return;
         }
-        if (!msgs.empty() && r->last_seen != 0 && msgs.front().id > r->last_seen + 1) {
-          log(LogLevel::Warning, "room '", name, "': ",
-              size_t(msgs.front().id - r->last_seen - 1),
-              " message(s) trimmed from the stream before this node read them (cluster_retention)");
+        ready_.reserve(ready_.size() + msgs.size() + 1);
+        if (!msgs.empty() && msgs.front().id > r->last_seen + 1) {
+          // Positions have no holes: these were trimmed before we read them.
+          const auto n = uint64_t(msgs.front().id - r->last_seen - 1);
+          missed_ += n;
+          log(LogLevel::Warning, "room '", name, "': ", size_t(n),
+              " message(s) trimmed from the stream before this node read them (it was not reading "
+              "for longer than its heartbeat lives, or lagged beyond the bound): its members are told");
+          ready_.push_back({r, 0, ChatMessage{}, n});
+          ++r->pending;
         }
-        ready_.reserve(ready_.size() + msgs.size());
         const size_t got = msgs.size();
         for (ChatMessage& m : msgs) {
           if (m.id <= r->last_seen) continue;  // already taken
@@ -256,7 +332,13 @@ void ChatService::cluster_read(Room* room) {
           ready_.push_back({r, 0, std::move(m)});
           ++r->pending;
         }
-        if (got == kReadBatch || r->read_again || r->wanted > r->last_seen) cluster_read(r);
+        if (got != 0) read_moved(r);
+        // Everything told of before the read exists in the stream by then;
+        // read to its end short of it, the stream lost data (a Redis
+        // restart without persistence): not wanted any more, or we would
+        // read forever.
+        if (got < want && r->wanted == told && told > r->last_seen) r->wanted = r->last_seen;
+        if (got == want || r->read_again || r->wanted > r->last_seen) cluster_read(r);
       });
 }
 
@@ -314,10 +396,8 @@ void ChatService::on_log_appended(std::string_view name, int64_t last) {
     // Taken already (our own reply came first and its read is done), or
     // the read in flight may take it: read again after it only if not.
     if (last <= room->last_seen) return;
-    if (room->loaded && room->reading) {
-      room->wanted = std::max(room->wanted, last);
-      return;
-    }
+    room->wanted = std::max(room->wanted, last);
+    if (room->loaded && room->reading) return;
   }
   cluster_read(room);
 }
@@ -347,9 +427,9 @@ bool ChatService::recover_from_log(ConnId id, Room* room, int64_t since) {
   const int64_t newest = room->history.empty() ? 0 : room->history.newest().id;
   if (since < 0 || since >= newest || newest - since > int64_t(cfg_.cluster_retention) || !log_->up())
     return false;
-  auto c = conns_.find(id);
-  if (c == conns_.end() || c->second.room != room) return false;
-  room->members[c->second.index].waiting = true;  // nothing is sent to it before its hello
+  auto joined = conns_.find(id);
+  if (joined == conns_.end() || joined->second.room != room) return false;
+  room->members[joined->second.index].waiting = true;  // nothing is sent to it before its hello
   log_->read_after(
       room->name, since, size_t(newest - since),
       [this, id, since, name = room->name, serial = room->serial](

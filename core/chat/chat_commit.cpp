@@ -144,6 +144,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
         --p.room->pending;
         p.room->snapshot = FrameRef();
         unsettled.push_back(p.room);
+        if (p.missed != 0) continue;  // a notice, not a message
         try {
           p.room->history.make_room();
           p.room->history.push(std::move(p.msg));
@@ -159,6 +160,13 @@ void ChatService::deliver(std::vector<Pending>& batch) {
     Room* room = p.room;
     auto [rit, fresh] = receivers.try_emplace(room);
     if (fresh) rit->second = room->members;
+    if (p.missed != 0) {
+      ++done;
+      --room->pending;
+      unsettled_.push_back(room);  // reserved
+      report_missed(room, p.missed, rit->second);
+      continue;
+    }
     room->history.make_room();
     room->history.push(std::move(p.msg));
     ++done;  // in the history: the guard no longer owes it anything

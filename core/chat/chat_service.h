@@ -244,7 +244,8 @@ class ChatService {
     bool loading = false;     // its read_last in flight
     bool reading = false;     // a read_after in flight
     bool read_again = false;  // told of entries meanwhile (positions not known)
-    int64_t wanted = 0;       // the newest position told of while a read was in flight
+    int64_t wanted = 0;       // the newest position told of (notifications, our appends)
+    size_t appending = 0;     // our messages in appends not answered yet
     // Presence across nodes: the members of every live node, as last told
     // (counting `pushed` of ours), and whether our count is due to Redis.
     uint32_t cluster_total = 0;
@@ -252,6 +253,8 @@ class ChatService {
     bool total_known = false;
     bool push_due = false;
     int64_t last_seen = 0;    // position of the newest entry taken
+    int64_t reported = -1;    // the read position last sent to the log (-1: none)
+    bool report_due = false;  // in report_due_: last_seen moved since
   };
   struct Conn {
     Room* room;
@@ -265,6 +268,10 @@ class ChatService {
     Room* room;
     ConnId sender;
     ChatMessage msg;
+    // Cluster: not a message but a notice, in its place in the room's
+    // order: this many entries were trimmed from the stream before this
+    // node read them (deliver() tells the members; msg is empty).
+    uint64_t missed = 0;
   };
 
   ChatService(Server& server, const ChatConfig& cfg);
@@ -313,6 +320,16 @@ class ChatService {
   void on_log_state(bool up);
   void on_log_presence(std::string_view room, uint32_t total);
   void push_presence();  // our counts of the rooms in presence_push_ -> the log
+  void push_read_positions();  // last_seen of the rooms in report_due_ -> the log
+  void read_moved(Room* room);   // lists the room in report_due_
+  // Backpressure: a sender whose room this node has more messages of in
+  // flight (accepted, appended, not yet read back) than it reads back in a
+  // few round trips is not read for a moment (TCP holds it back), so that
+  // the node's lag stays well inside what the stream keeps for it.
+  void cluster_hold_back(Room* room, ConnId sender);
+  // The members of `room` (as of the batch) hear that `n` entries are lost
+  // to them; the history starts again after the hole (it stays contiguous).
+  void report_missed(Room* room, uint64_t n, const std::vector<Member>& members);
   // The members the room's members are told of: every node's in cluster mode.
   uint32_t members_shown(const Room* room) const;
   // Messages whose append's reply was lost: stored or not is known when
@@ -363,6 +380,8 @@ class ChatService {
   uint64_t op_seq_ = 0;           // orders lost replies and the reads after them
   std::vector<Uncertain> uncertain_;
   std::vector<std::string> presence_push_;  // rooms whose count is due to the log
+  std::vector<std::string> report_due_;     // rooms whose read position is due to the log
+  uint64_t missed_ = 0;  // entries trimmed before this node read them (cluster_missed)
   uint64_t uncertain_stored_ = 0, uncertain_refused_ = 0;
   bool store_failing_ = false;
   // Stats: plain fields, read by collect_stats() on the loop thread.

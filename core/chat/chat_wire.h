@@ -53,7 +53,9 @@
 //     errors, to the sender only (the connection stays open):
 //       {"type":"error","error":"<reason>"}
 //     when the server ran with the drop policy for slow readers and had to
-//     drop messages for this client, once its backlog has drained:
+//     drop messages for this client, once its backlog has drained, or (cluster
+//     mode) the room's stream was trimmed before this node read n of its
+//     messages (where the hole is, before the messages after it):
 //       {"type":"dropped","count":<n>}
 //     (a classic client gets a fresh snapshot instead, which repairs it).
 //     recovery: a client that joins with ?since=<id> (the last id it has)

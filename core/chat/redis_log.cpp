@@ -19,17 +19,35 @@ namespace {
 
 constexpr std::string_view kNotifyChannel = "chatws:notify";
 
-// KEYS[1] stream, KEYS[2] seq; ARGV[1] maxlen, ARGV[2] channel, ARGV[3]
-// room, then user, text, time, key per message. Returns the positions.
+// KEYS[1] stream, KEYS[2] seq, KEYS[3] read positions; ARGV[1] retention,
+// ARGV[2] the most a live node may lag, ARGV[3] channel, ARGV[4] room,
+// ARGV[5] node key prefix, then user, text, time, key per message. Returns
+// the positions. (The heartbeat keys are not in KEYS: one Redis, not a
+// Redis Cluster.)
 constexpr std::string_view kAppendScript = R"lua(
 local ids = {}
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local n = redis.call('INCR', KEYS[2])
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0',
+  redis.call('XADD', KEYS[1], n .. '-0',
              'u', ARGV[i], 't', ARGV[i + 1], 'm', ARGV[i + 2], 'k', ARGV[i + 3])
   ids[#ids + 1] = n
 end
-redis.call('PUBLISH', ARGV[2], ids[#ids] .. ' ' .. ARGV[3])
+local last = ids[#ids]
+-- The oldest position kept: the retention's, or the first one a live node
+-- has not taken, but no further back than the lag bound.
+local keep = last - tonumber(ARGV[1]) + 1
+local floor = last - tonumber(ARGV[2]) + 1
+local read = redis.call('HGETALL', KEYS[3])
+for i = 1, #read, 2 do
+  local taken = tonumber(read[i + 1])
+  if redis.call('EXISTS', ARGV[5] .. read[i]) == 0 or not taken then
+    redis.call('HDEL', KEYS[3], read[i])
+  elseif taken + 1 < keep then
+    keep = math.max(taken + 1, floor)
+  end
+end
+if keep > 1 then redis.call('XTRIM', KEYS[1], 'MINID', '~', keep .. '-0') end
+redis.call('PUBLISH', ARGV[3], last .. ' ' .. ARGV[4])
 return ids
 )lua";
 
@@ -109,6 +127,9 @@ std::string RedisLog::stream_key(std::string_view room) {
 std::string RedisLog::seq_key(std::string_view room) {
   return "chatws:{" + std::string(room) + "}:seq";
 }
+std::string RedisLog::read_key(std::string_view room) {
+  return "chatws:{" + std::string(room) + "}:read";
+}
 
 RedisLog::RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,
                    net::RedisClient::LogFn log)
@@ -162,6 +183,19 @@ void RedisLog::set_presence(const std::string& room, uint32_t count) {
                [this](const redisReply* r) {
                  if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
                });
+}
+
+void RedisLog::set_read_position(const std::string& room, int64_t position) {
+  const std::string key = read_key(room);
+  auto check = [this](const redisReply* r) {
+    if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
+  };
+  if (position < 0) {
+    cmd_.command({"HDEL", key, node_}, check);
+  } else {
+    const std::string p = std::to_string(position);
+    cmd_.command({"HSET", key, node_, p}, check);
+  }
 }
 
 std::unique_ptr<RedisLog> RedisLog::create(Server& server, const std::string& url_text,
@@ -224,13 +258,14 @@ void RedisLog::flush() {
   if (!queued_.empty()) {
     std::vector<Queued> batch;
     batch.swap(queued_);
-    const std::string maxlen = std::to_string(retention_);
+    const std::string keep = std::to_string(retention_),
+                      lag = std::to_string(retention_ * kMaxLagRetentions);
     for (Queued& q : batch) {
-      const std::string stream = stream_key(q.room), seq = seq_key(q.room);
+      const std::string stream = stream_key(q.room), seq = seq_key(q.room), read = read_key(q.room);
       std::vector<std::string> own;  // times, kept alive for argv
       own.reserve(q.msgs.size());
-      std::vector<std::string_view> argv = {"EVALSHA", script_sha_, "2", stream, seq, maxlen,
-                                            kNotifyChannel, q.room};
+      std::vector<std::string_view> argv = {"EVALSHA", script_sha_, "3", stream, seq, read, keep, lag,
+                                            kNotifyChannel, q.room, kNodeKeyPrefix};
       for (const ChatMessage& m : q.msgs) {
         own.push_back(std::to_string(m.time_ms));
       }

@@ -8,16 +8,26 @@
 //                         k (node:counter, the append's unique key)
 //   chatws:{<room>}:seq   the last position given (INCR)
 //   chatws:{<room>}:presence  hash: node name -> its members in the room
+//   chatws:{<room>}:read  hash: node name -> the last position it took
 //   chatws:node:<name>    a node's heartbeat (PX 10 s, set every 3 s)
 //   chatws:notify         pub/sub channel: "<last position> <room>" when a
 //                         room got entries, "p <total> <room>" when its
 //                         members across the live nodes were counted
 //
 // An append is one EVALSHA of a Lua script per room and loop iteration
-// (atomic: INCR + XADD with an approximate MAXLEN of `retention` for each
-// message, then one PUBLISH of the room's name), and all the rooms' scripts
-// of an iteration go out in one write: one round trip per iteration, not
-// per message. Reads are XRANGE / XREVRANGE on the same connection;
+// (atomic: INCR + XADD for each message, one trim, then one PUBLISH of the
+// room's name), and all the rooms' scripts of an iteration go out in one
+// write: one round trip per iteration, not per message.
+//
+// The trim (XTRIM MINID ~) keeps the last `retention` entries and every
+// entry a live node (its heartbeat key exists) has not taken yet, as its
+// :read field says, but never more than kMaxLag entries behind the newest:
+// so a burst larger than the retention, or a node reading slowly, loses
+// nothing, and a node that stopped reading (dead: its field is dropped;
+// stuck: the bound) cannot grow the stream without end. A node that finds
+// entries trimmed before it read them says so to its members (ChatService).
+//
+// Reads are XRANGE / XREVRANGE on the same connection;
 // notifications come on a second one (a subscribed connection takes no
 // other command).
 //
@@ -58,6 +68,11 @@ class RedisLog final : public RoomLog {
     on_presence_ = std::move(fn);
   }
   void on_heartbeat(std::function<void()> fn) override { on_heartbeat_ = std::move(fn); }
+  void set_read_position(const std::string& room, int64_t position) override;
+
+  // How far behind the newest entry a live node's position still holds the
+  // trim, in multiples of the retention.
+  static constexpr size_t kMaxLagRetentions = 64;
 
   static constexpr int kHeartbeatMs = 3000;
   static constexpr int kNodeTtlMs = 10000;  // a node silent this long counts no members
@@ -70,6 +85,7 @@ class RedisLog final : public RoomLog {
 
   static std::string stream_key(std::string_view room);
   static std::string seq_key(std::string_view room);
+  static std::string read_key(std::string_view room);
 
  private:
   RedisLog(Server& server, net::RedisUrl url, std::string node_name, size_t retention,

@@ -79,6 +79,11 @@ class RoomLog {
   // and tells every node the total (on_presence).
   virtual void set_presence(const std::string& room, uint32_t count) = 0;
   virtual void on_presence(std::function<void(std::string_view room, uint32_t total)> fn) = 0;
+  // This node has taken `room`'s entries up to `position` (-1: it no longer
+  // reads the room). A shared log keeps what a live node has not taken yet,
+  // beyond its retention (up to a bound), so a burst or a slow read loses
+  // nothing; a log that is not shared ignores it.
+  virtual void set_read_position(const std::string& room, int64_t position) = 0;
   // Every few seconds: the node is alive; the chat sets its presence again
   // (so that a crashed node's members drop out of the totals).
   virtual void on_heartbeat(std::function<void()> fn) = 0;

@@ -38,6 +38,7 @@ class SqliteLog final : public RoomLog {
   // Nothing to hear from a log nobody else writes.
   void on_appended(std::function<void(std::string_view, int64_t)>) override {}
   void set_presence(const std::string&, uint32_t) override {}
+  void set_read_position(const std::string&, int64_t) override {}
   void on_presence(std::function<void(std::string_view, uint32_t)>) override {}
   void on_heartbeat(std::function<void()>) override {}
   void on_state(std::function<void(bool)>) override {}

@@ -67,13 +67,15 @@ class ConnectionPool {
   };
 
   void grow() {
-    auto block = std::make_unique<Slot[]>(kPerBlock);
+    // Kept first, linked after: if the push_back throws, the block goes
+    // and the free list never pointed into it.
+    blocks_.push_back(std::make_unique<Slot[]>(kPerBlock));
+    Slot* block = blocks_.back().get();
     for (size_t i = kPerBlock; i-- > 0;) {
       block[i].next = free_;
       free_ = &block[i];
       poison(&block[i]);
     }
-    blocks_.push_back(std::move(block));
   }
 
   // The free-list link stays addressable; the rest of a free slot does not.

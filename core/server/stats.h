@@ -91,6 +91,7 @@ struct AppStats {
   bool cluster_up = false;          // both Redis connections are up
   uint64_t cluster_round_trips = 0; // writes of queued Redis commands
   uint64_t cluster_failures = 0;    // lost connections, failed commands
+  uint64_t cluster_missed = 0;      // entries trimmed before this node read them
 };
 
 // Monotonic counters of the loop (only ever incremented, on the loop thread).

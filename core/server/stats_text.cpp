@@ -111,6 +111,8 @@ std::string render_prometheus(const StatsSnapshot& s, std::string_view version) 
               "iteration at most for the appends).", s.app.cluster_round_trips);
       counter(m, "chatws_cluster_failures_total", "Lost Redis connections and failed Redis commands.",
               s.app.cluster_failures);
+      counter(m, "chatws_cluster_missed_total", "Room entries trimmed from Redis before this node read "
+              "them (its members were told).", s.app.cluster_missed);
     }
   }
   return m.take();

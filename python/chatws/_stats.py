@@ -76,6 +76,7 @@ class ServerStats:
     cluster_up: bool
     cluster_round_trips: int  # Redis writes: the appends of a loop iteration in one
     cluster_failures: int
+    cluster_missed: int  # entries trimmed before this node read them (its members were told)
     # permessage-deflate.
     deflate_calls: int  # shared mode: one per frame (and window), not per receiver
     deflate_bytes_in: int

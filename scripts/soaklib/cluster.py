@@ -131,6 +131,7 @@ class Stats:
     recoveries: int = 0         # reconnects with since that got exactly what was missed
     resets: int = 0
     gaps: int = 0
+    dropped: int = 0            # entries a node said it lost ({"type":"dropped"}): the gap after it is counted too
     duplicates: int = 0
     order_violations: int = 0
     lost_acked: int = 0
@@ -258,6 +259,9 @@ class Member:
             m = json.loads(raw)
             if m.get("type") == "msg":
                 self.take(m, False)
+            elif m.get("type") == "dropped":
+                self.c.stats.dropped += m.get("count", 0)
+                self.c.stats.problem(f"client {self.cid}: node {self.node} dropped {m.get('count')} message(s)")
             elif m.get("type") == "error":
                 if m.get("error") == "storage unavailable":
                     self.c.stats.refused += 1
@@ -353,7 +357,7 @@ async def run_cluster(a: argparse.Namespace) -> dict:
         clients=st.clients, rooms=a.rooms, messages=dict(
             sent=st.sent, acked=st.acked, refused=st.refused, acked_after_restart=st.acked_after_restart,
             unsettled=st.sent - st.acked - st.refused, delivered=st.delivered),
-        losses=losses, gaps=st.gaps, resets=st.resets, lost_acked=st.lost_acked, duplicates=st.duplicates,
+        losses=losses, gaps=st.gaps, dropped=st.dropped, resets=st.resets, lost_acked=st.lost_acked, duplicates=st.duplicates,
         order_violations=st.order_violations, recoveries=st.recoveries, connect_failures=st.connect_failures,
         checks=[dict(name=n, ok=ok) for n, ok in checks], ok=all(ok for _, ok in checks),
         problems=st.problems, workdir=str(work))
@@ -368,8 +372,8 @@ def print_cluster_report(r: dict) -> None:
     print(f"  messages: sent {m['sent']}, acknowledged {m['acked']} ({m['acked_after_restart']} after the "
           f"Redis restart), refused (Redis away) {m['refused']}, unsettled (in flight at a kill or the end) "
           f"{m['unsettled']}, delivered {m['delivered']}")
-    print(f"  losses {r['losses']} (gaps {r['gaps']}, resets {r['resets']}, acknowledged missing "
-          f"{r['lost_acked']}), duplicates {r['duplicates']}, order violations {r['order_violations']}, "
+    print(f"  losses {r['losses']} (gaps {r['gaps']}, of which told as dropped {r['dropped']}, resets "
+          f"{r['resets']}, acknowledged missing {r['lost_acked']}), duplicates {r['duplicates']}, order violations {r['order_violations']}, "
           f"recoveries {r['recoveries']}")
     for ch in r["checks"]:
         print(f"  [{'ok' if ch['ok'] else 'FAIL'}] {ch['name']}")

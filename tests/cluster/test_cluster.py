@@ -8,6 +8,7 @@ its own message back, which a node sends only once Redis stored it.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -322,3 +323,112 @@ def test_since_older_than_the_history_but_within_the_retention_is_read_from_the_
     stale = clients(b.url(room) + f"?since={last}")
     assert stale.hello["reset"] is True and "since" not in stale.hello
     assert [h["text"] for h in stale.hello["history"]] == ["w9", "after", "w11", "w12", "w13"]
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_a_burst_larger_than_the_retention_reaches_every_member(
+        kind: str, redis: Redis, nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # The stream keeps the last 100 entries and everything a live node has
+    # not read yet: a burst of 1500 from one sender is not trimmed before
+    # the nodes (the sender's included) took it.
+    a = nodes(f"ba{kind}", "python", "--cluster-retention", "100")
+    b = nodes(f"bb{kind}", kind, "--cluster-retention", "100")
+    room = f"burst-{kind}"
+    sender, on_a, on_b = clients(a.url(room)), clients(a.url(room)), clients(b.url(room))
+    total = 1500
+    # One write: the node reads many messages in one turn, so one append carries hundreds.
+    frames = b"".join(websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"b{i}"}),
+                                                  websocket.ABNF.OPCODE_TEXT).format() for i in range(total))
+    sender.ws.sock.sendall(frames)
+    for c in (sender, on_a, on_b):
+        c.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= total)
+    for c in (sender, on_a, on_b):
+        assert [m["text"] for m in c.msgs()] == [f"b{i}" for i in range(total)]
+        assert [f for f in c.frames if f["type"] == "dropped"] == []
+    assert ids_and_texts(on_b.msgs()) == ids_and_texts(on_a.msgs())
+    # Once both nodes read it, the next appends trim the stream back to about the retention
+    # (approximate: Redis trims whole nodes of 100 entries).
+    for i in range(2):
+        sender.send("ann", f"after{i}")
+        on_b.wait(lambda f: f["type"] == "msg" and f["text"] == f"after{i}")
+    assert int(redis.command("XLEN", f"chatws:{{{room}}}:log").strip()) <= 100 + 2 * 100
+
+
+def post_in_steps(sender: Client, first: int, count: int, step: int = 100) -> None:
+    """Posts count messages b<first>... in writes of `step`, each taken by the sender's node
+    (its echo) before the next: the sender's node keeps up, whatever the others do."""
+    for start in range(first, first + count, step):
+        end = min(start + step, first + count)
+        sender.ws.sock.sendall(b"".join(
+            websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"b{i}"}),
+                                        websocket.ABNF.OPCODE_TEXT).format() for i in range(start, end)))
+        sender.wait(lambda f, last=f"b{end - 1}": f["type"] == "msg" and f["text"] == last)
+
+
+def test_a_node_that_stopped_reading_is_told_what_was_trimmed_never_a_silent_hole(
+        nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # retention 10: a live node's position holds the trim up to 64 x 10 = 640 entries behind.
+    a = nodes("ta", "python", "--cluster-retention", "10")
+    b = nodes("tb", "c", "--cluster-retention", "10")
+    sender, watcher = clients(a.url("hole")), clients(b.url("hole"))
+    post_in_steps(sender, 0, 5)
+    watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "b4")
+    b.proc.send_signal(signal.SIGSTOP)  # b reads nothing while a's room runs 1500 ahead
+    try:
+        post_in_steps(sender, 5, 1500)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "b1504")
+    after = watcher.frames[[f.get("text") for f in watcher.frames].index("b4") + 1:]
+    dropped = [f for f in after if f["type"] == "dropped"]
+    assert len(dropped) == 1, dropped
+    assert after[0]["type"] == "dropped", "the notice comes where the hole is, before the messages after it"
+    rest = [f for f in after if f["type"] == "msg"]
+    # The hole and what follows account for every message, once, in order, ending at the newest.
+    print(f"dropped {dropped[0]['count']}, then {len(rest)} from {rest[0]['text']}")
+    assert dropped[0]["count"] + len(rest) == 1500
+    first = int(rest[0]["text"][1:])
+    assert [m["text"] for m in rest] == [f"b{i}" for i in range(first, 1505)]
+    assert dropped[0]["count"] == first - 5 >= 1500 - 640 - 100
+    assert f"{dropped[0]['count']} message(s) trimmed from the stream before this node read them" in b.output()
+    # b reads on, live: no hole after it.
+    sender.send("ann", "later")
+    watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "later")
+    assert watcher.msgs()[-1]["id"] == rest[-1]["id"] + 1
+
+
+def test_a_dead_node_does_not_hold_the_trim(redis: Redis, nodes: Callable[..., Node],
+                                            clients: Callable[[str], Client]) -> None:
+    a = nodes("da", "python", "--cluster-retention", "10")
+    b = nodes("db", "python", "--cluster-retention", "10")
+    sender, watcher = clients(a.url("dead")), clients(b.url("dead"))
+    post_in_steps(sender, 0, 5)
+    watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "b4")
+    read_positions = lambda: redis.command("HGETALL", "chatws:{dead}:read").split()  # noqa: E731
+    wait_for(lambda: b"db" in read_positions(), "b's read position in Redis")
+    b.kill()  # kill -9
+    # Its heartbeat key would expire within 10 s: gone at once here, as if it had.
+    redis.command("DEL", "chatws:node:db")
+    post_in_steps(sender, 5, 600)
+    assert b"db" not in read_positions()  # forgotten by a's next append
+    assert int(redis.command("XLEN", "chatws:{dead}:log").strip()) <= 10 + 2 * 100
+
+
+def test_a_burst_beyond_what_the_stream_keeps_for_a_lagging_node_is_held_back_not_lost(
+        nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # retention 10: a node 640 entries behind loses the rest to the trim. A sender writing
+    # 3000 at once is read only while its node has at most 160 of the room in flight (TCP
+    # holds the rest back), so the node never falls that far behind its own sender.
+    a = nodes("ha", "python", "--cluster-retention", "10")
+    b = nodes("hb", "c", "--cluster-retention", "10")
+    sender, on_a, on_b = clients(a.url("held")), clients(a.url("held")), clients(b.url("held"))
+    total = 3000
+    sender.ws.sock.sendall(b"".join(
+        websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"h{i}"}), websocket.ABNF.OPCODE_TEXT).format()
+        for i in range(total)))
+    for c in (sender, on_a, on_b):
+        c.wait(lambda f: f["type"] == "msg" and f["text"] == f"h{total - 1}")
+    for c in (sender, on_a, on_b):
+        assert [f for f in c.frames if f["type"] == "dropped"] == []
+        assert [m["text"] for m in c.msgs()] == [f"h{i}" for i in range(total)]
+    assert "trimmed from the stream" not in a.output() + b.output()
