@@ -12,7 +12,8 @@
 //            greeting; when the log is up again every room with members is
 //            read from its last_seen (or loaded)
 //   trim     each room's last_seen goes to the log (set_read_position, with
-//            the iteration's appends), which keeps what this node has not
+//            the iteration's appends, every half retention read and with
+//            each presence push), which keeps what this node has not
 //            read; entries trimmed anyway (the node stopped reading for
 //            longer than its heartbeat lives, or lagged beyond the bound)
 //            are a hole the members are told of: "dropped" (v1), the next
@@ -154,7 +155,11 @@ void ChatService::push_read_positions() {
     if (it == rooms_.end()) continue;  // gone: its presence push said so
     Room* r = it->second.get();
     r->report_due = false;
-    if (r->members.empty() || r->last_seen == r->reported) continue;
+    // An old position only keeps more than needed, never less, and the
+    // stream keeps the last retention entries anyway: told once per half
+    // the retention read (and with every presence push), not per read.
+    const int64_t step = std::max<int64_t>(1, int64_t(cfg_.cluster_retention / 2));
+    if (r->members.empty() || (r->reported >= 0 && r->last_seen - r->reported < step)) continue;
     log_->set_read_position(name, r->last_seen);
     r->reported = r->last_seen;
   }

@@ -33,20 +33,24 @@ for i = 6, #ARGV, 4 do
   ids[#ids + 1] = n
 end
 local last = ids[#ids]
--- The oldest position kept: the retention's, or the first one a live node
--- has not taken, but no further back than the lag bound.
-local keep = last - tonumber(ARGV[1]) + 1
-local floor = last - tonumber(ARGV[2]) + 1
-local read = redis.call('HGETALL', KEYS[3])
-for i = 1, #read, 2 do
-  local taken = tonumber(read[i + 1])
-  if redis.call('EXISTS', ARGV[5] .. read[i]) == 0 or not taken then
-    redis.call('HDEL', KEYS[3], read[i])
-  elseif taken + 1 < keep then
-    keep = math.max(taken + 1, floor)
+-- Trimmed when the positions cross a hundred (Redis drops whole nodes of
+-- 100 entries: more often frees nothing). The oldest position kept: the
+-- retention's, or the first one a live node has not taken, but no further
+-- back than the lag bound.
+if math.floor(last / 100) ~= math.floor((ids[1] - 1) / 100) then
+  local keep = last - tonumber(ARGV[1]) + 1
+  local floor = last - tonumber(ARGV[2]) + 1
+  local read = redis.call('HGETALL', KEYS[3])
+  for i = 1, #read, 2 do
+    local taken = tonumber(read[i + 1])
+    if redis.call('EXISTS', ARGV[5] .. read[i]) == 0 or not taken then
+      redis.call('HDEL', KEYS[3], read[i])
+    elseif taken + 1 < keep then
+      keep = math.max(taken + 1, floor)
+    end
   end
+  if keep > 1 then redis.call('XTRIM', KEYS[1], 'MINID', '~', keep .. '-0') end
 end
-if keep > 1 then redis.call('XTRIM', KEYS[1], 'MINID', '~', keep .. '-0') end
 redis.call('PUBLISH', ARGV[3], last .. ' ' .. ARGV[4])
 return ids
 )lua";

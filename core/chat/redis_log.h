@@ -19,7 +19,8 @@
 // room's name), and all the rooms' scripts of an iteration go out in one
 // write: one round trip per iteration, not per message.
 //
-// The trim (XTRIM MINID ~) keeps the last `retention` entries and every
+// The trim (XTRIM MINID ~, when the positions cross a hundred: Redis frees
+// whole nodes of 100 entries) keeps the last `retention` entries and every
 // entry a live node (its heartbeat key exists) has not taken yet, as its
 // :read field says, but never more than kMaxLag entries behind the newest:
 // so a burst larger than the retention, or a node reading slowly, loses
