@@ -431,8 +431,9 @@ def test_python_cli_block(procs: List[Proc], tmp_path: Path) -> None:
     assert (tmp_path / "chat.sqlite3").exists()
 
 
-def test_cluster_block(procs: List[Proc], tmp_path: Path) -> None:
-    (b,) = scenario("cluster")
+@pytest.mark.parametrize("doc", ["README.md", "python/README.md"])
+def test_cluster_block(doc: str, procs: List[Proc], tmp_path: Path) -> None:
+    (b,) = [b for b in scenario("cluster") if b.doc == doc]
     ports = ports_of(b.code)
     assert set(ports) == {"6379", "8080", "8081"}, ports
     env = base_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
