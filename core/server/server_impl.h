@@ -347,6 +347,7 @@ struct Server::Impl {
   size_t feed_frames(Connection* c, uint8_t* data, size_t n);  // until the turn's budget
   void on_ws_bytes(Connection* c, uint8_t* data, size_t n);    // feed_frames, keeping the rest
   void take_turn_later(Connection* c);
+  void trim_allocator();  // the C allocator's free memory back to the OS (after the last client)
   void resume_paused();  // those whose time has come get a turn
   bool handle_request(Connection* c);
   bool handle_upgrade(Connection* c, const protocol::HttpRequest& req);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "protocol/deflate_message.h"
 #include "server/server_impl.h"
@@ -861,10 +862,36 @@ void Server::Impl::destroy_dead() {
     // baseline instead of staying at its peak.
     had_connections = false;
     SharedFrame::trim_pool();
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
+    trim_allocator();
   }
+}
+
+namespace {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kGlibcMallocInUse = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kGlibcMallocInUse = false;
+#else
+constexpr bool kGlibcMallocInUse = true;
+#endif
+#else
+constexpr bool kGlibcMallocInUse = true;
+#endif
+}  // namespace
+
+void Server::Impl::trim_allocator() {
+#ifdef __GLIBC__
+  // malloc_trim is process-wide: one loop's trim serves every loop, so a
+  // loop that finds another trimming skips it rather than queue behind the
+  // arena locks. Under a sanitizer glibc's malloc serves nothing of ours,
+  // and its first use initialises it without a lock: two loops trimming at
+  // once corrupted its arena list (a crash at thread exit).
+  static std::mutex trimming;
+  if (!kGlibcMallocInUse) return;
+  std::unique_lock<std::mutex> lock(trimming, std::try_to_lock);
+  if (lock.owns_lock()) malloc_trim(0);
+#endif
 }
 
 ConnInfo* Server::Impl::conn_info(Connection* c) {
