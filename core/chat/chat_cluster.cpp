@@ -78,6 +78,9 @@ int ChatService::start_cluster(std::string* error) {
     }
   });
   log_ = std::move(l);
+  // A quarter of the lag the stream keeps for a live node, at most a few reads.
+  hold_back_limit_ = std::max<int64_t>(
+      16, std::min<int64_t>(2 * kReadMax, int64_t(cfg_.cluster_retention * RedisLog::kMaxLagRetentions / 4)));
   return kOk;
 }
 
@@ -133,11 +136,8 @@ void ChatService::push_presence() {
 }
 
 void ChatService::cluster_hold_back(Room* room, ConnId sender) {
-  // A quarter of the lag the stream keeps for a live node, at most a few reads.
-  const int64_t limit = std::max<int64_t>(
-      16, std::min<int64_t>(2 * kReadMax, int64_t(cfg_.cluster_retention * RedisLog::kMaxLagRetentions / 4)));
   const int64_t behind = int64_t(room->pending + room->appending) + std::max<int64_t>(0, room->wanted - room->last_seen);
-  if (behind > limit) server_.pause_input(sender, kHoldBackMs);
+  if (behind > hold_back_limit_) server_.pause_input(sender, kHoldBackMs);
 }
 
 void ChatService::read_moved(Room* room) {
@@ -148,6 +148,10 @@ void ChatService::read_moved(Room* room) {
 
 void ChatService::push_read_positions() {
   if (report_due_.empty() || !log_->up()) return;  // after a reconnect the heartbeat pushes
+  // An old position only keeps more than needed, never less, and the
+  // stream keeps the last retention entries anyway: told once per half the
+  // retention read (and with every presence push), not per read.
+  const int64_t step = std::max<int64_t>(1, int64_t(cfg_.cluster_retention / 2));
   std::vector<std::string> rooms;
   rooms.swap(report_due_);
   for (const std::string& name : rooms) {
@@ -155,10 +159,6 @@ void ChatService::push_read_positions() {
     if (it == rooms_.end()) continue;  // gone: its presence push said so
     Room* r = it->second.get();
     r->report_due = false;
-    // An old position only keeps more than needed, never less, and the
-    // stream keeps the last retention entries anyway: told once per half
-    // the retention read (and with every presence push), not per read.
-    const int64_t step = std::max<int64_t>(1, int64_t(cfg_.cluster_retention / 2));
     if (r->members.empty() || (r->reported >= 0 && r->last_seen - r->reported < step)) continue;
     log_->set_read_position(name, r->last_seen);
     r->reported = r->last_seen;
@@ -216,7 +216,7 @@ int ChatService::cluster_commit() {
     log_->append(g.room->name, std::move(g.msgs), keys,
                  [this, name = g.room->name, serial = g.room->serial, senders = std::move(g.senders),
                   keys, n](RoomLog::Outcome outcome, std::vector<int64_t> ids, std::string_view why) {
-                   if (Room* r = room_by_serial(name, serial)) r->appending -= std::min(r->appending, n);
+                   if (Room* r = room_by_serial(name, serial)) r->appending -= n;  // the Room it was added to
                    if (outcome == RoomLog::Outcome::Unknown) {
                      log(LogLevel::Warning, n, " message(s) of room '", name, "': ", why,
                          "; whether stored is known once the room is read again");

@@ -513,7 +513,7 @@ void ChatService::enqueue(Room* room, ConnId sender, std::string user, std::stri
   pending_.push_back({room, sender, std::move(m)});
   ++room->next_id;  // after: a room's pending count must match pending_
   ++room->pending;
-  if (sender != 0 && clustered()) cluster_hold_back(room, sender);
+  if (sender != 0 && hold_back_limit_ != 0) cluster_hold_back(room, sender);
 }
 
 int ChatService::flush() {

@@ -382,6 +382,7 @@ class ChatService {
   std::vector<std::string> presence_push_;  // rooms whose count is due to the log
   std::vector<std::string> report_due_;     // rooms whose read position is due to the log
   uint64_t missed_ = 0;  // entries trimmed before this node read them (cluster_missed)
+  int64_t hold_back_limit_ = 0;  // cluster: see cluster_hold_back (0: not clustered)
   uint64_t uncertain_stored_ = 0, uncertain_refused_ = 0;
   bool store_failing_ = false;
   // Stats: plain fields, read by collect_stats() on the loop thread.

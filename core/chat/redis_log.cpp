@@ -39,14 +39,14 @@ local last = ids[#ids]
 -- back than the lag bound.
 if math.floor(last / 100) ~= math.floor((ids[1] - 1) / 100) then
   local keep = last - tonumber(ARGV[1]) + 1
-  local floor = last - tonumber(ARGV[2]) + 1
+  local bound = last - tonumber(ARGV[2]) + 1
   local read = redis.call('HGETALL', KEYS[3])
   for i = 1, #read, 2 do
     local taken = tonumber(read[i + 1])
     if redis.call('EXISTS', ARGV[5] .. read[i]) == 0 or not taken then
       redis.call('HDEL', KEYS[3], read[i])
     elseif taken + 1 < keep then
-      keep = math.max(taken + 1, floor)
+      keep = math.max(taken + 1, bound)
     end
   end
   if keep > 1 then redis.call('XTRIM', KEYS[1], 'MINID', '~', keep .. '-0') end
@@ -184,21 +184,22 @@ void RedisLog::set_presence(const std::string& room, uint32_t count) {
   const std::string key = "chatws:{" + room + "}:presence", n = std::to_string(count),
                     ttl = std::to_string(kNodeTtlMs);
   cmd_.command({"EVAL", kPresenceScript, "1", key, node_, n, kNodeKeyPrefix, ttl, kNotifyChannel, room},
-               [this](const redisReply* r) {
-                 if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
-               });
+               count_failure());
+}
+
+net::RedisClient::ReplyFn RedisLog::count_failure() {
+  return [this](const redisReply* r) {
+    if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
+  };
 }
 
 void RedisLog::set_read_position(const std::string& room, int64_t position) {
   const std::string key = read_key(room);
-  auto check = [this](const redisReply* r) {
-    if (!r || r->type == REDIS_REPLY_ERROR) ++failures_;
-  };
   if (position < 0) {
-    cmd_.command({"HDEL", key, node_}, check);
+    cmd_.command({"HDEL", key, node_}, count_failure());
   } else {
     const std::string p = std::to_string(position);
-    cmd_.command({"HSET", key, node_, p}, check);
+    cmd_.command({"HSET", key, node_, p}, count_failure());
   }
 }
 

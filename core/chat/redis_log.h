@@ -22,7 +22,8 @@
 // The trim (XTRIM MINID ~, when the positions cross a hundred: Redis frees
 // whole nodes of 100 entries) keeps the last `retention` entries and every
 // entry a live node (its heartbeat key exists) has not taken yet, as its
-// :read field says, but never more than kMaxLag entries behind the newest:
+// :read field says, but never more than kMaxLagRetentions x `retention`
+// entries behind the newest:
 // so a burst larger than the retention, or a node reading slowly, loses
 // nothing, and a node that stopped reading (dead: its field is dropped;
 // stuck: the bound) cannot grow the stream without end. A node that finds
@@ -95,6 +96,8 @@ class RedisLog final : public RoomLog {
   void heartbeat();
   void state_changed();
   void read(std::vector<std::string> argv, bool reverse, ReadDone done);
+  // The reply callback of a command whose answer matters only as a failure.
+  net::RedisClient::ReplyFn count_failure();
 
   struct Queued {
     std::string room;

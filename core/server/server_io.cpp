@@ -866,29 +866,23 @@ void Server::Impl::destroy_dead() {
   }
 }
 
-namespace {
+// Under a sanitizer glibc's malloc serves nothing of ours, and its first
+// use initialises it without a lock: two loops trimming at once corrupted
+// its arena list (a crash at thread exit). Not trimmed there.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kGlibcMallocInUse = false;
+#define CHATWS_SANITIZED_MALLOC 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kGlibcMallocInUse = false;
-#else
-constexpr bool kGlibcMallocInUse = true;
+#define CHATWS_SANITIZED_MALLOC 1
 #endif
-#else
-constexpr bool kGlibcMallocInUse = true;
 #endif
-}  // namespace
 
 void Server::Impl::trim_allocator() {
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && !defined(CHATWS_SANITIZED_MALLOC)
   // malloc_trim is process-wide: one loop's trim serves every loop, so a
   // loop that finds another trimming skips it rather than queue behind the
-  // arena locks. Under a sanitizer glibc's malloc serves nothing of ours,
-  // and its first use initialises it without a lock: two loops trimming at
-  // once corrupted its arena list (a crash at thread exit).
+  // arena locks.
   static std::mutex trimming;
-  if (!kGlibcMallocInUse) return;
   std::unique_lock<std::mutex> lock(trimming, std::try_to_lock);
   if (lock.owns_lock()) malloc_trim(0);
 #endif

@@ -245,6 +245,12 @@ class Client:
     def send(self, user: str, text: str) -> None:
         self.ws.send(json.dumps({"user": user, "text": text}))
 
+    def send_all_at_once(self, user: str, texts: List[str]) -> None:
+        """One message per text, in one socket write: the node reads many in one turn."""
+        self.ws.sock.sendall(b"".join(
+            websocket.ABNF.create_frame(json.dumps({"user": user, "text": t}), websocket.ABNF.OPCODE_TEXT).format()
+            for t in texts))
+
     def close(self) -> None:
         try:
             self.ws.close(timeout=1)

@@ -330,9 +330,7 @@ def post_in_steps(sender: Client, first: int, count: int, step: int = 100) -> No
     (its echo) before the next: the sender's node keeps up, whatever the others do."""
     for start in range(first, first + count, step):
         end = min(start + step, first + count)
-        sender.ws.sock.sendall(b"".join(
-            websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"b{i}"}),
-                                        websocket.ABNF.OPCODE_TEXT).format() for i in range(start, end)))
+        sender.send_all_at_once("ann", [f"b{i}" for i in range(start, end)])
         sender.wait(lambda f, last=f"b{end - 1}": f["type"] == "msg" and f["text"] == last)
 
 
@@ -348,9 +346,7 @@ def test_a_burst_larger_than_the_retention_reaches_every_member(
     sender, on_a, on_b = clients(a.url(room)), clients(a.url(room)), clients(b.url(room))
     total = 1500
     # One write: the node reads many messages in one turn, so one append carries hundreds.
-    frames = b"".join(websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"b{i}"}),
-                                                  websocket.ABNF.OPCODE_TEXT).format() for i in range(total))
-    sender.ws.sock.sendall(frames)
+    sender.send_all_at_once("ann", [f"b{i}" for i in range(total)])
     for c in (sender, on_a, on_b):
         c.wait_until(lambda fs: sum(f["type"] == "msg" for f in fs) >= total)
     for c in (sender, on_a, on_b):
@@ -404,7 +400,10 @@ def test_a_dead_node_does_not_hold_the_trim(redis: Redis, nodes: Callable[..., N
     sender, watcher = clients(a.url("dead")), clients(b.url("dead"))
     post_in_steps(sender, 0, 5)
     watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "b4")
-    read_positions = lambda: redis.command("HGETALL", "chatws:{dead}:read").split()  # noqa: E731
+
+    def read_positions() -> List[bytes]:
+        return redis.command("HGETALL", "chatws:{dead}:read").split()
+
     wait_for(lambda: b"db" in read_positions(), "b's read position in Redis")
     b.kill()  # kill -9
     # Its heartbeat key would expire within 10 s: gone at once here, as if it had.
@@ -423,9 +422,7 @@ def test_a_burst_beyond_what_the_stream_keeps_for_a_lagging_node_is_held_back_no
     b = nodes("hb", "c", "--cluster-retention", "10")
     sender, on_a, on_b = clients(a.url("held")), clients(a.url("held")), clients(b.url("held"))
     total = 3000
-    sender.ws.sock.sendall(b"".join(
-        websocket.ABNF.create_frame(json.dumps({"user": "ann", "text": f"h{i}"}), websocket.ABNF.OPCODE_TEXT).format()
-        for i in range(total)))
+    sender.send_all_at_once("ann", [f"h{i}" for i in range(total)])
     for c in (sender, on_a, on_b):
         c.wait(lambda f: f["type"] == "msg" and f["text"] == f"h{total - 1}")
     for c in (sender, on_a, on_b):
