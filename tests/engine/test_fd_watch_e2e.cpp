@@ -44,8 +44,11 @@ std::unique_ptr<Server> make_server(ServerHandler* h) {
 // Polls until pred() or 200 iterations of at most 20 ms.
 template <class Pred>
 bool poll_until(Server& s, Pred pred) {
-  for (int i = 0; i < 200 && !pred(); ++i) s.poll(20);
-  return pred();
+  for (int i = 0; i < 200; ++i) {
+    if (pred()) return true;
+    s.poll(20);
+  }
+  return false;
 }
 
 TEST(FdWatch, ReadableRunsTheCallbackOnTheLoop) {
