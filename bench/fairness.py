@@ -15,6 +15,13 @@ generators on CPU 1 (taskset), as in bench/run.py.
 
 Issue 19 (item 14) states the target: with the flooder, the probe keeps at
 least 80% of its rate and its p99 stays under 2x of the run without it.
+
+The two load generators share one CPU. A flooder on a machine of its own
+would not take CPU from the probe's client, so the flooder's client runs as
+SCHED_IDLE: it gets CPU 1 whenever the probe's client does not want it, and
+that is enough to keep the flood at full rate (the server, not its client,
+bounds the flood). --flood-shared gives both the same priority, and
+--control then measures what the probe loses to that alone.
 """
 from __future__ import annotations
 
@@ -52,7 +59,7 @@ def server_command(name: str, port: int, build: Path) -> list[str]:
 
 
 def loadgen(build: Path, port: int, room: str, connections: int, window: int, duration: float,
-            warmup: float, pid: int | None, nice: int = 0) -> subprocess.Popen:
+            warmup: float, pid: int | None, nice: int = 0, sched_idle: bool = False) -> subprocess.Popen:
     cmd = [str(build / "bench" / "chatws-loadgen"), "--port", str(port), "--mode", "broadcast", "--chat",
            "--path", f"/rooms/{room}", "--connections", str(connections), "--publishers", str(connections),
            "--window", str(window), "--size", "32", "--duration", str(duration), "--warmup", str(warmup),
@@ -61,6 +68,8 @@ def loadgen(build: Path, port: int, room: str, connections: int, window: int, du
         cmd += ["--server-pid", str(pid)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
+    if sched_idle:
+        cmd = ["chrt", "--idle", "0", *cmd]
     return subprocess.Popen(pinned(LOADGEN_CPU, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -84,14 +93,42 @@ def measure(name: str, args: argparse.Namespace, build: Path) -> dict:
         probe = loadgen(build, port, "probe", args.probe_connections, 1, args.duration, 1, server.pid)
         out["alone"] = result(probe, args.duration + 60)
         # The flooder starts first and outlasts the probe's measured interval.
-        flood = loadgen(build, port, "flood", 1, args.flood_window, args.duration + 3, 0, None, args.flood_nice)
+        flood = loadgen(build, port, "flood", 1, args.flood_window, args.duration + 3, 0, None, args.flood_nice,
+                        args.flood_idle)
         time.sleep(1.0)  # the flood is running before the probe starts (a bench, not a test)
         probe = loadgen(build, port, "probe", args.probe_connections, 1, args.duration, 1, server.pid)
         out["flooded"] = result(probe, args.duration + 60)
         out["flood"] = result(flood, args.duration + 60)
+        # The control: the probe alone again, next to a busy loop on its
+        # generator's CPU that takes the share the flooder's generator took.
+        # What the probe loses here is its client's, not the server's.
+        share = (out["flood"].get("loadgen_cpu_pct") or 0.0) / 100.0
+        if args.control and share > 0:
+            hog = subprocess.Popen(pinned(LOADGEN_CPU, [sys.executable, __file__, "--hog", f"{share:.3f}",
+                                                        str(args.duration + 3)]))
+            try:
+                probe = loadgen(build, port, "probe", args.probe_connections, 1, args.duration, 1, server.pid)
+                out["alone_hog"] = result(probe, args.duration + 60)
+                out["alone_hog"]["hog_share"] = share
+            finally:
+                hog.kill()
+                hog.wait()
         return out
     finally:
         stop_server(server)
+
+
+def hog_main(share: float, seconds: float) -> None:
+    """Busy for `share` of every millisecond, asleep the rest, for `seconds`
+    (a short period, as the flooder's client, which runs whenever its socket
+    has data, uses its share in short slices)."""
+    period = 0.001
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        start = time.monotonic()
+        while time.monotonic() - start < share * period:
+            pass
+        time.sleep(period * (1.0 - share))  # the duty cycle, not a wait for anything
 
 
 def report(r: dict) -> str:
@@ -103,7 +140,16 @@ def report(r: dict) -> str:
             f"p99 {a['p99_us']:.0f} us | with flooder ({fl['msgs_per_s']:.0f} msgs/s) "
             f"{f['msgs_per_s']:.0f} msgs/s p50 {f['p50_us']:.0f} us p99 {f['p99_us']:.0f} us | "
             f"rate {100 * rate:.0f}%, p99 x{p99:.2f} -> {'meets' if ok else 'MISSES'} the target "
-            f"(>= 80%, < 2x)")
+            f"(>= 80%, < 2x)" + control(r))
+
+
+def control(r: dict) -> str:
+    h, f = r.get("alone_hog"), r["flooded"]
+    if not h or not h["msgs_per_s"]:
+        return ""
+    return (f" | control, alone next to a {100 * h['hog_share']:.0f}% CPU hog on the generators' core: "
+            f"{h['msgs_per_s']:.0f} msgs/s p99 {h['p99_us']:.0f} us; with flooder / control: "
+            f"rate {100 * f['msgs_per_s'] / h['msgs_per_s']:.0f}%, p99 x{f['p99_us'] / h['p99_us']:.2f}")
 
 
 def main() -> int:
@@ -116,7 +162,18 @@ def main() -> int:
     ap.add_argument("--flood-nice", type=int, default=0,
                     help="nice value of the flooder's client, which shares a CPU with the probe's (19: the "
                          "probe's client comes first there, as if the flooder had a machine of its own)")
+    ap.add_argument("--flood-shared", dest="flood_idle", action="store_false",
+                    help="run the flooder's client as an ordinary process beside the probe's (by default it "
+                         "is SCHED_IDLE, chrt --idle: it gets the shared CPU only when the probe's client "
+                         "does not want it, as if it had a machine of its own)")
+    ap.add_argument("--control", action="store_true",
+                    help="with --flood-shared: also run the probe alone next to a CPU hog that takes what "
+                         "the flooder's client took of the generators' core (what the probe loses to its "
+                         "own client's CPU)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    if len(sys.argv) == 4 and sys.argv[1] == "--hog":
+        hog_main(float(sys.argv[2]), float(sys.argv[3]))
+        return 0
     args = ap.parse_args()
     for exe in (args.build / "bench" / "chatws-loadgen", args.build / "examples" / "chat_server"):
         if not exe.exists():
