@@ -552,14 +552,15 @@ void ChatService::send_member(ConnId id, const FrameRef& f) {
     return;
   }
   const unsigned to = unsigned(id % loops_);
+  Inbox& box = inbox_[to];
   if (int(to) == server_.current_loop()) {
-    drain_inbox();  // what was committed before goes first
+    if (!box.empty()) drain_inbox();  // what was committed before goes first
     server_.send_frame(id, f);
     return;
   }
-  std::vector<Delivery>& box = inbox_[to];
-  box.push_back({id, f});
-  if (box.size() == 1) server_.wake_loop(to);  // one wake-up per batch
+  if (box.frames.empty() || box.frames.back().get() != f.get()) box.frames.push_back(f);
+  box.deliveries.push_back({id, uint32_t(box.frames.size() - 1)});
+  if (box.deliveries.size() == 1) server_.wake_loop(to);  // one wake-up per batch
 }
 
 void ChatService::send_member_text(ConnId id, std::string_view text) {
@@ -573,9 +574,15 @@ void ChatService::send_member_text(ConnId id, std::string_view text) {
 void ChatService::drain_inbox() {
   const int me = server_.current_loop();
   if (me < 0) return;  // not a loop thread (a post before run): each loop drains its own
-  std::vector<Delivery> box;
-  box.swap(inbox_[size_t(me)]);
-  for (Delivery& d : box) server_.send_frame(d.to, d.frame);
+  // Taken out first: a send may close a slow member, whose close may post
+  // and so fill this inbox again (drained after, in order).
+  Inbox& mine = inbox_[size_t(me)];
+  Inbox box;
+  std::swap(box, mine);
+  for (const Inbox::Delivery& d : box.deliveries) server_.send_frame(d.to, box.frames[d.frame]);
+  box.deliveries.clear();
+  box.frames.clear();
+  if (mine.deliveries.capacity() == 0) std::swap(box, mine);  // its buffers back, for the next batch
 }
 
 }  // namespace chatws::chat

@@ -206,9 +206,17 @@ class ChatService {
       if (s.loops_ > 1) lock.lock();
     }
   };
-  struct Delivery {
-    ConnId to;
-    FrameRef frame;
+  // One loop's deliveries in order. Consecutive members of one frame (a
+  // room's fan-out) share one reference to it, not one each: no atomic
+  // count per member.
+  struct Inbox {
+    struct Delivery {
+      ConnId to;
+      uint32_t frame;  // index into frames
+    };
+    std::vector<Delivery> deliveries;
+    std::vector<FrameRef> frames;
+    bool empty() const { return deliveries.empty(); }
   };
   // A frame (a text when `f` is empty) for connection `id`, in the chat's
   // order across loops (see Guard).
@@ -217,7 +225,7 @@ class ChatService {
   void drain_inbox();  // this thread's loop's deliveries
   mutable std::recursive_mutex mu_;
   unsigned loops_ = 1;
-  std::vector<std::vector<Delivery>> inbox_;  // by loop index, under mu_
+  std::vector<Inbox> inbox_;  // by loop index, under mu_
 
   struct Member {
     ConnId id;
