@@ -103,7 +103,7 @@ def measure(name: str, args: argparse.Namespace, build: Path) -> dict:
         # generator's CPU that takes the share the flooder's generator took.
         # What the probe loses here is its client's, not the server's.
         share = (out["flood"].get("loadgen_cpu_pct") or 0.0) / 100.0
-        if args.control and share > 0:
+        if args.control and share > 0:  # --flood-shared only (main)
             hog = subprocess.Popen(pinned(LOADGEN_CPU, [sys.executable, __file__, "--hog", f"{share:.3f}",
                                                         str(args.duration + 3)]))
             try:
@@ -153,6 +153,9 @@ def control(r: dict) -> str:
 
 
 def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--hog":  # the control's busy loop (see measure)
+        hog_main(float(sys.argv[2]), float(sys.argv[3]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", type=Path, default=REPO / "build", help="CMake build directory (default build/)")
     ap.add_argument("--servers", default="c,python", help="comma-separated: c, python (default both)")
@@ -171,10 +174,9 @@ def main() -> int:
                          "the flooder's client took of the generators' core (what the probe loses to its "
                          "own client's CPU)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
-    if len(sys.argv) == 4 and sys.argv[1] == "--hog":
-        hog_main(float(sys.argv[2]), float(sys.argv[3]))
-        return 0
     args = ap.parse_args()
+    if args.control and args.flood_idle:
+        ap.error("--control measures the shared setup: add --flood-shared")
     for exe in (args.build / "bench" / "chatws-loadgen", args.build / "examples" / "chat_server"):
         if not exe.exists():
             log(f"missing {exe}: build with -DCHATWS_BENCH=ON -DCHATWS_EXAMPLES=ON")

@@ -16,7 +16,8 @@ case $wl in
   broadcast) args=(--mode broadcast --connections 1000 --size 64 --window 16); key=deliveries_per_server_cpu_s ;;
   *) echo "workload: echo or broadcast" >&2; exit 2 ;;
 esac
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+here=$(cd "$(dirname "$0")" && pwd)
+free_port() { python3 -c "import sys; sys.path.insert(0, '$here'); from local_server import free_port; print(free_port())"; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for _ in $(seq 1 "$pairs"); do

@@ -41,16 +41,6 @@ std::unique_ptr<Server> make_server(ServerHandler* h) {
   return Server::create(cfg, h, &err, &code);
 }
 
-// Polls until pred() or 200 iterations of at most 20 ms.
-template <class Pred>
-bool poll_until(Server& s, Pred pred) {
-  for (int i = 0; i < 200; ++i) {
-    if (pred()) return true;
-    s.poll(20);
-  }
-  return false;
-}
-
 TEST(FdWatch, ReadableRunsTheCallbackOnTheLoop) {
   LogHandler h;
   auto server = make_server(&h);

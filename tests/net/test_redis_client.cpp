@@ -31,18 +31,6 @@ std::unique_ptr<Server> make_server(ServerHandler* h) {
   return Server::create(cfg, h, &err, &code);
 }
 
-// pred runs once per check, never again after it held: some predicates
-// publish, and a second publish after success is a message the test did not
-// expect.
-template <class Pred>
-bool poll_until(Server& s, Pred pred, int iterations = 500) {
-  for (int i = 0; i < iterations; ++i) {
-    if (pred()) return true;
-    s.poll(20);
-  }
-  return false;
-}
-
 TEST(RedisUrl, Parses) {
   RedisUrl u;
   std::string err;

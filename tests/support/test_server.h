@@ -105,4 +105,18 @@ class ServerThread {
   int run_rc = 0;
 };
 
+// Drives a server's loop on the calling thread (Server::poll, at most 20 ms
+// each) until pred() holds, at most `iterations` times; pred is checked
+// before each poll and once after the last. It runs once per check and
+// never again once it held: some predicates act (publish, send), and a
+// second act after success is traffic the test did not expect.
+template <class Pred>
+bool poll_until(Server& s, Pred pred, int iterations = 500) {
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    if (i == iterations) return false;
+    s.poll(20);
+  }
+}
+
 }  // namespace chatws::test
