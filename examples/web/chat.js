@@ -4,7 +4,10 @@
 //  - "chatws.v1" (preferred): a `hello` with the room's history on join, then
 //    one `msg` per new message (deduplicated by id) and join/leave presence;
 //    a reconnect asks for what it missed (?since=<last id>): the hello then
-//    carries only that, or says "reset" and carries the history;
+//    carries only that, or says "reset" and carries the history; a `dropped`
+//    notice (this page fell behind and the server skipped messages for it)
+//    reconnects at once from the last id before the hole, so the list never
+//    keeps a silent gap;
 //  - "json" (classic): a full `{"msg": [...]}` snapshot, newest first, on join
 //    and after every new message.
 // User data only ever reaches the DOM through textContent, never as HTML.
@@ -18,6 +21,7 @@
   const CONNECT_TIMEOUT_MS = 10000;  // a handshake that hangs counts as a failure
   const MAX_RENDERED = 500;          // v1 deltas would otherwise grow the list forever
   const ERROR_SHOW_MS = 6000;
+  const RESYNC_MIN_INTERVAL_MS = 5000;  // a page that stays too slow resyncs at most this often
   const NAME_KEY = 'chatws.name';
   // The server's rule for room names (core/chat/room_path.h); anything else
   // would be refused at the handshake, so the page says so instead of retrying.
@@ -128,7 +132,7 @@
   }
 
   const seenIds = new Set();  // v1 ids currently rendered, for deduplication
-  let lastId = null;          // the newest v1 id seen: a reconnect asks for what follows it
+  let lastId = null;          // the newest v1 id seen
 
   function noteId(m) {
     if (Number.isSafeInteger(m.id) && m.id >= 0 && (lastId === null || m.id > lastId)) lastId = m.id;
@@ -182,6 +186,33 @@
     afterListChange(stick || els.list.dataset.generation === '1');
   }
 
+  // Where a v1 message goes: in id order, so that a resync filling a hole
+  // puts the recovered messages before the ones that came after it.
+  function insertionPoint(m) {
+    if (!Number.isSafeInteger(m.id)) return null;
+    let next = null;
+    for (let li = els.list.lastElementChild; li !== null; li = li.previousElementSibling) {
+      const id = Number(li.dataset.id);
+      if (li.dataset.id === undefined || !Number.isSafeInteger(id)) break;
+      if (id < m.id) break;
+      next = li;
+    }
+    return next;
+  }
+
+  // The id a reconnect asks `since`: the last one before the first hole in
+  // what is shown (ids of a room go up by one), else the newest.
+  function resumeId() {
+    let prev = null;
+    for (const li of els.list.children) {
+      const id = Number(li.dataset.id);
+      if (li.dataset.id === undefined || !Number.isSafeInteger(id)) continue;
+      if (prev !== null && id > prev + 1) return prev;
+      prev = id;
+    }
+    return lastId;
+  }
+
   function appendOne(m) {
     if (!validMessage(m)) return;
     noteId(m);
@@ -191,7 +222,7 @@
       seenIds.add(key);
     }
     const stick = following || m.user === els.name.value.trim();
-    els.list.append(messageElement(m));
+    els.list.insertBefore(messageElement(m), insertionPoint(m));
     while (els.list.childElementCount > MAX_RENDERED) {
       const first = els.list.firstElementChild;
       if (first.dataset.id !== undefined) seenIds.delete(first.dataset.id);
@@ -268,6 +299,13 @@
       case 'error':
         showError(typeof frame.error === 'string' ? frame.error : 'error');
         return false;
+      case 'dropped': {
+        const n = Number.isSafeInteger(frame.count) && frame.count > 0 ? frame.count : 0;
+        showError((n ? n + (n === 1 ? ' message' : ' messages') : 'Messages') +
+                  ' arrived faster than this page could take them; catching up.');
+        scheduleResync();
+        return false;
+      }
       default:
         return false;  // newer server, unknown extension: ignore
     }
@@ -280,6 +318,9 @@
   let countdownTimer = 0;
   let connectTimer = 0;
   let retryAt = 0;
+  let resyncTimer = 0;
+  let resyncing = false;  // the socket is being closed to reconnect at once
+  let lastResyncAt = -Infinity;
 
   function setPresence(state, text) {
     els.presence.dataset.state = state;
@@ -295,7 +336,8 @@
     let sock;
     try {
       // A reconnect asks for what it missed (a classic server ignores it).
-      const since = lastId === null ? '' : (wsUrl.includes('?') ? '&' : '?') + 'since=' + lastId;
+      const from = resumeId();
+      const since = from === null ? '' : (wsUrl.includes('?') ? '&' : '?') + 'since=' + from;
       sock = new WebSocket(wsUrl + since, protocols);
     } catch (e) {  // e.g. a malformed URL: nothing to retry
       setPresence('disconnected', 'cannot connect');
@@ -322,9 +364,31 @@
       if (ws !== sock) return;
       clearTimeout(connectTimer);
       ws = null;
+      if (resyncing) {  // our own close: come back now, asking from the hole
+        resyncing = false;
+        setPresence('connecting', 'catching up');
+        connect();
+        return;
+      }
       scheduleReconnect();
     });
     // 'error' is always followed by 'close'; nothing to do here.
+  }
+
+  // Reconnect from the last id before the hole the server's `dropped` notice
+  // left; its hello then carries what was skipped (or resets the list if the
+  // room no longer keeps all of it). At most once per RESYNC_MIN_INTERVAL_MS.
+  function scheduleResync() {
+    if (resyncTimer || resyncing) return;
+    const wait = Math.max(0, lastResyncAt + RESYNC_MIN_INTERVAL_MS - Date.now());
+    resyncTimer = setTimeout(() => {
+      resyncTimer = 0;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return;  // a reconnect is on its way anyway
+      lastResyncAt = Date.now();
+      resyncing = true;
+      els.list.dataset.resyncs = String(Number(els.list.dataset.resyncs || 0) + 1);
+      ws.close(1000, 'resync');
+    }, wait);
   }
 
   // Exponential backoff with full jitter: wait a uniform random time in
@@ -355,7 +419,10 @@
   window.addEventListener('pagehide', () => {
     clearTimeout(retryTimer);
     clearInterval(countdownTimer);
+    clearTimeout(resyncTimer);
     retryTimer = 0;
+    resyncTimer = 0;
+    resyncing = false;
     const sock = ws;
     ws = null;
     if (sock) sock.close(1000, 'page closed');

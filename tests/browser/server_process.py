@@ -72,14 +72,14 @@ class ChatServerProcess:
     started again on the same port with the same history (a restart)."""
 
     def __init__(self, workdir: Path, port: int | None = None, extra_args: list[str] | None = None,
-                 scheme: str = "http"):
+                 scheme: str = "http", static_dir: Path = STATIC_DIR):
         self.workdir = workdir
         self.scheme = scheme
         self.port = port or free_port()
         self.history = workdir / "history.db"
         self.log_path = workdir / "server.log"
         template, self.description = server_command_template()
-        self.argv = [part.format(port=self.port, static_dir=STATIC_DIR, history=self.history)
+        self.argv = [part.format(port=self.port, static_dir=static_dir, history=self.history)
                      for part in shlex.split(template)] + list(extra_args or [])
         self._proc: subprocess.Popen | None = None
         self._log = None
