@@ -319,6 +319,10 @@ void ChatService::cluster_read(Room* room) {
           log(LogLevel::Warning, "cannot read room '", name, "': cluster log: ", why);
           return;
         }
+        if (read_seq <= r->reset_seq) {  // asked after the old position: read again from the new one
+          cluster_read(r);
+          return;
+        }
         ready_.reserve(ready_.size() + msgs.size() + 1);
         if (!msgs.empty() && msgs.front().id > r->last_seen + 1) {
           // Positions have no holes: these were trimmed before we read them.
@@ -400,11 +404,54 @@ void ChatService::on_log_appended(std::string_view name, int64_t last) {
   if (last != 0) {
     // Taken already (our own reply came first and its read is done), or
     // the read in flight may take it: read again after it only if not.
+    // Behind what we took: notifications of two nodes crossed, or Redis
+    // lost the stream (asked, since a node that only reads would otherwise
+    // wait until the positions pass its own again).
+    if (last < room->last_seen && room->loaded) cluster_check_position(room, last);
     if (last <= room->last_seen) return;
     room->wanted = std::max(room->wanted, last);
     if (room->loaded && room->reading) return;
   }
   cluster_read(room);
+}
+
+// Whether Redis lost the room's stream (a restart without persistence, a
+// FLUSHALL): its last position is behind what this node took. A node that
+// posts sees it in its own appends' positions (commit above); one that only
+// reads asks, after a reconnect (`told` 0) and when told of a position behind
+// its own (`told`). Then the stream's first entry says what is in it: one
+// that starts at position 1 (or is empty) was lost whole, so all of it is new
+// (unless a room younger than the retention lost only its last entries: then
+// a member may get some again, never miss any); otherwise Redis kept it up to
+// `last` (an AOF that lost its last second) and what comes after is new.
+void ChatService::cluster_check_position(Room* room, int64_t told) {
+  if (room->checking) return;
+  room->checking = true;
+  log_->read_position(room->name, [this, name = room->name, serial = room->serial, told](
+                                      bool ok, int64_t last) {
+    Room* r = room_by_serial(name, serial);
+    if (!r) return;
+    if (!ok || last >= r->last_seen) {
+      r->checking = false;
+      return;
+    }
+    log_->read_after(name, 0, 1, [this, name, serial, told, last](
+                                     bool read_ok, std::vector<ChatMessage> first,
+                                     std::vector<std::string>, std::string_view) {
+      Room* rm = room_by_serial(name, serial);
+      if (!rm) return;
+      rm->checking = false;
+      if (!read_ok || last >= rm->last_seen) return;
+      const bool whole = first.empty() || first.front().id <= 1;
+      const int64_t from = whole ? 0 : told > 0 ? std::min(told - 1, last) : last;
+      log(LogLevel::Error, "room '", name, "': its stream went back to position ", size_t(last),
+          " (Redis lost its data?); reading it from ", size_t(from + 1));
+      rm->last_seen = from;
+      rm->wanted = std::max(last, from);
+      rm->reset_seq = op_seq_;  // a read in flight asked from the old position
+      if (!rm->members.empty()) cluster_read(rm);
+    });
+  });
 }
 
 void ChatService::on_log_state(bool up) {
@@ -415,6 +462,7 @@ void ChatService::on_log_state(bool up) {
   for (auto& [name, room] : rooms_) {
     if (room->members.empty()) continue;
     if (room->loaded) {
+      cluster_check_position(room.get(), 0);  // a Redis restart may have lost the stream
       cluster_read(room.get());
     } else if (!room->loading) {
       cluster_load(room.get());

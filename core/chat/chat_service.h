@@ -252,6 +252,8 @@ class ChatService {
     bool loading = false;     // its read_last in flight
     bool reading = false;     // a read_after in flight
     bool read_again = false;  // told of entries meanwhile (positions not known)
+    bool checking = false;    // a read_position in flight (cluster_check_position)
+    uint64_t reset_seq = 0;   // reads up to this op_seq_ began before the positions went back
     int64_t wanted = 0;       // the newest position told of (notifications, our appends)
     size_t appending = 0;     // our messages in appends not answered yet
     // Presence across nodes: the members of every live node, as last told
@@ -324,6 +326,7 @@ class ChatService {
   int cluster_commit();          // pending_ -> the room log (replies come later)
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
+  void cluster_check_position(Room* room, int64_t told);  // did the positions go back?
   void on_log_appended(std::string_view room, int64_t last);
   void on_log_state(bool up);
   void on_log_presence(std::string_view room, uint32_t total);

@@ -355,4 +355,23 @@ void RedisLog::read_after(const std::string& room, int64_t after, size_t max, Re
        false, std::move(done));
 }
 
+void RedisLog::read_position(const std::string& room, PositionDone done) {
+  const std::string key = seq_key(room);
+  bool sent = cmd_.command({"GET", key}, [this, done](const redisReply* r) {
+    if (r && r->type == REDIS_REPLY_NIL) {
+      done(true, 0);
+      return;
+    }
+    long long last = 0;
+    if (!r || r->type != REDIS_REPLY_STRING ||
+        std::from_chars(r->str, r->str + r->len, last).ec != std::errc()) {
+      ++failures_;
+      done(false, 0);
+      return;
+    }
+    done(true, last);
+  });
+  if (!sent) done(false, 0);
+}
+
 }  // namespace chatws::chat

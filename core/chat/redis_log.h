@@ -61,6 +61,7 @@ class RedisLog final : public RoomLog {
   void flush() override;
   void read_last(const std::string& room, size_t n, ReadDone done) override;
   void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) override;
+  void read_position(const std::string& room, PositionDone done) override;
   void on_appended(std::function<void(std::string_view room, int64_t last)> fn) override {
     on_appended_ = std::move(fn);
   }

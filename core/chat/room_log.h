@@ -60,6 +60,11 @@ class RoomLog {
   virtual void read_last(const std::string& room, size_t n, ReadDone done) = 0;
   // Up to `max` entries after position `after`.
   virtual void read_after(const std::string& room, int64_t after, size_t max, ReadDone done) = 0;
+  // A shared log: the last position given in `room` (0: none yet), so that a
+  // node can tell the positions went back (the log lost its data). A log that
+  // is not shared answers false.
+  using PositionDone = std::function<void(bool ok, int64_t last)>;
+  virtual void read_position(const std::string& /*room*/, PositionDone done) { done(false, 0); }
 
   // For max_rooms (a log that is not shared: the rooms it keeps count):
   // whether `room` has entries (false: the query failed, *error says why),

@@ -429,3 +429,41 @@ def test_a_burst_beyond_what_the_stream_keeps_for_a_lagging_node_is_held_back_no
         assert [f for f in c.frames if f["type"] == "dropped"] == []
         assert [m["text"] for m in c.msgs()] == [f"h{i}" for i in range(total)]
     assert "trimmed from the stream" not in a.output() + b.output()
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_a_node_that_only_reads_notices_redis_lost_the_stream(
+        kind: str, tmp_path, nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # Redis without persistence, restarted: the room's stream and its
+    # positions start again from 1, behind what the reading node took.
+    volatile = Redis(tmp_path, aof=False)
+    volatile.start()
+    try:
+        a = nodes("va", "python", url=volatile.url)
+        b = nodes("vb", kind, url=volatile.url)
+        sender, watcher = clients(a.url("lost")), clients(b.url("lost"))
+        post_in_steps(sender, 0, 20, step=10)
+        watcher.wait(lambda f: f["type"] == "msg" and f["text"] == "b19")
+        volatile.stop()
+        volatile.start()
+        for node in (a, b):
+            node.wait_line(r"connected again to Redis")
+        acked: List[str] = []
+        for i in range(200):  # bounded: refused ones (a still reconnecting) are sent again
+            if len(acked) == 5:
+                break
+            text = f"after{i}"
+            errors_before = len(sender.errors())
+            sender.send("ann", text)
+            sender.wait_until(lambda fs: any(f["type"] == "msg" and f["text"] == text for f in fs)
+                              or len([f for f in fs if f["type"] == "error"]) > errors_before)
+            if any(m["text"] == text for m in sender.msgs()):
+                acked.append(text)
+        assert len(acked) == 5, sender.errors()
+        # b only reads the room, and gets every message posted after the loss, in order.
+        watcher.wait(lambda f: f["type"] == "msg" and f["text"] == acked[-1])
+        after = [m["text"] for m in watcher.msgs() if m["text"].startswith("after")]
+        assert after == acked
+        assert "its stream went back to position" in b.output()
+    finally:
+        volatile.stop()
