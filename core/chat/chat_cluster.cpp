@@ -426,6 +426,11 @@ void ChatService::on_log_appended(std::string_view name, int64_t last) {
 // `last` (an AOF that lost its last second) and what comes after is new.
 void ChatService::cluster_check_position(Room* room, int64_t told) {
   if (room->checking) return;
+  if (told > 0) {
+    const int64_t now = steady_ms();
+    if (now - room->checked_ms < kCheckEveryMs) return;
+    room->checked_ms = now;
+  }
   room->checking = true;
   log_->read_position(room->name, [this, name = room->name, serial = room->serial, told](
                                       bool ok, int64_t last) {

@@ -253,6 +253,7 @@ class ChatService {
     bool reading = false;     // a read_after in flight
     bool read_again = false;  // told of entries meanwhile (positions not known)
     bool checking = false;    // a read_position in flight (cluster_check_position)
+    int64_t checked_ms = -kCheckEveryMs;  // when a notification behind ours last asked
     uint64_t reset_seq = 0;   // reads up to this op_seq_ began before the positions went back
     int64_t wanted = 0;       // the newest position told of (notifications, our appends)
     size_t appending = 0;     // our messages in appends not answered yet
@@ -327,6 +328,9 @@ class ChatService {
   void cluster_load(Room* room);  // read_last, then greet the members
   void cluster_read(Room* room);  // read_after last_seen -> ready_
   void cluster_check_position(Room* room, int64_t told);  // did the positions go back?
+  // Notifications behind a node's position are common under load (two
+  // nodes' cross): they ask at most this often per room.
+  static constexpr int64_t kCheckEveryMs = 1000;
   void on_log_appended(std::string_view room, int64_t last);
   void on_log_state(bool up);
   void on_log_presence(std::string_view room, uint32_t total);
