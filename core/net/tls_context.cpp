@@ -178,9 +178,18 @@ bool resolve_passphrase(const std::string& source, std::string* out, std::string
   return false;
 }
 
+// What the passphrase callback gets; `asked` says the key was encrypted.
+struct PassphraseUse {
+  const std::string* pass = nullptr;
+  bool asked = false;
+};
+
 int password_cb(char* buf, int size, int, void* user) {
   // Never prompt on a terminal: no passphrase given means none.
-  auto* pass = static_cast<const std::string*>(user);
+  auto* use = static_cast<PassphraseUse*>(user);
+  if (!use) return 0;
+  use->asked = true;
+  const std::string* pass = use->pass;
   if (!pass || pass->empty() || int(pass->size()) > size) return 0;
   std::memcpy(buf, pass->data(), pass->size());
   return int(pass->size());
@@ -266,16 +275,25 @@ SSL_CTX* TlsContext::build(const TlsConfig& cfg, std::string* error) const {
   if (SSL_CTX_set_ciphersuites(ctx, suites.c_str()) != 1)
     return fail("TLS 1.3 cipher suites '" + suites + "'");
 
+  PassphraseUse use{&pass};
   SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-  SSL_CTX_set_default_passwd_cb_userdata(ctx, &pass);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &use);
   bool ok = SSL_CTX_use_certificate_chain_file(ctx, cfg.cert_file.c_str()) == 1;
   if (!ok) {
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
     return fail("TLS certificate file '" + cfg.cert_file + "'");
   }
+  use.asked = false;  // the certificate file may have asked too
   ok = SSL_CTX_use_PrivateKey_file(ctx, cfg.key_file.c_str(), SSL_FILETYPE_PEM) == 1;
   // The passphrase is not kept past loading.
   SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+  // An encrypted key that did not load: the passphrase is missing or wrong.
+  // Said in words, since OpenSSL's reason depends on the bytes a wrong key
+  // happens to decrypt to ("bad decrypt" mostly, an ASN.1 error sometimes).
+  if (!ok && use.asked) {
+    return fail("TLS key file '" + cfg.key_file + "' is encrypted and " +
+                (pass.empty() ? "no passphrase was given" : "the passphrase does not decrypt it"));
+  }
   // A key that does not match the certificate fails here already.
   if (!ok && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
     return fail("TLS key file '" + cfg.key_file + "'");
