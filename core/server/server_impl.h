@@ -333,6 +333,11 @@ struct Server::Impl {
   void pause_accepting();
   void resume_accepting();
   void peer_ended(Connection* c);  // the peer closed its side
+  // n > 0 bytes of c's were read into rbuf (plain, or plaintext of TLS
+  // records): handled up to the turn's budget, the rest kept for a later
+  // turn, which also comes when `more` says the socket (or OpenSSL) may
+  // hold more (edge-triggered: no new event would come for it).
+  void took_input(Connection* c, size_t n, bool more);
   void on_event(const net::PollEvent& ev);
   void read_ready(Connection* c);  // one turn; a failure in it fails the connection only
   void read_turn(Connection* c);

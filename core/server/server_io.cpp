@@ -245,18 +245,7 @@ void Server::Impl::read_turn(Connection* c) {
   for (;;) {
     ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
-      ctr.bytes_in += uint64_t(n);
-      c->last_rx_ms = now_ms;
-      c->ping_outstanding = false;
-      c->busy = true;
-      const size_t used = on_bytes(c, rbuf.get(), size_t(n));
-      if (c->state == ConnState::Dead) return;
-      if (used < size_t(n)) {
-        c->keep_input(rbuf.get() + used, size_t(n) - used);
-        take_turn_later(c);
-      } else if (size_t(n) == kReadBufferSize) {
-        take_turn_later(c);  // more may be waiting (edge-triggered: no new event for it)
-      }
+      took_input(c, size_t(n), size_t(n) == kReadBufferSize);  // a full read: more may be waiting
       return;
     }
     if (n == 0) {
@@ -266,6 +255,21 @@ void Server::Impl::read_turn(Connection* c) {
     if (n == net::kAgain) return;
     abort(c, 1006);
     return;
+  }
+}
+
+void Server::Impl::took_input(Connection* c, size_t n, bool more) {
+  ctr.bytes_in += uint64_t(n);
+  c->last_rx_ms = now_ms;
+  c->ping_outstanding = false;
+  c->busy = true;
+  const size_t used = on_bytes(c, rbuf.get(), n);
+  if (c->state == ConnState::Dead) return;
+  if (used < n) {
+    c->keep_input(rbuf.get() + used, n - used);
+    take_turn_later(c);
+  } else if (more) {
+    take_turn_later(c);
   }
 }
 

@@ -60,20 +60,8 @@ void Server::Impl::tls_read_ready(Connection* c) {
   // fit kReadBufferSize), its frames up to the turn's budget, the rest kept.
   ssize_t n = t->read(rbuf.get(), kReadBufferSize);
   if (n > 0) {
-    ctr.bytes_in += uint64_t(n);
-    c->last_rx_ms = now_ms;
-    c->ping_outstanding = false;
-    c->busy = true;
-    const size_t used = on_bytes(c, rbuf.get(), size_t(n));
-    if (c->state == ConnState::Dead) return;
-    if (used < size_t(n)) {
-      c->keep_input(rbuf.get() + used, size_t(n) - used);
-      take_turn_later(c);
-    } else if (!t->input_drained()) {
-      // Records may be buffered in OpenSSL, not the socket: no new edge
-      // would come for them.
-      take_turn_later(c);
-    }
+    // Records may be buffered in OpenSSL, not the socket: no new edge would come for them.
+    took_input(c, size_t(n), !t->input_drained());
     return;
   }
   if (n == 0) {

@@ -13,7 +13,6 @@
 
 #include "support/test_certs.h"
 #include "support/test_server.h"
-#include "support/tls_ws_client.h"
 #include "support/ws_client.h"
 
 using namespace chatws;
@@ -63,10 +62,21 @@ class TlsE2E : public ::testing::Test {
     ASSERT_NE(st->server, nullptr) << st->error;
     h.server = st->server.get();
   }
+  // What a browser offers: the test CA trusted, ALPN http/1.1.
+  TlsClient::Options trust() {
+    TlsClient::Options o;
+    o.ca_file = certs.ca_cert();
+    o.alpn = "http/1.1";
+    return o;
+  }
+  // wss:// to the server: TLS, then the upgrade.
+  bool connect(WsClient& w) { return w.connect_tls(st->port(), trust()); }
+  // TLS only, no HTTP yet.
+  bool tls_only(WsClient& w) { return w.open(st->port()) && w.start_tls(trust()); }
   // A well-behaved client: TLS, upgrade, one echo.
   void expect_served(const std::string& text = "still served") {
-    TlsWsClient w;
-    ASSERT_TRUE(w.connect(st->port(), certs.ca_cert())) << w.tls.error();
+    WsClient w;
+    ASSERT_TRUE(connect(w)) << w.error();
     ASSERT_TRUE(w.send_text(text));
     EXPECT_EQ(w.read_text(), text);
   }
@@ -78,9 +88,9 @@ class TlsE2E : public ::testing::Test {
 
 TEST_F(TlsE2E, WebSocketEchoOverTls) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert())) << w.tls.error();
-  EXPECT_EQ(w.tls.peer_serial(), "A1");
+  WsClient w;
+  ASSERT_TRUE(connect(w)) << w.error();
+  EXPECT_EQ(w.tls()->peer_serial(), "A1");
   for (std::string msg : {std::string("hi"), std::string(4096, 'x'), std::string(200000, 'y')}) {
     ASSERT_TRUE(w.send_text(msg));
     EXPECT_EQ(w.read_text(), msg);
@@ -92,13 +102,13 @@ TEST_F(TlsE2E, WebSocketEchoOverTls) {
 // complete, and another client is served in between.
 TEST_F(TlsE2E, BurstOverManyTurnsArrivesInOrder) {
   start(config());
-  TlsWsClient flood, other;
-  ASSERT_TRUE(flood.connect(st->port(), certs.ca_cert()));
-  ASSERT_TRUE(other.connect(st->port(), certs.ca_cert()));
+  WsClient flood, other;
+  ASSERT_TRUE(connect(flood));
+  ASSERT_TRUE(connect(other));
   constexpr int kBurst = 3000;
   std::string burst;
   for (int i = 0; i < kBurst; ++i) burst += WsClient::masked_frame(Opcode::Text, "m" + std::to_string(i));
-  ASSERT_TRUE(flood.tls.write_all(burst));  // ~30 KB: two records
+  ASSERT_TRUE(flood.write_all(burst));  // ~30 KB: two records
   ASSERT_TRUE(other.send_text("me too"));
   EXPECT_EQ(other.read_text(), "me too");
   for (int i = 0; i < kBurst; ++i) {
@@ -109,15 +119,15 @@ TEST_F(TlsE2E, BurstOverManyTurnsArrivesInOrder) {
 
 TEST_F(TlsE2E, StaticFilesAndUpgradeOnOnePort) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.tls_connect(st->port(), certs.ca_cert())) << w.tls.error();
-  ASSERT_TRUE(w.tls.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  auto resp = w.read_head();
+  WsClient w;
+  ASSERT_TRUE(tls_only(w)) << w.error();
+  ASSERT_TRUE(w.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto resp = w.read_http_response();
   ASSERT_TRUE(resp);
   EXPECT_EQ(resp->rfind("HTTP/1.1 200", 0), 0u) << *resp;
   EXPECT_NE(resp->find("<h1>over tls</h1>"), std::string::npos);
   // Same connection, keep-alive, then the upgrade.
-  EXPECT_EQ(w.upgrade("/"), 101);
+  EXPECT_EQ(w.handshake("/"), 101);
   ASSERT_TRUE(w.send_text("after the page"));
   EXPECT_EQ(w.read_text(), "after the page");
 }
@@ -132,45 +142,46 @@ TEST_F(TlsE2E, LargeStaticFileStreamsOverTls) {
   ServerConfig c = config();
   c.socket_send_buffer = 16 * 1024;
   start(c);
-  TlsWsClient w;
-  ASSERT_TRUE(w.tls_connect(st->port(), certs.ca_cert())) << w.tls.error();
-  ASSERT_TRUE(w.tls.write_all("GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  auto resp = w.read_head();
-  ASSERT_TRUE(resp) << w.tls.error();
+  WsClient w;
+  ASSERT_TRUE(tls_only(w)) << w.error();
+  ASSERT_TRUE(w.write_all("GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto resp = w.read_http_response();
+  ASSERT_TRUE(resp) << w.error();
   ASSERT_EQ(resp->rfind("HTTP/1.1 200", 0), 0u) << resp->substr(0, 200);
   const std::string body = resp->substr(resp->find("\r\n\r\n") + 4);
   EXPECT_EQ(body.size(), big.size());
   EXPECT_TRUE(body == big);
   // Keep-alive: the connection serves the next request after the file.
-  ASSERT_TRUE(w.tls.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  auto next = w.read_head();
+  ASSERT_TRUE(w.write_all("GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto next = w.read_http_response();
   ASSERT_TRUE(next);
   EXPECT_NE(next->find("<h1>over tls</h1>"), std::string::npos);
 }
 
 TEST_F(TlsE2E, ServerCloseSendsCloseFrameThenCloseNotify) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  WsClient w;
+  ASSERT_TRUE(connect(w));
   ASSERT_TRUE(h.wait_count(Event::Open, 1));
   ConnId id = h.events()[0].id;
   ASSERT_EQ(st->server->close(id, 1000, "bye"), kOk);
   auto f = w.read_frame();
   ASSERT_TRUE(f);
-  EXPECT_EQ(f->opcode, 8);
+  EXPECT_EQ(f->op, Opcode::Close);
   // Our close reply; the server then ends TLS with close_notify.
   const uint8_t mask[4] = {9, 9, 9, 9};
-  ASSERT_TRUE(w.tls.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1000, ""), mask, true)));
-  EXPECT_TRUE(w.tls.read_to_close_notify()) << w.tls.error();
+  ASSERT_TRUE(w.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1000, ""), mask, true)));
+  EXPECT_TRUE(w.wait_eof());
+  EXPECT_TRUE(w.close_notified()) << w.error();
   ASSERT_TRUE(h.wait_count(Event::Close, 1));
 }
 
 TEST_F(TlsE2E, ClientCloseNotifyEndsTheConnection) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  WsClient w;
+  ASSERT_TRUE(connect(w));
   ASSERT_TRUE(h.wait_count(Event::Open, 1));
-  SSL_shutdown(w.tls.ssl());
+  SSL_shutdown(w.tls()->ssl());
   ASSERT_TRUE(h.wait_count(Event::Close, 1));
   EXPECT_EQ(h.events().back().code, 1006);  // no WebSocket close frame came
 }
@@ -261,12 +272,12 @@ TEST_F(TlsE2E, GarbageRecordsGetAnAlertAndAClose) {
 
 TEST_F(TlsE2E, GarbageAfterTheHandshakeIsAnAlertToo) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  WsClient w;
+  ASSERT_TRUE(connect(w));
   ASSERT_TRUE(h.wait_count(Event::Open, 1));
   // Raw bytes under OpenSSL: an application-data record that fails to decrypt.
   std::string rec = "\x17\x03\x03\x00\x20"s + std::string(32, '\x01');
-  ASSERT_EQ(::send(w.tls.fd(), rec.data(), rec.size(), MSG_NOSIGNAL), ssize_t(rec.size()));
+  ASSERT_EQ(::send(w.fd(), rec.data(), rec.size(), MSG_NOSIGNAL), ssize_t(rec.size()));
   ASSERT_TRUE(h.wait_count(Event::Close, 1));
   EXPECT_EQ(h.events().back().code, 1006);
   expect_served();
@@ -274,10 +285,11 @@ TEST_F(TlsE2E, GarbageAfterTheHandshakeIsAnAlertToo) {
 
 TEST_F(TlsE2E, Tls11ClientIsRefusedOthersServed) {
   start(config());
-  TlsClient old;
-  TlsClient::Options o;
+  TcpClient old(st->port());
+  TlsClient::Options o = trust();
   o.max_version = TLS1_1_VERSION;
-  EXPECT_FALSE(old.connect(tcp_connect(st->port()), o));
+  EXPECT_FALSE(old.start_tls(o));
+  EXPECT_NE(old.error().find("alert"), std::string::npos) << old.error();
   expect_served();
 }
 
@@ -285,36 +297,37 @@ TEST_F(TlsE2E, ConnectionLimitAnswers503OverTls) {
   ServerConfig c = config();
   c.max_connections = 1;
   start(c);
-  TlsWsClient first;
-  ASSERT_TRUE(first.connect(st->port(), certs.ca_cert()));
-  TlsWsClient second;
-  ASSERT_TRUE(second.tls_connect(st->port(), certs.ca_cert())) << second.tls.error();
-  auto resp = second.read_head();
-  ASSERT_TRUE(resp) << second.tls.error();
+  WsClient first;
+  ASSERT_TRUE(connect(first));
+  WsClient second;
+  ASSERT_TRUE(tls_only(second)) << second.error();
+  auto resp = second.read_http_response();
+  ASSERT_TRUE(resp) << second.error();
   EXPECT_EQ(resp->rfind("HTTP/1.1 503", 0), 0u) << *resp;
-  EXPECT_TRUE(second.tls.read_to_close_notify());
+  EXPECT_TRUE(second.wait_eof());
+  EXPECT_TRUE(second.close_notified()) << second.error();
   ASSERT_TRUE(first.send_text("first still here"));
   EXPECT_EQ(first.read_text(), "first still here");
 }
 
 TEST_F(TlsE2E, ReloadKeepsLiveConnectionsAndServesTheNewCertificate) {
   start(config());
-  TlsWsClient old_conn;
-  ASSERT_TRUE(old_conn.connect(st->port(), certs.ca_cert()));
-  EXPECT_EQ(old_conn.tls.peer_serial(), "A1");
+  WsClient old_conn;
+  ASSERT_TRUE(connect(old_conn));
+  EXPECT_EQ(old_conn.tls()->peer_serial(), "A1");
   std::string err;
   // A bad pair is refused with the reason; the old one stays.
   EXPECT_EQ(st->server->reload_tls(certs.file("a.pem"), certs.file("b.key"), "", &err), kEInval);
   EXPECT_NE(err.find("key values mismatch"), std::string::npos) << err;
-  TlsWsClient still_a;
-  ASSERT_TRUE(still_a.connect(st->port(), certs.ca_cert()));
-  EXPECT_EQ(still_a.tls.peer_serial(), "A1");
+  WsClient still_a;
+  ASSERT_TRUE(connect(still_a));
+  EXPECT_EQ(still_a.tls()->peer_serial(), "A1");
   // From this (non-loop) thread while the loop runs.
   ASSERT_EQ(st->server->reload_tls(certs.file("b.pem"), certs.file("b.key"), "", &err), kOk) << err;
-  TlsWsClient fresh;
-  ASSERT_TRUE(fresh.connect(st->port(), certs.ca_cert()));
-  EXPECT_EQ(fresh.tls.peer_serial(), "B2");
-  for (TlsWsClient* w : {&old_conn, &still_a, &fresh}) {
+  WsClient fresh;
+  ASSERT_TRUE(connect(fresh));
+  EXPECT_EQ(fresh.tls()->peer_serial(), "B2");
+  for (WsClient* w : {&old_conn, &still_a, &fresh}) {
     ASSERT_TRUE(w->send_text("after reload"));
     EXPECT_EQ(w->read_text(), "after reload");
   }
@@ -341,16 +354,16 @@ TEST_F(TlsE2E, BadCertificateFailsCreateBeforeBinding) {
 
 TEST_F(TlsE2E, GracefulStopSendsGoingAwayOverTls) {
   start(config());
-  TlsWsClient w;
-  ASSERT_TRUE(w.connect(st->port(), certs.ca_cert()));
+  WsClient w;
+  ASSERT_TRUE(connect(w));
   ASSERT_TRUE(h.wait_count(Event::Open, 1));
   std::thread stopper([&] { st->stop(); });
   auto f = w.read_frame();
   ASSERT_TRUE(f);
-  EXPECT_EQ(f->opcode, 8);
+  EXPECT_EQ(f->op, Opcode::Close);
   EXPECT_EQ((uint8_t(f->payload[0]) << 8) | uint8_t(f->payload[1]), 1001);
   const uint8_t mask[4] = {9, 9, 9, 9};
-  w.tls.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1001, ""), mask, true));
+  w.write_all(protocol::encode_masked_frame(Opcode::Close, protocol::close_payload(1001, ""), mask, true));
   stopper.join();
 }
 

@@ -32,10 +32,12 @@ class TlsClient {
   TlsClient(const TlsClient&) = delete;
   TlsClient& operator=(const TlsClient&) = delete;
 
-  // Takes over the connected fd (closed by reset()). True when the handshake succeeds.
-  bool connect(int fd, const Options& o, int timeout_ms = 5000) {
+  // The handshake over the connected fd, which it takes over (closed by
+  // reset()) unless own_fd is false. True when the handshake succeeds.
+  bool connect(int fd, const Options& o, int timeout_ms = 5000, bool own_fd = true) {
     reset();
     fd_ = fd;
+    own_fd_ = own_fd;
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -127,7 +129,7 @@ class TlsClient {
   void reset() {
     if (ssl_) SSL_free(ssl_);
     if (ctx_) SSL_CTX_free(ctx_);
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0 && own_fd_) ::close(fd_);
     ssl_ = nullptr;
     ctx_ = nullptr;
     fd_ = -1;
@@ -150,6 +152,7 @@ class TlsClient {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   int fd_ = -1;
+  bool own_fd_ = true;
   std::string buf_;
   std::string error_;
   bool closed_notify_ = false;

@@ -2,7 +2,8 @@
 // sockets on 127.0.0.1. Every wait has a deadline, so a broken server fails
 // a test instead of hanging it. Header-only; test code, not product code.
 //
-//   TcpClient  raw bytes: write_all, HTTP responses, EOF detection.
+//   TcpClient  raw bytes: write_all, HTTP responses, EOF detection; over
+//              TLS after start_tls() (OpenSSL, trusting the test CA).
 //   WsClient   adds the opening handshake (Sec-WebSocket-Accept verified,
 //              subprotocol recorded), masked client frames, and readers of
 //              the server's frames: read_frame (raw), read_message (whole
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -29,6 +32,7 @@
 
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
+#include "support/tls_client.h"
 
 namespace chatws::test {
 
@@ -59,6 +63,7 @@ class TcpClient {
     buf_.clear();
     error_.clear();
     eof_ = false;
+    close_notified_ = false;
     port_ = port;
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return fail("socket");
@@ -76,6 +81,26 @@ class TcpClient {
     return true;
   }
 
+  // TLS over this connection: the handshake now (o: the CA to trust,
+  // versions, ALPN, a session to resume), then every read and write goes
+  // through it. False with error() holding OpenSSL's reason.
+  bool start_tls(const TlsClient::Options& o, int timeout_ms = 5000) {
+    tls_ = std::make_unique<TlsClient>();
+    if (!tls_->connect(fd_, o, timeout_ms, /*own_fd=*/false)) {
+      error_ = "tls: " + tls_->error();
+      return false;
+    }
+    // Reads wait in poll() to their deadline, not in SSL_read (a ticket
+    // record alone must not block a read that expects data).
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+    return true;
+  }
+  // The TLS session (peer certificate, resumption, the SSL itself); nullptr
+  // before start_tls().
+  TlsClient* tls() const { return tls_.get(); }
+  // TLS: the stream ended with the server's close_notify, not a bare EOF.
+  bool close_notified() const { return close_notified_; }
+
   bool ok() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   // SO_RCVBUF: small, the client stops taking data soon, as a slow reader
@@ -87,13 +112,15 @@ class TcpClient {
   // Why the last operation failed ("timeout", "connection closed", ...).
   const std::string& error() const { return error_; }
 
-  // Closes our side; bytes already received stay in buffer().
+  // Closes our side (without close_notify); bytes already received stay in buffer().
   void close() {
+    tls_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
   bool write_all(std::string_view data) {
+    if (tls_) return tls_write_all(data);
     while (!data.empty()) {
       ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
@@ -163,10 +190,26 @@ class TcpClient {
         error_ = fd_ < 0 ? "not connected" : "timeout";
         return false;
       }
-      pollfd p{fd_, POLLIN, 0};
-      const int r = ::poll(&p, 1, int(left));
-      if (r <= 0) continue;  // EINTR or timeout: the loop re-checks the deadline
+      if (!tls_ || !SSL_has_pending(tls_->ssl())) {
+        pollfd p{fd_, POLLIN, 0};
+        const int r = ::poll(&p, 1, int(left));
+        if (r <= 0) continue;  // EINTR or timeout: the loop re-checks the deadline
+      }
       char tmp[65536];
+      if (tls_) {
+        size_t got = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(tls_->ssl(), tmp, sizeof tmp, &got) == 1) {
+          buf_.append(tmp, got);
+          return true;
+        }
+        const int e = SSL_get_error(tls_->ssl(), 0);
+        if (e == SSL_ERROR_WANT_READ) continue;  // no whole data record yet (or a ticket)
+        close_notified_ = e == SSL_ERROR_ZERO_RETURN;
+        error_ = close_notified_ ? "connection closed (close_notify)" : "tls read: " + TlsClient::reason();
+        eof_ = true;
+        return false;
+      }
       const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
@@ -186,12 +229,37 @@ class TcpClient {
     return true;
   }
 
+  // The socket is non-blocking under TLS: a write the kernel cannot take
+  // yet waits for it (and is retried with the same bytes, as OpenSSL asks).
+  bool tls_write_all(std::string_view data) {
+    const auto deadline = deadline_in(5000);
+    while (!data.empty()) {
+      size_t w = 0;
+      ERR_clear_error();
+      if (SSL_write_ex(tls_->ssl(), data.data(), data.size(), &w) == 1) {
+        data.remove_prefix(w);
+        continue;
+      }
+      const int e = SSL_get_error(tls_->ssl(), 0);
+      if ((e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) && Clock::now() < deadline) {
+        pollfd p{fd_, short(e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0};
+        ::poll(&p, 1, 100);
+        continue;
+      }
+      error_ = "tls write: " + TlsClient::reason();
+      return false;
+    }
+    return true;
+  }
+
   int fd_ = -1;
   uint16_t port_ = 0;
   std::string buf_;
   std::string error_;
   bool eof_ = false;
   bool is_head_request_ = false;
+  bool close_notified_ = false;
+  std::unique_ptr<TlsClient> tls_;
 };
 
 class WsClient : public TcpClient {
@@ -211,6 +279,13 @@ class WsClient : public TcpClient {
     status_ = 0;
     if (!open(port)) return false;
     return handshake(path, protocols, "", timeout_ms) == 101;
+  }
+
+  // connect() over TLS (wss://): open(), start_tls(o), then the handshake.
+  bool connect_tls(uint16_t port, const TlsClient::Options& o, std::string_view path = "/", int timeout_ms = 5000) {
+    status_ = 0;
+    if (!open(port) || !start_tls(o, timeout_ms)) return false;
+    return handshake(path, "", "", timeout_ms) == 101;
   }
 
   // Performs the opening handshake offering `protocols` (if not empty);
