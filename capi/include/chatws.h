@@ -512,7 +512,9 @@ typedef struct chatws_options {
   const char* tls_ciphers;      /* TLS 1.2 cipher list, OpenSSL syntax; NULL (default): ECDHE
                                    with AES-GCM or ChaCha20-Poly1305 only */
   const char* tls_ciphersuites; /* TLS 1.3 suites; NULL (default): TLS_AES_128_GCM_SHA256,
-                                   TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256 */
+                                   TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256.
+                                   The server's order is used (both lists), except that a
+                                   client listing ChaCha20 first gets it */
   int tls_session_tickets;      /* session resumption by ticket: 0 (default) on, its keys
                                    rotated every 12 hours (a ticket lives 12-24 h; a reload
                                    keeps them); -1 off. ALPN always offers http/1.1 */

@@ -293,6 +293,39 @@ TEST_F(TlsE2E, Tls11ClientIsRefusedOthersServed) {
   expect_served();
 }
 
+// The server's order (AES-128-GCM first) wins over a client that prefers
+// AES-256, except that a client listing ChaCha20 first (no AES hardware)
+// gets ChaCha20; in TLS 1.3 and in TLS 1.2.
+TEST_F(TlsE2E, CipherChoiceFollowsTheServerButLetsChaChaFirstClientsHaveIt) {
+  start(config());
+  struct Case {
+    int max_version;
+    std::string suites, ciphers, expect;
+  };
+  const std::string aes12 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+  const std::string chacha12 = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" + aes12;
+  for (const Case& k : {
+           Case{0, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", "", "TLS_AES_128_GCM_SHA256"},
+           Case{0, "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", "", "TLS_CHACHA20_POLY1305_SHA256"},
+           Case{TLS1_2_VERSION, "", aes12, "AES128-GCM-SHA256"},
+           Case{TLS1_2_VERSION, "", chacha12, "CHACHA20-POLY1305"},
+       }) {
+    WsClient w;
+    TlsClient::Options o = trust();
+    o.ciphersuites = k.suites;
+    o.ciphers = k.ciphers;
+    o.max_version = k.max_version;
+    ASSERT_TRUE(w.open(st->port()));
+    ASSERT_TRUE(w.start_tls(o)) << w.error();
+    EXPECT_NE(w.tls()->cipher().find(k.expect), std::string::npos)
+        << "offered " << k.suites << k.ciphers << ", got " << w.tls()->cipher();
+    ASSERT_EQ(w.handshake("/"), 101);
+    ASSERT_TRUE(w.send_text("chosen"));
+    EXPECT_EQ(w.read_text(), "chosen");
+  }
+}
+
 TEST_F(TlsE2E, ConnectionLimitAnswers503OverTls) {
   ServerConfig c = config();
   c.max_connections = 1;

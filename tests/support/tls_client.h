@@ -21,6 +21,8 @@ class TlsClient {
     int max_version = 0;       // e.g. TLS1_1_VERSION to test refusal
     int min_version = 0;
     std::string alpn;          // e.g. "http/1.1"
+    std::string ciphersuites;  // TLS 1.3 suites offered, in this order ("": OpenSSL's)
+    std::string ciphers;       // TLS 1.2 cipher list offered ("": OpenSSL's)
     SSL_SESSION* session = nullptr;  // resume this one
   };
 
@@ -49,6 +51,8 @@ class TlsClient {
       SSL_CTX_set_max_proto_version(ctx_, o.max_version);
     }
     if (o.min_version) SSL_CTX_set_min_proto_version(ctx_, o.min_version);
+    if (!o.ciphersuites.empty()) SSL_CTX_set_ciphersuites(ctx_, o.ciphersuites.c_str());
+    if (!o.ciphers.empty()) SSL_CTX_set_cipher_list(ctx_, o.ciphers.c_str());
     if (!o.ca_file.empty()) {
       SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr);
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
@@ -122,6 +126,8 @@ class TlsClient {
     X509_free(cert);
     return out;
   }
+  // The negotiated cipher suite's OpenSSL name, e.g. "TLS_AES_128_GCM_SHA256".
+  std::string cipher() const { return SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)); }
   // A new reference to the session (for resumption), or nullptr.
   SSL_SESSION* session() const { return SSL_get1_session(ssl_); }
   bool reused() const { return SSL_session_reused(ssl_) == 1; }
