@@ -255,6 +255,7 @@ int ChatService::cluster_commit() {
                      room->wanted = 0;
                    }
                    room->wanted = std::max(room->wanted, ids.back());
+                   ++room->tellings;
                    if (ids.back() > room->last_seen && !room->members.empty()) cluster_read(room);
                  });
   }
@@ -308,7 +309,8 @@ void ChatService::cluster_read(Room* room) {
   const auto want = size_t(std::clamp(room->wanted - room->last_seen, kReadBatch, kReadMax));
   log_->read_after(
       room->name, room->last_seen, want,
-      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_, want, told = room->wanted](
+      [this, name = room->name, serial = room->serial, read_seq = ++op_seq_, want, told = room->wanted,
+       tellings = room->tellings](
           bool ok, std::vector<ChatMessage> msgs, std::vector<std::string> keys, std::string_view why) {
         if (ok && !uncertain_.empty()) settle_uncertain(name, keys, msgs.size() < want, read_seq);
         Room* r = room_by_serial(name, serial);
@@ -344,9 +346,11 @@ void ChatService::cluster_read(Room* room) {
         if (got != 0) read_moved(r);
         // Everything told of before the read exists in the stream by then;
         // read to its end short of it, the stream lost data (a Redis
-        // restart without persistence): not wanted any more, or we would
-        // read forever.
-        if (got < want && r->wanted == told && told > r->last_seen) r->wanted = r->last_seen;
+        // restart without persistence) or a notification named a position
+        // it never had: not wanted any more, or we would read forever. Not
+        // when told anything meanwhile: that may be past what this read saw
+        // (and below `told`), so the next read finds out.
+        if (got < want && r->tellings == tellings && told > r->last_seen) r->wanted = r->last_seen;
         if (got == want || r->read_again || r->wanted > r->last_seen) cluster_read(r);
       });
 }
@@ -410,6 +414,7 @@ void ChatService::on_log_appended(std::string_view name, int64_t last) {
     if (last < room->last_seen && room->loaded) cluster_check_position(room, last);
     if (last <= room->last_seen) return;
     room->wanted = std::max(room->wanted, last);
+    ++room->tellings;  // the read in flight may end short of `last` yet not have seen it
     if (room->loaded && room->reading) return;
   }
   cluster_read(room);
@@ -453,6 +458,7 @@ void ChatService::cluster_check_position(Room* room, int64_t told) {
           " (Redis lost its data?); reading it from ", size_t(from + 1));
       rm->last_seen = from;
       rm->wanted = std::max(last, from);
+      ++rm->tellings;
       rm->reset_seq = op_seq_;  // a read in flight asked from the old position
       if (!rm->members.empty()) cluster_read(rm);
     });

@@ -256,6 +256,7 @@ class ChatService {
     int64_t checked_ms = -kCheckEveryMs;  // when a notification behind ours last asked
     uint64_t reset_seq = 0;   // reads up to this op_seq_ began before the positions went back
     int64_t wanted = 0;       // the newest position told of (notifications, our appends)
+    uint64_t tellings = 0;    // times `wanted` was told (or reset): a read knows whether it was meanwhile
     size_t appending = 0;     // our messages in appends not answered yet
     // Presence across nodes: the members of every live node, as last told
     // (counting `pushed` of ours), and whether our count is due to Redis.

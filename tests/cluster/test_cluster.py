@@ -467,3 +467,44 @@ def test_a_node_that_only_reads_notices_redis_lost_the_stream(
         assert "its stream went back to position" in b.output()
     finally:
         volatile.stop()
+
+
+def xrange_calls(redis: Redis) -> int:
+    """How many XRANGE (the nodes' reads of a room) Redis has served."""
+    for line in redis.command("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_xrange:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_a_notification_beyond_the_stream_costs_a_read_not_a_read_loop(
+        kind: str, redis: Redis, nodes: Callable[..., Node], clients: Callable[[str], Client]) -> None:
+    # A notification of a position the stream never reaches (its entries
+    # lost with a Redis that kept the channel, or a stray PUBLISH): the node
+    # reads to the stream's end once, stops wanting that position, and goes
+    # on with the room. Without that it would read the room again and again.
+    # (One notification also told while the first read of the stray one was
+    # in flight used to be dropped with it: "marker" never reached b.)
+    a = nodes("ga", "python")
+    b = nodes("gb", kind)
+    room = f"gap-{kind}"
+    sender, watcher = clients(a.url(room)), clients(b.url(room))
+
+    def post(text: str) -> None:
+        sender.send("ann", text)
+        watcher.wait(lambda f: f["type"] == "msg" and f["text"] == text)
+
+    post("before")
+    redis.command("PUBLISH", "chatws:notify", f"1000000 {room}")
+    # Its notification reaches b after the stray one (one subscription, in
+    # order): once b delivered it, b has taken the stray one too.
+    post("marker")
+    reads_before = xrange_calls(redis)
+    posts = 20
+    for i in range(posts):
+        post(f"after{i}")
+    # Each post is read back by both nodes, about once each.
+    reads = xrange_calls(redis) - reads_before
+    assert reads <= 3 * posts, f"{reads} reads of the room for {posts} posts"
+    assert [m["text"] for m in watcher.msgs()] == ["before", "marker"] + [f"after{i}" for i in range(posts)]
