@@ -76,7 +76,7 @@ TLS_WORKLOADS = [
          publishers=1, metric="deliveries_per_server_cpu_s", target=3.0, vs_plain=0.6, baseline=TLS_PEER,
          servers=["chatws", "chatws-plain", TLS_PEER]),
     dict(name="tls-idle-10000", mode="idle", tls=True, connections=10000, size=32, window=1,
-         metric="rss_bytes_per_conn", target_max=8192.0, servers=["chatws", "chatws-plain"]),
+         metric="rss_bytes_per_conn", target_max=8192.0, servers=["chatws", "chatws-plain", TLS_PEER]),
 ]
 QUICK_CONNECTIONS["tls-idle-10000"] = 1000
 TLS_DIR = Path("/tmp/chatws-bench-tls")
