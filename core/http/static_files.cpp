@@ -30,17 +30,11 @@
 
 #include "http/file_response.h"
 #include "protocol/handshake.h"
+#include "protocol/request_view.h"
 
 namespace chatws::http {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Outcome of turning the URL path into a relative file path.
 struct Decoded {
@@ -74,13 +68,12 @@ Decoded decode_path(std::string_view path) {
       continue;
     }
     if (c == '%') {
-      int hi = i + 2 < path.size() ? hex_value(path[i + 1]) : -1;
-      int lo = hi >= 0 ? hex_value(path[i + 2]) : -1;
-      if (lo < 0) {
+      const int v = protocol::percent_escape(path, i);
+      if (v < 0) {
         d.status = 400;
         return d;
       }
-      c = static_cast<char>(hi * 16 + lo);
+      c = static_cast<char>(v);
       i += 2;
       if (c == '\0') {
         d.status = 400;

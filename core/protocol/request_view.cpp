@@ -4,13 +4,6 @@ namespace chatws::protocol {
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -30,16 +23,27 @@ void split(std::string_view s, char sep, F f) {
 
 }  // namespace
 
+int percent_escape(std::string_view in, size_t i) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (i + 2 >= in.size()) return -1;
+  const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
 bool percent_decode(std::string_view in, bool plus_is_space, std::string* out) {
   out->clear();
   out->reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
     if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      c = char(hi * 16 + lo);
+      const int v = percent_escape(in, i);
+      if (v < 0) return false;
+      c = char(v);
       i += 2;
     } else if (c == '+' && plus_is_space) {
       c = ' ';

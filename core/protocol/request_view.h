@@ -14,6 +14,10 @@ namespace chatws::protocol {
 
 using NameValues = std::vector<std::pair<std::string, std::string>>;
 
+// The byte that the escape "%XY" at in[i] stands for (in[i] is the '%'),
+// or -1 if two hex digits do not follow.
+int percent_escape(std::string_view in, size_t i);
+
 // Percent-decodes `in` (and '+' as a space when plus_is_space, the form
 // encoding of query strings). False, *out unspecified, on a '%' not followed
 // by two hex digits or on a decoded NUL (which no C string could carry).
