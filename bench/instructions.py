@@ -37,9 +37,11 @@ def count(dump: Path, function: str) -> tuple[int, int]:
     total = calls = 0
     callee = None
     for line in dump.read_text(errors="replace").splitlines():
-        m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line)
+        # "fn=(id) name" / "fn=(id)" compressed (--keep writes "fn=name").
+        m = re.match(r"(c?fn)=(?:\((\d+)\))? ?(.*)$", line)
         if m:
             kind, ident, name = m.groups()
+            ident = ident or name
             if name:
                 names[ident] = name
             if kind == "cfn":
@@ -50,6 +52,25 @@ def count(dump: Path, function: str) -> tuple[int, int]:
         elif line.startswith(("summary:", "totals:")):
             total = int(line.split()[1])
     return total, calls
+
+
+def by_object(dump: Path) -> dict[str, int]:
+    """Instructions of each shared object (the program, libssl, libcrypto, libc)
+    executed in its own code, from an uncompressed dump (--keep)."""
+    cost: dict[str, int] = {}
+    obj = "?"
+    skip_next = False  # the line after calls= is the call's inclusive cost
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith("ob="):
+            obj = line[3:].rsplit("/", 1)[-1]
+        elif line.startswith("calls="):
+            skip_next = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if skip_next:
+                skip_next = False
+            elif len(parts := line.split()) >= 2:
+                cost[obj] = cost.get(obj, 0) + int(parts[1])
+    return cost
 
 
 def main() -> int:
@@ -64,7 +85,9 @@ def main() -> int:
     p.add_argument("--tls", action="store_true", help="wss:// (a self-signed certificate made for the run)")
     p.add_argument("--metrics", action="store_true",
                    help="with a metrics listener (/metrics on a free port, not scraped)")
-    p.add_argument("--keep", metavar="FILE", help="copy the interval's callgrind dump there (for callgrind_annotate)")
+    p.add_argument("--keep", metavar="FILE",
+                   help="copy the interval's callgrind dump there, uncompressed (echo: also prints each "
+                        "library's instructions per message)")
     args = p.parse_args()
 
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -90,7 +113,10 @@ def main() -> int:
             tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
         if args.metrics:
             tls += ["--metrics-port", str(free_port())]
-        server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        # A kept dump must name its functions itself (compressed names refer
+        # to the earlier dumps, which go with the temporary directory).
+        keep = ["--compress-strings=no", "--compress-pos=no"] if args.keep else []
+        server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *keep,
                                    str(server_exe), "--mode", args.mode, "--port", str(port), *tls],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         loadgen = None
@@ -119,6 +145,7 @@ def main() -> int:
             print("callgrind wrote no interval dump", file=sys.stderr)
             return 1
         total, calls = count(dumps[0], function)
+        objects = by_object(dumps[0]) if args.keep else {}
         if args.keep:
             shutil.copyfile(dumps[0], args.keep)
     if calls == 0:
@@ -128,6 +155,8 @@ def main() -> int:
     if args.mode == "echo":
         print(f"echo {args.size} B{' over TLS' if args.tls else ''}, {args.connections} connections, window {args.window}: "
               f"{total:,} instructions / {calls:,} messages = {per:,.0f} per message")
+        for obj, n in sorted(objects.items(), key=lambda kv: -kv[1]):
+            print(f"  {obj}: {n / calls:,.0f} per message ({100 * n / max(1, sum(objects.values())):.1f}%)")
     else:
         deliveries = calls * args.connections
         print(f"broadcast {args.size} B to {args.connections} connections, window {args.window}: "
