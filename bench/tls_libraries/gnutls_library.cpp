@@ -19,11 +19,11 @@ class GnuTls : public Library {
     return gnutls_certificate_set_x509_key_file(scred_, cert, key, GNUTLS_X509_FMT_PEM) >= 0;
   }
   void* server(Link* l) override {
-    gnutls_session_t s = make(GNUTLS_SERVER, scred_, &l->to_server, &l->to_client);
+    gnutls_session_t s = make(GNUTLS_SERVER, scred_, &l->server_end);
     gnutls_session_ticket_enable_server(s, &ticket_key_);
     return s;
   }
-  void* client(Link* l) override { return make(GNUTLS_CLIENT, ccred_, &l->to_client, &l->to_server); }
+  void* client(Link* l) override { return make(GNUTLS_CLIENT, ccred_, &l->client_end); }
   int step(void* s, bool) override {
     int r = gnutls_handshake(static_cast<gnutls_session_t>(s));
     if (r == GNUTLS_E_SUCCESS) return 1;
@@ -37,41 +37,30 @@ class GnuTls : public Library {
     if (r > 0) return long(r);
     return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ? 0 : -1;
   }
-  void release(void* s) override {
-    auto g = static_cast<gnutls_session_t>(s);
-    delete static_cast<Ends*>(gnutls_transport_get_ptr(g));
-    gnutls_deinit(g);
-  }
+  void release(void* s) override { gnutls_deinit(static_cast<gnutls_session_t>(s)); }
 
  private:
-  struct Ends {
-    Wire* in;
-    Wire* out;
-    gnutls_session_t s;
-  };
   static ssize_t pull(gnutls_transport_ptr_t p, void* buf, size_t n) {
-    auto* e = static_cast<Ends*>(p);
-    size_t got = e->in->take(static_cast<char*>(buf), n);
+    size_t got = static_cast<End*>(p)->in->take(static_cast<char*>(buf), n);
     if (got) return ssize_t(got);
-    gnutls_transport_set_errno(e->s, EAGAIN);
+    errno = EAGAIN;  // GnuTLS reads errno unless told otherwise
     return -1;
   }
   static ssize_t push(gnutls_transport_ptr_t p, const void* buf, size_t n) {
-    static_cast<Ends*>(p)->out->bytes.append(static_cast<const char*>(buf), n);
+    static_cast<End*>(p)->out->bytes.append(static_cast<const char*>(buf), n);
     return ssize_t(n);
   }
   static int pull_timeout(gnutls_transport_ptr_t p, unsigned) {
-    auto* e = static_cast<Ends*>(p);
-    return e->in->bytes.size() > e->in->pos ? 1 : 0;
+    const Wire* in = static_cast<End*>(p)->in;
+    return in->bytes.size() > in->pos ? 1 : 0;
   }
-  gnutls_session_t make(unsigned flags, gnutls_certificate_credentials_t cred, Wire* in, Wire* out) {
+  gnutls_session_t make(unsigned flags, gnutls_certificate_credentials_t cred, End* end) {
     gnutls_session_t s;
     gnutls_init(&s, flags | GNUTLS_NONBLOCK);
     gnutls_priority_set_direct(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:-GROUP-ALL:+GROUP-SECP256R1",
                                nullptr);
     gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
-    auto* e = new Ends{in, out, s};
-    gnutls_transport_set_ptr(s, e);
+    gnutls_transport_set_ptr(s, end);
     gnutls_transport_set_push_function(s, push);
     gnutls_transport_set_pull_function(s, pull);
     gnutls_transport_set_pull_timeout_function(s, pull_timeout);

@@ -27,8 +27,17 @@ struct Wire {
     return n;
   }
 };
+// One side's view of a Link: the wire it reads and the one it writes.
+struct End {
+  Wire* in;
+  Wire* out;
+};
 struct Link {
+  Link() = default;
+  Link(const Link&) = delete;  // the Ends point into it
+  Link& operator=(const Link&) = delete;
   Wire to_server, to_client;
+  End server_end{&to_server, &to_client}, client_end{&to_client, &to_server};
 };
 
 // A library's server and client sessions over a Link, non-blocking.

@@ -25,8 +25,8 @@ class OpenSsl : public Library {
     return SSL_CTX_use_certificate_chain_file(sctx_, cert) == 1 &&
            SSL_CTX_use_PrivateKey_file(sctx_, key, SSL_FILETYPE_PEM) == 1;
   }
-  void* server(Link* l) override { return make(sctx_, &l->to_server, &l->to_client, true); }
-  void* client(Link* l) override { return make(cctx_, &l->to_client, &l->to_server, false); }
+  void* server(Link* l) override { return make(sctx_, &l->server_end, true); }
+  void* client(Link* l) override { return make(cctx_, &l->client_end, false); }
   int step(void* s, bool) override {
     int r = SSL_do_handshake(static_cast<SSL*>(s));
     if (r == 1) return 1;
@@ -48,27 +48,19 @@ class OpenSsl : public Library {
  private:
   // A BIO pair per direction would allocate its own buffers; a small custom
   // BIO over the Link keeps the measurement to the SSL object's own state.
-  struct Ends {
-    Wire* in;
-    Wire* out;
-  };
   static int bio_write(BIO* b, const char* d, size_t n, size_t* w) {
-    static_cast<Ends*>(BIO_get_data(b))->out->bytes.append(d, n);
+    static_cast<End*>(BIO_get_data(b))->out->bytes.append(d, n);
     *w = n;
     return 1;
   }
   static int bio_read(BIO* b, char* d, size_t n, size_t* got) {
     BIO_clear_retry_flags(b);
-    *got = static_cast<Ends*>(BIO_get_data(b))->in->take(d, n);
+    *got = static_cast<End*>(BIO_get_data(b))->in->take(d, n);
     if (*got) return 1;
     BIO_set_retry_read(b);
     return -1;
   }
   static long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
-  static int bio_destroy(BIO* b) {
-    delete static_cast<Ends*>(BIO_get_data(b));
-    return 1;
-  }
   static BIO_METHOD* method() {
     static BIO_METHOD* m = [] {
       BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "link");
@@ -79,15 +71,14 @@ class OpenSsl : public Library {
         BIO_set_init(b, 1);
         return 1;
       });
-      BIO_meth_set_destroy(bm, bio_destroy);
       return bm;
     }();
     return m;
   }
-  SSL* make(SSL_CTX* ctx, Wire* in, Wire* out, bool server) {
+  SSL* make(SSL_CTX* ctx, End* end, bool server) {
     SSL* s = SSL_new(ctx);
     BIO* b = BIO_new(method());
-    BIO_set_data(b, new Ends{in, out});
+    BIO_set_data(b, end);
     SSL_set_bio(s, b, b);
     if (server)
       SSL_set_accept_state(s);

@@ -23,9 +23,9 @@ class WolfSsl : public Library {
     return wolfSSL_CTX_use_certificate_chain_file(sctx_, cert) == WOLFSSL_SUCCESS &&
            wolfSSL_CTX_use_PrivateKey_file(sctx_, key, WOLFSSL_FILETYPE_PEM) == WOLFSSL_SUCCESS;
   }
-  void* server(Link* l) override { return make(sctx_, &l->to_server, &l->to_client); }
+  void* server(Link* l) override { return make(sctx_, &l->server_end); }
   void* client(Link* l) override {
-    WOLFSSL* s = make(cctx_, &l->to_client, &l->to_server);
+    WOLFSSL* s = make(cctx_, &l->client_end);
     wolfSSL_UseSupportedCurve(s, WOLFSSL_ECC_SECP256R1);
     return s;
   }
@@ -45,30 +45,21 @@ class WolfSsl : public Library {
     if (r > 0) return r;
     return wolfSSL_get_error(w, r) == WOLFSSL_ERROR_WANT_READ ? 0 : -1;
   }
-  void release(void* s) override {
-    auto* w = static_cast<WOLFSSL*>(s);
-    delete static_cast<Ends*>(wolfSSL_GetIOReadCtx(w));
-    wolfSSL_free(w);
-  }
+  void release(void* s) override { wolfSSL_free(static_cast<WOLFSSL*>(s)); }
 
  private:
-  struct Ends {
-    Wire* in;
-    Wire* out;
-  };
   static int recv_cb(WOLFSSL*, char* buf, int n, void* ctx) {
-    size_t got = static_cast<Ends*>(ctx)->in->take(buf, size_t(n));
+    size_t got = static_cast<End*>(ctx)->in->take(buf, size_t(n));
     return got ? int(got) : WOLFSSL_CBIO_ERR_WANT_READ;
   }
   static int send_cb(WOLFSSL*, char* buf, int n, void* ctx) {
-    static_cast<Ends*>(ctx)->out->bytes.append(buf, size_t(n));
+    static_cast<End*>(ctx)->out->bytes.append(buf, size_t(n));
     return n;
   }
-  WOLFSSL* make(WOLFSSL_CTX* ctx, Wire* in, Wire* out) {
+  WOLFSSL* make(WOLFSSL_CTX* ctx, End* end) {
     WOLFSSL* s = wolfSSL_new(ctx);
-    auto* e = new Ends{in, out};
-    wolfSSL_SetIOReadCtx(s, e);
-    wolfSSL_SetIOWriteCtx(s, e);
+    wolfSSL_SetIOReadCtx(s, end);
+    wolfSSL_SetIOWriteCtx(s, end);
     return s;
   }
   WOLFSSL_CTX* sctx_ = nullptr;

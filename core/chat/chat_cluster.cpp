@@ -254,8 +254,7 @@ int ChatService::cluster_commit() {
                      room->last_seen = ids.front() - 1;
                      room->wanted = 0;
                    }
-                   room->wanted = std::max(room->wanted, ids.back());
-                   ++room->tellings;
+                   room->tell(ids.back());
                    if (ids.back() > room->last_seen && !room->members.empty()) cluster_read(room);
                  });
   }
@@ -413,8 +412,7 @@ void ChatService::on_log_appended(std::string_view name, int64_t last) {
     // wait until the positions pass its own again).
     if (last < room->last_seen && room->loaded) cluster_check_position(room, last);
     if (last <= room->last_seen) return;
-    room->wanted = std::max(room->wanted, last);
-    ++room->tellings;  // the read in flight may end short of `last` yet not have seen it
+    room->tell(last);
     if (room->loaded && room->reading) return;
   }
   cluster_read(room);
@@ -457,7 +455,7 @@ void ChatService::cluster_check_position(Room* room, int64_t told) {
       log(LogLevel::Error, "room '", name, "': its stream went back to position ", size_t(last),
           " (Redis lost its data?); reading it from ", size_t(from + 1));
       rm->last_seen = from;
-      rm->wanted = std::max(last, from);
+      rm->wanted = std::max(last, from);  // a reset, not a max with the old wanted
       ++rm->tellings;
       rm->reset_seq = op_seq_;  // a read in flight asked from the old position
       if (!rm->members.empty()) cluster_read(rm);

@@ -43,6 +43,7 @@
 // so destroying the service after the server is safe.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -257,6 +258,12 @@ class ChatService {
     uint64_t reset_seq = 0;   // reads up to this op_seq_ began before the positions went back
     int64_t wanted = 0;       // the newest position told of (notifications, our appends)
     uint64_t tellings = 0;    // times `wanted` was told (or reset): a read knows whether it was meanwhile
+    // A position told of (a notification, our append's reply): wanted, and
+    // counted, so that a read in flight knows it may not have seen it.
+    void tell(int64_t pos) {
+      wanted = std::max(wanted, pos);
+      ++tellings;
+    }
     size_t appending = 0;     // our messages in appends not answered yet
     // Presence across nodes: the members of every live node, as last told
     // (counting `pushed` of ours), and whether our count is due to Redis.
