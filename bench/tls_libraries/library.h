@@ -57,5 +57,9 @@ class Library {
 std::unique_ptr<Library> make_openssl();
 std::unique_ptr<Library> make_wolfssl();
 std::unique_ptr<Library> make_gnutls();
+#ifdef CHATWS_HAVE_RUSTLS
+std::unique_ptr<Library> make_rustls_ring();
+std::unique_ptr<Library> make_rustls_aws_lc();
+#endif
 
 }  // namespace tlslibs

@@ -1,7 +1,8 @@
 // What another TLS library would change for chatws (issue 13's targets):
 // the heap an idle TLS 1.3 server session holds, and the server's cost of
 // one record in and one record out, for OpenSSL 3 (what chatws uses),
-// wolfSSL and GnuTLS as Debian ships them. In one process over an
+// wolfSSL and GnuTLS as Debian ships them, and (CHATWS_BENCH_TLS_RUSTLS)
+// rustls with each of its crypto providers, from crates.io. In one process over an
 // in-memory transport, so only the libraries differ: every server session
 // is set up the way chatws sets up OpenSSL's (TLS 1.3, AES-128-GCM, P-256
 // certificate, one stateless ticket, no session cache, record buffers
@@ -166,7 +167,14 @@ int main(int argc, char** argv) {
   const int sessions = argc > 3 ? std::atoi(argv[3]) : 1000;
   const int records = argc > 4 ? std::atoi(argv[4]) : 20000;
   const std::string only = argc > 5 ? argv[5] : "";
-  std::unique_ptr<Library> libs[] = {make_openssl(), make_wolfssl(), make_gnutls()};
+  std::vector<std::unique_ptr<Library>> libs;
+  libs.push_back(make_openssl());
+  libs.push_back(make_wolfssl());
+  libs.push_back(make_gnutls());
+#ifdef CHATWS_HAVE_RUSTLS
+  libs.push_back(make_rustls_ring());
+  libs.push_back(make_rustls_aws_lc());
+#endif
   int rc = 0;
   for (auto& lib : libs) {
     if (!only.empty() && std::string(lib->name()).rfind(only, 0) != 0) continue;
