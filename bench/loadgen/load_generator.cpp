@@ -630,10 +630,16 @@ Result LoadGenerator::run() {
   std::optional<ProcSample> before_open;
   if (samples_server()) before_open = sample_process(opts_.server_pid);
   if (!boundary(ready)) return result_;
+  const uint64_t open0 = now_ns();
   if (!boundary(open_all())) {
     close_all();
     return result_;
   }
+  // How fast the server took them in (connections per second: the accept,
+  // the hand-over to a loop where there is one, the upgrade).
+  result_.open_s = double(now_ns() - open0) / 1e9;
+  if (before_open)
+    if (auto opened = sample_process(opts_.server_pid)) result_.open_server_cpu_s = opened->cpu_s - before_open->cpu_s;
 
   std::optional<ProcSample> s0, s1;
   double cpu0 = 0;

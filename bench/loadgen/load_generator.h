@@ -32,6 +32,8 @@ struct Result {
   long server_rss_before_kb = 0;  // idle: before any connection was opened
   double loadgen_cpu_s = 0;  // our own CPU during the measured interval
   int opened = 0;            // connections whose handshake succeeded
+  double open_s = 0;         // wall time from the first connect to the last upgrade (every shard's)
+  double open_server_cpu_s = -1;  // server CPU over that time (-1: not sampled)
   uint64_t errors = 0;       // protocol errors, wrong payloads, failed handshakes
   uint64_t unexpected_closes = 0;
   std::string first_error;

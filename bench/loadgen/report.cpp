@@ -52,9 +52,10 @@ void print_report(FILE* out, const Options& o, const Result& r) {
 
   if (o.mode == Mode::Idle) {
     std::fprintf(out,
-                 "%s%sidle: %d/%d connections held %.1fs; server RSS %ld -> %ld kB "
-                 "(%.0f bytes/connection)%s%s\n",
-                 o.label.c_str(), o.label.empty() ? "" : ": ", r.opened, o.connections, secs,
+                 "%s%sidle: %d/%d connections opened in %.3fs (%.0f/s, server cpu %.2fs), held %.1fs; "
+                 "server RSS %ld -> %ld kB (%.0f bytes/connection)%s%s\n",
+                 o.label.c_str(), o.label.empty() ? "" : ": ", r.opened, o.connections, r.open_s,
+                 r.open_s > 0 ? r.opened / r.open_s : 0.0, r.open_server_cpu_s, secs,
                  r.server_rss_before_kb, r.server_rss_kb, rss_per_conn,
                  warning.empty() ? "" : "  WARNING: ", warning.c_str());
   } else {
@@ -83,6 +84,9 @@ void print_report(FILE* out, const Options& o, const Result& r) {
   field("chat", o.chat ? "true" : "false");
   field("connections", std::to_string(o.connections));
   field("opened", std::to_string(r.opened));
+  field("open_s", num(r.open_s));
+  field("opened_per_s", num(r.open_s > 0 ? r.opened / r.open_s : 0.0));
+  field("open_server_cpu_s", r.open_server_cpu_s >= 0 ? num(r.open_server_cpu_s) : "null");
   field("size", std::to_string(o.size));
   field("window", std::to_string(o.window));
   field("publishers", std::to_string(o.mode == Mode::Broadcast ? o.publishers : 0));

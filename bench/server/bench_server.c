@@ -11,6 +11,7 @@
  *                       [--compression-threshold B]           (default 128)
  *                       [--compression-always]  (compressed even when not smaller)
  *                       [--threads N]   (event loops, one thread each; 0: one per core)
+ *                       [--accept-mode reuseport|handoff]  (threads > 1; default reuseport)
  *
  *   echo       every message goes back to its sender with the same opcode
  *   broadcast  every message goes to every connection, the sender included
@@ -73,7 +74,8 @@ static void usage(FILE* out) {
         "                           [--tls-cert FILE --tls-key FILE]    (wss://)\n"
         "                           [--metrics-port N]                  (/metrics on 127.0.0.1:N)\n"
         "                           [--compression off|shared|dedicated] [--compression-threshold B]\n"
-        "                           [--compression-always] [--threads N]  (0: one per core)\n",
+        "                           [--compression-always] [--threads N]  (0: one per core)\n"
+        "                           [--accept-mode reuseport|handoff]\n",
         out);
 }
 
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
   unsigned long threshold = 0; /* 0: the library's default */
   int compression_always = 0;
   int threads = 1;
+  int accept_mode = CHATWS_ACCEPT_REUSEPORT;
   int i;
 
   for (i = 1; i < argc; ++i) {
@@ -154,6 +157,11 @@ int main(int argc, char** argv) {
       if (*end != '\0' || n < 0 || n > 256) { usage(stderr); return 2; }
       threads = n == 0 ? -1 : (int)n; /* the C option's "one per core" is -1 */
       ++i;
+    } else if (!strcmp(argv[i], "--accept-mode") && v) {
+      if (!strcmp(v, "reuseport")) accept_mode = CHATWS_ACCEPT_REUSEPORT;
+      else if (!strcmp(v, "handoff")) accept_mode = CHATWS_ACCEPT_HANDOFF;
+      else { usage(stderr); return 2; }
+      ++i;
     } else if (!strcmp(argv[i], "--compression-always")) {
       compression_always = 1;
     } else if (!strcmp(argv[i], "--static-dir") && v) {
@@ -186,6 +194,7 @@ int main(int argc, char** argv) {
   opts.compression_threshold = (uint32_t)threshold;
   opts.compression_always = compression_always;
   opts.threads = threads;
+  opts.accept_mode = accept_mode;
   /* Autobahn sends 16 MiB messages in one go; the output queue must hold one
    * echo of the largest message. */
   opts.max_output_buffer = (size_t)max_message + (1u << 20);

@@ -233,6 +233,7 @@ constexpr OptionEntry kOptions[] = {
     CHATWS_OPTION(compression_window_bits),
     CHATWS_OPTION(compression_mem_level),
     CHATWS_OPTION(threads),
+    CHATWS_OPTION(accept_mode),
 };
 #undef CHATWS_OPTION
 

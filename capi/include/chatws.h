@@ -27,7 +27,8 @@
  *   waiting for another thread's.
  *
  *   Several loops (chatws_options.threads > 1): the server runs one loop
- *   per thread, each owning the connections it accepted. "The loop thread"
+ *   per thread, each owning its connections (how they are spread over the
+ *   loops: chatws_options.accept_mode). "The loop thread"
  *   above then means a connection's own loop thread:
  *   - every callback of a connection runs on its loop's thread, one at a
  *     time; callbacks of connections on different loops may run at the same
@@ -629,9 +630,9 @@ typedef struct chatws_options {
    * threads: 1 (default; also when 0 was never set by an older header) one
    * loop, driven by chatws_server_run() or chatws_server_poll() as always.
    * N > 1 (at most 256): N loops, each on a thread of its own with its own
-   * epoll, connections, timers and buffers, all listening on the same port
-   * (SO_REUSEPORT: the kernel spreads new connections over them). -1: one
-   * loop per core available to the process. Other values: CHATWS_EINVAL.
+   * epoll, connections, timers and buffers, new connections spread over
+   * them as accept_mode says. -1: one loop per core available to the
+   * process. Other values: CHATWS_EINVAL.
    * With more than one loop (see "Threads" above for the full contract):
    *   - chatws_server_run() runs them all (loop 0 on the calling thread,
    *     the others on threads it starts) and returns once every loop has
@@ -655,7 +656,20 @@ typedef struct chatws_options {
    *     snapshot (the skip-while-backlogged saving applies on its own loop
    *     only). cluster_url needs threads 1 (CHATWS_EINVAL). */
   int threads;
+  /* How new connections reach the loops when threads > 1 (one loop: not
+   * used). CHATWS_ACCEPT_REUSEPORT (0, the default): every loop listens on
+   * the port (SO_REUSEPORT) and the kernel picks a loop by a hash of the
+   * connection's addresses and ports: no hand-over, but nothing evens out
+   * the loops' counts when connections leave unevenly. CHATWS_ACCEPT_HANDOFF:
+   * loop 0 alone listens and hands each connection to the loop with the
+   * fewest (loop 0's thread accepts for all; one cross-thread command per
+   * connection, batched per iteration). Other values: CHATWS_EINVAL. */
+  int accept_mode;
 } chatws_options;
+
+/* chatws_options.accept_mode. */
+#define CHATWS_ACCEPT_REUSEPORT 0
+#define CHATWS_ACCEPT_HANDOFF 1
 
 /* permessage-deflate modes (chatws_options.compression). */
 #define CHATWS_COMPRESSION_SHARED 0

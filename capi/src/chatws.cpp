@@ -295,6 +295,10 @@ int chatws_server_create(const chatws_options* user_opts, chatws_server** out) {
     if (o.threads < -1 || o.threads > 256)
       return set_error(CHATWS_EINVAL, "threads must be between 1 and 256, 0 (the default: 1) or -1 (one per core)");
     cfg.threads = o.threads == 0 ? 1 : o.threads == -1 ? 0 : unsigned(o.threads);
+    if (o.accept_mode != CHATWS_ACCEPT_REUSEPORT && o.accept_mode != CHATWS_ACCEPT_HANDOFF)
+      return set_error(CHATWS_EINVAL, "accept_mode must be CHATWS_ACCEPT_REUSEPORT or CHATWS_ACCEPT_HANDOFF");
+    cfg.accept_mode = o.accept_mode == CHATWS_ACCEPT_HANDOFF ? chatws::ServerConfig::AcceptMode::Handoff
+                                                            : chatws::ServerConfig::AcceptMode::ReusePort;
 
     std::string err;
     int code = CHATWS_EINTERNAL;

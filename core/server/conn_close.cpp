@@ -101,6 +101,7 @@ void Server::Impl::release(Connection* c) noexcept {
   ::close(c->fd);
   if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now
   by_id.erase(c->id);
+  open_gauge.fetch_sub(1, std::memory_order_relaxed);
   paths.release(c->path_ref);
   if (c->counted_ip) {
     try {  // an IPv6 group is a string that may not fit in place

@@ -45,14 +45,16 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   // Limits that count connections are the server's, not a loop's: each loop
   // holds its share (see chatws.h, threads).
   one.max_connections = std::max<uint32_t>(1, (cfg.max_connections + n - 1) / n);
-  auto first = Server::Impl::make(one, handler, true, error, code);
+  const bool reuse = cfg.accept_mode == ServerConfig::AcceptMode::ReusePort;
+  auto first = Server::Impl::make(one, handler, reuse, error, code);
   if (!first) return nullptr;
   one.port = first->port;  // the others join the first one's port
   one.metrics_port = -1;   // served by loop 0
   std::vector<Server::Impl*> loops{first.get()};
   std::vector<std::unique_ptr<Server::Impl>> extra;
   for (unsigned i = 1; i < n; ++i) {
-    auto l = Server::Impl::make(one, handler, true, error, code);
+    // Handoff: no listener; loop 0 accepts for them.
+    auto l = Server::Impl::make(one, handler, reuse, error, code, reuse);
     if (!l) return nullptr;
     loops.push_back(l.get());
     extra.push_back(std::move(l));
@@ -64,6 +66,10 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
     l->loop_index = uint32_t(i);
     l->loop_count = n;
     l->outbox.resize(n);
+  }
+  if (!reuse) {
+    first->hands_off = true;
+    first->handed.assign(n, 0);
   }
   first->owned_group = std::move(group);
   return std::unique_ptr<Server>(new Server(std::move(first)));

@@ -4,7 +4,10 @@
 // nections, timers, buffers and command queue, run by a thread of its own.
 // The loops listen on the same port with SO_REUSEPORT and the kernel spreads
 // new connections over them (by a hash of the 4-tuple): no acceptor thread,
-// no hand-over of sockets, and no loop ever waits on another to accept.
+// no hand-over of sockets, and no loop ever waits on another to accept. Or
+// (ServerConfig::AcceptMode::Handoff) loop 0 alone listens and hands each
+// socket to the loop with the fewest connections (an Adopt command through
+// its outbox), which keeps the loops even when connections leave unevenly.
 // A connection's id names its loop (id % loops), so a call by id goes
 // straight to the owning loop: at once on that loop's thread, queued to it
 // from any other.

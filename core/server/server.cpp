@@ -53,7 +53,8 @@ std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* h
 }
 
 std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, ServerHandler* handler,
-                                                 bool reuse_port, std::string* error, int* code) {
+                                                 bool reuse_port, std::string* error, int* code,
+                                                 bool listen) {
   auto fail = [&](int c, std::string msg) -> std::unique_ptr<Impl> {
     if (error) *error = std::move(msg);
     if (code) *code = c;
@@ -98,11 +99,16 @@ std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, Server
     impl->tls_staging = std::make_unique<net::TlsStaging>();
   }
   if (!impl->poller.init(&err)) return fail(kESystem, err);
-  impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, reuse_port);
-  if (impl->listen_fd < 0) return fail(kESystem, err);
-  impl->port = net::local_port(impl->listen_fd);
-  if (!impl->poller.add_level_read(impl->listen_fd, Impl::kListenToken))
-    return fail(kESystem, std::string("epoll_ctl: ") + std::strerror(errno));
+  impl->listens = listen;
+  if (listen) {
+    impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, reuse_port);
+    if (impl->listen_fd < 0) return fail(kESystem, err);
+    impl->port = net::local_port(impl->listen_fd);
+    if (!impl->poller.add_level_read(impl->listen_fd, Impl::kListenToken))
+      return fail(kESystem, std::string("epoll_ctl: ") + std::strerror(errno));
+  } else {
+    impl->port = cfg.port;
+  }
   // The first SHA-1 loads the crypto library's provider and pages in about
   // 2 MB of its code: pay that once here rather than on the first client's
   // handshake (latency), so connection memory reflects connections only.
@@ -143,6 +149,7 @@ Server::Impl::~Impl() {
   // Destroyed without shutdown() (a C++ host, a failed create): the same
   // teardown, the handler still reachable.
   teardown();
+  close_adoptions();  // posted after the teardown, or never run
 }
 
 void Server::Impl::teardown() noexcept {
@@ -490,6 +497,19 @@ void Server::Impl::run_commands() {
       case Command::BroadcastFrame:
         direct_broadcast(c.frame.get(), c.id);
         break;
+      case Command::Adopt: {
+        net::Accepted a{int(c.id), std::move(c.data), c.code};
+        c.kind = Command::Send;  // taken: close_adoptions must not close it again
+        adopted.fetch_add(1, std::memory_order_release);
+        // A stopping loop takes no new connection (its listener would be
+        // closed by now): the client sees the connection closed.
+        if (state.load() != LoopState::Running) {
+          ::close(a.fd);
+          break;
+        }
+        admit(a);  // on failure it has closed the socket and logged why
+        break;
+      }
     }
   }
   cmds_work.clear();

@@ -116,6 +116,13 @@ struct ServerConfig {
   // loop_group.h). 1: one loop, driven by run() or poll() as always. 0: one
   // per core available to the process.
   unsigned threads = 1;
+  // threads > 1: how new connections reach the loops. ReusePort: every loop
+  // listens on the port (SO_REUSEPORT) and the kernel picks one by a hash
+  // of the 4-tuple, so the loops' counts drift apart as connections leave.
+  // Handoff: loop 0 alone listens and hands each connection to the loop
+  // with the fewest (one cross-thread command per accept).
+  enum class AcceptMode : uint8_t { ReusePort, Handoff };
+  AcceptMode accept_mode = AcceptMode::ReusePort;
 };
 
 // A plain HTTP answer the handler gives itself (the metrics listener).

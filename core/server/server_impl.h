@@ -33,8 +33,11 @@ enum class LoopState : uint8_t { Running, Stopping, Stopped };
 
 struct Command {
   // SendFrame, BroadcastFrame: an encoded frame another loop of the group
-  // hands over by reference (see loop_group.h).
-  enum Kind : uint8_t { Send, Broadcast, Close, Resolve, SendFrame, BroadcastFrame } kind;
+  // hands over by reference (see loop_group.h). Adopt: a socket loop 0
+  // accepted for this loop (AcceptMode::Handoff): fd in `id`, the peer's
+  // port in `code`, its address in `data`; whoever drops the command
+  // unrun closes the fd (close_adoptions).
+  enum Kind : uint8_t { Send, Broadcast, Close, Resolve, SendFrame, BroadcastFrame, Adopt } kind;
   protocol::Opcode op = protocol::Opcode::Text;
   uint16_t code = 0;
   ConnId id = 0;  // target (Send, Close) or excluded (Broadcast)
@@ -151,6 +154,14 @@ struct Server::Impl {
   bool had_connections = false;  // since the last trim (see destroy_dead)
   size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
   std::atomic<size_t> ws_count{0};
+  // AcceptMode::Handoff: this loop's connections (by_id.size(), written by
+  // the loop), the Adopt commands it has run, and (loop 0) how many it has
+  // handed to each loop: load = open + handed - adopted, in flight included.
+  bool listens = true;
+  bool hands_off = false;  // loop 0 of a Handoff group
+  std::atomic<uint32_t> open_gauge{0};
+  std::atomic<uint64_t> adopted{0};
+  std::vector<uint64_t> handed;
 
   // Stats (server/stats.h): plain fields of the loop, published into
   // stats_cell at the end of each iteration.
@@ -237,8 +248,11 @@ struct Server::Impl {
   ~Impl();
   // One loop: validated, bound (SO_REUSEPORT when it is one of a group's)
   // and listening. nullptr with *error and *code on failure.
+  // listen false: no listener of its own (a loop that takes its
+  // connections from loop 0, AcceptMode::Handoff); `cfg.port` is the group's.
   static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler,
-                                    bool reuse_port, std::string* error, int* code);
+                                    bool reuse_port, std::string* error, int* code,
+                                    bool listen = true);
 
   // The close timeout as the options define it (chatws.h), decided once at
   // create: the wait for the peer's close reply (0: none, it is disabled)
@@ -328,6 +342,11 @@ struct Server::Impl {
 
   // server_io.cpp
   void accept_all();
+  // AcceptMode::Handoff on loop 0: to the loop with the fewest connections
+  // (admitted here if that is this one). False as admit().
+  bool place(net::Accepted& a);
+  Impl* least_loaded();
+  void close_adoptions() noexcept;  // the fds of Adopt commands never run
   bool admit(const net::Accepted& a);
   void accept_setup(Connection* c, const net::Accepted& a);
   void pause_accepting();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "protocol/deflate_message.h"
+#include "server/loop_group.h"
 #include "server/server_impl.h"
 
 namespace chatws {
@@ -29,8 +30,58 @@ void Server::Impl::accept_all() {
       return;
     }
     if (rc == R::Retry) continue;
-    if (!admit(a)) return;  // out of memory: the rest wait in the backlog
+    if (!(hands_off ? place(a) : admit(a))) return;  // out of memory: the rest wait in the backlog
   }
+}
+
+// The loop whose load (connections, and sockets handed to it that it has
+// not taken yet) is lowest; ties to the lowest index. Only running loops.
+Server::Impl* Server::Impl::least_loaded() {
+  Impl* best = this;
+  uint64_t best_load = UINT64_MAX;
+  for (uint32_t i = 0; i < loop_count; ++i) {
+    Impl* l = group->loop(i);
+    if (l->state.load(std::memory_order_acquire) != LoopState::Running) continue;
+    uint64_t load = l->open_gauge.load(std::memory_order_relaxed);
+    if (l != this) load += handed[i] - l->adopted.load(std::memory_order_acquire);
+    if (load < best_load) {
+      best = l;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+bool Server::Impl::place(net::Accepted& a) {
+  Impl* to = least_loaded();
+  if (to == this) return admit(a);
+  try {
+    Command c{Command::Adopt, Opcode::Text, a.port, ConnId(a.fd), std::move(a.address), {}};
+    post_to(to, std::move(c));  // the outbox: handed over at this iteration's end
+  } catch (...) {
+    ::close(a.fd);  // out of memory for the command: the client sees its connection closed
+    try {
+      log(LogLevel::Error, "out of memory: an accepted connection was closed");
+    } catch (...) {
+    }
+    return false;
+  }
+  ++handed[to->loop_index];
+  return true;
+}
+
+void Server::Impl::close_adoptions() noexcept {
+  auto close_in = [](std::vector<Command>& v, size_t from) {
+    for (size_t i = from; i < v.size(); ++i)
+      if (v[i].kind == Command::Adopt) {
+        ::close(int(v[i].id));
+        v[i].kind = Command::Send;
+      }
+  };
+  std::lock_guard<std::mutex> lock(cmd_mu);
+  close_in(cmds, 0);
+  close_in(cmds_work, cmds_next);
+  for (std::vector<Command>& box : outbox) close_in(box, 0);
 }
 
 // One accepted socket becomes a connection. False if that failed for lack
@@ -49,6 +100,7 @@ bool Server::Impl::admit(const net::Accepted& a) {
     c->start_http(cfg.max_request_size);
     c->id = next_id++ * loop_count + loop_index;  // names its loop (Server::loop_of)
     by_id.insert(c);
+    open_gauge.fetch_add(1, std::memory_order_relaxed);
     listed = true;
     ++state_count[size_t(ConnState::Http)];  // with listed: abort() then counts it out
     ++ctr.connections_accepted;

@@ -21,7 +21,8 @@ void Server::Impl::publish_stats(uint64_t iteration_ns) {
       state_count[size_t(ConnState::Closing)] + state_count[size_t(ConnState::Lingering)];
   s.queued_output_bytes = by_id.empty() ? 0 : queued_gauge;
   s.start_time_ms = start_wall_ms;
-  s.accepting = listen_fd >= 0 && !accept_paused;
+  // A loop fed by loop 0 (AcceptMode::Handoff) takes connections while it runs.
+  s.accepting = listens ? listen_fd >= 0 && !accept_paused : state.load() == LoopState::Running;
   s.running = state.load() == LoopState::Running;
   s.app = AppStats{};
   handler->collect_stats(&s.app);

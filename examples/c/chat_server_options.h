@@ -34,6 +34,7 @@ enum opt_kind {
   OPT_TLS_VER,  /* 1.2|1.3 */
   OPT_COMPRESSION, /* shared|dedicated|off */
   OPT_THREADS,  /* int event loops 1..256; 0: one per core (the C option's -1) */
+  OPT_ACCEPT,   /* reuseport|handoff */
   OPT_FLAG,     /* int set to flag_value */
   OPT_RATE,     /* int messages per second >= 1; "off": -1 (no limit) */
   OPT_INT,      /* int, 1..INT_MAX */
@@ -137,6 +138,9 @@ static void build_specs(struct server_args* a, struct opt_spec* s, size_t* n) {
        &o->compression_threshold, UINT32_MAX, 0);
   SPEC("threads", OPT_THREADS, "N", "event loops, one thread each (0: one per core)", "1",
        &o->threads);
+  SPEC("accept-mode", OPT_ACCEPT, "reuseport|handoff",
+       "threads > 1: every loop listens, or loop 0 hands each one to the least loaded",
+       "reuseport", &o->accept_mode);
   SPECX("verbose", OPT_FLAG, NULL, "also print the library's debug lines", "off", &a->verbose, 0, 1);
   SPEC("tls-cert", OPT_STRING, "FILE", "PEM certificate chain: https:// and wss:// (SIGHUP reloads)",
        "none (plain)", &o->tls_cert_file);
@@ -294,6 +298,11 @@ static int apply(struct server_args* a, const struct opt_spec* sp, const char* a
       else if (strcmp(arg, "dedicated") == 0) *(int*)sp->target = CHATWS_COMPRESSION_DEDICATED;
       else if (strcmp(arg, "off") == 0) *(int*)sp->target = CHATWS_COMPRESSION_OFF;
       else return bad_value(argv0, sp->name, arg, "shared, dedicated or off");
+      return 0;
+    case OPT_ACCEPT:
+      if (strcmp(arg, "reuseport") == 0) *(int*)sp->target = CHATWS_ACCEPT_REUSEPORT;
+      else if (strcmp(arg, "handoff") == 0) *(int*)sp->target = CHATWS_ACCEPT_HANDOFF;
+      else return bad_value(argv0, sp->name, arg, "reuseport or handoff");
       return 0;
     case OPT_THREADS:
       if (parse_ulong(arg, 0, 256, &v) != 0)

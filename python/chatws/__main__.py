@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="messages below this many bytes go out uncompressed (default: 128)")
     p.add_argument("--threads", type=_threads, default=1, metavar="N",
                    help="event loops, one thread each; 0: one per core (default: 1)")
+    p.add_argument("--accept-mode", choices=("reuseport", "handoff"), default="reuseport",
+                   help="with --threads > 1: every loop listens and the kernel picks one (reuseport), "
+                        "or loop 0 hands each connection to the loop with the fewest (handoff) "
+                        "(default: reuseport)")
     p.add_argument("--handshake-timeout", type=_seconds, help="the HTTP request must arrive within (408) (default: 10)")
     p.add_argument("--idle-timeout", type=_seconds, help="seconds without traffic before a ping, or 'off' (default: 60)")
     p.add_argument("--close-timeout", type=_seconds, help="seconds to wait for a client's close reply, or 'off' (default: 5)")
@@ -249,6 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             compression=args.compression,
             compression_threshold=args.compression_threshold,
             threads=args.threads,
+            accept_mode=args.accept_mode,
             handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout,
             close_timeout=args.close_timeout,

@@ -19,6 +19,7 @@ _SLOW_POLICIES = {"close": 0, "drop": 1}
 _TLS_VERSIONS = {"1.2": 12, "1.3": 13}
 #: permessage-deflate modes -> CHATWS_COMPRESSION_* (chatws.h).
 COMPRESSION_MODES = {"shared": 0, "off": -1, "dedicated": 1}
+ACCEPT_MODES = {"reuseport": 0, "handoff": 1}  # chatws_options.accept_mode
 
 StrList = Union[str, Iterable[str], None]
 
@@ -119,6 +120,7 @@ def build_options(
     compression_window_bits: Optional[int],
     compression_mem_level: Optional[int],
     threads: int,
+    accept_mode: str,
 ) -> Dict[str, Any]:
     """Server.__init__'s options (all of them, by keyword: its signature is
     where the defaults are) -> the fields of chatws_options."""
@@ -179,6 +181,8 @@ def build_options(
         raise InvalidArgument(f"threads must be an int in 0..256 (0: one per core), not {threads!r}")
     if threads != 1 and cluster_url is not None:
         raise InvalidArgument("cluster_url needs threads=1")
+    if not isinstance(accept_mode, str) or accept_mode not in ACCEPT_MODES:
+        raise InvalidArgument(f"accept_mode must be 'reuseport' or 'handoff', not {accept_mode!r}")
     if subprotocols is None and chat:
         subprotocols = CHAT_SUBPROTOCOLS
     size_max = 2**63 - 1
@@ -234,4 +238,5 @@ def build_options(
         "compression_window_bits": compression_window_bits,
         "compression_mem_level": compression_mem_level,
         "threads": -1 if threads == 0 else threads,  # the C option's "one per core" is -1
+        "accept_mode": ACCEPT_MODES[accept_mode],
     }

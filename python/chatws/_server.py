@@ -183,8 +183,12 @@ class Server:
 
     Several event loops (``threads=N``, 2..256; 0: one per core; default
     1): the server runs N loops, each on a thread of the library's own with
-    its own connections, all on the same port (the kernel spreads new
-    connections over them). :meth:`serve_forever` and :meth:`start` run
+    its own connections, all on the same port. ``accept_mode``: how new
+    connections reach the loops: ``"reuseport"`` (default; every loop
+    listens and the kernel picks one by a hash of the connection's
+    addresses) or ``"handoff"`` (loop 0 accepts them all and hands each to
+    the loop with the fewest connections, which evens the loops out when
+    connections leave unevenly). :meth:`serve_forever` and :meth:`start` run
     them all; handlers run on the loop thread of their connection, with the
     GIL taken for each call (released while the loops wait or do I/O), so
     handlers of connections on different loops take turns at the GIL but
@@ -277,6 +281,7 @@ class Server:
         compression_window_bits: Optional[int] = None,
         compression_mem_level: Optional[int] = None,
         threads: int = 1,
+        accept_mode: str = "reuseport",
         on_open: Optional[OpenHandler] = None,
         on_message: Optional[MessageHandler] = None,
         on_close: Optional[CloseHandler] = None,

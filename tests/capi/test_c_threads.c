@@ -6,7 +6,9 @@
  * callback reaching every client once, sends from a foreign thread, a
  * loop-thread call from a foreign thread refused, stats summed over the
  * loops, and a stop that closes every loop's clients with 1001 and returns
- * from chatws_server_run() with every thread joined.
+ * from chatws_server_run() with every thread joined; all of it with each
+ * accept_mode, and with CHATWS_ACCEPT_HANDOFF the connections (opened one
+ * after another) split evenly between the loops.
  */
 #include "capi_test.h"
 
@@ -69,24 +71,30 @@ static void option_checks(void) {
   o.threads = -2;
   CHECK_EQ_INT(chatws_server_create(&o, &s), CHATWS_EINVAL);
   CHECK(s == NULL);
+  o.threads = 2;
+  o.accept_mode = 2;
+  CHECK_EQ_INT(chatws_server_create(&o, &s), CHATWS_EINVAL);
+  CHECK(strstr(chatws_last_error(), "accept_mode") != NULL);
+  CHECK(s == NULL);
 }
 
-int main(void) {
+static void scenario(int accept_mode) {
   host_state st;
   chatws_options opts;
   chatws_server* server = NULL;
   loop_thread lt;
   int fds[CONNS];
   int i, port, loops_seen = 0;
+  int on_loop[2] = {0, 0};
   chatws_stats stats;
 
-  option_checks();
   memset(&st, 0, sizeof st);
   pthread_mutex_init(&st.mu, NULL);
   counter_init(&st.opens);
   counter_init(&st.closes);
   chatws_options_init(&opts);
   opts.threads = 2;
+  opts.accept_mode = accept_mode;
   opts.on_open = on_open;
   opts.on_message = on_message;
   opts.on_close = on_close;
@@ -111,9 +119,13 @@ int main(void) {
     int j;
     for (j = 0; j < i; ++j) CHECK(st.ids[i] != st.ids[j]);
     loops_seen |= 1 << (int)(st.ids[i] % 2);
+    ++on_loop[st.ids[i] % 2];
   }
   pthread_mutex_unlock(&st.mu);
-  CHECK_EQ_INT(loops_seen, 3); /* both loops have connections (1 in 2^15 otherwise) */
+  CHECK_EQ_INT(loops_seen, 3); /* both loops have connections (reuseport: 1 in 2^15 otherwise) */
+  /* Handoff: each connection (the previous one upgraded) went to the loop
+   * with fewer. */
+  if (accept_mode == CHATWS_ACCEPT_HANDOFF) CHECK_EQ_INT(on_loop[0], on_loop[1]);
   CHECK(chatws_connection_count(server) == CONNS);
 
   /* A broadcast from a callback on one loop reaches both loops' clients. */
@@ -159,5 +171,12 @@ int main(void) {
   CHECK_EQ_INT(st.close_1001, CONNS);
   for (i = 0; i < CONNS; ++i) close(fds[i]);
   chatws_server_destroy(server);
+  pthread_mutex_destroy(&st.mu);
+}
+
+int main(void) {
+  option_checks();
+  scenario(CHATWS_ACCEPT_REUSEPORT);
+  scenario(CHATWS_ACCEPT_HANDOFF);
   return test_finish("test_c_threads");
 }

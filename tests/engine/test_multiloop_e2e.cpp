@@ -1,5 +1,6 @@
 // Several event loops in one server (ServerConfig::threads = 2), over real
-// sockets on 127.0.0.1: connections spread over the loops (SO_REUSEPORT),
+// sockets on 127.0.0.1: connections spread over the loops (SO_REUSEPORT, or
+// handed over by loop 0 to the loop with the fewest: AcceptMode::Handoff),
 // ids unique and naming their loop, broadcasts from every loop at once
 // delivered exactly once each, connections closing while a cross-loop
 // broadcast is in flight, stop while busy, send/close from foreign threads,
@@ -7,6 +8,9 @@
 // Run under TSan and ASan (label engine, scripts/sanitize.sh).
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -410,5 +414,116 @@ TEST(MultiLoop, StartStopCyclesLeakNoThreadsOrDescriptors) {
     ASSERT_EQ(l.run_rc, kOk);
   }
   EXPECT_EQ(entries("/proc/self/task"), tasks);
+  EXPECT_EQ(open_descriptors(), fds);
+}
+
+// ---------------------------------------------------- AcceptMode::Handoff
+
+namespace {
+ServerConfig handoff(ServerConfig cfg = {}) {
+  cfg.accept_mode = ServerConfig::AcceptMode::Handoff;
+  return cfg;
+}
+size_t on_loop(const std::vector<ConnId>& ids, ConnId loop, size_t from = 0) {
+  size_t n = 0;
+  for (size_t i = from; i < ids.size(); ++i) n += ids[i] % 2 == loop;
+  return n;
+}
+}  // namespace
+
+// Loop 0 accepts; each connection goes to the loop with fewer connections,
+// counting those handed to it and not taken in yet. Clients connect one
+// after another here (each upgrade done before the next connect), so the
+// split is exact: the kernel's hash would only be even on average, and
+// would not make up for the connections that left one loop.
+TEST(MultiLoopHandoff, EachConnectionGoesToTheLoopWithFewestAndDeparturesAreMadeUp) {
+  ThreadNotingHandler h;
+  Loops l(&h, handoff());
+  l.run();
+  auto clients = connect_all(l.server->port(), 40);
+  ASSERT_TRUE(h.wait_count(Event::Open, 40));
+  auto ids = opened(h);
+  EXPECT_EQ(on_loop(ids, 0), 20u);
+  EXPECT_EQ(on_loop(ids, 1), 20u);
+  // A handed-over connection is served by its loop like any other.
+  for (auto& c : clients) ASSERT_TRUE(c->send_text("x"));
+  ASSERT_TRUE(h.wait_count(Event::Message, 40));
+  EXPECT_EQ(h.wrong_thread(), 0);
+  std::set<std::thread::id> distinct;
+  for (auto& [id, t] : h.threads()) distinct.insert(t);
+  EXPECT_EQ(distinct.size(), 2u);
+
+  // Every client of loop 1 leaves (the i-th client is the i-th opened).
+  size_t left = 0;
+  for (size_t i = 0; i < clients.size(); ++i)
+    if (ids[i] % 2 == 1) {
+      clients[i]->close();
+      ++left;
+    }
+  ASSERT_TRUE(h.wait_count(Event::Close, left));
+  // The next 20 all go to loop 1, which has none now.
+  auto more = connect_all(l.server->port(), 20);
+  ASSERT_TRUE(h.wait_count(Event::Open, 60));
+  ids = opened(h);
+  EXPECT_EQ(on_loop(ids, 1, 40), 20u);
+  for (auto& c : more) ASSERT_TRUE(c->send_text("y"));
+  ASSERT_TRUE(h.wait_count(Event::Message, 60));
+  EXPECT_EQ(h.wrong_thread(), 0);
+  EXPECT_EQ(l.server->connection_count(), 40u);
+  StatsSnapshot s;
+  l.server->stats(&s);
+  EXPECT_TRUE(s.accepting);  // loop 1 has no listener, and is accepting all the same
+  // Ids stay unique and name their loop.
+  EXPECT_EQ(std::set<ConnId>(ids.begin(), ids.end()).size(), 60u);
+}
+
+// The server's connection limit is each loop's share (ceil(4 / 2) = 2);
+// spread by load, the server takes exactly max_connections before the next
+// is refused (with the kernel's hash, a third to one loop is refused while
+// the other has room).
+TEST(MultiLoopHandoff, TheServersConnectionLimitIsReachedExactly) {
+  RecordingHandler h;
+  ServerConfig cfg;
+  cfg.max_connections = 4;
+  Loops l(&h, handoff(cfg));
+  l.run();
+  auto clients = connect_all(l.server->port(), 4);
+  ASSERT_TRUE(h.wait_count(Event::Open, 4));
+  WsClient fifth;
+  EXPECT_FALSE(fifth.connect(l.server->port()));
+  EXPECT_EQ(fifth.status(), 503);
+  for (auto& c : clients) EXPECT_TRUE(c->send_text("still here"));
+  ASSERT_TRUE(h.wait_count(Event::Message, 4));
+}
+
+// Sockets loop 0 has accepted but loop 1 has not taken in yet when the
+// server stops (in loop 0's outbox, in loop 1's queue, or reaching loop 1
+// as it stops) are closed, not leaked.
+TEST(MultiLoopHandoff, StopWithHandOversInFlightLeaksNoDescriptors) {
+  RecordingHandler h;
+  { Loops warm(&h, handoff()); warm.run(); warm.stop(); ASSERT_EQ(warm.run_rc, kOk); }
+  const size_t fds = open_descriptors();
+  for (int cycle = 0; cycle < 50; ++cycle) {
+    Loops l(&h, handoff());
+    ASSERT_TRUE(l.server);
+    l.run();
+    // Raw TCP: connect() completes in the kernel's backlog; the server
+    // accepts and hands over while the stop below comes.
+    std::vector<int> socks;
+    for (int i = 0; i < 32; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(l.server->port());
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+      socks.push_back(fd);
+    }
+    if (cycle % 2) std::this_thread::yield();
+    l.stop();
+    ASSERT_EQ(l.run_rc, kOk);
+    l.server.reset();
+    for (int fd : socks) ::close(fd);
+  }
   EXPECT_EQ(open_descriptors(), fds);
 }

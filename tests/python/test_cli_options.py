@@ -97,6 +97,7 @@ BAD = [
     (["--close-timeout", "-2"], "--close-timeout"),
     (["--drain-timeout", "x"], "--drain-timeout"),
     (["--tls-min-version", "1.1"], "--tls-min-version"),
+    (["--accept-mode", "round-robin"], "--accept-mode"),
     (["--tls-cert", "a.pem"], "--tls-key"),
     (["--no-such-option"], "--no-such-option"),
     (["--port"], "--port"),
@@ -238,6 +239,22 @@ def test_connection_limits(cli: str, flag: str, server_of) -> None:
     assert " 503 " in head.split("\r\n")[0], head
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_accept_mode_handoff(cli: str, server_of) -> None:
+    # Two loops, each admitting its share of --max-connections 2: handed to
+    # the loop with fewer, the first two are both admitted (with the
+    # kernel's hash the second is refused half the time), the third is not.
+    srv = server_of(cli, "--threads", "2", "--accept-mode", "handoff", "--max-connections", "2")
+    first, head = raw_upgrade(srv.port)
+    assert " 101 " in head.split("\r\n")[0], head
+    second, head = raw_upgrade(srv.port)
+    assert " 101 " in head.split("\r\n")[0], head
+    third, head = raw_upgrade(srv.port)
+    assert " 503 " in head.split("\r\n")[0], head
+    for s in (first, second, third):
+        s.close()
 
 
 @pytest.mark.parametrize("cli", CLIS)

@@ -147,3 +147,30 @@ def test_poll_fileno_and_asyncio_need_one_loop(make_server: Callable[..., chatws
 def test_threads_is_checked(bad: object) -> None:
     with pytest.raises(chatws.InvalidArgument, match="threads"):
         chatws.Server(port=0, threads=bad)  # type: ignore[arg-type]
+
+
+def test_handoff_hands_each_connection_to_the_loop_with_fewest(
+        make_server: Callable[..., chatws.Server], events: Events) -> None:
+    server = make_server(threads=2, accept_mode="handoff",
+                         on_open=lambda c: events.add("open", c.id),
+                         on_message=lambda c, m: c.send(f"echo {m}"))
+    server.start()
+
+    async def scenario() -> None:
+        # One after another: each upgraded before the next connects, so the
+        # split is exact (the kernel's hash, with "reuseport", is not).
+        clients = [await connect(server.url) for _ in range(10)]
+        try:
+            ids = [e[0] for e in events.wait_count("open", 10)]
+            assert sorted(i % 2 for i in ids) == [0] * 5 + [1] * 5
+            await asyncio.gather(*(c.send(f"m{k}") for k, c in enumerate(clients)))
+            assert [await asyncio.wait_for(c.recv(), WAIT) for c in clients] == [f"echo m{k}" for k in range(10)]
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+
+    run_async(scenario())
+
+
+def test_a_bad_accept_mode_is_refused(make_server: Callable[..., chatws.Server]) -> None:
+    with pytest.raises(chatws.InvalidArgument, match="accept_mode must be 'reuseport' or 'handoff'"):
+        make_server(threads=2, accept_mode="round-robin")
