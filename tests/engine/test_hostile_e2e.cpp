@@ -61,15 +61,28 @@ std::string frame(Opcode op, std::string_view payload, bool fin) {
 
 // The echo server under attack, with its bystander (support/echo_under_attack.h).
 // Each attack also with two event loops (threads = 2): the attacker and the
-// bystander may then be on different loops, and neither loop may suffer.
-struct Hostile : EchoUnderAttack, ::testing::WithParamInterface<unsigned> {
+// bystander may then be on different loops, and neither loop may suffer;
+// and with two loops fed by loop 0 (AcceptMode::Handoff), where the
+// attacker's socket passes through loop 0 whichever loop serves it.
+struct LoopSetup {
+  unsigned threads;
+  ServerConfig::AcceptMode accept;
+};
+struct Hostile : EchoUnderAttack, ::testing::WithParamInterface<LoopSetup> {
   void start(ServerConfig cfg) {
-    cfg.threads = GetParam();
+    cfg.threads = GetParam().threads;
+    cfg.accept_mode = GetParam().accept;
     EchoUnderAttack::start(std::move(cfg));
   }
 };
-INSTANTIATE_TEST_SUITE_P(Loops, Hostile, ::testing::Values(1u, 2u),
-                         [](const auto& p) { return "threads" + std::to_string(p.param); });
+INSTANTIATE_TEST_SUITE_P(Loops, Hostile,
+                         ::testing::Values(LoopSetup{1, ServerConfig::AcceptMode::ReusePort},
+                                           LoopSetup{2, ServerConfig::AcceptMode::ReusePort},
+                                           LoopSetup{2, ServerConfig::AcceptMode::Handoff}),
+                         [](const auto& p) {
+                           return "threads" + std::to_string(p.param.threads) +
+                                  (p.param.accept == ServerConfig::AcceptMode::Handoff ? "_handoff" : "");
+                         });
 
 // Headers one byte per 100 ms: answered 408 and closed once the handshake
 // timeout passes, long before the request could complete.
