@@ -648,6 +648,9 @@ typedef struct chatws_options {
    *     and buffered-input limits apply per loop as written.
    *   - the metrics listener is served by loop 0; chatws_server_get_stats()
    *     and /metrics sum every loop's counters.
+   *   - TLS: the loops share one certificate and one set of session-ticket
+   *     keys, so a session resumes on whichever loop the client reaches, and
+   *     chatws_server_reload_tls() switches every loop at once (or none).
    *   - chat: a room's members may be on any loop; every member receives
    *     the room's messages in one order, each stored in the history before
    *     it is delivered (the chat is one ordering point, a lock every loop

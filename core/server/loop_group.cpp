@@ -46,7 +46,7 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   // holds its share (see chatws.h, threads).
   one.max_connections = std::max<uint32_t>(1, (cfg.max_connections + n - 1) / n);
   const bool reuse = cfg.accept_mode == ServerConfig::AcceptMode::ReusePort;
-  auto first = Server::Impl::make(one, handler, reuse, error, code);
+  auto first = Server::Impl::make(one, handler, Server::Impl::Role{reuse, true, nullptr}, error, code);
   if (!first) return nullptr;
   one.port = first->port;  // the others join the first one's port
   one.metrics_port = -1;   // served by loop 0
@@ -54,7 +54,7 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   std::vector<std::unique_ptr<Server::Impl>> extra;
   for (unsigned i = 1; i < n; ++i) {
     // Handoff: no listener; loop 0 accepts for them.
-    auto l = Server::Impl::make(one, handler, reuse, error, code, reuse);
+    auto l = Server::Impl::make(one, handler, Server::Impl::Role{reuse, reuse, first->tls}, error, code);
     if (!l) return nullptr;
     loops.push_back(l.get());
     extra.push_back(std::move(l));

@@ -47,14 +47,13 @@ int tick_for(const ServerConfig& cfg, int close_wait_ms) {
 std::unique_ptr<Server> Server::create(const ServerConfig& cfg, ServerHandler* handler,
                                        std::string* error, int* code) {
   if (cfg.threads != 1) return LoopGroup::create(cfg, handler, error, code);
-  auto impl = Impl::make(cfg, handler, false, error, code);
+  auto impl = Impl::make(cfg, handler, Impl::Role{}, error, code);
   if (!impl) return nullptr;
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, ServerHandler* handler,
-                                                 bool reuse_port, std::string* error, int* code,
-                                                 bool listen) {
+                                                 const Role& role, std::string* error, int* code) {
   auto fail = [&](int c, std::string msg) -> std::unique_ptr<Impl> {
     if (error) *error = std::move(msg);
     if (code) *code = c;
@@ -94,14 +93,14 @@ std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, Server
   if (cfg.tls.enabled()) {
     // Before binding: a bad certificate is the host's mistake (EINVAL), and
     // the port must not be taken by a server that will not start.
-    impl->tls = net::TlsContext::create(cfg.tls, &err);
+    impl->tls = role.tls ? role.tls : std::shared_ptr<net::TlsContext>(net::TlsContext::create(cfg.tls, &err));
     if (!impl->tls) return fail(kEInval, err);
     impl->tls_staging = std::make_unique<net::TlsStaging>();
   }
   if (!impl->poller.init(&err)) return fail(kESystem, err);
-  impl->listens = listen;
-  if (listen) {
-    impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, reuse_port);
+  impl->listens = role.listen;
+  if (role.listen) {
+    impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, role.reuse_port);
     if (impl->listen_fd < 0) return fail(kESystem, err);
     impl->port = net::local_port(impl->listen_fd);
     if (!impl->poller.add_level_read(impl->listen_fd, Impl::kListenToken))
@@ -603,14 +602,11 @@ int Server::reload_tls(const std::string& cert_file, const std::string& key_file
     if (error) *error = "the server was not created with TLS (no certificate and key)";
     return kEState;
   }
+  // One context for every loop: all take the new pair, or none.
   std::string err;
-  const size_t n = impl_->group ? impl_->group->size() : 1;
-  for (size_t i = 0; i < n; ++i) {  // each loop has its TLS context
-    Impl* l = impl_->group ? impl_->group->loop(i) : impl_.get();
-    if (!l->tls->reload(cert_file, key_file, key_passphrase, &err)) {
-      if (error) *error = std::move(err);
-      return kEInval;
-    }
+  if (!impl_->tls->reload(cert_file, key_file, key_passphrase, &err)) {
+    if (error) *error = std::move(err);
+    return kEInval;
   }
   return kOk;
 }

@@ -121,7 +121,10 @@ struct Server::Impl {
   protocol::InputBudget input_budget;  // before pool: every parser gives its share back
   protocol::ParserLimits limits;
   int tick_ms = 250;
-  std::unique_ptr<net::TlsContext> tls;          // set: every connection is TLS
+  // Set: every connection is TLS. One context for every loop of a group:
+  // one certificate (reloaded once for all) and one set of ticket keys, so
+  // a session resumes on whichever loop the client lands.
+  std::shared_ptr<net::TlsContext> tls;
   std::unique_ptr<net::TlsStaging> tls_staging;  // with tls: the loop's ciphertext buffer
 
   ConnectionPool pool;                              // storage of every Connection
@@ -248,11 +251,14 @@ struct Server::Impl {
   ~Impl();
   // One loop: validated, bound (SO_REUSEPORT when it is one of a group's)
   // and listening. nullptr with *error and *code on failure.
-  // listen false: no listener of its own (a loop that takes its
-  // connections from loop 0, AcceptMode::Handoff); `cfg.port` is the group's.
-  static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler,
-                                    bool reuse_port, std::string* error, int* code,
-                                    bool listen = true);
+  // How a loop is made; the defaults make a server's only loop.
+  struct Role {
+    bool reuse_port = false;  // SO_REUSEPORT on its listener (a group's loops share the port)
+    bool listen = true;       // false: no listener (fed by loop 0, AcceptMode::Handoff); cfg.port is the group's
+    std::shared_ptr<net::TlsContext> tls;  // the group's (loop 0's), else made from cfg.tls
+  };
+  static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler, const Role& role,
+                                    std::string* error, int* code);
 
   // The close timeout as the options define it (chatws.h), decided once at
   // create: the wait for the peer's close reply (0: none, it is disabled)

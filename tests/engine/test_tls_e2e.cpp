@@ -2,7 +2,7 @@
 // WebSocket and static files over one port, close_notify, the hostile
 // clients of the handshake (silent, byte by byte, plain HTTP, garbage) with
 // a good client served meanwhile, the connection limit, certificate reload
-// under live connections.
+// under live connections, and two loops sharing sessions and the reload.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -364,6 +364,51 @@ TEST_F(TlsE2E, ReloadKeepsLiveConnectionsAndServesTheNewCertificate) {
     ASSERT_TRUE(w->send_text("after reload"));
     EXPECT_EQ(w->read_text(), "after reload");
   }
+}
+
+// Several loops share one TLS context: a session from one loop resumes on
+// the other, and a reload reaches every loop at once. Handoff makes the
+// loops alternate (each connection to the one with fewer): each client
+// here stays open, so consecutive ones land on different loops.
+TEST_F(TlsE2E, SeveralLoopsResumeEachOthersSessionsAndReloadTogether) {
+  ServerConfig c = config();
+  c.threads = 2;
+  c.accept_mode = ServerConfig::AcceptMode::Handoff;
+  start(c);
+  auto loop_of_open = [this](size_t k) {  // the loop of the k-th connection opened
+    size_t seen = 0;
+    for (const Event& e : h.events())
+      if (e.kind == Event::Open && seen++ == k) return int(e.id % 2);
+    return -1;
+  };
+  std::vector<std::unique_ptr<WsClient>> open;
+  auto echo_over = [&](TlsClient::Options o, const char* serial) {
+    open.push_back(std::make_unique<WsClient>());
+    WsClient& w = *open.back();
+    if (!w.connect_tls(st->port(), o)) return std::string("connect: ") + w.error();
+    if (!w.send_text("hi") || w.read_text() != "hi") return std::string("no echo");
+    if (w.tls()->peer_serial() != serial) return "serial " + w.tls()->peer_serial();
+    return std::string();
+  };
+  ASSERT_EQ(echo_over(trust(), "A1"), "");  // loop 0; the echo brought the ticket along
+  SSL_SESSION* session = open.back()->tls()->session();
+  ASSERT_NE(session, nullptr);
+  TlsClient::Options again = trust();
+  again.session = session;
+  for (int k = 1; k <= 4; ++k) {  // loops 1, 0, 1, 0
+    ASSERT_EQ(echo_over(again, "A1"), "") << "connection " << k;
+    EXPECT_TRUE(open.back()->tls()->reused()) << "connection " << k << " did not resume";
+  }
+  SSL_SESSION_free(session);
+  ASSERT_TRUE(h.wait_count(Event::Open, 5));
+  for (size_t k = 0; k < 5; ++k) EXPECT_EQ(loop_of_open(k), int(k % 2)) << "connection " << k;
+  std::string err;
+  ASSERT_EQ(st->server->reload_tls(certs.file("b.pem"), certs.file("b.key"), "", &err), kOk) << err;
+  ASSERT_EQ(echo_over(trust(), "B2"), "");  // loop 1
+  ASSERT_EQ(echo_over(trust(), "B2"), "");  // loop 0
+  ASSERT_TRUE(h.wait_count(Event::Open, 7));
+  EXPECT_EQ(loop_of_open(5), 1);
+  EXPECT_EQ(loop_of_open(6), 0);
 }
 
 TEST_F(TlsE2E, ReloadWithoutTlsIsAStateError) {
