@@ -12,14 +12,23 @@ on the event loop's thread, so handlers run there too and may use asyncio
 freely. The engine's timers live in the same epoll set (a timerfd), and a
 periodic poll every 100 ms is kept as a safety net. Handlers may be ``async
 def``: the coroutine they return runs as a task.
+
+With ``threads`` > 1 there is no single descriptor to watch: the loops run
+on threads of their own (as with :meth:`Server.start`), plain handlers run
+on their connection's loop thread, and a coroutine a handler returns (an
+``async def`` handler, an async ``on_upgrade``) is handed to the event loop
+and runs there as a task. ``serve_forever()``, ``wait_stopped()`` and
+``aclose()`` await the loops' end without blocking the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
-from typing import Any, Generator, Optional, Set
+import threading
+from typing import Any, Awaitable, Generator, Optional, Set
 
 from ._connection import Connection
 from ._errors import InvalidState
@@ -46,6 +55,7 @@ class AsyncServer(Server):
     _tick_handle: Optional[asyncio.TimerHandle] = None
     _stopped_fut: Optional["asyncio.Future[None]"] = None
     _tasks: Optional[Set["asyncio.Task[Any]"]] = None
+    _aloop_thread: Optional[int] = None  # the event loop's thread (threading.get_ident())
 
     # ------------------------------------------------------- attach/detach
 
@@ -53,20 +63,58 @@ class AsyncServer(Server):
         if self._aloop is not None:
             return
         loop = asyncio.get_running_loop()
-        # One loop only: asyncio drives it through fileno()/poll() on its own
-        # thread (threads > 1 would run loops on library threads instead).
-        self._check_one_loop("asyncio mode (chatws.serve())")
+        if self._threads != 1:
+            self._attach_threads(loop)
+            return
+        # One loop: asyncio drives it through fileno()/poll() on its own thread.
         self._claim_loop()
         self._aloop = loop
+        self._aloop_thread = threading.get_ident()
         self._stopped_fut = loop.create_future()
         loop.add_reader(self._native.fd, self._pump)
         self._tick_handle = loop.call_later(_TICK_S, self._tick)
         self._pump()  # anything already pending (e.g. queued sends)
 
+    def _attach_threads(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Several loops: they run on a thread of ours (loop 0) and the
+        # library's (the others), as with start(); the event loop only
+        # learns when they have returned.
+        self._claim_loop()
+        self._aloop = loop
+        self._aloop_thread = threading.get_ident()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        self._stopped_fut = fut
+
+        def finished(error: Optional[BaseException]) -> None:
+            if fut.done():
+                return
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+        def main() -> None:
+            error = self._thread_main()
+            try:
+                loop.call_soon_threadsafe(finished, error)
+            except RuntimeError:
+                pass  # the event loop is closed: nobody waits any more
+
+        thread = threading.Thread(target=main, name=f"chatws-{self.port}", daemon=True)
+        self._runner.thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._aloop = None
+            self._release_loop()
+            raise
+
     def _detach(self, error: Optional[BaseException] = None) -> None:
         loop = self._aloop
         if loop is None:
             return
+        if self._threads != 1:
+            return  # the loops' thread reports their end (see _attach_threads)
         self._aloop = None
         loop.remove_reader(self._native.fd)
         if self._tick_handle is not None:
@@ -148,6 +196,8 @@ class AsyncServer(Server):
         if self._aloop is not None and not self._native.on_loop_thread():
             self._detach()
         super().close()
+        if self._threads != 1:
+            self._aloop = None
 
     async def __aenter__(self) -> AsyncServer:
         self._attach()
@@ -165,6 +215,10 @@ class AsyncServer(Server):
 
     # ----------------------------------------------------- async handlers
 
+    def _off_loop(self) -> bool:
+        # Several loops: handlers run on the loops' threads, not the event loop's.
+        return self._aloop_thread is not None and threading.get_ident() != self._aloop_thread
+
     def _pending_upgrade(self, request: Any, awaitable: Any) -> Any:
         # The pending path: the loop goes on, the task resolves the request.
         loop = self._aloop
@@ -172,6 +226,15 @@ class AsyncServer(Server):
             return super()._pending_upgrade(request, awaitable)
         from ._access import _PENDING, _resolve
 
+        if self._off_loop():
+            cf = asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop)
+
+            def resolved(f: "concurrent.futures.Future[Any]") -> None:
+                if not self._native.closed:
+                    _resolve(self, request, f.result)
+
+            cf.add_done_callback(resolved)
+            return (_PENDING, None, 0, "", "", [])
         task = asyncio.ensure_future(awaitable, loop=loop)
         if self._tasks is None:
             self._tasks = set()
@@ -193,6 +256,22 @@ class AsyncServer(Server):
         if loop is None:
             super()._spawn(result, conn, where)
             return
+        if self._off_loop():
+            try:
+                cf = asyncio.run_coroutine_threadsafe(result, loop)
+            except RuntimeError as exc:  # the event loop is closed
+                result.close()
+                self._report(exc, conn, where)
+                return
+
+            def reported(f: "concurrent.futures.Future[Any]") -> None:
+                if not f.cancelled() and f.exception() is not None:
+                    exc = f.exception()
+                    assert exc is not None
+                    self._report(exc, conn, where)
+
+            cf.add_done_callback(reported)
+            return
         task = loop.create_task(result)
         if self._tasks is None:
             self._tasks = set()
@@ -207,6 +286,10 @@ class AsyncServer(Server):
                 self._report(exc, conn, where)
 
         task.add_done_callback(done)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 #: ``chatws.serve(...)`` creates an :class:`AsyncServer` (same arguments as

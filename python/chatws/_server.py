@@ -149,7 +149,7 @@ class Server:
       :class:`chatws.Reject`. An exception rejects with 500.
 
     A handler may return a coroutine only in asyncio mode (chatws.serve()),
-    where it runs as a task.
+    where it runs as a task on the event loop (with ``threads`` > 1 too).
 
     Sizes are bytes; timeouts are seconds (``None``: the library default,
     ``math.inf``: disabled, no deadline). ``close_timeout`` is the wait for a
@@ -194,9 +194,10 @@ class Server:
     handlers of connections on different loops take turns at the GIL but
     the loops' I/O, framing and fan-out run in parallel. Broadcasts and chat
     rooms span every loop (a room's members get its messages in one order).
-    :meth:`poll`, :meth:`fileno` and asyncio mode (``chatws.serve()``) need
-    ``threads=1`` and raise ``InvalidState`` otherwise; so does
-    ``cluster_url`` (``InvalidArgument``).
+    In asyncio mode (``chatws.serve(threads=N)``) the loops run the same
+    way and a coroutine a handler returns runs as a task on the event loop.
+    :meth:`poll` and :meth:`fileno` need ``threads=1`` and raise
+    ``InvalidState`` otherwise; so does ``cluster_url`` (``InvalidArgument``).
 
     Cluster mode (``cluster_url="redis://127.0.0.1:6379/0"``, with
     ``chat=True``; docs/cluster.md): servers that name the same Redis share
@@ -448,7 +449,7 @@ class Server:
     def _check_one_loop(self, what: str) -> None:
         if self._threads != 1:
             raise InvalidState(f"{what} needs threads=1: with threads={self._threads} each loop runs "
-                               "on its own thread (use serve_forever() or start())")
+                               "on its own thread (use serve_forever(), start() or chatws.serve())")
 
     # ------------------------------------------------------------ messaging
 
@@ -493,12 +494,16 @@ class Server:
             raise
         return self
 
-    def _thread_main(self) -> None:
+    def _thread_main(self) -> Optional[BaseException]:
+        """The loop thread of start() (and of asyncio mode with several
+        loops): the loop's failure, if it failed, is logged and returned."""
         try:
             self._native.run(_SLICE_MS)
-        except BaseException:
+            return None
+        except BaseException as exc:
             logger.exception("chatws: the server loop failed; stopping the server")
             self._drain_after_failure()
+            return exc
         finally:
             self._release_loop()
 

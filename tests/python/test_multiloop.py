@@ -1,7 +1,8 @@
 """Several event loops (threads=2) from Python, with real `websockets`
 clients: handlers on the library's loop threads (GIL taken per call), a
 broadcast and a chat room spanning both loops, serve_forever()/start()
-and a graceful stop, poll()/fileno()/asyncio refused with a clear error."""
+and a graceful stop, asyncio mode over several loops, poll()/fileno()
+refused with a clear error."""
 
 from __future__ import annotations
 
@@ -128,19 +129,78 @@ def test_chat_room_on_both_loops_delivers_one_order(make_server: Callable[..., c
     run_async(scenario())
 
 
-def test_poll_fileno_and_asyncio_need_one_loop(make_server: Callable[..., chatws.Server]) -> None:
+def test_poll_and_fileno_need_one_loop(make_server: Callable[..., chatws.Server]) -> None:
     server = make_server(threads=2)
     with pytest.raises(chatws.InvalidState, match="threads=1"):
         server.poll()
     with pytest.raises(chatws.InvalidState, match="threads=1"):
         server.fileno()
 
-    async def attach() -> None:
-        async with chatws.serve(port=0, threads=2):
-            pass
 
-    with pytest.raises(chatws.InvalidState, match="asyncio mode"):
-        run_async(attach())
+def test_asyncio_mode_runs_every_loop_and_async_handlers_on_the_event_loop() -> None:
+    # With several loops asyncio mode runs them on threads of their own:
+    # plain handlers on their connection's loop thread, coroutines (async
+    # handlers, an async on_upgrade) as tasks on the event loop.
+    async def scenario() -> None:
+        main = threading.get_ident()
+        seen: List[tuple] = []
+
+        async def on_upgrade(request: chatws.UpgradeRequest) -> chatws.Accept:
+            await asyncio.sleep(0)
+            return chatws.Accept(user_data=threading.get_ident())
+
+        def on_open(conn: chatws.Connection) -> None:
+            seen.append(("open", conn.id % 2, threading.get_ident(), conn.user_data))
+
+        async def on_message(conn: chatws.Connection, message: chatws.Message) -> None:
+            seen.append(("message", conn.id % 2, threading.get_ident(), None))
+            await asyncio.sleep(0)
+            conn.send(f"async {message}")
+
+        async with chatws.serve(port=0, threads=2, accept_mode="handoff", on_upgrade=on_upgrade,
+                                on_open=on_open, on_message=on_message) as server:
+            clients = [await connect(server.url) for _ in range(6)]
+            try:
+                await asyncio.gather(*(c.send(f"m{k}") for k, c in enumerate(clients)))
+                assert [await asyncio.wait_for(c.recv(), WAIT) for c in clients] == \
+                    [f"async m{k}" for k in range(6)]
+            finally:
+                await asyncio.gather(*(c.close() for c in clients))
+        assert server.closed
+        opens = [e for e in seen if e[0] == "open"]
+        assert sorted(e[1] for e in opens) == [0, 0, 0, 1, 1, 1]
+        loop_threads = {e[2] for e in opens}
+        assert len(loop_threads) == 2 and main not in loop_threads  # each loop's thread
+        assert {e[3] for e in opens} == {main}  # the async hook ran on the event loop
+        assert {e[2] for e in seen if e[0] == "message"} == {main}  # the async handler's body too
+
+    run_async(scenario())
+
+
+def test_asyncio_serve_forever_with_several_loops_ends_on_stop_and_on_cancel() -> None:
+    async def scenario() -> None:
+        server = await chatws.serve(port=0, threads=2)
+        forever = asyncio.ensure_future(server.serve_forever())
+        client = await connect(server.url)
+        threading.Thread(target=server.stop).start()  # from any thread
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), WAIT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        await asyncio.wait_for(forever, WAIT)  # returned once both loops stopped
+        await server.aclose()
+        assert server.closed
+
+        server = await chatws.serve(port=0, threads=2)
+        forever = asyncio.ensure_future(server.serve_forever())
+        client = await connect(server.url)
+        forever.cancel()  # a graceful stop, then CancelledError
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        assert server.closed
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(client.recv(), WAIT)
+
+    run_async(scenario())
 
 
 @pytest.mark.parametrize("bad", [-1, 257, 1.5, True, "2"])
