@@ -249,8 +249,8 @@ struct Server::Impl {
 
   Impl() = default;
   ~Impl();
-  // One loop: validated, bound (SO_REUSEPORT when it is one of a group's)
-  // and listening. nullptr with *error and *code on failure.
+  // One loop: validated, bound and listening (as `role` says). nullptr
+  // with *error and *code on failure.
   // How a loop is made; the defaults make a server's only loop.
   struct Role {
     bool reuse_port = false;  // SO_REUSEPORT on its listener (a group's loops share the port)
