@@ -642,10 +642,9 @@ typedef struct chatws_options {
    *   - callbacks of different connections may run at the same time on
    *     different loop threads; the callbacks of one connection always run
    *     on its loop's thread, one at a time.
-   *   - max_connections and max_connections_per_ip, the handshake rate
-   *     limit and max_buffered_input are enforced by each loop: each loop
-   *     admits ceil(max_connections / threads) connections; the per-address
-   *     and buffered-input limits apply per loop as written.
+   *   - max_connections and max_connections_per_ip count the whole
+   *     server's connections, whichever loop each is on; the handshake rate
+   *     limit and max_buffered_input are enforced by each loop as written.
    *   - the metrics listener is served by loop 0; chatws_server_get_stats()
    *     and /metrics sum every loop's counters.
    *   - TLS: the loops share one certificate and one set of session-ticket

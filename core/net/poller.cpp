@@ -62,6 +62,7 @@ int Poller::wait(PollEvent* out, int max, int timeout_ms) {
     out[i].readable = evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     out[i].writable = evs[i].events & (EPOLLOUT | EPOLLERR);
     out[i].hangup = evs[i].events & (EPOLLHUP | EPOLLERR);
+    out[i].peer_closed = evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
   }
   return n;
 }

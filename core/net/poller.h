@@ -13,6 +13,10 @@ struct PollEvent {
   bool readable;
   bool writable;
   bool hangup;       // peer closed or error: read to find out which
+  // The peer will send nothing more (EPOLLRDHUP, HUP or ERR): edge-triggered,
+  // its FIN may have come with its last bytes, so a read that comes back
+  // short is not the end of it: read on until EOF or the error.
+  bool peer_closed;
 };
 
 class Poller {

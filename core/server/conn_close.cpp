@@ -102,11 +102,11 @@ void Server::Impl::release(Connection* c) noexcept {
   if (accept_paused) accept_retry_ms = now_ms;  // a descriptor is free: retry now
   by_id.erase(c->id);
   open_gauge.fetch_sub(1, std::memory_order_relaxed);
+  counts->remove_live();  // Dead, so not lingering: counted since admit()
   paths.release(c->path_ref);
   if (c->counted_ip) {
     try {  // an IPv6 group is a string that may not fit in place
-      auto it = per_ip.find(net::address_group(c->address(), cfg.ipv6_prefix_length));
-      if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+      counts->remove_address(net::address_group(c->address(), cfg.ipv6_prefix_length));
     } catch (...) {
       // Out of memory: that address keeps one count too many, nothing worse.
     }

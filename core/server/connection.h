@@ -151,6 +151,7 @@ struct Connection {
   bool busy : 1 = false;           // read or queued output since the last tick (see on_tick)
   bool peer_eof : 1 = false;       // HTTP: the client half-closed; answer what it sent, then close
   bool upgrade_pending : 1 = false; // Http: the upgrade hook's decision awaited (Impl::pending)
+  bool peer_closed : 1 = false;    // the poller saw its FIN or reset: read to the end (PollEvent)
   // permessage-deflate is on when ws.deflate(); the server's window for it
   // (server_max_window_bits - 9), which picks a shared frame's variant.
   uint8_t deflate_window : 3 = 0;

@@ -42,11 +42,11 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   ServerConfig one = cfg;
   one.threads = 1;
   if (n == 1) return Server::create(one, handler, error, code);
-  // Limits that count connections are the server's, not a loop's: each loop
-  // holds its share (see chatws.h, threads).
-  one.max_connections = std::max<uint32_t>(1, (cfg.max_connections + n - 1) / n);
+  // max_connections and max_connections_per_ip count the whole server's
+  // connections: the loops share loop 0's counts (as they share its TLS
+  // context: one certificate, one set of ticket keys).
   const bool reuse = cfg.accept_mode == ServerConfig::AcceptMode::ReusePort;
-  auto first = Server::Impl::make(one, handler, Server::Impl::Role{reuse, true, nullptr}, error, code);
+  auto first = Server::Impl::make(one, handler, Server::Impl::Role{reuse, true, nullptr, nullptr}, error, code);
   if (!first) return nullptr;
   one.port = first->port;  // the others join the first one's port
   one.metrics_port = -1;   // served by loop 0
@@ -54,7 +54,8 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   std::vector<std::unique_ptr<Server::Impl>> extra;
   for (unsigned i = 1; i < n; ++i) {
     // Handoff: no listener; loop 0 accepts for them.
-    auto l = Server::Impl::make(one, handler, Server::Impl::Role{reuse, reuse, first->tls}, error, code);
+    auto l = Server::Impl::make(one, handler, Server::Impl::Role{reuse, reuse, first->tls, first->counts}, error,
+                                code);
     if (!l) return nullptr;
     loops.push_back(l.get());
     extra.push_back(std::move(l));

@@ -98,6 +98,7 @@ std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, Server
     impl->tls_staging = std::make_unique<net::TlsStaging>();
   }
   if (!impl->poller.init(&err)) return fail(kESystem, err);
+  impl->counts = role.counts ? role.counts : std::make_shared<ConnectionCounts>();
   impl->listens = role.listen;
   if (role.listen) {
     impl->listen_fd = net::listen_tcp(cfg.host, cfg.port, &err, role.reuse_port);

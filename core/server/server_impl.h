@@ -22,6 +22,7 @@
 #include "server/connection.h"
 #include "server/conn_table.h"
 #include "server/connection_pool.h"
+#include "server/connection_counts.h"
 #include "server/log_limiter.h"
 #include "server/path_table.h"
 #include "server/rate_limit.h"
@@ -152,7 +153,9 @@ struct Server::Impl {
   int ev_count = 0;
   int ev_next = 0;
   std::vector<ConnId> close_reports;                // on_close due (deferred out of I/O paths)
-  std::unordered_map<std::string, uint32_t> per_ip;
+  // max_connections / max_connections_per_ip: the server's counts (a
+  // group's loops share loop 0's; see connection_counts.h).
+  std::shared_ptr<ConnectionCounts> counts;
   ConnId next_id = 1;
   bool had_connections = false;  // since the last trim (see destroy_dead)
   size_t lingering = 0;  // connections done but for their FIN/EOF; not counted against limits
@@ -256,6 +259,7 @@ struct Server::Impl {
     bool reuse_port = false;  // SO_REUSEPORT on its listener (a group's loops share the port)
     bool listen = true;       // false: no listener (fed by loop 0, AcceptMode::Handoff); cfg.port is the group's
     std::shared_ptr<net::TlsContext> tls;  // the group's (loop 0's), else made from cfg.tls
+    std::shared_ptr<ConnectionCounts> counts;  // the group's (loop 0's), else new
   };
   static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler, const Role& role,
                                     std::string* error, int* code);
@@ -315,7 +319,10 @@ struct Server::Impl {
   ConnInfo* conn_info(Connection* c);  // builds it on first use
 
   void set_state(Connection* c, ConnState s) {
-    lingering += (s == ConnState::Lingering) - (c->state == ConnState::Lingering);
+    const int into_lingering = (s == ConnState::Lingering) - (c->state == ConnState::Lingering);
+    lingering += into_lingering;
+    if (into_lingering > 0) counts->remove_live();  // a lingering socket counts against no limit
+    if (into_lingering < 0) counts->add_live();     // (out of it only to Dead: release() takes it off)
     --state_count[size_t(c->state)];
     ++state_count[size_t(s)];
     c->state = s;
@@ -354,7 +361,8 @@ struct Server::Impl {
   Impl* least_loaded();
   void close_adoptions() noexcept;  // the fds of Adopt commands never run
   bool admit(const net::Accepted& a);
-  void accept_setup(Connection* c, const net::Accepted& a);
+  // `live`: the server's live connections, this one included.
+  void accept_setup(Connection* c, const net::Accepted& a, uint64_t live);
   void pause_accepting();
   void resume_accepting();
   void peer_ended(Connection* c);  // the peer closed its side

@@ -101,10 +101,11 @@ bool Server::Impl::admit(const net::Accepted& a) {
     c->id = next_id++ * loop_count + loop_index;  // names its loop (Server::loop_of)
     by_id.insert(c);
     open_gauge.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t live = counts->add_live();  // release() takes it off
     listed = true;
     ++state_count[size_t(ConnState::Http)];  // with listed: abort() then counts it out
     ++ctr.connections_accepted;
-    accept_setup(c, a);
+    accept_setup(c, a, live);
     return true;
   } catch (...) {
     if (listed) {
@@ -121,7 +122,7 @@ bool Server::Impl::admit(const net::Accepted& a) {
   }
 }
 
-void Server::Impl::accept_setup(Connection* c, const net::Accepted& a) {
+void Server::Impl::accept_setup(Connection* c, const net::Accepted& a, uint64_t live) {
   if (cfg.socket_send_buffer > 0)
     setsockopt(a.fd, SOL_SOCKET, SO_SNDBUF, &cfg.socket_send_buffer, sizeof cfg.socket_send_buffer);
   if (cfg.handshake_timeout_ms > 0) c->deadline_ms = now_ms + cfg.handshake_timeout_ms;
@@ -138,7 +139,7 @@ void Server::Impl::accept_setup(Connection* c, const net::Accepted& a) {
     return;
   }
   if (cfg.max_connections_per_ip > 0) {
-    uint32_t n = ++per_ip[net::address_group(a.address, cfg.ipv6_prefix_length)];
+    uint32_t n = counts->add_address(net::address_group(a.address, cfg.ipv6_prefix_length));
     c->counted_ip = true;  // once counted: destroy() gives it back
     if (n > cfg.max_connections_per_ip) {
       count_reject(c, RejectReason::Limit, 503, "too many connections from this address");
@@ -146,7 +147,7 @@ void Server::Impl::accept_setup(Connection* c, const net::Accepted& a) {
       return;
     }
   }
-  if (by_id.size() - lingering > cfg.max_connections) {
+  if (live > cfg.max_connections) {
     // Over the limit: answer right away so the client gets a clear status
     // and the listener keeps serving.
     count_reject(c, RejectReason::Limit, 503, "server is at its connection limit");
@@ -209,6 +210,7 @@ void Server::Impl::on_event(const net::PollEvent& ev) {
     abort(c, 1006);
     return;
   }
+  if (ev.peer_closed) c->peer_closed = true;  // no further edge will say so
   if (ev.writable) {
     c->writable = true;
     // TLS: ciphertext (a handshake flight, a close_notify) may be waiting.
@@ -296,7 +298,9 @@ void Server::Impl::read_turn(Connection* c) {
   for (;;) {
     ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
     if (n > 0) {
-      took_input(c, size_t(n), size_t(n) == kReadBufferSize);  // a full read: more may be waiting
+      // A full read: more may be waiting. A peer that closed: its EOF (or
+      // reset) may be right behind these bytes, and no new edge comes for it.
+      took_input(c, size_t(n), size_t(n) == kReadBufferSize || c->peer_closed);
       return;
     }
     if (n == 0) {

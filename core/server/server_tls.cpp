@@ -61,7 +61,7 @@ void Server::Impl::tls_read_ready(Connection* c) {
   ssize_t n = t->read(rbuf.get(), kReadBufferSize);
   if (n > 0) {
     // Records may be buffered in OpenSSL, not the socket: no new edge would come for them.
-    took_input(c, size_t(n), !t->input_drained());
+    took_input(c, size_t(n), !t->input_drained() || c->peer_closed);  // (see read_turn)
     return;
   }
   if (n == 0) {
@@ -156,7 +156,7 @@ void Server::Impl::tls_refuse_plain_http(Connection* c) {
 void Server::Impl::discard_input(Connection* c) {
   ssize_t n = net::plain::read(c->fd, rbuf.get(), kReadBufferSize);
   if (n > 0) {
-    if (size_t(n) == kReadBufferSize) take_turn_later(c);  // more may be waiting
+    if (size_t(n) == kReadBufferSize || c->peer_closed) take_turn_later(c);  // more, or the EOF, may be waiting
     return;
   }
   if (n == net::kAgain) return;

@@ -477,23 +477,66 @@ TEST(MultiLoopHandoff, EachConnectionGoesToTheLoopWithFewestAndDeparturesAreMade
   EXPECT_EQ(std::set<ConnId>(ids.begin(), ids.end()).size(), 60u);
 }
 
-// The server's connection limit is each loop's share (ceil(4 / 2) = 2);
-// spread by load, the server takes exactly max_connections before the next
-// is refused (with the kernel's hash, a third to one loop is refused while
-// the other has room).
-TEST(MultiLoopHandoff, TheServersConnectionLimitIsReachedExactly) {
-  RecordingHandler h;
-  ServerConfig cfg;
-  cfg.max_connections = 4;
-  Loops l(&h, handoff(cfg));
-  l.run();
-  auto clients = connect_all(l.server->port(), 4);
-  ASSERT_TRUE(h.wait_count(Event::Open, 4));
-  WsClient fifth;
-  EXPECT_FALSE(fifth.connect(l.server->port()));
-  EXPECT_EQ(fifth.status(), 503);
-  for (auto& c : clients) EXPECT_TRUE(c->send_text("still here"));
-  ASSERT_TRUE(h.wait_count(Event::Message, 4));
+// max_connections and max_connections_per_ip count the server's
+// connections, not a loop's: with either way of spreading them, exactly the
+// first `limit` are admitted and the rest answered 503, and a slot given
+// back on one loop can be taken on the other. (Counted per loop, the
+// kernel's hash would admit a connection to a loop with room while the
+// server is at its limit, and per address up to threads x the limit.)
+class MultiLoopLimits : public ::testing::TestWithParam<ServerConfig::AcceptMode> {};
+INSTANTIATE_TEST_SUITE_P(Accept, MultiLoopLimits,
+                         ::testing::Values(ServerConfig::AcceptMode::ReusePort, ServerConfig::AcceptMode::Handoff),
+                         [](const auto& p) {
+                           return p.param == ServerConfig::AcceptMode::Handoff ? "handoff" : "reuseport";
+                         });
+
+TEST_P(MultiLoopLimits, TheServersLimitsAreReachedExactly) {
+  for (bool per_ip : {false, true}) {
+    SCOPED_TRACE(per_ip ? "max_connections_per_ip" : "max_connections");
+    RecordingHandler h;
+    ServerConfig cfg;
+    cfg.accept_mode = GetParam();
+    (per_ip ? cfg.max_connections_per_ip : cfg.max_connections) = 3;
+    Loops l(&h, cfg);
+    l.run();
+    std::vector<std::unique_ptr<WsClient>> in;
+    int refused = 0;
+    for (int i = 0; i < 8; ++i) {
+      auto c = std::make_unique<WsClient>();
+      if (c->connect(l.server->port())) {
+        EXPECT_LT(in.size(), 3u) << "connection " << i << " admitted over the limit";
+        in.push_back(std::move(c));
+      } else {
+        EXPECT_EQ(c->status(), 503) << "connection " << i;
+        EXPECT_GE(in.size(), 3u) << "connection " << i << " refused under the limit";
+        ++refused;
+      }
+    }
+    EXPECT_EQ(in.size(), 3u);
+    EXPECT_EQ(refused, 5);
+    ASSERT_TRUE(h.wait_count(Event::Open, 3));
+    // One leaves: its slot is the server's again, whichever loop it was on
+    // (an address's count is given back with the socket, once the server
+    // has let it go: no longer closing or lingering).
+    in.front()->close();
+    ASSERT_TRUE(h.wait_count(Event::Close, 1));
+    in.erase(in.begin());  // and its socket
+    StatsSnapshot st;
+    for (int i = 0; i < 500; ++i) {
+      l.server->stats(&st);
+      if (st.websocket_connections == 2 && st.closing_connections == 0 && st.http_connections == 0) break;
+      l.server->wake();
+      h.wait([](auto&) { return false; }, 2);
+    }
+    ASSERT_EQ(st.closing_connections, 0u) << st.websocket_connections << " open, " << st.http_connections << " http";
+    WsClient again;
+    EXPECT_TRUE(again.connect(l.server->port())) << again.status();
+    WsClient over;
+    EXPECT_FALSE(over.connect(l.server->port()));
+    EXPECT_EQ(over.status(), 503);
+    for (auto& c : in) EXPECT_TRUE(c->send_text("still here"));
+    ASSERT_TRUE(h.wait_count(Event::Message, 2));
+  }
 }
 
 // Sockets loop 0 has accepted but loop 1 has not taken in yet when the

@@ -243,9 +243,8 @@ def test_connection_limits(cli: str, flag: str, server_of) -> None:
 
 @pytest.mark.parametrize("cli", CLIS)
 def test_accept_mode_handoff(cli: str, server_of) -> None:
-    # Two loops, each admitting its share of --max-connections 2: handed to
-    # the loop with fewer, the first two are both admitted (with the
-    # kernel's hash the second is refused half the time), the third is not.
+    # Two loops fed by loop 0, one on each; --max-connections counts the
+    # server's: the first two are admitted, the third is not.
     srv = server_of(cli, "--threads", "2", "--accept-mode", "handoff", "--max-connections", "2")
     first, head = raw_upgrade(srv.port)
     assert " 101 " in head.split("\r\n")[0], head
