@@ -4,6 +4,8 @@
 // a good client served meanwhile, the connection limit, certificate reload
 // under live connections, and two loops sharing sessions and the reload.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -409,6 +411,27 @@ TEST_F(TlsE2E, SeveralLoopsResumeEachOthersSessionsAndReloadTogether) {
   ASSERT_TRUE(h.wait_count(Event::Open, 7));
   EXPECT_EQ(loop_of_open(5), 1);
   EXPECT_EQ(loop_of_open(6), 0);
+}
+
+// The last record and the FIN in one segment (the client wrote and closed
+// at once, without close_notify): the message is handled and the
+// connection closed then, not at the idle timeout (see the plain case in
+// test_hostile_e2e.cpp).
+TEST_F(TlsE2E, LastRecordAndFinInOneSegmentAreBothTakenIn) {
+  ServerConfig c = config();
+  c.idle_timeout_ms = 60000;
+  start(c);
+  WsClient w;
+  ASSERT_TRUE(connect(w)) << w.error();
+  int on = 1, off = 0;
+  ::setsockopt(w.fd(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  ASSERT_TRUE(w.send_text("last words"));
+  ASSERT_EQ(::shutdown(w.fd(), SHUT_WR), 0);
+  ::setsockopt(w.fd(), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  EXPECT_EQ(w.read_text(), "last words");
+  ASSERT_TRUE(h.wait_count(Event::Close, 1)) << "the server kept the connection after its FIN";
+  EXPECT_EQ(h.events().back().code, 1006);
+  expect_served();
 }
 
 TEST_F(TlsE2E, ReloadWithoutTlsIsAStateError) {
