@@ -24,11 +24,10 @@ and runs there as a task. ``serve_forever()``, ``wait_stopped()`` and
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import logging
 import threading
-from typing import Any, Awaitable, Generator, Optional, Set
+from typing import Any, Awaitable, Callable, Generator, Optional, Set
 
 from ._connection import Connection
 from ._errors import InvalidState
@@ -79,7 +78,6 @@ class AsyncServer(Server):
         # Several loops: they run on a thread of ours (loop 0) and the
         # library's (the others), as with start(); the event loop only
         # learns when they have returned.
-        self._claim_loop()
         self._aloop = loop
         self._aloop_thread = threading.get_ident()
         fut: "asyncio.Future[None]" = loop.create_future()
@@ -100,13 +98,10 @@ class AsyncServer(Server):
             except RuntimeError:
                 pass  # the event loop is closed: nobody waits any more
 
-        thread = threading.Thread(target=main, name=f"chatws-{self.port}", daemon=True)
-        self._runner.thread = thread
         try:
-            thread.start()
+            self._start_thread(main)
         except BaseException:
             self._aloop = None
-            self._release_loop()
             raise
 
     def _detach(self, error: Optional[BaseException] = None) -> None:
@@ -226,27 +221,11 @@ class AsyncServer(Server):
             return super()._pending_upgrade(request, awaitable)
         from ._access import _PENDING, _resolve
 
-        if self._off_loop():
-            cf = asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop)
-
-            def resolved(f: "concurrent.futures.Future[Any]") -> None:
-                if not self._native.closed:
-                    _resolve(self, request, f.result)
-
-            cf.add_done_callback(resolved)
-            return (_PENDING, None, 0, "", "", [])
-        task = asyncio.ensure_future(awaitable, loop=loop)
-        if self._tasks is None:
-            self._tasks = set()
-        tasks = self._tasks
-        tasks.add(task)
-
-        def done(t: "asyncio.Future[Any]") -> None:
-            tasks.discard(t)
+        def resolved(f: Any) -> None:
             if not self._native.closed:
-                _resolve(self, request, t.result)
+                _resolve(self, request, f.result)
 
-        task.add_done_callback(done)
+        self._run_task(loop, awaitable, resolved)
         return (_PENDING, None, 0, "", "", [])
 
     def _spawn(self, result: Any, conn: Optional[Connection], where: str) -> None:
@@ -256,36 +235,43 @@ class AsyncServer(Server):
         if loop is None:
             super()._spawn(result, conn, where)
             return
-        if self._off_loop():
-            try:
-                cf = asyncio.run_coroutine_threadsafe(result, loop)
-            except RuntimeError as exc:  # the event loop is closed
-                result.close()
+
+        def reported(f: Any) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                exc = f.exception()
+                assert exc is not None
                 self._report(exc, conn, where)
-                return
 
-            def reported(f: "concurrent.futures.Future[Any]") -> None:
-                if not f.cancelled() and f.exception() is not None:
-                    exc = f.exception()
-                    assert exc is not None
-                    self._report(exc, conn, where)
+        try:
+            self._run_task(loop, result, reported)
+        except RuntimeError as exc:  # the event loop is closed
+            self._report(exc, conn, where)
 
-            cf.add_done_callback(reported)
+    def _run_task(self, loop: asyncio.AbstractEventLoop, awaitable: Any, done: Callable[[Any], None]) -> None:
+        """Runs ``awaitable`` as a task of the event loop, from its thread or
+        (several loops) a loop thread; ``done`` gets the finished future (an
+        asyncio.Task or a concurrent.futures.Future: the same methods). From
+        another thread, RuntimeError if the event loop is closed."""
+        if self._off_loop():
+            coro = awaitable if inspect.iscoroutine(awaitable) else _awaited(awaitable)
+            try:
+                cf = asyncio.run_coroutine_threadsafe(coro, loop)
+            except RuntimeError:
+                coro.close()  # never to run: no "never awaited" warning
+                raise
+            cf.add_done_callback(done)
             return
-        task = loop.create_task(result)
+        task = asyncio.ensure_future(awaitable, loop=loop)
         if self._tasks is None:
             self._tasks = set()
         tasks = self._tasks
         tasks.add(task)  # asyncio keeps only weak references to tasks
 
-        def done(t: "asyncio.Task[Any]") -> None:
+        def finished(t: "asyncio.Future[Any]") -> None:
             tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                exc = t.exception()
-                assert exc is not None
-                self._report(exc, conn, where)
+            done(t)
 
-        task.add_done_callback(done)
+        task.add_done_callback(finished)
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

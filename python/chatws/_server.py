@@ -484,15 +484,21 @@ class Server:
 
     def start(self) -> Server:
         """Run the loop on a background (daemon) thread; returns self."""
+        self._start_thread(self._thread_main)
+        return self
+
+    def _start_thread(self, target: Callable[[], object]) -> None:
+        """Claims the loop and runs ``target`` (which ends in
+        :meth:`_thread_main`) on a daemon thread: start(), and asyncio
+        mode with several loops."""
         self._claim_loop()
-        thread = threading.Thread(target=self._thread_main, name=f"chatws-{self.port}", daemon=True)
+        thread = threading.Thread(target=target, name=f"chatws-{self.port}", daemon=True)
         self._runner.thread = thread
         try:
             thread.start()
         except BaseException:
             self._release_loop()
             raise
-        return self
 
     def _thread_main(self) -> Optional[BaseException]:
         """The loop thread of start() (and of asyncio mode with several
