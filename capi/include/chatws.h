@@ -642,9 +642,10 @@ typedef struct chatws_options {
    *   - callbacks of different connections may run at the same time on
    *     different loop threads; the callbacks of one connection always run
    *     on its loop's thread, one at a time.
-   *   - max_connections and max_connections_per_ip count the whole
-   *     server's connections, whichever loop each is on; the handshake rate
-   *     limit and max_buffered_input are enforced by each loop as written.
+   *   - max_connections, max_connections_per_ip,
+   *     max_handshakes_per_second_per_ip and max_buffered_input are the
+   *     whole server's limits: they count every loop's connections,
+   *     upgrades and partial messages together.
    *   - the metrics listener is served by loop 0; chatws_server_get_stats()
    *     and /metrics sum every loop's counters.
    *   - TLS: the loops share one certificate and one set of session-ticket

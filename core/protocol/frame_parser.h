@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,13 +18,29 @@
 
 namespace chatws::protocol {
 
-// Partial input that several parsers (a server's connections) may hold at
-// once, in bytes announced by the frame headers of messages being
-// reassembled. A frame that would take `used` over `max` fails with 1013
-// before any of it is stored. Not thread-safe: one per loop.
+// Partial input that several parsers (a server's connections, on any of
+// its loops) may hold at once, in bytes announced by the frame headers of
+// messages being reassembled. A frame that would take used() over `max`
+// fails with 1013 before any of it is stored. Thread-safe: an atomic,
+// touched only by frames of messages that span reads, never per message.
 struct InputBudget {
+  InputBudget() = default;
+  explicit InputBudget(uint64_t max_bytes) : max(max_bytes) {}
   uint64_t max = UINT64_MAX;
-  uint64_t used = 0;
+
+  // Takes `n` bytes if they fit under `max`; false (nothing taken) if not.
+  bool take(uint64_t n) {
+    uint64_t u = used_.load(std::memory_order_relaxed);
+    do {
+      if (n > max - std::min(u, max)) return false;
+    } while (!used_.compare_exchange_weak(u, u + n, std::memory_order_relaxed));
+    return true;
+  }
+  void give(uint64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> used_{0};
 };
 
 struct ParserLimits {
@@ -125,15 +142,14 @@ class FrameParser {
   bool charge(Spill& sp, uint64_t n) {
     InputBudget* b = limits_->input_budget;
     if (!b) return true;
-    if (n > b->max - std::min(b->used, b->max)) return false;
-    b->used += n;
+    if (!b->take(n)) return false;
     sp.charged += n;
     return true;
   }
   // Frees the reassembly state and gives its budget back.
   void drop_spill() {
     if (!spill_) return;
-    if (limits_->input_budget) limits_->input_budget->used -= spill_->charged;
+    if (limits_->input_budget) limits_->input_budget->give(spill_->charged);
     spill_.reset();
   }
 

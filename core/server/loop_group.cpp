@@ -42,11 +42,13 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   ServerConfig one = cfg;
   one.threads = 1;
   if (n == 1) return Server::create(one, handler, error, code);
-  // max_connections and max_connections_per_ip count the whole server's
-  // connections: the loops share loop 0's counts (as they share its TLS
-  // context: one certificate, one set of ticket keys).
+  // The limits are the whole server's (max_connections, _per_ip, the
+  // handshake rate, max_buffered_input): the loops share loop 0's counts
+  // and input budget, as they share its TLS context (one certificate, one
+  // set of ticket keys).
   const bool reuse = cfg.accept_mode == ServerConfig::AcceptMode::ReusePort;
-  auto first = Server::Impl::make(one, handler, Server::Impl::Role{reuse, true, nullptr, nullptr}, error, code);
+  auto first = Server::Impl::make(one, handler, Server::Impl::Role{reuse, true, nullptr, nullptr, nullptr}, error,
+                                  code);
   if (!first) return nullptr;
   one.port = first->port;  // the others join the first one's port
   one.metrics_port = -1;   // served by loop 0
@@ -54,8 +56,8 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
   std::vector<std::unique_ptr<Server::Impl>> extra;
   for (unsigned i = 1; i < n; ++i) {
     // Handoff: no listener; loop 0 accepts for them.
-    auto l = Server::Impl::make(one, handler, Server::Impl::Role{reuse, reuse, first->tls, first->counts}, error,
-                                code);
+    const Server::Impl::Role role{reuse, reuse, first->tls, first->counts, first->input_budget};
+    auto l = Server::Impl::make(one, handler, role, error, code);
     if (!l) return nullptr;
     loops.push_back(l.get());
     extra.push_back(std::move(l));
@@ -68,10 +70,7 @@ std::unique_ptr<Server> LoopGroup::create(const ServerConfig& cfg, ServerHandler
     l->loop_count = n;
     l->outbox.resize(n);
   }
-  if (!reuse) {
-    first->hands_off = true;
-    first->handed.assign(n, 0);
-  }
+  if (!reuse) first->handed.assign(n, 0);
   first->owned_group = std::move(group);
   return std::unique_ptr<Server>(new Server(std::move(first)));
 }

@@ -75,8 +75,11 @@ std::unique_ptr<Server::Impl> Server::Impl::make(const ServerConfig& cfg, Server
   impl->configure_compression();
   impl->limits.max_message_size = cfg.max_message_size;
   impl->limits.max_fragments = cfg.max_fragments;
-  impl->input_budget.max = cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size);
-  impl->limits.input_budget = &impl->input_budget;
+  impl->input_budget = role.input_budget
+                          ? role.input_budget
+                          : std::make_shared<protocol::InputBudget>(
+                                cfg.max_buffered_input ? cfg.max_buffered_input : 4 * uint64_t(cfg.max_message_size));
+  impl->limits.input_budget = impl->input_budget.get();
   // The one place the close timeout's meaning is decided: disabled, no
   // deadline for the close reply; once our side is done the wait for the
   // peer's FIN stays bounded (by the default when the reply wait is off),

@@ -119,7 +119,9 @@ struct Server::Impl {
   uint16_t port = 0;
   http::StaticFiles static_files{""};
   protocol::UpgradeConfig upgrade_cfg;
-  protocol::InputBudget input_budget;  // before pool: every parser gives its share back
+  // max_buffered_input, the server's: a group's loops share loop 0's.
+  // Before pool: every parser gives its share back.
+  std::shared_ptr<protocol::InputBudget> input_budget;
   protocol::ParserLimits limits;
   int tick_ms = 250;
   // Set: every connection is TLS. One context for every loop of a group:
@@ -163,8 +165,9 @@ struct Server::Impl {
   // AcceptMode::Handoff: this loop's connections (by_id.size(), written by
   // the loop), the Adopt commands it has run, and (loop 0) how many it has
   // handed to each loop: load = open + handed - adopted, in flight included.
+  // `handed` is empty except on loop 0 of a Handoff group.
   bool listens = true;
-  bool hands_off = false;  // loop 0 of a Handoff group
+  bool hands_off() const { return !handed.empty(); }
   std::atomic<uint32_t> open_gauge{0};
   std::atomic<uint64_t> adopted{0};
   std::vector<uint64_t> handed;
@@ -211,11 +214,7 @@ struct Server::Impl {
 
   // Upgrades awaiting the hook's decision, by connection id: resolve calls
   // come from any thread, hence the lock (taken per pending handshake only).
-  // Handshake buckets by address group (max_handshakes_per_second_per_ip);
-  // cleared when it reaches kMaxHandshakeAddrs entries, so that a spray
-  // of addresses costs bounded memory (their buckets start full again).
-  static constexpr size_t kMaxHandshakeAddrs = 65536;
-  std::unordered_map<std::string, TokenBucket> handshake_buckets;
+  // max_handshakes_per_second_per_ip, in the server's buckets (counts).
   bool handshake_allowed(Connection* c);
   std::mutex pending_mu;
   std::unordered_map<ConnId, PendingUpgrade> pending;
@@ -260,6 +259,7 @@ struct Server::Impl {
     bool listen = true;       // false: no listener (fed by loop 0, AcceptMode::Handoff); cfg.port is the group's
     std::shared_ptr<net::TlsContext> tls;  // the group's (loop 0's), else made from cfg.tls
     std::shared_ptr<ConnectionCounts> counts;  // the group's (loop 0's), else new
+    std::shared_ptr<protocol::InputBudget> input_budget;  // the group's (loop 0's), else new
   };
   static std::unique_ptr<Impl> make(const ServerConfig& cfg, ServerHandler* handler, const Role& role,
                                     std::string* error, int* code);

@@ -30,7 +30,7 @@ void Server::Impl::accept_all() {
       return;
     }
     if (rc == R::Retry) continue;
-    if (!(hands_off ? place(a) : admit(a))) return;  // out of memory: the rest wait in the backlog
+    if (!(hands_off() ? place(a) : admit(a))) return;  // out of memory: the rest wait in the backlog
   }
 }
 

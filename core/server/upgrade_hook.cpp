@@ -17,12 +17,8 @@ namespace chatws {
 bool Server::Impl::handshake_allowed(Connection* c) {
   const RateLimit l{cfg.max_handshakes_per_second_per_ip, cfg.max_handshakes_per_second_per_ip};
   if (!l.enabled()) return true;
-  if (handshake_buckets.size() >= kMaxHandshakeAddrs) handshake_buckets.clear();
-  const int64_t now = TokenBucket::now_ms();
-  auto it = handshake_buckets
-                .try_emplace(net::address_group(c->address(), cfg.ipv6_prefix_length), l, now)
-                .first;
-  if (it->second.take(l, now)) return true;
+  if (counts->take_handshake(net::address_group(c->address(), cfg.ipv6_prefix_length), l, TokenBucket::now_ms()))
+    return true;
   count_reject(c, RejectReason::Rate, 429, "too many handshakes from this address");
   respond_and_close(c, 429, "too many handshakes from this address", "Retry-After: 1\r\n");
   return false;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -537,6 +538,84 @@ TEST_P(MultiLoopLimits, TheServersLimitsAreReachedExactly) {
     for (auto& c : in) EXPECT_TRUE(c->send_text("still here"));
     ASSERT_TRUE(h.wait_count(Event::Message, 2));
   }
+}
+
+// max_handshakes_per_second_per_ip is the server's rate too: a burst of
+// upgrades from one address gets its allowance once, not once per loop
+// (with per-loop buckets both ways of spreading admit up to twice it).
+TEST_P(MultiLoopLimits, TheHandshakeRateIsTheServers) {
+  RecordingHandler h;
+  ServerConfig cfg;
+  cfg.accept_mode = GetParam();
+  cfg.max_handshakes_per_second_per_ip = 3;
+  Loops l(&h, cfg);
+  l.run();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<WsClient>> in;
+  int refused = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto c = std::make_unique<WsClient>();
+    if (c->connect(l.server->port())) {
+      in.push_back(std::move(c));
+    } else {
+      EXPECT_EQ(c->status(), 429) << "connection " << i;
+      ++refused;
+    }
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(in.size() + size_t(refused), 10u);
+  // The burst of 3, and 3 a second refilled while the test ran.
+  EXPECT_GE(in.size(), 3u);
+  EXPECT_LE(in.size(), 3u + size_t(ms) * 3 / 1000 + 1) << "admitted in " << ms << " ms";
+  for (auto& c : in) EXPECT_TRUE(c->send_text("in"));
+  ASSERT_TRUE(h.wait_count(Event::Message, in.size()));
+  StatsSnapshot st;
+  l.server->stats(&st);
+  EXPECT_EQ(st.websocket_connections, in.size());
+}
+
+// max_buffered_input is the server's budget too: partial messages held on
+// both loops count together. Each client, one after the other, sends the
+// first 300 KiB fragment of a message and a ping: while the 1 MiB budget
+// has room, the fragment is held and the ping answered; the fourth would
+// take it over and is closed 1013. (With a budget per loop, 2 + 2 fit.)
+TEST_P(MultiLoopLimits, TheBufferedInputBudgetIsTheServers) {
+  RecordingHandler h;
+  ServerConfig cfg;
+  cfg.accept_mode = GetParam();
+  cfg.max_buffered_input = 1 << 20;
+  cfg.drain_timeout_ms = 300;
+  Loops l(&h, cfg);
+  l.run();
+  const std::string fragment(300 << 10, 'f');
+  std::vector<std::unique_ptr<WsClient>> held;
+  for (int i = 0; i < 4; ++i) {
+    auto c = std::make_unique<WsClient>();
+    ASSERT_TRUE(c->connect(l.server->port())) << c->status();
+    ASSERT_TRUE(c->send_frame(protocol::Opcode::Binary, fragment, /*fin=*/false));
+    ASSERT_TRUE(c->send_frame(protocol::Opcode::Ping, "held?"));
+    auto f = c->read_frame(5000);
+    ASSERT_TRUE(f) << "connection " << i << ": " << c->error();
+    if (i < 3) {
+      EXPECT_EQ(f->op, protocol::Opcode::Pong) << "connection " << i << " refused under the budget";
+      held.push_back(std::move(c));
+    } else {
+      ASSERT_EQ(f->op, protocol::Opcode::Close) << "connection " << i << " held over the budget";
+      ASSERT_GE(f->payload.size(), 2u);
+      EXPECT_EQ((uint8_t(f->payload[0]) << 8) | uint8_t(f->payload[1]), 1013);
+    }
+  }
+  // One holder finishes its message: its share comes back, and a client
+  // turned away before fits now.
+  ASSERT_TRUE(held.front()->send_frame(protocol::Opcode::Continuation, "end"));
+  ASSERT_TRUE(h.wait_count(Event::Message, 1));
+  WsClient again;
+  ASSERT_TRUE(again.connect(l.server->port()));
+  ASSERT_TRUE(again.send_frame(protocol::Opcode::Binary, fragment, false));
+  ASSERT_TRUE(again.send_frame(protocol::Opcode::Ping, "held?"));
+  auto f = again.read_frame(5000);
+  ASSERT_TRUE(f) << again.error();
+  EXPECT_EQ(f->op, protocol::Opcode::Pong);
 }
 
 // Sockets loop 0 has accepted but loop 1 has not taken in yet when the

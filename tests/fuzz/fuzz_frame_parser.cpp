@@ -122,7 +122,7 @@ void feed(FrameParser& parser, Recorder& rec, uint8_t* p, size_t n, const InputB
     off += used;
     check(parser.finished() == rec.finished());
     check(parser.buffered() <= parser.max_message_size());
-    if (budget) check(budget->used == parser.reserved() && budget->used <= budget->max);
+    if (budget) check(budget->used() == parser.reserved() && budget->used() <= budget->max);
     const bool stopped = rec.stopped();
     if (parser.finished() || off == n) return;
     check(stopped);  // bytes left over only when a handler said stop
@@ -146,7 +146,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t own_limit = (flags & 0x10) ? max_size / 2 + 1 : 0;
   const bool budgeted = (flags & 0x20) != 0;
   // Each parser its own budget: what it reserves is then exactly the budget's use.
-  InputBudget b1{uint64_t(max_size) + 1}, b2 = b1;
+  InputBudget b1{uint64_t(max_size) + 1}, b2{uint64_t(max_size) + 1};
   ParserLimits l1 = limits, l2 = limits;
   if (budgeted) {
     l1.input_budget = &b1;
@@ -179,6 +179,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(p1.consume(more, sizeof more, r1) == 0);
     }
   }
-  check(b1.used == 0 && b2.used == 0);  // given back by the destroyed parsers
+  check(b1.used() == 0 && b2.used() == 0);  // given back by the destroyed parsers
   return 0;
 }

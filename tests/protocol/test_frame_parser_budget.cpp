@@ -90,21 +90,21 @@ TEST(FrameParserBudget, ChargesAnnouncedLengthOfBufferedFramesAndReleasesOnCompl
   Recorder ra, rb;
   // A whole unfragmented frame is delivered in place: nothing is charged.
   feed(a, ra, cframe(Opcode::Text, std::string(900, 'z')));
-  EXPECT_EQ(budget.used, 0u);
+  EXPECT_EQ(budget.used(), 0u);
   // A frame that is not all there yet is charged its announced length.
   const std::string big = cframe(Opcode::Binary, std::string(800, 'x'));
   feed(a, ra, big.substr(0, 100));
-  EXPECT_EQ(budget.used, 800u);
+  EXPECT_EQ(budget.used(), 800u);
   EXPECT_EQ(a.reserved(), 800u);
   // Another parser's frame would take the total over: 1013, before storing.
   feed(b, rb, partial(Opcode::Binary, 300, 10));
   EXPECT_EQ(rb.events, Events{error_ev(1013)});
-  EXPECT_EQ(budget.used, 800u);
+  EXPECT_EQ(budget.used(), 800u);
   // The first completes: its share comes back.
   feed(a, ra, big.substr(100));
   ASSERT_EQ(ra.events.size(), 2u);
   EXPECT_EQ(ra.events[1], binary(std::string(800, 'x')));
-  EXPECT_EQ(budget.used, 0u);
+  EXPECT_EQ(budget.used(), 0u);
   EXPECT_EQ(a.reserved(), 0u);
 }
 
@@ -115,14 +115,14 @@ TEST(FrameParserBudget, FragmentsAreChargedAtTheirHeaders) {
   FrameParser p(shared);
   Recorder r;
   feed(p, r, cframe(Opcode::Text, std::string(400, 'a'), false));
-  EXPECT_EQ(budget.used, 400u);
+  EXPECT_EQ(budget.used(), 400u);
   feed(p, r, cframe(Opcode::Continuation, std::string(500, 'b'), false));
-  EXPECT_EQ(budget.used, 900u);
+  EXPECT_EQ(budget.used(), 900u);
   // 101 more would make 1001: refused at the header.
   feed(p, r, partial(Opcode::Continuation, 101, 0).substr(0, 2));
   EXPECT_EQ(r.events, Events{error_ev(1013)});
   // The failed parser still holds its 900 until it is destroyed.
-  EXPECT_EQ(budget.used, 900u);
+  EXPECT_EQ(budget.used(), 900u);
 }
 
 TEST(FrameParserBudget, ADestroyedParserGivesItsShareBack) {
@@ -133,9 +133,9 @@ TEST(FrameParserBudget, ADestroyedParserGivesItsShareBack) {
     FrameParser p(shared);
     Recorder r;
     feed(p, r, partial(Opcode::Binary, 500000, 1000));
-    EXPECT_EQ(budget.used, 500000u);
+    EXPECT_EQ(budget.used(), 500000u);
   }
-  EXPECT_EQ(budget.used, 0u);
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST(FrameParserBudget, ExactlyAtTheBudgetIsAccepted) {
@@ -148,7 +148,7 @@ TEST(FrameParserBudget, ExactlyAtTheBudgetIsAccepted) {
   feed(q, rq, partial(Opcode::Binary, 400, 1));
   EXPECT_TRUE(r.events.empty());
   EXPECT_TRUE(rq.events.empty());
-  EXPECT_EQ(budget.used, 1000u);
+  EXPECT_EQ(budget.used(), 1000u);
 }
 
 }  // namespace
