@@ -124,14 +124,14 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define CHATWS_VERSION_MAJOR 0
-#define CHATWS_VERSION_MINOR 1
+#define CHATWS_VERSION_MINOR 2
 #define CHATWS_VERSION_PATCH 0
-#define CHATWS_VERSION_STRING "0.1.0"
+#define CHATWS_VERSION_STRING "0.2.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, comparable with chatws_version_number(). */
 #define CHATWS_VERSION_NUMBER \
   (CHATWS_VERSION_MAJOR * 10000 + CHATWS_VERSION_MINOR * 100 + CHATWS_VERSION_PATCH)
 
-/* The version of the library actually loaded, e.g. "0.1.0". Static string; any thread. */
+/* The version of the library actually loaded, e.g. "0.2.0". Static string; any thread. */
 CHATWS_API const char* chatws_version(void);
 /* The loaded library's CHATWS_VERSION_NUMBER. Any thread. */
 CHATWS_API int chatws_version_number(void);
