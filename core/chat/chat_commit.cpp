@@ -189,12 +189,7 @@ void ChatService::deliver(std::vector<Pending>& batch) {
   // it reads, not multiplied by the rate of messages.
   for (auto& [room, members] : receivers) {
     for (const Member& r : members) {
-      if (r.format != WireFormat::Classic) continue;
-      if (server_.backlogged(r.id)) {
-        if (auto it = conns_.find(r.id); it != conns_.end()) it->second.snapshot_stale = true;
-        continue;
-      }
-      send_member(r.id, snapshot_of(room));  // one encoding per room and batch, shared
+      if (r.format == WireFormat::Classic) send_snapshot(r.id, room);
     }
   }
 }

@@ -563,6 +563,29 @@ void ChatService::send_member(ConnId id, const FrameRef& f) {
   if (box.deliveries.size() == 1) server_.wake_loop(to);  // one wake-up per batch
 }
 
+void ChatService::send_snapshot(ConnId id, Room* room) {
+  if (loops_ > 1) {
+    const unsigned to = unsigned(id % loops_);
+    Inbox& box = inbox_[to];
+    if (int(to) != server_.current_loop()) {
+      const FrameRef& f = snapshot_of(room);
+      if (box.frames.empty() || box.frames.back().get() != f.get()) box.frames.push_back(f);
+      box.deliveries.push_back({id, uint32_t(box.frames.size() - 1), true});
+      if (box.deliveries.size() == 1) server_.wake_loop(to);
+      return;
+    }
+    if (!box.empty()) drain_inbox();  // what was committed before goes first
+  }
+  if (defer_snapshot(id)) return;
+  server_.send_frame(id, snapshot_of(room));  // one encoding per room and batch, shared
+}
+
+bool ChatService::defer_snapshot(ConnId id) {
+  if (!server_.backlogged(id)) return false;
+  if (auto it = conns_.find(id); it != conns_.end()) it->second.snapshot_stale = true;
+  return true;
+}
+
 void ChatService::send_member_text(ConnId id, std::string_view text) {
   if (loops_ == 1) {
     server_.send(id, protocol::Opcode::Text, text);
@@ -579,7 +602,10 @@ void ChatService::drain_inbox() {
   Inbox& mine = inbox_[size_t(me)];
   Inbox box;
   std::swap(box, mine);
-  for (const Inbox::Delivery& d : box.deliveries) server_.send_frame(d.to, box.frames[d.frame]);
+  for (const Inbox::Delivery& d : box.deliveries) {
+    if (d.snapshot && defer_snapshot(d.to)) continue;
+    server_.send_frame(d.to, box.frames[d.frame]);
+  }
   box.deliveries.clear();
   box.frames.clear();
   if (mine.deliveries.capacity() == 0) std::swap(box, mine);  // its buffers back, for the next batch

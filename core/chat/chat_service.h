@@ -213,7 +213,8 @@ class ChatService {
   struct Inbox {
     struct Delivery {
       ConnId to;
-      uint32_t frame;  // index into frames
+      uint32_t frame;         // index into frames
+      bool snapshot = false;  // a classic snapshot: not sent to a member that is behind (send_snapshot)
     };
     std::vector<Delivery> deliveries;
     std::vector<FrameRef> frames;
@@ -321,6 +322,14 @@ class ChatService {
   void deliver_ready();     // ready_ -> sockets
   void deliver(std::vector<Pending>& batch);
   const FrameRef& snapshot_of(Room* room);
+  // A classic member's snapshot of `room`, unless the member is behind on
+  // what it was sent: then nothing now and the latest at on_drain. Only
+  // the member's own loop can tell, so for another loop's member the
+  // question travels with the frame and is answered when that loop sends it.
+  void send_snapshot(ConnId id, Room* room);
+  // True (and the member marked for a snapshot at on_drain) if `id` is
+  // behind on its output. On its loop's thread.
+  bool defer_snapshot(ConnId id);
   void send_error(ConnId id, WireFormat f, std::string_view reason);
   void presence_changed(Room* room, bool after_iteration_end);
   void announce_presence();
