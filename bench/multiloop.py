@@ -18,6 +18,7 @@ others weighs on both alike):
 
     python3 bench/multiloop.py --build-dir build              # both, broadcast-1000 and chat
     python3 bench/multiloop.py --workloads broadcast-1000 --runs 5 --figures efficiency
+    python3 bench/multiloop.py --workloads chat --against /tmp/build-old   # two commits, alternated
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ WORKLOADS = {
 }
 
 
-def measure(build: Path, workload: str, threads: int, figure: str, generators: int,
+def measure(build: Path, loadgen_build: Path, workload: str, threads: int, figure: str, generators: int,
             duration: float, warmup: float) -> dict:
     wl = WORKLOADS[workload]
     port = free_port()
@@ -60,7 +61,7 @@ def measure(build: Path, workload: str, threads: int, figure: str, generators: i
         for g in range(n):
             conns = wl["connections"] // n
             pubs = max(1, wl["publishers"] // n)
-            args = pin_loadgen + [str(build / "bench" / "chatws-loadgen"), "--port", str(port),
+            args = pin_loadgen + [str(loadgen_build / "bench" / "chatws-loadgen"), "--port", str(port),
                                   *wl["loadgen"], "--connections", str(conns), "--publishers", str(pubs),
                                   "--size", "64", "--window", "16", "--duration", str(duration),
                                   "--warmup", str(warmup), "--json"]
@@ -91,30 +92,51 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--against", metavar="BUILD_DIR",
+                   help="a second build (another commit's chatws-bench-server, the same loadgen "
+                        "from --build-dir) run in alternation with the first, round by round")
     args = p.parse_args()
-    build = Path(args.build_dir)
+    builds = {"": Path(args.build_dir)}
+    if args.against:
+        builds = {"build": Path(args.build_dir), "against": Path(args.against)}
     counts = [int(t) for t in args.threads.split(",")]
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other work on the machine weighs on every run)")
     for workload in args.workloads.split(","):
         for figure in args.figures.split(","):
-            runs: dict[int, list[dict]] = {t: [] for t in counts}
-            for _ in range(args.runs):
-                for t in counts:  # alternated: t1, t2, t1, t2, ...
-                    runs[t].append(measure(build, workload, t, figure, args.generators,
-                                           args.duration, args.warmup))
             key = "deliveries_per_server_cpu_s" if figure == "efficiency" else "deliveries_per_s"
-            base = None
-            for t in counts:
-                vals = [r[key] for r in runs[t] if r[key]]
-                med = statistics.median(vals) if vals else 0.0
-                base = base or med
-                cpu = statistics.median(r["server_cpu_pct"] or 0 for r in runs[t])
-                errs = sum(r["errors"] for r in runs[t])
-                print(f"{workload:15s} {figure:10s} threads={t}: {key} median {med:,.0f} "
-                      f"(min {min(vals):,.0f}, max {max(vals):,.0f}; {len(vals)} runs), "
-                      f"{med / base:.2f}x threads={counts[0]}, server cpu {cpu:.0f}%"
-                      + (f", {errs} errors" if errs else ""))
+            runs: dict[tuple[str, int], list[dict]] = {(b, t): [] for b in builds for t in counts}
+            for _ in range(args.runs):
+                for b, server_build in builds.items():  # alternated: t1, t2, t1, t2, ...
+                    for t in counts:
+                        runs[(b, t)].append(measure(server_build, builds.get("build", server_build), workload,
+                                                    t, figure, args.generators, args.duration, args.warmup))
+            for b in builds:
+                report(workload, figure, key, b, counts, runs)
     return 0
+
+
+def report(workload: str, figure: str, key: str, build: str, counts: list[int],
+           runs: dict[tuple[str, int], list[dict]]) -> None:
+    base = None
+    label = f"{build:8s} " if build else ""
+    for t in counts:
+        vals = [r[key] for r in runs[(build, t)] if r[key]]
+        med = statistics.median(vals) if vals else 0.0
+        base = base or med
+        cpu = statistics.median(r["server_cpu_pct"] or 0 for r in runs[(build, t)])
+        errs = sum(r["errors"] for r in runs[(build, t)])
+        print(f"{workload:15s} {figure:10s} {label}threads={t}: {key} median {med:,.0f} "
+              f"(min {min(vals, default=0):,.0f}, max {max(vals, default=0):,.0f}; {len(vals)} runs), "
+              f"{med / base if base else 0:.2f}x threads={counts[0]}, server cpu {cpu:.0f}%"
+              + (f", {errs} errors" if errs else ""))
+    # The ratio within each round: the machine's drift weighs on both of a round alike.
+    if len(counts) > 1:
+        pairs = [(a[key], b[key]) for a, b in zip(runs[(build, counts[0])], runs[(build, counts[-1])])
+                 if a[key] and b[key]]
+        if pairs:
+            ratios = sorted(b / a for a, b in pairs)
+            print(f"{workload:15s} {figure:10s} {label}threads={counts[-1]} / threads={counts[0]} within each round: "
+                  f"median {statistics.median(ratios):.3f}x (min {ratios[0]:.3f}, max {ratios[-1]:.3f})")
 
 
 if __name__ == "__main__":
