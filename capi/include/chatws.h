@@ -655,9 +655,9 @@ typedef struct chatws_options {
    *     the room's messages in one order, each stored in the history before
    *     it is delivered (the chat is one ordering point, a lock every loop
    *     takes for its chat work: on_chat runs under it). A classic-format
-   *     member on another loop than the one delivering is sent every
-   *     snapshot (the skip-while-backlogged saving applies on its own loop
-   *     only). cluster_url needs threads 1 (CHATWS_EINVAL). */
+   *     member behind on its output is sent the latest snapshot once it has
+   *     caught up, not every one, whichever loop it is on. cluster_url
+   *     needs threads 1 (CHATWS_EINVAL). */
   int threads;
   /* How new connections reach the loops when threads > 1 (one loop: not
    * used). CHATWS_ACCEPT_REUSEPORT (0, the default): every loop listens on
