@@ -6,8 +6,6 @@
 // before delivery); presence counts members of both loops.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -17,6 +15,7 @@
 
 #include "chat/chat_router.h"
 #include "chat/chat_service.h"
+#include "chat/classic_flood.h"
 #include "chat/wire_decode.h"
 #include "support/ws_client.h"
 
@@ -164,52 +163,9 @@ TEST(ChatMultiLoop, ClassicReaderOnTheOtherLoopGetsTheLatestSnapshotNotEveryOne)
   // and the flooder, opened one after the other, are on different loops.
   sc.accept_mode = ServerConfig::AcceptMode::Handoff;
   TwoLoopChat t(sc);
-  const uint16_t port = t.server->port();
-  WsClient reader, flooder;
-  ASSERT_TRUE(reader.connect(port, "/rooms/flood", "json"));
-  ASSERT_EQ(reader.read_text(), R"({"msg":[]})");
-  ASSERT_TRUE(flooder.connect(port, "/rooms/flood", "chatws.v1"));
-  ASSERT_NE(flooder.read_text().find("\"hello\""), std::string::npos);
-
-  constexpr int kFlood = 150;  // 150 x 24.6 KB on the wire (unbounded: closed after ~40)
-  struct Seen {
-    int snapshots = 0;
-    size_t largest = 0;
-    std::string failure;  // "" while all is well
-  } seen;
-  std::thread read_all([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // sanitizers are slow
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto m = reader.read_message(10000);
-      if (!m) return void(seen.failure = "read failed: " + reader.error());
-      if (m->op == protocol::Opcode::Close) {
-        return void(seen.failure = "closed " + std::to_string(m->close_code()) + " " + m->close_reason());
-      }
-      std::vector<Entry> e;
-      if (!decode_snapshot(m->payload, &e) || e.empty()) return void(seen.failure = "bad snapshot");
-      ++seen.snapshots;
-      seen.largest = std::max(seen.largest, m->payload.size());
-      if (e[0].text == "end") return;
-    }
-    seen.failure = "no snapshot with the last message in time";
-  });
-  struct JoinAtExit {  // an assertion below must not leave the reader running
-    std::thread& t;
-    ~JoinAtExit() {
-      if (t.joinable()) t.join();
-    }
-  } join_reader{read_all};
-
-  std::string flood = "{\"user\":\"f\",\"text\":\"";
-  for (int i = 0; i < 4096; ++i) flood += "\\u0001";
-  flood += "\"}";
-  for (int i = 0; i < kFlood; ++i) {  // each its own batch: the next once the echo is in
-    ASSERT_TRUE(flooder.send_text(flood)) << i;
-    const std::string echo = flooder.read_text();
-    ASSERT_NE(echo.find("\"type\":\"msg\""), std::string::npos) << i << ": " << echo.substr(0, 100);
-  }
-  ASSERT_TRUE(flooder.send_text(R"({"user":"f","text":"end"})"));
-  read_all.join();
+  ClassicFlood seen;
+  // 150 x 24.6 KB on the wire (unbounded: closed after ~40).
+  ASSERT_NO_FATAL_FAILURE(seen.run(t.server->port(), "flood", 150));
   EXPECT_EQ(seen.failure, "");
   EXPECT_GE(seen.snapshots, 1);
   EXPECT_LE(seen.largest, sc.max_output_buffer / 4);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat_harness.h"
+#include "chat/classic_flood.h"
 #include "chat/wire_decode.h"
 #include "support/ws_client.h"
 
@@ -116,54 +117,9 @@ TEST(ChatClassicFlood, ReadingClassicMemberIsNeverClosedByAnothersControlCharact
   ServerConfig sc;  // 1 MiB output cap
   sc.socket_send_buffer = 64 * 1024;
   ASSERT_TRUE(h.start(chat::ChatConfig{}, sc)) << h.error();
-  WsClient reader, flooder;
-  ASSERT_TRUE(reader.connect(h.port(), "/rooms/flood", "json"));
-  ASSERT_EQ(reader.read_text(), R"({"msg":[]})");
-  ASSERT_TRUE(flooder.connect(h.port(), "/rooms/flood", "chatws.v1"));
-  ASSERT_NE(flooder.read_text().find("\"hello\""), std::string::npos);
-
-  constexpr int kFlood = 150;  // 150 x 24.6 KB on the wire (unbounded: closed after ~40)
-  struct Seen {
-    int snapshots = 0;
-    size_t largest = 0;
-    std::string failure;  // "" while all is well
-  } seen;
-  std::thread read_all([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // sanitizers are slow
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto m = reader.read_message(10000);
-      if (!m) return void(seen.failure = "read failed: " + reader.error());
-      if (m->op == protocol::Opcode::Close) {
-        return void(seen.failure = "closed " + std::to_string(m->close_code()) + " " + m->close_reason());
-      }
-      std::vector<Entry> e;
-      if (!decode_snapshot(m->payload, &e) || e.empty()) return void(seen.failure = "bad snapshot");
-      ++seen.snapshots;
-      seen.largest = std::max(seen.largest, m->payload.size());
-      if (e[0].text == "end") return;
-    }
-    seen.failure = "no snapshot with the last message in time";
-  });
-
-  std::string flood = "{\"user\":\"f\",\"text\":\"";
-  for (int i = 0; i < 4096; ++i) flood += "\\u0001";
-  flood += "\"}";
-  // As fast as the server takes them: the next message as soon as the
-  // flooder has its echo (it is not the slow one), so each one is its own
-  // batch and snapshot.
-  struct JoinAtExit {  // an assertion below must not leave the reader running
-    std::thread& t;
-    ~JoinAtExit() {
-      if (t.joinable()) t.join();
-    }
-  } join_reader{read_all};
-  for (int i = 0; i < kFlood; ++i) {
-    ASSERT_TRUE(flooder.send_text(flood)) << i;
-    const std::string echo = flooder.read_text();
-    ASSERT_NE(echo.find("\"type\":\"msg\""), std::string::npos) << i << ": " << echo.substr(0, 100);
-  }
-  ASSERT_TRUE(flooder.send_text(R"({"user":"f","text":"end"})"));
-  read_all.join();
+  ClassicFlood seen;
+  // 150 x 24.6 KB on the wire (unbounded: closed after ~40).
+  ASSERT_NO_FATAL_FAILURE(seen.run(h.port(), "flood", 150));
   EXPECT_EQ(seen.failure, "");
   EXPECT_GE(seen.snapshots, 1);
   EXPECT_LE(seen.largest, sc.max_output_buffer / 4);
